@@ -1,0 +1,3 @@
+//! Wire types of the formats clients speak.
+
+pub mod openai;

@@ -1,0 +1,250 @@
+//! OpenAI wire types: requests parsed into typed structs that keep every unknown field
+//! verbatim (vLLM extras like `top_k` or `chat_template_kwargs` pass through), the error
+//! shape, and the probes that read usage out of responses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Fields a request may carry beyond the typed ones, kept as received.
+pub type Extra = Map<String, Value>;
+
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One chat message; content is a string, an array of parts, or null (tool calls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `stream_options` of a streaming request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /v1/completions` (legacy text completions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompletionRequest {
+    pub model: String,
+    /// A string, a list of strings, or token arrays.
+    pub prompt: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /v1/embeddings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingRequest {
+    pub model: String,
+    /// A string, a list of strings, or token arrays.
+    pub input: Value,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What the gateway needs from any request it forwards.
+pub trait ForwardedRequest: Serialize {
+    fn model(&self) -> &str;
+    fn set_model(&mut self, model: String);
+    /// Whether the client asked for a stream.
+    fn is_stream(&self) -> bool;
+    /// Makes the upstream report usage at the end of a stream; returns true when the
+    /// client did not ask for it (so the extra usage chunk must be stripped).
+    fn request_stream_usage(&mut self) -> bool;
+}
+
+fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
+    let options = options.get_or_insert_with(StreamOptions::default);
+    if options.include_usage == Some(true) {
+        return false;
+    }
+    options.include_usage = Some(true);
+    true
+}
+
+macro_rules! streaming_request {
+    ($t:ty) => {
+        impl ForwardedRequest for $t {
+            fn model(&self) -> &str {
+                &self.model
+            }
+            fn set_model(&mut self, model: String) {
+                self.model = model;
+            }
+            fn is_stream(&self) -> bool {
+                self.stream == Some(true)
+            }
+            fn request_stream_usage(&mut self) -> bool {
+                force_include_usage(&mut self.stream_options)
+            }
+        }
+    };
+}
+streaming_request!(ChatCompletionRequest);
+streaming_request!(CompletionRequest);
+
+impl ForwardedRequest for EmbeddingRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn set_model(&mut self, model: String) {
+        self.model = model;
+    }
+    fn is_stream(&self) -> bool {
+        false
+    }
+    fn request_stream_usage(&mut self) -> bool {
+        false
+    }
+}
+
+/// Token counts an upstream reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// Reads just `usage` out of a response body or stream chunk, validating the JSON.
+#[derive(Debug, Deserialize)]
+pub struct UsageProbe {
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+/// The inner error object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: Option<&'a str>,
+}
+
+/// Serialises an OpenAI-shaped error body.
+pub fn error_json(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            message,
+            kind,
+            param,
+            code,
+        },
+    };
+    serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
+}
+
+/// The message and kind inside an upstream error body, whatever its dialect: OpenAI and
+/// current vLLM (`{"error":{...,"code":400}}`), older vLLM (`{"object":"error",...}`),
+/// FastAPI (`{"detail": ...}`) or a bare string (`{"error":"Unauthorized"}`).
+pub fn upstream_error_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    match value.get("error") {
+        Some(Value::Object(e)) => e.get("message").and_then(text),
+        Some(other) => text(other),
+        None => value
+            .get("message")
+            .and_then(text)
+            .or_else(|| value.get("detail").and_then(text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi","name":"bob"}],
+            "top_k":5,"chat_template_kwargs":{"enable_thinking":false},"structured_outputs":{"regex":"a+"}}"#;
+        let req: ChatCompletionRequest = serde_json::from_str(body).unwrap();
+        let out: Value = serde_json::to_value(&req).unwrap();
+        assert_eq!(out["top_k"], 5);
+        assert_eq!(out["chat_template_kwargs"]["enable_thinking"], false);
+        assert_eq!(out["structured_outputs"]["regex"], "a+");
+        assert_eq!(out["messages"][0]["name"], "bob");
+        assert!(out.get("stream").is_none());
+    }
+
+    #[test]
+    fn include_usage_is_forced_only_when_missing() {
+        let mut req: ChatCompletionRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[],"stream":true}"#).unwrap();
+        assert!(req.request_stream_usage());
+        assert_eq!(
+            serde_json::to_value(&req).unwrap()["stream_options"]["include_usage"],
+            true
+        );
+        let mut req: ChatCompletionRequest = serde_json::from_str(
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert!(!req.request_stream_usage());
+    }
+
+    #[test]
+    fn wrong_types_are_rejected() {
+        assert!(
+            serde_json::from_str::<ChatCompletionRequest>(r#"{"model":1,"messages":[]}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<ChatCompletionRequest>(r#"{"model":"m","messages":"x"}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<EmbeddingRequest>(r#"{"model":"m"}"#).is_err());
+    }
+
+    #[test]
+    fn reads_upstream_error_dialects() {
+        let vllm = br#"{"error":{"message":"bad max_tokens","type":"BadRequestError","param":null,"code":400}}"#;
+        assert_eq!(upstream_error_message(vllm).unwrap(), "bad max_tokens");
+        let old =
+            br#"{"object":"error","message":"old style","type":"BadRequestError","code":400}"#;
+        assert_eq!(upstream_error_message(old).unwrap(), "old style");
+        assert_eq!(
+            upstream_error_message(br#"{"error":"Unauthorized"}"#).unwrap(),
+            "Unauthorized"
+        );
+        assert!(upstream_error_message(b"<html>").is_none());
+    }
+}

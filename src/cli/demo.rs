@@ -1,0 +1,160 @@
+//! `airlock demo`: a mock vLLM server and the gateway in one process, a demo tenant and
+//! key, and ready-to-paste lines for a newcomer.
+
+use crate::mock_upstream::MockArgs;
+use crate::store::instance_key::InstanceKey;
+use crate::tenancy::{KeyStore, NewKey, STATE_MIGRATIONS};
+use anyhow::Context as _;
+use clap::Parser as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address of the gateway.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Address of the mock model server (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    mock_listen: SocketAddr,
+    /// Keep state and airlock.yaml here instead of a temporary directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// The logical model the demo serves.
+const DEMO_MODEL: &str = "demo-llama";
+
+/// Parses mock-upstream defaults as its own command line would.
+fn mock_defaults(listen: SocketAddr) -> MockArgs {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: MockArgs,
+    }
+    let mut args = Wrapper::parse_from(["mock-upstream"]).args;
+    args.listen = listen;
+    args.models = vec!["mock-llama".into()];
+    args.tokens_per_sec = 40.0;
+    args.ttft_ms = 150;
+    args
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    crate::telemetry::logging::init("warn", crate::config::LogFormat::Text);
+    let (dir, temporary) = match &args.data_dir {
+        Some(d) => (d.clone(), false),
+        None => {
+            let d = std::env::temp_dir().join(format!("airlock-demo-{}", std::process::id()));
+            (d, true)
+        }
+    };
+    let rt = super::runtime()?;
+    let outcome = rt.block_on(async {
+        let mock_listener = tokio::net::TcpListener::bind(args.mock_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for the mock model server",
+                    args.mock_listen
+                )
+            })?;
+        let mock_addr = mock_listener.local_addr()?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (busy? try `airlock demo --listen 127.0.0.1:0`)",
+                    args.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+
+        let text =
+            super::init::render_config(&format!("http://{mock_addr}/v1"), DEMO_MODEL, "mock-llama")
+                .replace("listen: 127.0.0.1:8080", &format!("listen: {addr}"))
+                .replace("level: info", "level: warn");
+        let text = format!(
+            "# Written by `airlock demo`; rewritten on every demo start (state is kept).\n{text}"
+        );
+        let loaded = super::init::create_instance(&dir.join("airlock.yaml"), &text)?;
+        let instance_key = InstanceKey::read(&loaded.key_file_path())?;
+        let conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
+        let key = KeyStore::new(&conn, &instance_key.key_hash_secret).create(
+            &NewKey {
+                tenant: "demo".into(),
+                name: "demo".into(),
+                models: None,
+                expires_at: None,
+            },
+            &super::cli_actor(),
+        )?;
+        drop(conn);
+
+        let gateway = crate::server::Gateway::open(&loaded)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut mock_stop = stop_rx.clone();
+        let mock = tokio::spawn(crate::mock_upstream::serve(
+            mock_listener,
+            mock_defaults(mock_addr),
+            async move {
+                let _ = mock_stop.wait_for(|stop| *stop).await;
+            },
+        ));
+        print_welcome(addr, mock_addr, &dir, temporary, &key.secret, &loaded.path);
+        let writer = gateway
+            .serve(listener, crate::server::shutdown_signal())
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = mock.await;
+        anyhow::Ok(writer)
+    });
+    let result = outcome.map(|writer| super::finish(rt, writer));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn print_welcome(
+    addr: SocketAddr,
+    mock: SocketAddr,
+    dir: &std::path::Path,
+    temporary: bool,
+    key: &str,
+    config: &std::path::Path,
+) {
+    let base = format!("http://{addr}/v1");
+    let kept = if temporary { " (deleted on exit)" } else { "" };
+    println!(
+        r#"Airlock demo is running.
+
+  gateway        {base}
+  mock upstream  http://{mock}/v1   (a vLLM simulator)
+  data dir       {dir}{kept}
+  config         {config}
+
+Paste into a shell:
+
+  export OPENAI_BASE_URL={base}
+  export OPENAI_API_KEY={key}
+
+  curl -s $OPENAI_BASE_URL/chat/completions \
+    -H "Authorization: Bearer $OPENAI_API_KEY" -H "Content-Type: application/json" \
+    -d '{{"model": "{DEMO_MODEL}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+Or from Python (pip install openai):
+
+  from openai import OpenAI
+  client = OpenAI()  # reads OPENAI_BASE_URL and OPENAI_API_KEY
+  stream = client.chat.completions.create(
+      model="{DEMO_MODEL}", stream=True,
+      messages=[{{"role": "user", "content": "Hello!"}}])
+  for chunk in stream:
+      print(chunk.choices[0].delta.content or "", end="", flush=True)
+
+Press Ctrl-C to stop."#,
+        dir = dir.display(),
+        config = config.display(),
+    );
+}

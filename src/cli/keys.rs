@@ -1,0 +1,143 @@
+//! `airlock keys`: create, list and revoke virtual keys of an instance.
+
+use crate::config::LoadedConfig;
+use crate::store::instance_key::InstanceKey;
+use crate::tenancy::{KeyInfo, KeyStore, NewKey, STATE_MIGRATIONS};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    /// Path to airlock.yaml.
+    #[arg(long, short, env = "AIRLOCK_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Create a key; the secret is printed once and never stored.
+    Create {
+        /// Tenant the key belongs to (created if new).
+        #[arg(long)]
+        tenant: String,
+        /// A label for people.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Logical models the key may use (comma-separated); all when omitted.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Lifetime, e.g. `90d`, `12h`, `30m`; no expiry when omitted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; effective for the very next request.
+    Revoke {
+        /// The key id (`key_…`) shown by `keys create` and `keys list`.
+        key_id: String,
+    },
+}
+
+pub fn run(args: KeysArgs) -> anyhow::Result<()> {
+    let config = args
+        .config
+        .ok_or_else(|| anyhow::anyhow!("pass --config FILE (or set AIRLOCK_CONFIG)"))?;
+    let loaded = LoadedConfig::load(&config)?;
+    let instance_key = InstanceKey::read(&loaded.key_file_path())?;
+    let conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
+    let store = KeyStore::new(&conn, &instance_key.key_hash_secret);
+    let actor = super::cli_actor();
+    match args.command {
+        KeysCommand::Create {
+            tenant,
+            name,
+            models,
+            expires_in,
+            json,
+        } => {
+            if let Some(models) = &models {
+                for m in models {
+                    if !loaded.config.models.contains_key(m) {
+                        eprintln!("warning: model `{m}` is not in {}", config.display());
+                    }
+                }
+            }
+            let expires_at = expires_in.map(|d| crate::store::now_unix() + d.as_secs() as i64);
+            let created = store.create(
+                &NewKey {
+                    tenant,
+                    name,
+                    models,
+                    expires_at,
+                },
+                &actor,
+            )?;
+            if json {
+                let mut value = serde_json::to_value(&created.info)?;
+                value["key"] = created.secret.clone().into();
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!("id:     {}", created.info.id);
+                println!("tenant: {}", created.info.tenant);
+                println!("key:    {}", created.secret);
+                println!("Store the key now: it is not shown again.");
+            }
+        }
+        KeysCommand::List { tenant, json } => {
+            let keys = store.list(tenant.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                print_table(&keys);
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            store.revoke(&key_id, &actor)?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+fn time(unix: Option<i64>) -> String {
+    match unix {
+        None => "-".into(),
+        Some(t) => humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64),
+        )
+        .to_string(),
+    }
+}
+
+fn print_table(keys: &[KeyInfo]) {
+    println!(
+        "{:<21} {:<16} {:<16} {:<12} {:<20} {:<20} {:<20} MODELS",
+        "ID", "TENANT", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED"
+    );
+    for k in keys {
+        println!(
+            "{:<21} {:<16} {:<16} {:<12} {:<20} {:<20} {:<20} {}",
+            k.id,
+            k.tenant,
+            if k.name.is_empty() { "-" } else { &k.name },
+            k.prefix,
+            time(Some(k.created_at)),
+            time(k.expires_at),
+            time(k.revoked_at),
+            k.models.as_ref().map_or("*".to_string(), |m| m.join(",")),
+        );
+    }
+}

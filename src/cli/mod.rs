@@ -1,0 +1,128 @@
+//! The `airlock` command line: argument parsing and dispatch to the subcommands.
+
+mod demo;
+mod init;
+mod keys;
+
+use crate::config::LoadedConfig;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Airlock: a governance gateway for LLM and MCP traffic on isolated servers.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Serve {
+        /// Path to airlock.yaml.
+        #[arg(long, short, env = "AIRLOCK_CONFIG")]
+        config: PathBuf,
+    },
+    /// Create a new instance: a commented airlock.yaml and the instance key material.
+    Init(init::InitArgs),
+    /// Run a simulator of vLLM's OpenAI-compatible server (for tests, demos, benchmarks).
+    MockUpstream(crate::mock_upstream::MockArgs),
+    /// Start a mock model server and the gateway, create a demo key, and print how to use them.
+    Demo(demo::DemoArgs),
+    /// Create, list and revoke virtual keys.
+    Keys(keys::KeysArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Parses arguments and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Init(args) => init::run(&args),
+        Command::MockUpstream(args) => mock_upstream(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Version => {
+            println!("airlock {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = LoadedConfig::load(config)?;
+    let logging = &loaded.config.logging;
+    crate::telemetry::logging::init(&logging.level, logging.format);
+    let rt = runtime()?;
+    let writer = rt.block_on(async {
+        let gateway = crate::server::Gateway::open(&loaded)?;
+        let listen = loaded.config.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        let scheme = if loaded.config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(address = %listener.local_addr()?, "airlock listening");
+        println!("airlock listening on {scheme}://{}", listener.local_addr()?);
+        anyhow::Ok(
+            gateway
+                .serve(listener, crate::server::shutdown_signal())
+                .await,
+        )
+    })?;
+    finish(rt, writer);
+    Ok(())
+}
+
+/// Stops the runtime (ending any request cut after the grace period, which logs it) and
+/// then waits until every request-log row is on disk.
+fn finish(rt: tokio::runtime::Runtime, writer: crate::store::request_log::RequestLogWriter) {
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    writer.finish();
+    tracing::info!("stopped");
+}
+
+fn mock_upstream(args: crate::mock_upstream::MockArgs) -> anyhow::Result<()> {
+    crate::telemetry::logging::init("warn", crate::config::LogFormat::Text);
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        println!(
+            "mock-upstream listening on http://{}",
+            listener.local_addr()?
+        );
+        crate::mock_upstream::serve(listener, args, crate::server::shutdown_signal()).await
+    })
+}
+
+/// Who performs an admin action from the command line.
+fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}

@@ -1,0 +1,103 @@
+//! The `airlock.yaml` configuration file: schema, defaults, and validation with errors
+//! that name the file, the line and the field.
+
+mod schema;
+mod validate;
+
+pub use schema::*;
+
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, already rendered as `FILE:LINE:COL: field: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A loaded, validated configuration plus where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file the configuration was read from.
+    pub path: PathBuf,
+    /// Directory holding the databases and key material (absolute).
+    pub data_dir: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read configuration: {e}",
+                path.display()
+            ))
+        })?;
+        Self::from_text(path, &text)
+    }
+
+    /// Parses and validates configuration text that claims to come from `path`.
+    pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let first_line = e.to_string();
+            let message = first_line.lines().next().unwrap_or("invalid YAML").trim();
+            ConfigError(format!("{}:{line}:{col}: {message}", path.display()))
+        })?;
+        validate::validate(&config).map_err(|e| {
+            ConfigError(format!(
+                "{}:{}:{}: {}: {}",
+                path.display(),
+                e.line,
+                e.column,
+                e.field,
+                e.message
+            ))
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let data_dir = match &config.data_dir {
+            Some(dir) if dir.value.is_absolute() => dir.value.clone(),
+            Some(dir) => base.join(&dir.value),
+            None => base.clone(),
+        };
+        Ok(Self {
+            config,
+            path: path.to_path_buf(),
+            data_dir,
+        })
+    }
+
+    /// Resolves a path from the configuration relative to the configuration file.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        base.join(path)
+    }
+
+    /// The SQLite database holding configuration state (tenants, keys, admin events).
+    pub fn state_db_path(&self) -> PathBuf {
+        self.data_dir.join("airlock.db")
+    }
+
+    /// The SQLite database holding the request log.
+    pub fn request_log_db_path(&self) -> PathBuf {
+        self.data_dir.join("requests.db")
+    }
+
+    /// The instance key material file.
+    pub fn key_file_path(&self) -> PathBuf {
+        self.data_dir.join("instance.key")
+    }
+}
+
+#[cfg(test)]
+mod tests;

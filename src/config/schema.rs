@@ -1,0 +1,158 @@
+//! The configuration schema: every field of `airlock.yaml`, with its default.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole `airlock.yaml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener, TLS, limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where databases and key material live; relative paths are relative to the config file.
+    #[serde(default)]
+    pub data_dir: Option<Spanned<PathBuf>>,
+    /// Log level and format.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// Model servers Airlock forwards to, by name.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<UpstreamConfig>>,
+    /// Logical model names clients use, each mapped to an upstream and its model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, Spanned<ModelRoute>>,
+}
+
+/// The client-facing listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with these PEM files; plain HTTP when absent.
+    pub tls: Option<Spanned<TlsConfig>>,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Seconds a client may take to send the request body; slower bodies get 408.
+    pub client_body_timeout_secs: u64,
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
+    pub shutdown_grace_secs: u64,
+    /// Serve Prometheus metrics at `GET /metrics`.
+    pub metrics: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            client_body_timeout_secs: 60,
+            shutdown_grace_secs: 30,
+            metrics: true,
+        }
+    }
+}
+
+/// TLS certificate chain and private key, both PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// A tracing filter: `info`, `debug`, `airlock=debug,hyper=info`, …
+    pub level: String,
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The wire format an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI: the OpenAI HTTP API.
+    OpenaiCompatible,
+}
+
+/// One model server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Wire format.
+    #[serde(default = "default_kind")]
+    pub kind: UpstreamKind,
+    /// Base URL including the version prefix, e.g. `http://10.0.0.5:8000/v1`.
+    pub base_url: String,
+    /// Environment variable holding the upstream's API key (e.g. vLLM's `--api-key`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding the upstream's API key (first line); relative to the config file.
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// TCP (and TLS) connect timeout, in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the response head, and between two body chunks, in milliseconds.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Idle keep-alive connections kept per upstream host.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+    /// Seconds an idle pooled connection is kept.
+    #[serde(default = "default_pool_idle_timeout_secs")]
+    pub pool_idle_timeout_secs: u64,
+}
+
+fn default_kind() -> UpstreamKind {
+    UpstreamKind::OpenaiCompatible
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_read_timeout_ms() -> u64 {
+    300_000
+}
+fn default_pool_max_idle() -> usize {
+    256
+}
+fn default_pool_idle_timeout_secs() -> u64 {
+    90
+}
+
+/// Where one logical model name goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRoute {
+    /// Name of an entry under `upstreams:`.
+    pub upstream: String,
+    /// Model name the upstream knows; defaults to the logical name.
+    #[serde(default)]
+    pub model: Option<String>,
+}

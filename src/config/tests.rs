@@ -1,0 +1,74 @@
+//! Tests for configuration parsing and validation.
+
+use super::*;
+
+fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
+    LoadedConfig::from_text(Path::new("/etc/airlock/airlock.yaml"), text)
+}
+
+const GOOD: &str = "\
+server:
+  listen: 127.0.0.1:9000
+upstreams:
+  vllm:
+    base_url: http://10.0.0.5:8000/v1
+    api_key_env: VLLM_KEY
+models:
+  llama:
+    upstream: vllm
+    model: meta-llama/Llama-3.1-8B-Instruct
+";
+
+#[test]
+fn parses_a_good_file_with_defaults() {
+    let loaded = load(GOOD).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.server.listen.port(), 9000);
+    assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(c.models["llama"].value.upstream, "vllm");
+    assert_eq!(c.upstreams["vllm"].value.read_timeout_ms, 300_000);
+    assert_eq!(loaded.data_dir, PathBuf::from("/etc/airlock"));
+}
+
+#[test]
+fn unknown_field_names_file_line_and_field() {
+    let text = GOOD.replace("    api_key_env: VLLM_KEY", "    api_kee_env: VLLM_KEY");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/airlock/airlock.yaml:6:"), "{err}");
+    assert!(err.contains("api_kee_env"), "{err}");
+}
+
+#[test]
+fn wrong_type_is_reported_with_line() {
+    let text = GOOD.replace("listen: 127.0.0.1:9000", "listen: [1, 2]");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/airlock/airlock.yaml:2:"), "{err}");
+}
+
+#[test]
+fn unknown_upstream_reference_names_the_field() {
+    let text = GOOD.replace("upstream: vllm", "upstream: vlm");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("airlock.yaml:9:"), "{err}");
+    assert!(err.contains("models.llama.upstream"), "{err}");
+    assert!(err.contains("unknown upstream `vlm`"), "{err}");
+}
+
+#[test]
+fn bad_base_url_is_rejected() {
+    let text = GOOD.replace("http://10.0.0.5:8000/v1", "10.0.0.5:8000");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("upstreams.vllm.base_url"), "{err}");
+}
+
+#[test]
+fn relative_data_dir_is_relative_to_the_file() {
+    let loaded = load("data_dir: state\n").unwrap();
+    assert_eq!(loaded.data_dir, PathBuf::from("/etc/airlock/state"));
+}
+
+#[test]
+fn empty_file_is_a_valid_config() {
+    let loaded = load("{}\n").unwrap();
+    assert!(loaded.config.models.is_empty());
+}

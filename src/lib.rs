@@ -1,0 +1,17 @@
+//! Airlock: a self-hosted governance gateway for LLM and MCP traffic.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod mock_upstream;
+pub mod providers;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tenancy;

@@ -1,0 +1,5 @@
+//! The `airlock` command.
+
+fn main() -> std::process::ExitCode {
+    airlock::cli::main()
+}

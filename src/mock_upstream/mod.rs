@@ -1,0 +1,154 @@
+//! A simulator of vLLM's OpenAI-compatible server for tests, demos and benchmarks.
+//!
+//! It speaks vLLM's wire format (field names, field order, `null`s, error shapes, SSE
+//! framing) closely enough to stand in for a GPU server behind the gateway: chat
+//! completions (with tool calls), legacy completions, embeddings, model listing, health,
+//! bearer-token auth like `vllm serve --api-key`, and injected faults for resilience tests.
+//!
+//! Module map:
+//! - `router`: HTTP dispatch, auth, faults, the `/mock/last-request` recorder.
+//! - `request`: validation shared by the generation endpoints.
+//! - `body`: the response body (whole buffer or SSE stream).
+//! - `chat`, `completions`, `embeddings`, `models`: one endpoint family each.
+//! - `sse`: the lazily rendered, timed SSE body with mid-stream faults.
+//! - `wire`: vLLM's JSON shapes and error bodies.
+//! - `generate`: deterministic words, token counts, ids and cheap randomness.
+//! - `tools`: tool-call arguments generated from a JSON schema.
+//! - `faults`: the injected fault catalogue.
+
+mod body;
+mod chat;
+mod completions;
+mod embeddings;
+mod faults;
+mod generate;
+mod models;
+mod request;
+mod router;
+mod sse;
+mod tools;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// How long in-flight requests may run after shutdown before they are cut off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Command-line options of `airlock mock-upstream`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MockArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Fixed latency added before a non-streaming response (ms)
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Time to first token for streaming responses (ms)
+    #[arg(long, default_value_t = 0)]
+    pub ttft_ms: u64,
+    /// Streaming speed in tokens per second (0 = as fast as possible)
+    #[arg(long, default_value_t = 0.0)]
+    pub tokens_per_sec: f64,
+    /// Number of completion tokens to generate when the request gives no max_tokens
+    #[arg(long, default_value_t = 16)]
+    pub default_tokens: u32,
+    /// Model names served (comma-separated); the first is the default
+    #[arg(long, value_delimiter = ',', default_value = "mock-llama")]
+    pub models: Vec<String>,
+    /// Require this bearer token (like `vllm serve --api-key`)
+    #[arg(long, env = "MOCK_UPSTREAM_API_KEY")]
+    pub api_key: Option<String>,
+    /// Fraction of requests (0..1) answered with a random injected fault
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Embedding vector dimension
+    #[arg(long, default_value_t = 64)]
+    pub embedding_dim: usize,
+}
+
+impl Default for MockArgs {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            latency_ms: 0,
+            ttft_ms: 0,
+            tokens_per_sec: 0.0,
+            default_tokens: 16,
+            models: vec!["mock-llama".to_owned()],
+            api_key: None,
+            fault_rate: 0.0,
+            embedding_dim: 64,
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves. Prints nothing; the caller prints the address.
+///
+/// After `shutdown` resolves the listener is closed, in-flight requests get a short
+/// grace period, and whatever is still running (stalled streams) is then cut off.
+pub async fn serve(
+    listener: TcpListener,
+    args: MockArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = Arc::new(router::State::new(args)?);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // Usually EMFILE/ECONNABORTED: back off briefly instead of spinning.
+                        tracing::debug!(%error, "mock-upstream accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                // Small SSE chunks and small JSON answers must not wait for Nagle.
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "mock-upstream could not set TCP_NODELAY");
+                }
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let state = Arc::clone(&state);
+                connections.spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move { router::handle(&state, request).await }
+                    });
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%error, "mock-upstream connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("mock-upstream shutdown grace elapsed; cutting remaining connections");
+    }
+    connections.shutdown().await;
+    Ok(())
+}

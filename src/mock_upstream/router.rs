@@ -1,0 +1,474 @@
+//! HTTP dispatch: routes, `--api-key` auth, faults, and the `/mock/last-request` recorder.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::MockArgs;
+use super::body::MockBody;
+use super::faults::{self, Fault};
+use super::request::{ApiError, Prepared, Work};
+use super::sse::SseBody;
+use super::wire;
+use super::{chat, completions, embeddings, models};
+
+/// Largest request body accepted (vLLM itself sets no limit; this only bounds memory).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shared state of one simulator instance.
+#[derive(Debug)]
+pub struct State {
+    args: MockArgs,
+    last_request: Mutex<Option<Recorded>>,
+}
+
+/// The last generation request received, for `GET /mock/last-request`.
+#[derive(Debug)]
+struct Recorded {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl State {
+    /// Checks the options a running server relies on.
+    pub fn new(args: MockArgs) -> anyhow::Result<Self> {
+        if args.models.is_empty() || args.models.iter().any(String::is_empty) {
+            anyhow::bail!("--models needs at least one non-empty model name");
+        }
+        if !(0.0..=1.0).contains(&args.fault_rate) {
+            anyhow::bail!(
+                "--fault-rate must be between 0 and 1, got {}",
+                args.fault_rate
+            );
+        }
+        if !args.tokens_per_sec.is_finite() || args.tokens_per_sec < 0.0 {
+            anyhow::bail!(
+                "--tokens-per-sec must be a finite number >= 0, got {}",
+                args.tokens_per_sec
+            );
+        }
+        if args.embedding_dim == 0 || args.embedding_dim > 65_536 {
+            anyhow::bail!(
+                "--embedding-dim must be between 1 and 65536, got {}",
+                args.embedding_dim
+            );
+        }
+        if let Some(key) = &args.api_key
+            && (key.is_empty() || HeaderValue::from_str(&format!("Bearer {key}")).is_err())
+        {
+            anyhow::bail!("--api-key must be a non-empty printable token");
+        }
+        Ok(Self {
+            args,
+            last_request: Mutex::new(None),
+        })
+    }
+
+    fn record(&self, recorded: Recorded) {
+        let previous = match self.last_request.lock() {
+            Ok(mut slot) => slot.replace(recorded),
+            Err(poisoned) => poisoned.into_inner().replace(recorded),
+        };
+        // Free the previous request outside the lock.
+        drop(previous);
+    }
+
+    fn last_request_json(&self) -> Option<Bytes> {
+        let slot = match self.last_request.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let recorded = slot.as_ref()?;
+        let mut headers = Map::new();
+        for name in recorded.headers.keys() {
+            let values: Vec<String> = recorded
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect();
+            headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
+        }
+        let body = serde_json::from_slice(&recorded.body).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&recorded.body).into_owned())
+        });
+        let mut out = Map::new();
+        out.insert("method".into(), Value::String(recorded.method.to_string()));
+        out.insert("path".into(), Value::String(recorded.path.clone()));
+        out.insert("headers".into(), Value::Object(headers));
+        out.insert("body".into(), body);
+        Some(wire::to_json(&Value::Object(out)))
+    }
+}
+
+/// Returned by the service to make hyper drop the connection without a response.
+#[derive(Debug)]
+pub struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("mock_fault: connection dropped")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Version,
+    Models,
+    Chat,
+    Completions,
+    Embeddings,
+    LastRequest,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/health" => Self::Health,
+            "/version" => Self::Version,
+            "/v1/models" => Self::Models,
+            "/v1/chat/completions" => Self::Chat,
+            "/v1/completions" => Self::Completions,
+            "/v1/embeddings" => Self::Embeddings,
+            "/mock/last-request" => Self::LastRequest,
+            _ => return None,
+        })
+    }
+
+    fn is_generation(self) -> bool {
+        matches!(self, Self::Chat | Self::Completions | Self::Embeddings)
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        if self.is_generation() {
+            method == Method::POST
+        } else {
+            method == Method::GET || method == Method::HEAD
+        }
+    }
+
+    fn allow_header(self) -> &'static str {
+        if self.is_generation() { "POST" } else { "GET" }
+    }
+}
+
+/// Answers one request.
+pub async fn handle(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<Response<MockBody>, DropConnection> {
+    let (parts, body) = request.into_parts();
+    // vLLM's AuthenticationMiddleware runs before routing and guards `/v1/…`.
+    let authorized = !parts.uri.path().starts_with("/v1")
+        || parts.method == Method::OPTIONS
+        || is_authorized(state.args.api_key.as_deref(), &parts.headers);
+
+    let Some(route) = Route::of(parts.uri.path()) else {
+        if !authorized {
+            return Ok(unauthorized());
+        }
+        return Ok(detail(StatusCode::NOT_FOUND));
+    };
+    if !route.allows(&parts.method) {
+        if !authorized {
+            return Ok(unauthorized());
+        }
+        let mut response = detail(StatusCode::METHOD_NOT_ALLOWED);
+        response.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static(route.allow_header()),
+        );
+        return Ok(response);
+    }
+
+    if route.is_generation() {
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                if error.is::<http_body_util::LengthLimitError>() {
+                    return Ok(error_response(&ApiError {
+                        status: StatusCode::PAYLOAD_TOO_LARGE,
+                        kind: "BadRequestError",
+                        message: format!("Request body exceeds {MAX_BODY_BYTES} bytes."),
+                        param: None,
+                    }));
+                }
+                // The client went away mid-body.
+                return Err(DropConnection);
+            }
+        };
+        // Recorded before auth, so tests also see requests that were refused.
+        state.record(Recorded {
+            method: parts.method,
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            headers: parts.headers,
+            body: body.clone(),
+        });
+        if !authorized {
+            return Ok(unauthorized());
+        }
+        return generate(state, route, &body).await;
+    }
+
+    if !authorized {
+        return Ok(unauthorized());
+    }
+    Ok(match route {
+        Route::Health => with_server(Response::new(MockBody::empty())),
+        Route::Version => json(StatusCode::OK, models::version()),
+        Route::Models => json(StatusCode::OK, models::list(&state.args)),
+        Route::LastRequest => match state.last_request_json() {
+            Some(recorded) => json(StatusCode::OK, recorded),
+            None => error_response(&ApiError {
+                status: StatusCode::NOT_FOUND,
+                kind: "NotFoundError",
+                message: "No generation request has been received yet.".into(),
+                param: None,
+            }),
+        },
+        Route::Chat | Route::Completions | Route::Embeddings => {
+            detail(StatusCode::METHOD_NOT_ALLOWED)
+        }
+    })
+}
+
+/// Validates, applies any fault, and answers a generation request.
+async fn generate(
+    state: &State,
+    route: Route,
+    body: &[u8],
+) -> Result<Response<MockBody>, DropConnection> {
+    let args = &state.args;
+    let prepared = match route {
+        Route::Chat => chat::prepare(args, body),
+        Route::Completions => completions::prepare(args, body),
+        _ => embeddings::prepare(args, body),
+    };
+    let Prepared { fault, work } = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return Ok(error_response(&error)),
+    };
+    let fault = match faults::choose(fault.as_deref(), args.fault_rate) {
+        Ok(fault) => fault,
+        Err(unknown) => return Ok(error_response(&ApiError::bad_request(unknown.to_string()))),
+    };
+
+    match fault {
+        Some(Fault::Slow(millis)) => tokio::time::sleep(Duration::from_millis(millis)).await,
+        Some(Fault::InternalError) => return Ok(error_response(&internal_error())),
+        Some(Fault::Unavailable) => {
+            return Ok(error_response(&ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "ServiceUnavailableError",
+                message: "The server is temporarily unable to handle the request.".into(),
+                param: None,
+            }));
+        }
+        Some(Fault::RateLimited) => {
+            let mut response = error_response(&ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                kind: "RateLimitError",
+                message: "Too many requests; retry after 1 second.".into(),
+                param: None,
+            });
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(response);
+        }
+        _ => {}
+    }
+
+    match work {
+        Work::Stream(plan) => {
+            let mut response = Response::new(MockBody::Sse(Box::new(SseBody::new(plan, fault))));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            Ok(with_server(response))
+        }
+        Work::Json(json_body) => match fault {
+            Some(Fault::Reset) => Err(DropConnection),
+            Some(Fault::Stall) => {
+                // Never answer; the connection task ends when the client gives up.
+                match std::future::pending::<Infallible>().await {}
+            }
+            Some(Fault::Malformed) => {
+                let cut = json_body.len() / 2;
+                Ok(json(StatusCode::OK, json_body.slice(..cut)))
+            }
+            // A failure during non-streamed generation surfaces as a plain 500.
+            Some(Fault::StreamError) => Ok(error_response(&internal_error())),
+            _ => {
+                if args.latency_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(args.latency_ms)).await;
+                }
+                Ok(json(StatusCode::OK, json_body))
+            }
+        },
+    }
+}
+
+/// Constant-time check of `Authorization: Bearer <key>`, as vLLM's middleware does it
+/// (case-insensitive scheme, exact token).
+fn is_authorized(api_key: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(expected) = api_key else {
+        return true;
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let (scheme, token) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return false;
+    }
+    let expected = expected.as_bytes();
+    let mut difference = u8::from(token.len() != expected.len());
+    for (a, b) in token.iter().zip(expected) {
+        difference |= a ^ b;
+    }
+    difference == 0
+}
+
+fn internal_error() -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        kind: "InternalServerError",
+        message: "Internal server error".into(),
+        param: None,
+    }
+}
+
+fn with_server(mut response: Response<MockBody>) -> Response<MockBody> {
+    // uvicorn, which serves vLLM, names itself.
+    response
+        .headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static("uvicorn"));
+    response
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<MockBody> {
+    let mut response = Response::new(MockBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_server(response)
+}
+
+fn error_response(error: &ApiError) -> Response<MockBody> {
+    json(
+        error.status,
+        wire::error_body(
+            &error.message,
+            error.kind,
+            error.param,
+            error.status.as_u16(),
+        ),
+    )
+}
+
+/// vLLM's auth middleware answer: note the bare string, not the usual error object.
+fn unauthorized() -> Response<MockBody> {
+    json(
+        StatusCode::UNAUTHORIZED,
+        Bytes::from_static(br#"{"error":"Unauthorized"}"#),
+    )
+}
+
+/// FastAPI's answer for unknown routes (404) and methods (405).
+fn detail(status: StatusCode) -> Response<MockBody> {
+    let body: &'static [u8] = if status == StatusCode::METHOD_NOT_ALLOWED {
+        br#"{"detail":"Method Not Allowed"}"#
+    } else {
+        br#"{"detail":"Not Found"}"#
+    };
+    json(status, Bytes::from_static(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(authorization: Option<&'static str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_check_matches_vllm_middleware() {
+        assert!(is_authorized(None, &headers(None)));
+        assert!(is_authorized(Some("sk-1"), &headers(Some("Bearer sk-1"))));
+        assert!(is_authorized(Some("sk-1"), &headers(Some("bearer sk-1"))));
+        assert!(!is_authorized(Some("sk-1"), &headers(None)));
+        assert!(!is_authorized(Some("sk-1"), &headers(Some("Bearer sk-2"))));
+        assert!(!is_authorized(Some("sk-1"), &headers(Some("Bearer sk-1x"))));
+        assert!(!is_authorized(Some("sk-1"), &headers(Some("Basic sk-1"))));
+        assert!(!is_authorized(Some("sk-1"), &headers(Some("sk-1"))));
+    }
+
+    #[test]
+    fn state_rejects_unusable_options() {
+        assert!(State::new(MockArgs::default()).is_ok());
+        let bad = [
+            MockArgs {
+                models: vec![],
+                ..MockArgs::default()
+            },
+            MockArgs {
+                fault_rate: 1.5,
+                ..MockArgs::default()
+            },
+            MockArgs {
+                tokens_per_sec: f64::NAN,
+                ..MockArgs::default()
+            },
+            MockArgs {
+                embedding_dim: 0,
+                ..MockArgs::default()
+            },
+            MockArgs {
+                api_key: Some(String::new()),
+                ..MockArgs::default()
+            },
+        ];
+        for args in bad {
+            assert!(State::new(args).is_err());
+        }
+    }
+
+    #[test]
+    fn routes_know_their_methods() {
+        assert_eq!(Route::of("/v1/chat/completions"), Some(Route::Chat));
+        assert_eq!(Route::of("/v1/chat/completions/"), None);
+        assert!(Route::Chat.allows(&Method::POST));
+        assert!(!Route::Chat.allows(&Method::GET));
+        assert!(Route::Models.allows(&Method::GET));
+        assert!(!Route::Health.allows(&Method::POST));
+    }
+}

@@ -1,0 +1,173 @@
+//! The OpenAI-compatible upstream (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI): a pooled
+//! keep-alive client that injects the upstream's own credential.
+
+use crate::config::{LoadedConfig, UpstreamConfig};
+use bytes::Bytes;
+use http::{HeaderValue, Request, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an upstream call failed before a response head arrived.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("bad upstream request: {0}")]
+    Build(String),
+}
+
+/// One configured upstream server.
+pub struct Upstream {
+    pub name: Arc<str>,
+    base_url: String,
+    authorization: Option<HeaderValue>,
+    pub read_timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the upstream's API key from the configured environment variable or file.
+fn read_api_key(
+    name: &str,
+    cfg: &UpstreamConfig,
+    loaded: &LoadedConfig,
+) -> Result<Option<String>, String> {
+    if let Some(var) = &cfg.api_key_env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("upstream `{name}`: environment variable `{var}` is not set"));
+    }
+    if let Some(file) = &cfg.api_key_file {
+        let path = loaded.resolve(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "upstream `{name}`: cannot read api_key_file {}: {e}",
+                path.display()
+            )
+        })?;
+        let key = text.lines().next().unwrap_or("").trim().to_string();
+        if key.is_empty() {
+            return Err(format!(
+                "upstream `{name}`: api_key_file {} is empty",
+                path.display()
+            ));
+        }
+        return Ok(Some(key));
+    }
+    Ok(None)
+}
+
+impl Upstream {
+    /// Builds the client for one upstream.
+    pub fn new(name: &str, cfg: &UpstreamConfig, loaded: &LoadedConfig) -> Result<Self, String> {
+        let authorization = match read_api_key(name, cfg, loaded)? {
+            Some(key) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    format!("upstream `{name}`: the API key has invalid characters")
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let tls = match builder.with_provider_and_native_roots(provider.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(upstream = name, error = %e, "no system CA certificates; https upstreams will fail verification");
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = tls
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .build(connector);
+        Ok(Self {
+            name: name.into(),
+            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            authorization,
+            read_timeout: Duration::from_millis(cfg.read_timeout_ms),
+            client,
+        })
+    }
+
+    /// POSTs a JSON body to `path` (relative to the base URL) and waits for the head.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: &str,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        let mut builder = Request::post(format!("{}{path}", self.base_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("airlock/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(
+                header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
+            .header("x-request-id", request_id);
+        if let Some(auth) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, auth.clone());
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UpstreamError::Build(e.to_string()))?;
+        match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
+            Err(_) => Err(UpstreamError::Timeout(self.read_timeout)),
+            Ok(Err(e)) => Err(UpstreamError::Connect(error_chain(&e))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+/// A one-line description of an error and its causes.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,164 @@
+//! The per-request context every stage reads and fills; when it is dropped — after the
+//! response ended, or when the client went away — it records metrics and the log row.
+
+use super::AppState;
+use crate::api::openai::Usage;
+use crate::store::request_log::RequestRecord;
+use crate::tenancy::Principal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::OwnedPermit;
+
+/// Status recorded when the client disconnected before the response finished (nginx's 499).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// One request in flight.
+pub struct RequestContext {
+    state: Arc<AppState>,
+    permit: Option<OwnedPermit<RequestRecord>>,
+    pub started: Instant,
+    pub record: RequestRecord,
+    pub principal: Option<Principal>,
+    upstream_started: Option<Instant>,
+    upstream_time: Duration,
+    error_code: Option<&'static str>,
+    finished: bool,
+}
+
+impl RequestContext {
+    /// Starts a context; the permit guarantees room for the log row, so the row is never
+    /// dropped and the caller waits here when the writer is behind.
+    pub fn new(
+        state: Arc<AppState>,
+        permit: OwnedPermit<RequestRecord>,
+        id: String,
+        endpoint: &'static str,
+        client_addr: String,
+    ) -> Self {
+        state.metrics.in_flight.inc();
+        Self {
+            state,
+            permit: Some(permit),
+            started: Instant::now(),
+            record: RequestRecord {
+                id,
+                ts_ms: crate::store::now_unix_ms(),
+                endpoint,
+                client_addr: Some(client_addr),
+                status: CLIENT_CLOSED,
+                error_type: Some("client_closed".into()),
+                ..Default::default()
+            },
+            principal: None,
+            upstream_started: None,
+            upstream_time: Duration::ZERO,
+            error_code: Some("client_closed"),
+            finished: false,
+        }
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    pub fn set_principal(&mut self, principal: Principal) {
+        self.record.tenant_id = Some(principal.tenant_id.to_string());
+        self.record.key_id = Some(principal.key_id.to_string());
+        self.principal = Some(principal);
+    }
+
+    /// Marks the moment the request went to the upstream.
+    pub fn upstream_begin(&mut self) {
+        self.upstream_started = Some(Instant::now());
+    }
+
+    /// Marks the moment the upstream finished (or failed); idempotent.
+    pub fn upstream_end(&mut self) {
+        if let Some(start) = self.upstream_started.take() {
+            self.upstream_time += start.elapsed();
+        }
+    }
+
+    /// Marks the first byte of content sent to the client.
+    pub fn first_byte(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            self.record.ttft_ms = Some(ms(self.started.elapsed()));
+        }
+    }
+
+    pub fn set_usage(&mut self, usage: Usage) {
+        self.record.prompt_tokens = Some(usage.prompt_tokens);
+        self.record.completion_tokens = Some(usage.completion_tokens);
+    }
+
+    /// Records the outcome; the row is written when the context is dropped.
+    pub fn finish(&mut self, status: u16, error_code: Option<&'static str>) {
+        self.finished = true;
+        self.record.status = status;
+        self.error_code = error_code;
+        self.record.error_type = error_code.map(str::to_string);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Drop for RequestContext {
+    fn drop(&mut self) {
+        self.upstream_end();
+        let total = self.started.elapsed();
+        let record = &mut self.record;
+        record.latency_ms = ms(total);
+        if self.upstream_time > Duration::ZERO {
+            record.upstream_latency_ms = Some(ms(self.upstream_time));
+        }
+        let metrics = &self.state.metrics;
+        metrics.in_flight.dec();
+        let endpoint = record.endpoint;
+        metrics
+            .requests
+            .get_or_create(&crate::telemetry::metrics::RequestLabels {
+                endpoint,
+                status: record.status,
+            })
+            .inc();
+        let labels = crate::telemetry::metrics::EndpointLabels { endpoint };
+        metrics
+            .request_duration
+            .get_or_create(&labels)
+            .observe(total.as_secs_f64());
+        if self.upstream_time > Duration::ZERO {
+            metrics
+                .upstream_duration
+                .get_or_create(&labels)
+                .observe(self.upstream_time.as_secs_f64());
+            metrics
+                .gateway_overhead
+                .get_or_create(&labels)
+                .observe(total.saturating_sub(self.upstream_time).as_secs_f64());
+        }
+        if let Some(kind) = self.error_code {
+            metrics
+                .errors
+                .get_or_create(&crate::telemetry::metrics::ErrorLabels { endpoint, kind })
+                .inc();
+        }
+        if let Some(t) = record.prompt_tokens {
+            metrics.prompt_tokens.inc_by(t);
+        }
+        if let Some(t) = record.completion_tokens {
+            metrics.completion_tokens.inc_by(t);
+        }
+        if !self.finished {
+            tracing::info!(request_id = %record.id, "client closed the connection before the response ended");
+        }
+        if let Some(permit) = self.permit.take() {
+            permit.send(std::mem::take(record));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Gateway errors and their HTTP form: OpenAI's error shape with the right status code.
+
+use super::body::GatewayBody;
+use crate::api::openai::error_json;
+use crate::tenancy::AuthError;
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// An error answered to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// OpenAI `type`.
+    pub kind: &'static str,
+    /// OpenAI `code`; also the request log's `error_type`.
+    pub code: &'static str,
+    pub param: Option<&'static str>,
+    pub message: String,
+    pub retry_after: Option<HeaderValue>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            param: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn invalid_json(detail: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            format!("the request body is not valid JSON for this endpoint: {detail}"),
+        )
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("the request body is larger than the {limit}-byte limit"),
+        )
+    }
+
+    pub fn body_read_failed(detail: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "body_read_failed",
+            format!("could not read the request body: {detail}"),
+        )
+    }
+
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "body_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
+    pub fn auth(err: AuthError) -> Self {
+        let (status, code) = match err {
+            AuthError::Missing => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            AuthError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            AuthError::Revoked => (StatusCode::UNAUTHORIZED, "revoked_api_key"),
+            AuthError::Expired => (StatusCode::UNAUTHORIZED, "expired_api_key"),
+            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "key_store_unavailable"),
+        };
+        let kind = if status == StatusCode::UNAUTHORIZED {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
+        Self::new(status, kind, code, err.to_string())
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+        .with_param("model")
+    }
+
+    pub fn route_not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("no endpoint at `{path}`"),
+        )
+    }
+
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("`{method}` is not allowed on `{path}`"),
+        )
+    }
+
+    pub fn upstream_unavailable() -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_unavailable",
+            "the model server could not be reached",
+        )
+    }
+
+    pub fn upstream_timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "upstream_timeout",
+            "the model server did not answer in time",
+        )
+    }
+
+    pub fn upstream_protocol(detail: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_protocol_error",
+            format!("the model server sent an invalid response: {detail}"),
+        )
+    }
+
+    /// Maps an upstream's error status. Client errors keep the upstream's message (it
+    /// tells the caller what to fix); server errors get a generic one (no internals leak).
+    pub fn from_upstream(
+        status: StatusCode,
+        message: Option<String>,
+        retry_after: Option<HeaderValue>,
+    ) -> Self {
+        let mut err = match status.as_u16() {
+            401 | 403 => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_auth_failed",
+                "the model server rejected the gateway's credentials",
+            ),
+            429 => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                message.unwrap_or_else(|| "the model server is rate limiting requests".into()),
+            ),
+            404 => Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "upstream_not_found",
+                message.unwrap_or_else(|| "the model server does not know this resource".into()),
+            ),
+            400..=499 => Self::new(
+                if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    status
+                },
+                "invalid_request_error",
+                "upstream_rejected",
+                message.unwrap_or_else(|| "the model server rejected the request".into()),
+            ),
+            503 => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "upstream_overloaded",
+                "the model server is temporarily unavailable",
+            ),
+            _ => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("the model server failed (status {})", status.as_u16()),
+            ),
+        };
+        err.retry_after = retry_after;
+        err
+    }
+
+    /// The JSON body of this error.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        error_json(&self.message, self.kind, self.param, Some(self.code))
+    }
+
+    /// The error as an HTTP response.
+    pub fn into_response(self) -> Response<GatewayBody> {
+        let mut response = Response::new(GatewayBody::full(self.body_bytes()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(v) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

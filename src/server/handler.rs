@@ -1,0 +1,333 @@
+//! The data path: authenticate, read and parse the body, resolve the route, forward to
+//! the upstream, and relay the answer.
+
+use super::body::GatewayBody;
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::request_id::RequestId;
+use super::{AppState, Endpoint};
+use crate::api::openai::{
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest, UsageProbe,
+    upstream_error_message,
+};
+use crate::providers::openai_compat::UpstreamError;
+use crate::providers::sse_relay::SseRelay;
+use crate::tenancy::{AuthError, Principal};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest upstream response body buffered for a non-streaming request.
+const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
+/// Largest upstream error body read.
+const MAX_UPSTREAM_ERROR_BODY: usize = 64 * 1024;
+
+/// Serves one request.
+pub async fn handle(
+    state: Arc<AppState>,
+    client_addr: String,
+    req: Request<Incoming>,
+) -> Response<GatewayBody> {
+    let endpoint = Endpoint::classify(req.method(), req.uri().path());
+    match endpoint {
+        Endpoint::Healthz => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        Endpoint::Readyz => readiness(&state),
+        Endpoint::Metrics if state.metrics_enabled => metrics_response(&state),
+        Endpoint::Metrics | Endpoint::NotFound => {
+            ApiError::route_not_found(req.uri().path()).into_response()
+        }
+        Endpoint::WrongMethod => {
+            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
+        }
+        Endpoint::Models
+        | Endpoint::ChatCompletions
+        | Endpoint::Completions
+        | Endpoint::Embeddings => {
+            let Some(permit) = state.log.reserve().await else {
+                return ApiError::auth(AuthError::Unavailable).into_response();
+            };
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0.to_string())
+                .unwrap_or_default();
+            let mut ctx =
+                RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
+            let result = match endpoint {
+                Endpoint::Models => list_models(&mut ctx, req.headers()),
+                Endpoint::ChatCompletions => {
+                    forward::<ChatCompletionRequest>(&mut ctx, req, "/chat/completions").await
+                }
+                Endpoint::Completions => {
+                    forward::<CompletionRequest>(&mut ctx, req, "/completions").await
+                }
+                _ => forward::<EmbeddingRequest>(&mut ctx, req, "/embeddings").await,
+            };
+            match result {
+                Ok(Outcome::Response(response)) => {
+                    ctx.finish(response.status().as_u16(), None);
+                    response
+                }
+                Ok(Outcome::Stream {
+                    upstream,
+                    strip_usage_chunk,
+                    read_timeout,
+                }) => stream_response(SseRelay::new(
+                    upstream,
+                    ctx,
+                    strip_usage_chunk,
+                    read_timeout,
+                )),
+                Err(err) => {
+                    if err.status.is_server_error() {
+                        tracing::warn!(request_id = %ctx.record.id, status = err.status.as_u16(), code = err.code, "{}", err.message);
+                    } else {
+                        tracing::info!(request_id = %ctx.record.id, status = err.status.as_u16(), code = err.code, "{}", err.message);
+                    }
+                    ctx.finish(err.status.as_u16(), Some(err.code));
+                    err.into_response()
+                }
+            }
+        }
+    }
+}
+
+/// What a data-path handler produced: a complete response, or an upstream event stream
+/// to relay (the relay then owns the context and finishes it when the stream ends).
+enum Outcome {
+    Response(Response<GatewayBody>),
+    Stream {
+        upstream: Incoming,
+        strip_usage_chunk: bool,
+        read_timeout: Duration,
+    },
+}
+
+fn stream_response(relay: SseRelay) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::Stream(Box::new(relay)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn readiness(state: &AppState) -> Response<GatewayBody> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"status":"draining"}"#.to_vec(),
+        );
+    }
+    json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
+}
+
+fn metrics_response(state: &AppState) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(state.metrics.render()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// The key a client presented: `Authorization: Bearer …` or `x-api-key: …`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let (scheme, rest) = v.split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+            return Some(rest.trim());
+        }
+        return None;
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let key = presented_key(headers).ok_or(ApiError::auth(AuthError::Missing))?;
+    let principal = ctx.state().keys.authenticate(key).map_err(ApiError::auth)?;
+    ctx.set_principal(principal.clone());
+    Ok(principal)
+}
+
+fn list_models(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Outcome, ApiError> {
+    let principal = authenticate(ctx, headers)?;
+    let state = ctx.state();
+    let data: Vec<serde_json::Value> = state
+        .routes
+        .names()
+        .iter()
+        .filter(|name| principal.may_use(name))
+        .map(|name| {
+            serde_json::json!({
+                "id": name,
+                "object": "model",
+                "created": state.started_unix,
+                "owned_by": "airlock",
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
+        .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
+    Ok(Outcome::Response(json_response(StatusCode::OK, body)))
+}
+
+/// Reads the whole request body within the size limit and the body timeout.
+async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limit = state.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let collect = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(state.body_timeout, collect).await {
+        Err(_) => Err(ApiError::body_timeout()),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::body_too_large(limit))
+        }
+        Ok(Err(e)) => Err(ApiError::body_read_failed(&e.to_string())),
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(&e.to_string()))
+}
+
+/// Forwards a chat, completion or embedding request to the upstream of its model.
+async fn forward<T: ForwardedRequest + DeserializeOwned>(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+    upstream_path: &str,
+) -> Result<Outcome, ApiError> {
+    let principal = authenticate(ctx, req.headers())?;
+    let state = ctx.state().clone();
+    let body = read_body(&state, req).await?;
+    let mut request: T = parse(&body)?;
+    let route = state
+        .routes
+        .get(request.model())
+        .filter(|_| principal.may_use(request.model()))
+        .ok_or_else(|| ApiError::model_not_found(request.model()))?;
+    let stream = request.is_stream();
+    ctx.record.stream = stream;
+    ctx.record.model = Some(route.model.to_string());
+    ctx.record.upstream = Some(route.upstream.name.to_string());
+    ctx.record.upstream_model = Some(route.upstream_model.clone());
+    let strip_usage_chunk = stream && request.request_stream_usage();
+    request.set_model(route.upstream_model.clone());
+    let upstream_body =
+        serde_json::to_vec(&request).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+
+    ctx.upstream_begin();
+    let response = route
+        .upstream
+        .post_json(upstream_path, upstream_body, stream, &ctx.record.id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(request_id = %ctx.record.id, upstream = %route.upstream.name, error = %e, "upstream call failed");
+            match e {
+                UpstreamError::Timeout(_) => ApiError::upstream_timeout(),
+                UpstreamError::Connect(_) | UpstreamError::Build(_) => ApiError::upstream_unavailable(),
+            }
+        })?;
+    let status = response.status();
+    let read_timeout = route.upstream.read_timeout;
+    if !status.is_success() {
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        let body =
+            read_upstream_body(response.into_body(), MAX_UPSTREAM_ERROR_BODY, read_timeout).await;
+        ctx.upstream_end();
+        let message = body.ok().and_then(|b| upstream_error_message(&b));
+        if status.is_server_error() {
+            tracing::warn!(request_id = %ctx.record.id, status = status.as_u16(), upstream_message = ?message, "upstream error");
+        }
+        return Err(ApiError::from_upstream(status, message, retry_after));
+    }
+    let is_event_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if stream && is_event_stream {
+        return Ok(Outcome::Stream {
+            upstream: response.into_body(),
+            strip_usage_chunk,
+            read_timeout,
+        });
+    }
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let body = read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await;
+    ctx.upstream_end();
+    let body = body?;
+    let probe: UsageProbe = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
+    if let Some(usage) = probe.usage {
+        ctx.set_usage(usage);
+    }
+    ctx.first_byte();
+    let mut response = Response::new(GatewayBody::full(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Ok(Outcome::Response(response))
+}
+
+/// Reads an upstream body with a size limit and a timeout between chunks.
+async fn read_upstream_body(
+    body: Incoming,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, ApiError> {
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ApiError::upstream_timeout()),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "upstream body broke");
+                return Err(ApiError::upstream_protocol("the response body was cut off"));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        return Err(ApiError::upstream_protocol(
+                            "the response body is too large",
+                        ));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The client-facing server: listener, optional TLS, HTTP/1.1 and HTTP/2, the tower
+//! stack around the handler, and graceful shutdown.
+
+pub mod body;
+pub mod context;
+pub mod error;
+mod handler;
+pub mod request_id;
+
+use crate::config::LoadedConfig;
+use crate::routing::RouteTable;
+use crate::store::instance_key::InstanceKey;
+use crate::store::request_log::{RequestLog, RequestLogWriter};
+use crate::telemetry::metrics::Metrics;
+use crate::tenancy::{KeyCache, STATE_MIGRATIONS};
+use anyhow::Context as _;
+use http::Method;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct AppState {
+    pub keys: KeyCache,
+    pub routes: RouteTable,
+    pub log: RequestLog,
+    pub metrics: Metrics,
+    pub metrics_enabled: bool,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub started_unix: i64,
+    /// Set once shutdown began: `/readyz` turns 503 so load balancers move away.
+    pub draining: AtomicBool,
+}
+
+/// The endpoints Airlock serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Models,
+    Healthz,
+    Readyz,
+    Metrics,
+    WrongMethod,
+    NotFound,
+}
+
+impl Endpoint {
+    /// Routes a method and path.
+    pub fn classify(method: &Method, path: &str) -> Self {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let (endpoint, allowed) = match path {
+            "/v1/chat/completions" => (Self::ChatCompletions, Method::POST),
+            "/v1/completions" => (Self::Completions, Method::POST),
+            "/v1/embeddings" => (Self::Embeddings, Method::POST),
+            "/v1/models" => (Self::Models, Method::GET),
+            "/healthz" => (Self::Healthz, Method::GET),
+            "/readyz" => (Self::Readyz, Method::GET),
+            "/metrics" => (Self::Metrics, Method::GET),
+            _ => return Self::NotFound,
+        };
+        if *method == allowed || (allowed == Method::GET && *method == Method::HEAD) {
+            endpoint
+        } else {
+            Self::WrongMethod
+        }
+    }
+
+    /// The endpoint's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat_completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+            Self::Models => "models",
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+            Self::Metrics => "metrics",
+            Self::WrongMethod => "wrong_method",
+            Self::NotFound => "not_found",
+        }
+    }
+}
+
+/// Maps a stored endpoint name back to its static form.
+pub fn endpoint_name(stored: &str) -> &'static str {
+    [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Models,
+    ]
+    .into_iter()
+    .map(Endpoint::name)
+    .find(|n| *n == stored)
+    .unwrap_or("other")
+}
+
+/// A running gateway's parts that outlive the serve loop.
+pub struct Gateway {
+    state: Arc<AppState>,
+    writer: RequestLogWriter,
+    tls: Option<TlsAcceptor>,
+    shutdown_grace: Duration,
+}
+
+impl Gateway {
+    /// Opens the stores, loads keys and builds upstream clients.
+    pub fn open(loaded: &LoadedConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&loaded.data_dir)
+            .with_context(|| format!("cannot create data dir {}", loaded.data_dir.display()))?;
+        let instance_key = InstanceKey::read(&loaded.key_file_path())?;
+        let state_conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
+        let keys = KeyCache::new(state_conn, &instance_key.key_hash_secret)?;
+        let routes = RouteTable::from_config(loaded).map_err(anyhow::Error::msg)?;
+        let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
+        let server = &loaded.config.server;
+        let tls = match &server.tls {
+            Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
+            None => None,
+        };
+        let state = Arc::new(AppState {
+            keys,
+            routes,
+            log,
+            metrics: Metrics::new(),
+            metrics_enabled: server.metrics,
+            max_body_bytes: server.max_body_bytes,
+            body_timeout: Duration::from_secs(server.client_body_timeout_secs),
+            started_unix: crate::store::now_unix(),
+            draining: AtomicBool::new(false),
+        });
+        Ok(Self {
+            state,
+            writer,
+            tls,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests for
+    /// up to the grace period. Returns the log writer: call
+    /// [`RequestLogWriter::finish`] after the runtime stopped to flush every row.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> RequestLogWriter {
+        let Gateway {
+            state,
+            writer,
+            tls,
+            shutdown_grace,
+        } = self;
+        let graceful = GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_concurrent_streams(1024);
+        let builder = Arc::new(builder);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let client_addr = peer.to_string();
+            let service = tower::ServiceBuilder::new()
+                .layer(request_id::RequestIdLayer)
+                .service_fn(move |req| {
+                    let state = state.clone();
+                    let client_addr = client_addr.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handler::handle(state, client_addr, req).await,
+                        )
+                    }
+                });
+            let service = TowerToHyperService::new(service);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                                .await;
+                        let tls_stream = match handshake {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        state.draining.store(true, Ordering::Relaxed);
+        drop(listener);
+        tracing::info!("shutting down: draining in-flight requests");
+        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?shutdown_grace, "in-flight requests still running after the grace period; cutting them");
+        }
+        writer
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+mod tls {
+    //! Server TLS from PEM files, rustls with the ring provider.
+    use crate::config::{LoadedConfig, TlsConfig};
+    use anyhow::Context as _;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    use tokio_rustls::TlsAcceptor;
+
+    pub fn acceptor(loaded: &LoadedConfig, cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
+        let cert_path = loaded.resolve(&cfg.cert_file);
+        let key_path = loaded.resolve(&cfg.key_file);
+        let certs = CertificateDer::pem_file_iter(&cert_path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("server.tls.cert_file {}", cert_path.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "server.tls.cert_file {}: no certificate found",
+            cert_path.display()
+        );
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .with_context(|| format!("server.tls.key_file {}", key_path.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("server.tls: certificate and key do not match")?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}

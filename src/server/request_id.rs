@@ -1,0 +1,73 @@
+//! A tower layer that gives every request an id: in the request's extensions for the
+//! handlers, on the tracing span of everything logged for it, and in the `x-request-id`
+//! response header.
+
+use http::{HeaderValue, Request, Response};
+use ring::rand::{SecureRandom, SystemRandom};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// The id of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// A new random request id (`req_` and 24 hex digits).
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    // The system generator cannot fail on Linux after boot; a zero id is still unique
+    // enough for logs if it ever does, and never a security decision.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    format!("req_{}", crate::store::instance_key::hex(&bytes))
+}
+
+/// Adds [`RequestId`] to every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service [`RequestIdLayer`] wraps around the handler.
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id: Arc<str> = new_request_id().into();
+        let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        req.extensions_mut().insert(RequestId(id.clone()));
+        let future = self.inner.call(req);
+        Box::pin(
+            async move {
+                let mut response = future.await?;
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    response.headers_mut().insert("x-request-id", v);
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,219 @@
+//! The request log: one row per request, written by a single thread in batched
+//! transactions, fed through a bounded channel (requests wait rather than rows dropped).
+
+use super::{Migration, StoreError};
+use rusqlite::{Connection, params};
+use std::path::Path;
+use std::thread::JoinHandle;
+use tokio::sync::mpsc;
+
+const MIGRATIONS: &[Migration] = &["CREATE TABLE request_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        ts_ms INTEGER NOT NULL,
+        tenant_id TEXT,
+        key_id TEXT,
+        endpoint TEXT NOT NULL,
+        model TEXT,
+        upstream TEXT,
+        upstream_model TEXT,
+        status INTEGER NOT NULL,
+        error_type TEXT,
+        latency_ms REAL NOT NULL,
+        upstream_latency_ms REAL,
+        ttft_ms REAL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        stream INTEGER NOT NULL,
+        client_addr TEXT
+    );
+    CREATE INDEX request_log_ts ON request_log(ts_ms);
+    CREATE INDEX request_log_tenant ON request_log(tenant_id, ts_ms);"];
+
+/// Rows written per transaction at most.
+const MAX_BATCH: usize = 512;
+/// Rows that may wait in memory before requests start waiting for the writer.
+const CHANNEL_CAPACITY: usize = 65_536;
+
+/// What happened to one request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub ts_ms: i64,
+    pub tenant_id: Option<String>,
+    pub key_id: Option<String>,
+    pub endpoint: &'static str,
+    pub model: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_model: Option<String>,
+    pub status: u16,
+    pub error_type: Option<String>,
+    pub latency_ms: f64,
+    pub upstream_latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub stream: bool,
+    pub client_addr: Option<String>,
+}
+
+/// Sends records to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct RequestLog {
+    tx: mpsc::Sender<RequestRecord>,
+}
+
+/// Owns the writer thread; `finish` flushes everything sent and joins it.
+pub struct RequestLogWriter {
+    handle: JoinHandle<()>,
+}
+
+impl RequestLog {
+    /// Opens the log database and starts its writer thread.
+    pub fn open(path: &Path) -> Result<(Self, RequestLogWriter), StoreError> {
+        let conn = super::open(path, MIGRATIONS)?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let handle = std::thread::Builder::new()
+            .name("request-log".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| StoreError::Invalid(format!("cannot start request-log thread: {e}")))?;
+        Ok((Self { tx }, RequestLogWriter { handle }))
+    }
+
+    /// Reserves room for one record; waits while the writer is behind. The permit sends
+    /// without waiting or failing, so a request holding one can always log itself.
+    pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<RequestRecord>> {
+        self.tx.clone().reserve_owned().await.ok()
+    }
+}
+
+impl RequestLogWriter {
+    /// Waits until every record sent before all senders were dropped is on disk.
+    pub fn finish(self) {
+        if self.handle.join().is_err() {
+            tracing::error!("request log writer panicked");
+        }
+    }
+}
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<RequestRecord>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        // A failed write is retried, never skipped: rows are evidence.
+        let mut attempt = 0u32;
+        while let Err(e) = write_batch(&mut conn, &batch) {
+            attempt += 1;
+            tracing::error!(error = %e, rows = batch.len(), attempt, "request log write failed; retrying");
+            std::thread::sleep(std::time::Duration::from_millis(
+                (100 * u64::from(attempt)).min(5_000),
+            ));
+        }
+        batch.clear();
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[RequestRecord]) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO request_log (id, ts_ms, tenant_id, key_id, endpoint, model,
+                upstream, upstream_model, status, error_type, latency_ms, upstream_latency_ms,
+                ttft_ms, prompt_tokens, completion_tokens, stream, client_addr)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        for r in batch {
+            stmt.execute(params![
+                r.id,
+                r.ts_ms,
+                r.tenant_id,
+                r.key_id,
+                r.endpoint,
+                r.model,
+                r.upstream,
+                r.upstream_model,
+                r.status,
+                r.error_type,
+                r.latency_ms,
+                r.upstream_latency_ms,
+                r.ttft_ms,
+                r.prompt_tokens.map(|v| v as i64),
+                r.completion_tokens.map(|v| v as i64),
+                r.stream,
+                r.client_addr,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Reads the most recent `limit` records (newest first); for the CLI and tests.
+pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+    let conn = super::open(path, MIGRATIONS)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model, status,
+                error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
+                completion_tokens, stream, client_addr
+         FROM request_log ORDER BY seq DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |row| {
+        let endpoint: String = row.get(4)?;
+        Ok(RequestRecord {
+            id: row.get(0)?,
+            ts_ms: row.get(1)?,
+            tenant_id: row.get(2)?,
+            key_id: row.get(3)?,
+            endpoint: crate::server::endpoint_name(&endpoint),
+            model: row.get(5)?,
+            upstream: row.get(6)?,
+            upstream_model: row.get(7)?,
+            status: row.get(8)?,
+            error_type: row.get(9)?,
+            latency_ms: row.get(10)?,
+            upstream_latency_ms: row.get(11)?,
+            ttft_ms: row.get(12)?,
+            prompt_tokens: row.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+            completion_tokens: row.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+            stream: row.get(15)?,
+            client_addr: row.get(16)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_record_reaches_disk_before_finish_returns() {
+        let dir = std::env::temp_dir().join(format!("airlock-rl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("requests.db");
+        let _ = std::fs::remove_file(&path);
+        let (log, writer) = RequestLog::open(&path).unwrap();
+        for i in 0..2000 {
+            let record = RequestRecord {
+                id: format!("req-{i}"),
+                endpoint: "chat_completions",
+                status: 200,
+                ..Default::default()
+            };
+            log.reserve().await.unwrap().send(record);
+        }
+        drop(log);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        let rows = read_recent(&path, 5000).unwrap();
+        assert_eq!(rows.len(), 2000);
+        assert_eq!(rows[0].endpoint, "chat_completions");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

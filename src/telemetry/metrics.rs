@@ -1,0 +1,131 @@
+//! Prometheus metrics: requests, errors, latency, upstream latency and gateway overhead.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    pub status: u16,
+}
+
+/// Labels of a timing histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+/// Labels of an error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub endpoint: &'static str,
+    pub kind: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~100 s: gateway overhead lives at the low end, generations at the high end.
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0, 60.0, 120.0,
+    ])
+}
+
+type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
+
+/// All metrics of one gateway process.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub request_duration: HistogramFamily,
+    pub upstream_duration: HistogramFamily,
+    pub gateway_overhead: HistogramFamily,
+    pub in_flight: Gauge,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("airlock");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let request_duration = HistogramFamily::new_with_constructor(latency_histogram);
+        let upstream_duration = HistogramFamily::new_with_constructor(latency_histogram);
+        let gateway_overhead = HistogramFamily::new_with_constructor(latency_histogram);
+        let in_flight = Gauge::default();
+        let prompt_tokens = Counter::default();
+        let completion_tokens = Counter::default();
+        registry.register(
+            "requests",
+            "Requests answered, by endpoint and status",
+            requests.clone(),
+        );
+        registry.register(
+            "errors",
+            "Requests that failed, by endpoint and error kind",
+            errors.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to the end of the response",
+            request_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time spent waiting on the upstream (head and body)",
+            upstream_duration.clone(),
+        );
+        registry.register(
+            "gateway_overhead_seconds",
+            "Request duration minus upstream duration: what Airlock itself adds",
+            gateway_overhead.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being served now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "prompt_tokens",
+            "Prompt tokens reported by upstreams",
+            prompt_tokens.clone(),
+        );
+        registry.register(
+            "completion_tokens",
+            "Completion tokens reported by upstreams",
+            completion_tokens.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            errors,
+            request_duration,
+            upstream_duration,
+            gateway_overhead,
+            in_flight,
+            prompt_tokens,
+            completion_tokens,
+        }
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

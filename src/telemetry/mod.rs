@@ -1,0 +1,4 @@
+//! Logs (tracing) and Prometheus metrics.
+
+pub mod logging;
+pub mod metrics;

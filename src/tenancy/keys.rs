@@ -1,0 +1,195 @@
+//! Virtual key lifecycle: create (shown once, stored as a keyed hash), list, revoke.
+//! Every change is recorded as an admin event.
+
+use crate::store::instance_key::hex;
+use crate::store::{StoreError, now_unix};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Prefix of every virtual key, so leaked keys are easy to recognise in scanners.
+pub const KEY_PREFIX: &str = "ak-";
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub tenant: String,
+    pub name: String,
+    /// Logical models the key may use; `None` means all.
+    pub models: Option<Vec<String>>,
+    /// Unix seconds after which the key stops working.
+    pub expires_at: Option<i64>,
+}
+
+/// A freshly created key; `secret` is shown once and never stored.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub info: KeyInfo,
+    pub secret: String,
+}
+
+/// A key as listed (never the secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant: String,
+    pub name: String,
+    pub prefix: String,
+    pub models: Option<Vec<String>>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Key operations on the state database.
+pub struct KeyStore<'a> {
+    conn: &'a Connection,
+    hmac_key: hmac::Key,
+}
+
+/// Computes the stored hash of a presented key.
+pub(super) fn key_hash(hmac_key: &hmac::Key, secret: &str) -> [u8; 32] {
+    let tag = hmac::sign(hmac_key, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| StoreError::Invalid("the system random generator failed".into()))?;
+    Ok(hex(&buf))
+}
+
+impl<'a> KeyStore<'a> {
+    pub fn new(conn: &'a Connection, key_hash_secret: &[u8; 32]) -> Self {
+        Self {
+            conn,
+            hmac_key: hmac::Key::new(hmac::HMAC_SHA256, key_hash_secret),
+        }
+    }
+
+    /// Returns the tenant's id, creating the tenant when it does not exist yet.
+    pub fn ensure_tenant(&self, name: &str, actor: &str) -> Result<String, StoreError> {
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("tenant name must not be empty".into()));
+        }
+        if let Some(id) = self
+            .conn
+            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+        {
+            return Ok(id);
+        }
+        let id = format!("ten_{}", random_hex(8)?);
+        self.conn.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![id, name, now_unix()],
+        )?;
+        self.admin_event(actor, "tenant.create", &id, Some(name))?;
+        Ok(id)
+    }
+
+    /// Creates a key for a tenant (creating the tenant if needed).
+    pub fn create(&self, new: &NewKey, actor: &str) -> Result<CreatedKey, StoreError> {
+        let tenant_id = self.ensure_tenant(&new.tenant, actor)?;
+        let secret = format!("{KEY_PREFIX}{}", random_hex(24)?);
+        let id = format!("key_{}", random_hex(8)?);
+        let prefix: String = secret.chars().take(KEY_PREFIX.len() + 6).collect();
+        let models_json = new
+            .models
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let created_at = now_unix();
+        self.conn.execute(
+            "INSERT INTO virtual_keys (id, tenant_id, name, prefix, hash, models, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                tenant_id,
+                new.name,
+                prefix,
+                key_hash(&self.hmac_key, &secret).as_slice(),
+                models_json,
+                created_at,
+                new.expires_at
+            ],
+        )?;
+        self.admin_event(actor, "key.create", &id, Some(&new.tenant))?;
+        Ok(CreatedKey {
+            info: KeyInfo {
+                id,
+                tenant_id,
+                tenant: new.tenant.clone(),
+                name: new.name.clone(),
+                prefix,
+                models: new.models.clone(),
+                created_at,
+                expires_at: new.expires_at,
+                revoked_at: None,
+            },
+            secret,
+        })
+    }
+
+    /// Lists keys, optionally of one tenant, newest first.
+    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<KeyInfo>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.models, k.created_at,
+                    k.expires_at, k.revoked_at
+             FROM virtual_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE ?1 IS NULL OR t.name = ?1
+             ORDER BY k.created_at DESC, k.id",
+        )?;
+        let rows = stmt.query_map([tenant], |r| {
+            let models: Option<String> = r.get(5)?;
+            Ok(KeyInfo {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                tenant: r.get(2)?,
+                name: r.get(3)?,
+                prefix: r.get(4)?,
+                models: models.and_then(|m| serde_json::from_str(&m).ok()),
+                created_at: r.get(6)?,
+                expires_at: r.get(7)?,
+                revoked_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a key by id; revoking twice is an error so scripts notice typos.
+    pub fn revoke(&self, key_id: &str, actor: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE virtual_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![now_unix(), key_id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no active key with id `{key_id}`"
+            )));
+        }
+        self.admin_event(actor, "key.revoke", key_id, None)
+    }
+
+    fn admin_event(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO admin_events (ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now_unix(), actor, action, target, detail],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Tenants and their virtual keys: the state database schema, key lifecycle, and the
+//! in-memory key snapshot the data path authenticates against.
+
+mod auth;
+mod keys;
+
+pub use auth::{AuthError, KeyCache, Principal};
+pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey};
+
+use crate::store::Migration;
+
+/// Schema of the state database (`airlock.db`).
+pub const STATE_MIGRATIONS: &[Migration] = &["CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE virtual_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        hash BLOB NOT NULL UNIQUE,
+        models TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE INDEX virtual_keys_tenant ON virtual_keys(tenant_id);
+    CREATE TABLE admin_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT
+    );"];

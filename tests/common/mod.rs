@@ -1,0 +1,290 @@
+//! Shared harness for integration tests: a real mock-upstream and a real gateway on
+//! loopback ephemeral ports, real SQLite files in a temporary directory, and a plain
+//! hyper client.
+#![allow(dead_code)]
+
+use airlock::config::LoadedConfig;
+use airlock::mock_upstream::MockArgs;
+use airlock::store::instance_key::InstanceKey;
+use airlock::store::request_log::{RequestRecord, read_recent};
+use airlock::tenancy::{KeyStore, NewKey, STATE_MIGRATIONS};
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Parser)]
+struct MockCli {
+    #[command(flatten)]
+    args: MockArgs,
+}
+
+/// Mock-upstream arguments as its command line would parse them.
+pub fn mock_args(extra: &[&str]) -> MockArgs {
+    let mut argv = vec!["mock-upstream"];
+    argv.extend_from_slice(extra);
+    MockCli::parse_from(argv).args
+}
+
+/// A unique scratch directory under the system temp dir.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "airlock-it-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts mock-upstream on an ephemeral port; returns its address and a stop switch.
+pub async fn start_mock(extra: &[&str]) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = watch::channel(false);
+    let args = mock_args(extra);
+    tokio::spawn(airlock::mock_upstream::serve(listener, args, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    (addr, tx)
+}
+
+pub const UPSTREAM_SECRET: &str = "upstream-secret-123";
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub mock: SocketAddr,
+    pub dir: PathBuf,
+    pub loaded: LoadedConfig,
+    pub key: String,
+    stop: watch::Sender<bool>,
+    mock_stop: watch::Sender<bool>,
+    task: JoinHandle<airlock::store::request_log::RequestLogWriter>,
+}
+
+/// The gateway's config for a test: `models` lines are appended under `models:`.
+pub fn config_text(gateway: SocketAddr, mock: SocketAddr, extra_server: &str) -> String {
+    format!(
+        "server:
+  listen: {gateway}
+  max_body_bytes: 65536
+  shutdown_grace_secs: 5
+{extra_server}logging:
+  level: warn
+upstreams:
+  mock:
+    base_url: http://{mock}/v1
+    api_key_file: upstream.key
+    read_timeout_ms: 3000
+  down:
+    base_url: http://127.0.0.1:9/v1
+    connect_timeout_ms: 500
+models:
+  chat-model:
+    upstream: mock
+    model: mock-llama
+  embed-model:
+    upstream: mock
+    model: mock-llama
+  broken-model:
+    upstream: down
+"
+    )
+}
+
+impl Gateway {
+    pub async fn start() -> Self {
+        Self::start_with("", &[]).await
+    }
+
+    /// Starts mock-upstream (with `mock_flags`) and a gateway (with extra `server:` lines).
+    pub async fn start_with(extra_server: &str, mock_flags: &[&str]) -> Self {
+        let mut flags = vec!["--api-key", UPSTREAM_SECRET];
+        flags.extend_from_slice(mock_flags);
+        let (mock, mock_stop) = start_mock(&flags).await;
+        let dir = scratch_dir("gw");
+        std::fs::write(dir.join("upstream.key"), format!("{UPSTREAM_SECRET}\n")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let text = config_text(addr, mock, extra_server);
+        let config_path = dir.join("airlock.yaml");
+        std::fs::write(&config_path, &text).unwrap();
+        let loaded = LoadedConfig::load(&config_path).unwrap();
+        InstanceKey::generate()
+            .unwrap()
+            .write_new(&loaded.key_file_path())
+            .unwrap();
+        let gateway = airlock::server::Gateway::open(&loaded).unwrap();
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        let mut gw = Self {
+            addr,
+            mock,
+            dir,
+            loaded,
+            key: String::new(),
+            stop,
+            mock_stop,
+            task,
+        };
+        gw.key = gw.create_key("acme", None, None);
+        gw
+    }
+
+    /// Creates a key through the state database, as the CLI does.
+    pub fn create_key(
+        &self,
+        tenant: &str,
+        models: Option<Vec<String>>,
+        expires_at: Option<i64>,
+    ) -> String {
+        let ik = InstanceKey::read(&self.loaded.key_file_path()).unwrap();
+        let conn = airlock::store::open(&self.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+        KeyStore::new(&conn, &ik.key_hash_secret)
+            .create(
+                &NewKey {
+                    tenant: tenant.into(),
+                    name: "test".into(),
+                    models,
+                    expires_at,
+                },
+                "test",
+            )
+            .unwrap()
+            .secret
+    }
+
+    /// Revokes a key by its secret's id, through another connection.
+    pub fn revoke_all(&self, tenant: &str) {
+        let ik = InstanceKey::read(&self.loaded.key_file_path()).unwrap();
+        let conn = airlock::store::open(&self.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+        let store = KeyStore::new(&conn, &ik.key_hash_secret);
+        for k in store.list(Some(tenant)).unwrap() {
+            if k.revoked_at.is_none() {
+                store.revoke(&k.id, "test").unwrap();
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the gateway and the mock; returns every request-log row, newest first.
+    pub async fn stop(self) -> Vec<RequestRecord> {
+        self.stop.send(true).unwrap();
+        let writer = self.task.await.unwrap();
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        let _ = self.mock_stop.send(true);
+        let rows = read_recent(&self.loaded.request_log_db_path(), 100_000).unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        rows
+    }
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts an OpenAI-shaped error with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        let v = self.json();
+        let e = &v["error"];
+        assert_eq!(e["code"], code, "body: {v}");
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        assert!(e["type"].is_string(), "{v}");
+        assert!(e.get("param").is_some(), "{v}");
+    }
+
+    /// The `data:` payloads of an SSE body.
+    pub fn sse_data(&self) -> Vec<String> {
+        self.text()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: ").map(str::to_string))
+            .collect()
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = client()
+        .request(builder.body(Full::new(body.into())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// POSTs JSON with a bearer key.
+pub async fn post(url: &str, key: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {key}");
+    send(
+        "POST",
+        url,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+/// What mock-upstream last received.
+pub async fn last_upstream_request(mock: SocketAddr) -> Value {
+    send(
+        "GET",
+        &format!("http://{mock}/mock/last-request"),
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .json()
+}

@@ -1,0 +1,524 @@
+//! The vLLM simulator over real HTTP: wire shapes, streaming, auth and injected faults.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use airlock::mock_upstream::{MockArgs, serve};
+
+struct Mock {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(args: MockArgs) -> Mock {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        serve(listener, args, shutdown).await.unwrap();
+    });
+    Mock {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _stop: stop,
+    }
+}
+
+impl Mock {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Response<Incoming> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = auth {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(json.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        self.client
+            .request(request.body(body).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Response<Incoming> {
+        self.send(Method::POST, path, None, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Response<Incoming> {
+        self.send(Method::GET, path, None, None).await
+    }
+}
+
+async fn json_of(response: Response<Incoming>) -> Value {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The `data:` payloads of an SSE body, `[DONE]` included.
+async fn events_of(response: Response<Incoming>) -> Vec<String> {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.ends_with("\n\n"), "unterminated SSE body: {text:?}");
+    text.split_terminator("\n\n")
+        .map(|event| event.strip_prefix("data: ").unwrap().to_owned())
+        .collect()
+}
+
+fn chat(extra: Value) -> Value {
+    let mut body = json!({
+        "model": "mock-llama",
+        "messages": [{"role": "user", "content": "Tell me a story"}]
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+#[tokio::test]
+async fn lists_models_and_reports_health() {
+    let mock = start(MockArgs::default()).await;
+    let models = json_of(mock.get("/v1/models").await).await;
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "mock-llama");
+    assert_eq!(models["data"][0]["object"], "model");
+    assert_eq!(models["data"][0]["owned_by"], "vllm");
+    assert_eq!(models["data"][0]["parent"], Value::Null);
+    assert!(models["data"][0]["permission"].is_array());
+
+    let health = mock.get("/health").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    let body = health.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.is_empty());
+
+    let version = json_of(mock.get("/version").await).await;
+    assert!(version["version"].is_string());
+
+    let missing = mock.get("/v1/nothing-here").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_of(missing).await, json!({"detail": "Not Found"}));
+}
+
+#[tokio::test]
+async fn non_streaming_chat_has_vllm_shape() {
+    let mock = start(MockArgs::default()).await;
+    let response = mock
+        .post("/v1/chat/completions", chat(json!({"max_tokens": 4})))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answer = json_of(response).await;
+    assert!(answer["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(answer["object"], "chat.completion");
+    assert!(answer["created"].is_u64());
+    assert_eq!(answer["model"], "mock-llama");
+    assert_eq!(answer["prompt_logprobs"], Value::Null);
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["index"], 0);
+    assert_eq!(choice["finish_reason"], "length");
+    assert_eq!(choice["stop_reason"], Value::Null);
+    assert_eq!(choice["logprobs"], Value::Null);
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert_eq!(choice["message"]["tool_calls"], json!([]));
+    assert_eq!(choice["message"]["reasoning_content"], Value::Null);
+    let content = choice["message"]["content"].as_str().unwrap();
+    assert_eq!(content.split_whitespace().count(), 4);
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 8, "total_tokens": 12, "completion_tokens": 4,
+               "prompt_tokens_details": null})
+    );
+}
+
+#[tokio::test]
+async fn streaming_chat_with_include_usage_ends_with_usage_then_done() {
+    let mock = start(MockArgs::default()).await;
+    let body = chat(json!({"stream": true, "max_tokens": 3,
+                           "stream_options": {"include_usage": true}}));
+    let response = mock.post("/v1/chat/completions", body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    let events = events_of(response).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    // role, three words (the last one with finish_reason "length"), usage.
+    assert_eq!(chunks.len(), 5);
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    let id = chunks[0]["id"].as_str().unwrap();
+    assert!(chunks.iter().all(|chunk| chunk["id"] == id));
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "chat.completion.chunk")
+    );
+    let text: String = chunks[1..4]
+        .iter()
+        .map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(text.split_whitespace().count(), 3);
+    assert_eq!(chunks[3]["choices"][0]["finish_reason"], "length");
+    let usage = &chunks[4];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 8, "total_tokens": 11, "completion_tokens": 3})
+    );
+}
+
+#[tokio::test]
+async fn streaming_chat_without_include_usage_has_no_usage_chunk() {
+    let mock = start(MockArgs {
+        default_tokens: 2,
+        ..MockArgs::default()
+    })
+    .await;
+    let response = mock
+        .post("/v1/chat/completions", chat(json!({"stream": true})))
+        .await;
+    let events = events_of(response).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    // role, two words, end of sequence with finish_reason "stop".
+    assert_eq!(chunks.len(), 4);
+    assert!(chunks.iter().all(|chunk| chunk.get("usage").is_none()));
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| !chunk["choices"].as_array().unwrap().is_empty())
+    );
+    let last = &chunks[3]["choices"][0];
+    assert_eq!(last["delta"], json!({"content": ""}));
+    assert_eq!(last["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn streamed_tool_call_deltas_reassemble_into_json_arguments() {
+    let mock = start(MockArgs::default()).await;
+    let body = chat(json!({
+        "stream": true,
+        "tools": [{"type": "function", "function": {
+            "name": "book_flight",
+            "parameters": {"type": "object", "properties": {
+                "from": {"type": "string"}, "to": {"type": "string"},
+                "passengers": {"type": "integer"}, "flexible": {"type": "boolean"},
+                "notes": {"type": "string"}
+            }, "required": ["from", "to", "passengers", "flexible"]}
+        }}]
+    }));
+    let events = events_of(mock.post("/v1/chat/completions", body).await).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let mut id = None;
+    let mut name = None;
+    let mut arguments = String::new();
+    let mut finish = None;
+    let mut argument_deltas = 0;
+    for data in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        let choice = &chunk["choices"][0];
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            finish = Some(reason.to_owned());
+        }
+        let Some(calls) = choice["delta"]["tool_calls"].as_array() else {
+            continue;
+        };
+        let call = &calls[0];
+        assert_eq!(call["index"], 0);
+        if let Some(call_id) = call["id"].as_str() {
+            assert!(id.is_none(), "the id comes once");
+            assert_eq!(call["type"], "function");
+            id = Some(call_id.to_owned());
+            name = call["function"]["name"].as_str().map(str::to_owned);
+        } else {
+            argument_deltas += 1;
+        }
+        arguments.push_str(call["function"]["arguments"].as_str().unwrap());
+    }
+    assert!(id.unwrap().starts_with("chatcmpl-tool-"));
+    assert_eq!(name.as_deref(), Some("book_flight"));
+    assert!(argument_deltas >= 2, "arguments arrive in several deltas");
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    let parsed: Value = serde_json::from_str(&arguments).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"from": "mock", "to": "mock", "passengers": 1, "flexible": true})
+    );
+}
+
+#[tokio::test]
+async fn embeddings_as_floats_and_base64() {
+    let mock = start(MockArgs {
+        embedding_dim: 8,
+        ..MockArgs::default()
+    })
+    .await;
+    let floats = json_of(
+        mock.post(
+            "/v1/embeddings",
+            json!({"model": "mock-llama", "input": ["hello world", "bye"]}),
+        )
+        .await,
+    )
+    .await;
+    assert!(floats["id"].as_str().unwrap().starts_with("embd-"));
+    assert_eq!(floats["object"], "list");
+    assert_eq!(floats["data"].as_array().unwrap().len(), 2);
+    assert_eq!(floats["data"][0]["object"], "embedding");
+    let vector: Vec<f32> = floats["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(vector.len(), 8);
+    let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    assert_eq!(floats["usage"]["completion_tokens"], 0);
+
+    let packed = json_of(
+        mock.post(
+            "/v1/embeddings",
+            json!({"model": "mock-llama", "input": "hello world", "encoding_format": "base64"}),
+        )
+        .await,
+    )
+    .await;
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(packed["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    // Same input, same vector, whatever the encoding.
+    assert_eq!(decoded.len(), 8);
+    for (a, b) in decoded.iter().zip(&vector) {
+        assert!((a - b).abs() < 1e-6);
+    }
+}
+
+#[tokio::test]
+async fn unknown_model_is_a_404_with_integer_code() {
+    let mock = start(MockArgs::default()).await;
+    let response = mock
+        .post("/v1/chat/completions", chat(json!({"model": "gpt-9"})))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": {
+            "message": "The model `gpt-9` does not exist.",
+            "type": "NotFoundError",
+            "param": "model",
+            "code": 404
+        }})
+    );
+    let bad = mock
+        .post("/v1/chat/completions", json!({"model": "mock-llama"}))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(bad).await["error"]["type"], "BadRequestError");
+}
+
+#[tokio::test]
+async fn fault_429_carries_retry_after() {
+    let mock = start(MockArgs::default()).await;
+    let response = mock
+        .post("/v1/chat/completions", chat(json!({"mock_fault": "429"})))
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let error = json_of(response).await;
+    assert_eq!(error["error"]["code"], 429);
+
+    let unavailable = mock
+        .post(
+            "/v1/completions",
+            json!({"prompt": "hi", "mock_fault": "503"}),
+        )
+        .await;
+    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        json_of(unavailable).await["error"]["type"],
+        "ServiceUnavailableError"
+    );
+}
+
+#[tokio::test]
+async fn reset_mid_stream_is_a_body_error() {
+    let mock = start(MockArgs::default()).await;
+    let body = chat(json!({"stream": true, "max_tokens": 10, "mock_fault": "reset"}));
+    let response = mock.post("/v1/chat/completions", body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let error = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    received.extend_from_slice(&data);
+                }
+            }
+            Some(Err(error)) => break Some(error),
+            None => break None,
+        }
+    };
+    assert!(error.is_some(), "the stream must end in an error");
+    let text = String::from_utf8(received).unwrap();
+    assert!(
+        text.starts_with("data: {"),
+        "some chunks arrive first: {text:?}"
+    );
+    assert!(!text.contains("[DONE]"));
+
+    // Non-streaming: the connection closes without an answer.
+    let request = Request::post(format!("http://{}/v1/chat/completions", mock.addr))
+        .body(Full::new(Bytes::from(
+            chat(json!({"mock_fault": "reset"})).to_string(),
+        )))
+        .unwrap();
+    assert!(mock.client.request(request).await.is_err());
+}
+
+#[tokio::test]
+async fn stream_error_and_malformed_faults_follow_vllm_framing() {
+    let mock = start(MockArgs::default()).await;
+    let events = events_of(
+        mock.post(
+            "/v1/chat/completions",
+            chat(json!({"stream": true, "mock_fault": "stream_error"})),
+        )
+        .await,
+    )
+    .await;
+    let error: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(error["error"]["type"], "InternalServerError");
+    assert_eq!(error["error"]["code"], 500);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    let events = events_of(
+        mock.post(
+            "/v1/chat/completions",
+            chat(json!({"stream": true, "mock_fault": "malformed"})),
+        )
+        .await,
+    )
+    .await;
+    let broken = events
+        .iter()
+        .filter(|data| serde_json::from_str::<Value>(data).is_err() && *data != "[DONE]")
+        .count();
+    assert_eq!(broken, 1);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    let truncated = mock
+        .post(
+            "/v1/chat/completions",
+            chat(json!({"mock_fault": "malformed"})),
+        )
+        .await;
+    assert_eq!(truncated.status(), StatusCode::OK);
+    let bytes = truncated.into_body().collect().await.unwrap().to_bytes();
+    assert!(serde_json::from_slice::<Value>(&bytes).is_err());
+
+    let unknown = mock
+        .post(
+            "/v1/chat/completions",
+            chat(json!({"mock_fault": "explode"})),
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn api_key_is_enforced_like_vllm_and_last_request_is_recorded() {
+    let mock = start(MockArgs {
+        api_key: Some("upstream-secret".into()),
+        ..MockArgs::default()
+    })
+    .await;
+    let denied = mock.get("/v1/models").await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(denied).await, json!({"error": "Unauthorized"}));
+    let wrong = mock
+        .send(Method::GET, "/v1/models", Some("client-key"), None)
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // Health stays public.
+    assert_eq!(mock.get("/health").await.status(), StatusCode::OK);
+
+    let body = chat(
+        json!({"stream": true, "stream_options": {"include_usage": true},
+                           "x_custom": {"kept": true}}),
+    );
+    let ok = mock
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some("upstream-secret"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let _ = events_of(ok).await;
+
+    let last = json_of(mock.get("/mock/last-request").await).await;
+    assert_eq!(last["path"], "/v1/chat/completions");
+    assert_eq!(last["headers"]["authorization"], "Bearer upstream-secret");
+    assert_eq!(last["body"], body);
+}
+
+#[tokio::test]
+async fn serve_returns_once_shutdown_resolves() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, MockArgs::default(), async move {
+        let _ = stopped.await;
+    }));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let health = Request::get(format!("http://{addr}/health"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(client.request(health).await.unwrap().status(), StatusCode::OK);
+    stop.send(()).unwrap();
+    // Generous bound: this guards against hanging, it does not measure speed.
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))));
+}
