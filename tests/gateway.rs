@@ -475,3 +475,22 @@ async fn http2_health_and_metrics() {
     assert!(!metrics.contains(&gw.key));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_while_waiting_for_a_non_streaming_answer_is_logged() {
+    let gw = Gateway::start().await;
+    let body = chat("chat-model", json!({"mock_fault": "slow:5000"}));
+    let url = gw.url("/v1/chat/completions");
+    let key = gw.key.clone();
+    let pending = tokio::spawn(async move { post(&url, &key, &body).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pending.abort(); // drops the client connection
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let rows = gw.stop().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, 499);
+    assert!(
+        rows[0].latency_ms < 4_000.0,
+        "the gateway kept waiting after the client left"
+    );
+}

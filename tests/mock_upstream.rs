@@ -516,7 +516,10 @@ async fn serve_returns_once_shutdown_resolves() {
     let health = Request::get(format!("http://{addr}/health"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert_eq!(client.request(health).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.request(health).await.unwrap().status(),
+        StatusCode::OK
+    );
     stop.send(()).unwrap();
     // Generous bound: this guards against hanging, it does not measure speed.
     let finished = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::faults::Fault;
 use super::wire::{push_json_str, push_u64, stream_error_event};
@@ -84,10 +84,12 @@ pub struct StreamPlan {
     pub inter_token: Duration,
 }
 
-/// One SSE event and how long to wait before sending it.
+/// One SSE event and when to send it.
 #[derive(Debug)]
 struct Event {
-    delay: Duration,
+    /// Offset from the start of the stream. Offsets, not gaps: a late timer does not
+    /// push back every later token, so the average rate stays what was asked for.
+    at: Duration,
     bytes: Bytes,
     is_done: bool,
 }
@@ -112,6 +114,8 @@ struct Script {
     stage: Stage,
     started: bool,
     new_step: bool,
+    /// Offset of the current step.
+    clock: Duration,
 }
 
 impl Script {
@@ -144,6 +148,7 @@ impl Script {
             stage,
             started: false,
             new_step: false,
+            clock: Duration::ZERO,
         }
     }
 
@@ -183,7 +188,7 @@ impl Script {
                 Stage::Done => {
                     self.stage = Stage::End;
                     return Some(Event {
-                        delay: Duration::ZERO,
+                        at: self.clock,
                         bytes: Bytes::from_static(DONE),
                         is_done: true,
                     });
@@ -193,15 +198,13 @@ impl Script {
         }
     }
 
-    /// Renders a chunk and works out the pause before it.
+    /// Renders a chunk and works out when it is due.
     fn emit(&mut self, render: impl FnOnce(&Self, &mut Vec<u8>)) -> Event {
-        let delay = if !self.started {
-            self.plan.time_to_first_token
+        if !self.started {
+            self.clock = self.plan.time_to_first_token;
         } else if self.new_step {
-            self.plan.inter_token
-        } else {
-            Duration::ZERO
-        };
+            self.clock += self.plan.inter_token;
+        }
         self.started = true;
         self.new_step = false;
         let mut out = Vec::with_capacity(self.prefix.len() + 160);
@@ -209,7 +212,7 @@ impl Script {
         render(self, &mut out);
         out.extend_from_slice(b"}\n\n");
         Event {
-            delay,
+            at: self.clock,
             bytes: Bytes::from(out),
             is_done: false,
         }
@@ -374,6 +377,8 @@ enum Mode {
 #[derive(Debug)]
 pub struct SseBody {
     script: Script,
+    /// When the request arrived: event offsets count from here.
+    origin: Instant,
     fault: Option<(StreamFault, usize)>,
     emitted: usize,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -393,6 +398,7 @@ impl SseBody {
         };
         Self {
             script: Script::new(plan),
+            origin: Instant::now(),
             fault,
             emitted: 0,
             sleep: None,
@@ -459,8 +465,11 @@ impl SseBody {
             }
             match next {
                 Some(event) => {
-                    if !event.delay.is_zero() {
-                        self.sleep = Some(Box::pin(tokio::time::sleep(event.delay)));
+                    if !event.at.is_zero() {
+                        let due = self.origin + event.at;
+                        if due > Instant::now() {
+                            self.sleep = Some(Box::pin(tokio::time::sleep_until(due)));
+                        }
                     }
                     self.queue.push_back(event.bytes);
                 }
@@ -726,15 +735,15 @@ mod tests {
         }
         // role, 3 words, end of sequence, [DONE]
         assert_eq!(times.len(), 6);
-        // Nothing before the TTFT, then one gap per token (end of sequence included).
+        // Each token is due at TTFT + k gaps after the request (end of sequence included).
         // Only lower bounds: timers never fire early, but a busy machine may be late.
-        assert!(times[0] >= Duration::from_millis(80), "{times:?}");
-        for k in 2..5 {
-            assert!(
-                times[k] - times[k - 1] >= Duration::from_millis(20),
-                "{times:?}"
-            );
+        let due = |k: u64| Duration::from_millis(80 + 20 * k);
+        assert!(times[0] >= due(0), "{times:?}");
+        for (k, time) in times[1..5].iter().enumerate() {
+            assert!(*time >= due(k as u64), "{times:?}");
         }
+        assert!(times[5] >= due(3), "{times:?}");
+    }
         assert!(times[5] >= Duration::from_millis(80 + 3 * 20), "{times:?}");
     }
 }

@@ -69,6 +69,7 @@ impl SseRelay {
             out.extend_from_slice(&self.fail(
                 "upstream_protocol_error",
                 "an upstream event exceeded the size limit",
+                "event over MAX_EVENT_BYTES",
             ));
         }
         out
@@ -88,14 +89,18 @@ impl SseRelay {
                 return Some(self.fail(
                     "upstream_protocol_error",
                     "the model server sent a malformed stream event",
+                    "invalid JSON in a data event",
                 ));
             }
         };
         if probe.error.is_some() {
             let message = upstream_error_message(&payload)
                 .unwrap_or_else(|| "the model server reported an error".into());
-            tracing::warn!(request_id = %self.ctx.record.id, upstream_message = %message, "upstream error event mid-stream");
-            return Some(self.fail("upstream_error", "the model server failed while generating"));
+            return Some(self.fail(
+                "upstream_error",
+                "the model server failed while generating",
+                &message,
+            ));
         }
         if let Some(usage) = probe.usage {
             self.ctx.set_usage(usage);
@@ -108,12 +113,13 @@ impl SseRelay {
         Some(event)
     }
 
-    /// Records a failure and returns the error event that tells the client.
-    fn fail(&mut self, code: &'static str, message: &str) -> Bytes {
+    /// Records a failure, logs it once (with `detail`, which the client never sees) and
+    /// returns the error event that tells the client.
+    fn fail(&mut self, code: &'static str, message: &str, detail: &str) -> Bytes {
         self.failure = Some(code);
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
-        tracing::warn!(request_id = %self.ctx.record.id, code, "stream ended with an error: {message}");
+        tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
         data_event(&error_json(message, "server_error", None, Some(code)))
     }
 
@@ -143,8 +149,11 @@ impl Body for SseRelay {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
-                        let event =
-                            this.fail("upstream_timeout", "the model server stopped sending");
+                        let event = this.fail(
+                            "upstream_timeout",
+                            "the model server stopped sending",
+                            "read timeout",
+                        );
                         return Poll::Ready(Some(Ok(Frame::data(event))));
                     }
                     return Poll::Pending;
@@ -160,10 +169,10 @@ impl Body for SseRelay {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(request_id = %this.ctx.record.id, error = %e, "upstream stream broke");
                     let event = this.fail(
                         "upstream_stream_broken",
                         "the connection to the model server broke mid-stream",
+                        &e.to_string(),
                     );
                     return Poll::Ready(Some(Ok(Frame::data(event))));
                 }
@@ -176,6 +185,7 @@ impl Body for SseRelay {
                     let event = this.fail(
                         "upstream_stream_truncated",
                         "the model server ended the stream early",
+                        "the stream ended without [DONE]",
                     );
                     return Poll::Ready(Some(Ok(Frame::data(event))));
                 }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub param: Option<&'static str>,
     pub message: String,
     pub retry_after: Option<HeaderValue>,
+    /// What went wrong in more detail, for the log line only; never sent to the client.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -32,7 +34,14 @@ impl ApiError {
             param: None,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
+    }
+
+    /// Adds detail for the log line.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     fn with_param(mut self, param: &'static str) -> Self {

@@ -83,10 +83,23 @@ pub async fn handle(
                     read_timeout,
                 )),
                 Err(err) => {
+                    let detail = err.detail.as_deref().unwrap_or("");
                     if err.status.is_server_error() {
-                        tracing::warn!(request_id = %ctx.record.id, status = err.status.as_u16(), code = err.code, "{}", err.message);
+                        tracing::warn!(
+                            status = err.status.as_u16(),
+                            code = err.code,
+                            detail,
+                            "{}",
+                            err.message
+                        );
                     } else {
-                        tracing::info!(request_id = %ctx.record.id, status = err.status.as_u16(), code = err.code, "{}", err.message);
+                        tracing::info!(
+                            status = err.status.as_u16(),
+                            code = err.code,
+                            detail,
+                            "{}",
+                            err.message
+                        );
                     }
                     ctx.finish(err.status.as_u16(), Some(err.code));
                     err.into_response()
@@ -253,11 +266,13 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         .post_json(upstream_path, upstream_body, stream, &ctx.record.id)
         .await
         .map_err(|e| {
-            tracing::warn!(request_id = %ctx.record.id, upstream = %route.upstream.name, error = %e, "upstream call failed");
-            match e {
+            let err = match e {
                 UpstreamError::Timeout(_) => ApiError::upstream_timeout(),
-                UpstreamError::Connect(_) | UpstreamError::Build(_) => ApiError::upstream_unavailable(),
-            }
+                UpstreamError::Connect(_) | UpstreamError::Build(_) => {
+                    ApiError::upstream_unavailable()
+                }
+            };
+            err.with_detail(format!("upstream `{}`: {e}", route.upstream.name))
         })?;
     let status = response.status();
     let read_timeout = route.upstream.read_timeout;
@@ -267,10 +282,13 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
             read_upstream_body(response.into_body(), MAX_UPSTREAM_ERROR_BODY, read_timeout).await;
         ctx.upstream_end();
         let message = body.ok().and_then(|b| upstream_error_message(&b));
-        if status.is_server_error() {
-            tracing::warn!(request_id = %ctx.record.id, status = status.as_u16(), upstream_message = ?message, "upstream error");
-        }
-        return Err(ApiError::from_upstream(status, message, retry_after));
+        let detail = format!(
+            "upstream `{}` answered {}: {}",
+            route.upstream.name,
+            status.as_u16(),
+            message.as_deref().unwrap_or("(no message)")
+        );
+        return Err(ApiError::from_upstream(status, message, retry_after).with_detail(detail));
     }
     let is_event_stream = response
         .headers()
@@ -315,8 +333,8 @@ async fn read_upstream_body(
             Err(_) => return Err(ApiError::upstream_timeout()),
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => {
-                tracing::warn!(error = %e, "upstream body broke");
-                return Err(ApiError::upstream_protocol("the response body was cut off"));
+                return Err(ApiError::upstream_protocol("the response body was cut off")
+                    .with_detail(e.to_string()));
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {

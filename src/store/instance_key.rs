@@ -138,10 +138,8 @@ mod tests {
 
     #[test]
     fn round_trips_with_0600_and_refuses_overwrite() {
-        let dir = std::env::temp_dir().join(format!("airlock-ik-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::store::scratch_dir("ik");
         let path = dir.join("instance.key");
-        let _ = std::fs::remove_file(&path);
         let key = InstanceKey::generate().unwrap();
         key.write_new(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();

@@ -80,16 +80,23 @@ pub fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A fresh, empty scratch directory for one unit test.
+#[cfg(test)]
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("airlock-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn migrations_apply_once_and_in_order() {
-        let dir = std::env::temp_dir().join(format!("airlock-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("store");
         let path = dir.join("m.db");
-        let _ = std::fs::remove_file(&path);
         let m: &[Migration] = &["CREATE TABLE a(x);", "CREATE TABLE b(y);"];
         drop(open(&path, &m[..1]).unwrap());
         let conn = open(&path, m).unwrap();

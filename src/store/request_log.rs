@@ -193,10 +193,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_record_reaches_disk_before_finish_returns() {
-        let dir = std::env::temp_dir().join(format!("airlock-rl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::store::scratch_dir("rl");
         let path = dir.join("requests.db");
-        let _ = std::fs::remove_file(&path);
         let (log, writer) = RequestLog::open(&path).unwrap();
         for i in 0..2000 {
             let record = RequestRecord {

@@ -154,10 +154,8 @@ mod tests {
 
     #[test]
     fn revocation_by_another_connection_applies_to_the_next_request() {
-        let dir = std::env::temp_dir().join(format!("airlock-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::store::scratch_dir("auth");
         let path = dir.join("airlock.db");
-        let _ = std::fs::remove_file(&path);
         let secret = [7u8; 32];
         let admin = crate::store::open(&path, STATE_MIGRATIONS).unwrap();
         let store = KeyStore::new(&admin, &secret);

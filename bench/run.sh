@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Load harness: mock-upstream directly, through nginx (one worker, keep-alive reverse
+# proxy: the floor of one proxy hop), and through Airlock, non-streaming and streaming,
+# saturated (wrk) and at a fixed 500 requests/s (oha). Prints the results and writes
+# docs/benchmarks.md. Not a test: numbers on shared machines are noisy.
+#
+# Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in wrk nginx oha; do
+    command -v "$tool" >/dev/null || {
+        echo "missing $tool: apt-get install wrk nginx; cargo install oha --locked" >&2
+        exit 1
+    }
+done
+cargo build --release --offline --locked --bin airlock
+exec python3 bench/run.py "$@"

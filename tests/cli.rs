@@ -1,0 +1,145 @@
+//! The `airlock` command line as a user runs it: help, init, config errors, keys.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+
+fn airlock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["init", "--help"],
+        vec!["mock-upstream", "--help"],
+        vec!["demo", "--help"],
+        vec!["keys", "--help"],
+        vec!["keys", "create", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["keys", "revoke", "--help"],
+        vec!["version", "--help"],
+    ] {
+        let out = airlock(&sub);
+        assert!(out.status.success(), "{sub:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains("Usage:"), "{sub:?}");
+    }
+    assert!(stdout(&airlock(&["version"])).starts_with("airlock "));
+}
+
+#[test]
+fn init_then_keys_lifecycle() {
+    let dir = common::scratch_dir("cli");
+    let d = dir.join("inst");
+    let d = d.to_str().unwrap();
+    let out = airlock(&["init", "--dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_file = Path::new(d).join("instance.key");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let config = Path::new(d).join("airlock.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("# Airlock configuration"),
+        "the config should be commented"
+    );
+    // A second init refuses to clobber the instance.
+    assert!(!airlock(&["init", "--dir", d]).status.success());
+
+    let cfg = config.to_str().unwrap();
+    let out = airlock(&[
+        "keys",
+        "create",
+        "--config",
+        cfg,
+        "--tenant",
+        "acme",
+        "--models",
+        "default",
+        "--expires-in",
+        "30d",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let secret = created["key"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert!(secret.starts_with("ak-"));
+    assert!(created["expires_at"].as_i64().unwrap() > airlock::store::now_unix());
+
+    let listed = stdout(&airlock(&["keys", "list", "--config", cfg]));
+    assert!(listed.contains(id) && listed.contains("acme"), "{listed}");
+    assert!(
+        !listed.contains(secret),
+        "a key list must never show secrets"
+    );
+    // The secret is not stored anywhere in the instance directory.
+    for entry in std::fs::read_dir(d).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+
+    let out = airlock(&["keys", "revoke", "--config", cfg, id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = airlock(&["keys", "revoke", "--config", cfg, id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no active key"));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&airlock(&[
+        "keys", "list", "--config", cfg, "--json",
+    ])))
+    .unwrap();
+    assert!(json[0]["revoked_at"].is_i64());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn config_errors_name_file_line_and_field() {
+    let dir = common::scratch_dir("cli-cfg");
+    let config = dir.join("airlock.yaml");
+    std::fs::write(&config, "server:\n  listen: 127.0.0.1:0\n  max_body: 10\n").unwrap();
+    let out = airlock(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:3:", config.display())), "{err}");
+    assert!(err.contains("max_body"), "{err}");
+
+    std::fs::write(&config, "models:\n  m:\n    upstream: nowhere\n").unwrap();
+    let err = stderr(&airlock(&["serve", "--config", config.to_str().unwrap()]));
+    assert!(
+        err.contains("airlock.yaml:3:") && err.contains("models.m.upstream"),
+        "{err}"
+    );
+
+    let err = stderr(&airlock(&[
+        "serve",
+        "--config",
+        dir.join("missing.yaml").to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("missing.yaml") && err.contains("cannot read"),
+        "{err}"
+    );
+
+    // A valid config without key material says how to create it.
+    std::fs::write(&config, "server:\n  listen: 127.0.0.1:0\n").unwrap();
+    let err = stderr(&airlock(&["serve", "--config", config.to_str().unwrap()]));
+    assert!(err.contains("airlock init"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
