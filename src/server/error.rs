@@ -15,9 +15,10 @@ pub struct ApiError {
     pub code: &'static str,
     pub param: Option<&'static str>,
     pub message: String,
-    pub retry_after: Option<HeaderValue>,
+    /// Boxed: rare, and it keeps `Result<_, ApiError>` small on the hot path.
+    pub retry_after: Option<Box<HeaderValue>>,
     /// What went wrong in more detail, for the log line only; never sent to the client.
-    pub detail: Option<String>,
+    pub detail: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -40,7 +41,7 @@ impl ApiError {
 
     /// Adds detail for the log line.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 
@@ -205,7 +206,7 @@ impl ApiError {
                 format!("the model server failed (status {})", status.as_u16()),
             ),
         };
-        err.retry_after = retry_after;
+        err.retry_after = retry_after.map(Box::new);
         err
     }
 
@@ -224,7 +225,7 @@ impl ApiError {
             HeaderValue::from_static("application/json"),
         );
         if let Some(v) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, v);
+            headers.insert(header::RETRY_AFTER, *v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
