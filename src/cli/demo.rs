@@ -5,7 +5,6 @@ use crate::mock_upstream::MockArgs;
 use crate::store::instance_key::InstanceKey;
 use crate::tenancy::{KeyStore, NewKey, STATE_MIGRATIONS};
 use anyhow::Context as _;
-use clap::Parser as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -25,19 +24,16 @@ pub struct DemoArgs {
 /// The logical model the demo serves.
 const DEMO_MODEL: &str = "demo-llama";
 
-/// Parses mock-upstream defaults as its own command line would.
-fn mock_defaults(listen: SocketAddr) -> MockArgs {
-    #[derive(clap::Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: MockArgs,
+/// The demo's model server: paced like a real GPU so streaming is visible.
+fn demo_mock(listen: SocketAddr) -> MockArgs {
+    MockArgs {
+        listen,
+        models: vec!["mock-llama".into()],
+        tokens_per_sec: 40.0,
+        ttft_ms: 150,
+        default_tokens: 40,
+        ..MockArgs::default()
     }
-    let mut args = Wrapper::parse_from(["mock-upstream"]).args;
-    args.listen = listen;
-    args.models = vec!["mock-llama".into()];
-    args.tokens_per_sec = 40.0;
-    args.ttft_ms = 150;
-    args
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -96,7 +92,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut mock_stop = stop_rx.clone();
         let mock = tokio::spawn(crate::mock_upstream::serve(
             mock_listener,
-            mock_defaults(mock_addr),
+            demo_mock(mock_addr),
             async move {
                 let _ = mock_stop.wait_for(|stop| *stop).await;
             },

@@ -59,7 +59,7 @@ pub struct MockArgs {
     /// Streaming speed in tokens per second (0 = as fast as possible)
     #[arg(long, default_value_t = 0.0)]
     pub tokens_per_sec: f64,
-    /// Number of completion tokens to generate when the request gives no max_tokens
+    /// Natural answer length in tokens: answers end there ("stop") unless max_tokens is smaller ("length")
     #[arg(long, default_value_t = 16)]
     pub default_tokens: u32,
     /// Model names served (comma-separated); the first is the default

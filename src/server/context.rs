@@ -154,7 +154,15 @@ impl Drop for RequestContext {
         if let Some(t) = record.completion_tokens {
             metrics.completion_tokens.inc_by(t);
         }
-        if !self.finished {
+        if self.finished {
+            tracing::debug!(
+                request_id = %record.id,
+                status = record.status,
+                latency_ms = record.latency_ms,
+                model = record.model.as_deref().unwrap_or(""),
+                "request finished"
+            );
+        } else {
             tracing::info!(request_id = %record.id, "client closed the connection before the response ended");
         }
         if let Some(permit) = self.permit.take() {

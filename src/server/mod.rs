@@ -123,7 +123,11 @@ impl Gateway {
             .with_context(|| format!("cannot create data dir {}", loaded.data_dir.display()))?;
         let instance_key = InstanceKey::read(&loaded.key_file_path())?;
         let state_conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
-        let keys = KeyCache::new(state_conn, &instance_key.key_hash_secret)?;
+        let keys = KeyCache::new(
+            state_conn,
+            &loaded.state_db_path(),
+            &instance_key.key_hash_secret,
+        )?;
         let routes = RouteTable::from_config(loaded).map_err(anyhow::Error::msg)?;
         let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
         let server = &loaded.config.server;

@@ -6,7 +6,8 @@ use http::{HeaderValue, Request, Response};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -15,13 +16,22 @@ use tracing::Instrument;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);
 
-/// A new random request id (`req_` and 24 hex digits).
+/// A new request id: `req_`, a random per-process prefix, then a counter — unique across
+/// restarts and replicas, and no system call on the hot path.
 pub fn new_request_id() -> String {
-    let mut bytes = [0u8; 12];
-    // The system generator cannot fail on Linux after boot; a zero id is still unique
-    // enough for logs if it ever does, and never a security decision.
-    let _ = SystemRandom::new().fill(&mut bytes);
-    format!("req_{}", crate::store::instance_key::hex(&bytes))
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 6];
+        // The system generator does not fail on Linux after boot; if it ever did, the
+        // process id still separates processes, and ids are never security decisions.
+        if SystemRandom::new().fill(&mut bytes).is_err() {
+            bytes[..4].copy_from_slice(&std::process::id().to_be_bytes());
+        }
+        crate::store::instance_key::hex(&bytes)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("req_{prefix}{n:012x}")
 }
 
 /// Adds [`RequestId`] to every request.

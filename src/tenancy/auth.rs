@@ -1,6 +1,7 @@
 //! Authenticating a presented key against an in-memory snapshot of all keys, reloaded
 //! whenever another connection (the CLI, the admin API) changed the state database.
 
+use super::change_watch::ChangeWatch;
 use super::keys::key_hash;
 use crate::store::{StoreError, now_unix};
 use arc_swap::ArcSwap;
@@ -49,27 +50,45 @@ struct Snapshot {
     keys: HashMap<[u8; 32], Principal>,
 }
 
+/// The database connection and what tells us it changed, used together under one lock.
+struct Source {
+    conn: Connection,
+    watch: ChangeWatch,
+}
+
 /// Keys in memory, kept in step with the database.
 pub struct KeyCache {
-    conn: Mutex<Connection>,
+    source: Mutex<Source>,
     hmac_key: hmac::Key,
     snapshot: ArcSwap<Snapshot>,
 }
 
 impl KeyCache {
-    /// Loads every key from the state database.
-    pub fn new(conn: Connection, key_hash_secret: &[u8; 32]) -> Result<Self, StoreError> {
+    /// Loads every key from the state database at `db_path` (opened as `conn`).
+    pub fn new(
+        conn: Connection,
+        db_path: &std::path::Path,
+        key_hash_secret: &[u8; 32],
+    ) -> Result<Self, StoreError> {
+        // Watch first, then load: a change between the two is seen, not missed.
+        Self::with_watch(conn, ChangeWatch::new(db_path), key_hash_secret)
+    }
+
+    fn with_watch(
+        conn: Connection,
+        watch: ChangeWatch,
+        key_hash_secret: &[u8; 32],
+    ) -> Result<Self, StoreError> {
         let snapshot = load(&conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            source: Mutex::new(Source { conn, watch }),
             hmac_key: hmac::Key::new(hmac::HMAC_SHA256, key_hash_secret),
             snapshot: ArcSwap::from_pointee(snapshot),
         })
     }
 
-    /// Returns the principal for a presented key. Checks `PRAGMA data_version` first (a
-    /// read of SQLite's shared-memory header, well under a microsecond) so a key revoked by
-    /// another process is refused from the very next request.
+    /// Returns the principal for a presented key. Asks the change watch first, so a key
+    /// revoked by another process is refused from the very next request.
     pub fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
         self.refresh_if_changed()?;
         let hash = key_hash(&self.hmac_key, presented);
@@ -85,15 +104,19 @@ impl KeyCache {
     }
 
     fn refresh_if_changed(&self) -> Result<(), AuthError> {
-        let conn = self.conn.lock().map_err(|_| AuthError::Unavailable)?;
-        let version = data_version(&conn).map_err(|e| {
-            tracing::error!(error = %e, "cannot read key store version");
-            AuthError::Unavailable
-        })?;
-        if version == self.snapshot.load().data_version {
+        let mut source = self.source.lock().map_err(|_| AuthError::Unavailable)?;
+        let Source { conn, watch } = &mut *source;
+        let known = self.snapshot.load().data_version;
+        let changed = watch
+            .changed(|| data_version(conn).map(|v| v != known))
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot tell whether keys changed");
+                AuthError::Unavailable
+            })?;
+        if !changed {
             return Ok(());
         }
-        match load(&conn) {
+        match load(conn) {
             Ok(s) => {
                 self.snapshot.store(Arc::new(s));
                 Ok(())
@@ -154,7 +177,16 @@ mod tests {
 
     #[test]
     fn revocation_by_another_connection_applies_to_the_next_request() {
-        let dir = crate::store::scratch_dir("auth");
+        revocation_applies_to_the_next_request(true);
+    }
+
+    #[test]
+    fn revocation_applies_to_the_next_request_without_inotify() {
+        revocation_applies_to_the_next_request(false);
+    }
+
+    fn revocation_applies_to_the_next_request(inotify: bool) {
+        let dir = crate::store::scratch_dir(if inotify { "auth-inotify" } else { "auth-dv" });
         let path = dir.join("airlock.db");
         let secret = [7u8; 32];
         let admin = crate::store::open(&path, STATE_MIGRATIONS).unwrap();
@@ -170,11 +202,17 @@ mod tests {
                 "test",
             )
             .unwrap();
-        let cache = KeyCache::new(
-            crate::store::open(&path, STATE_MIGRATIONS).unwrap(),
-            &secret,
-        )
-        .unwrap();
+        let conn = crate::store::open(&path, STATE_MIGRATIONS).unwrap();
+        let cache = if inotify {
+            KeyCache::new(conn, &path, &secret).unwrap()
+        } else {
+            KeyCache::with_watch(conn, ChangeWatch::DataVersion, &secret).unwrap()
+        };
+        let watching = matches!(
+            cache.source.lock().unwrap().watch,
+            ChangeWatch::Inotify { .. }
+        );
+        assert_eq!(watching, inotify);
         let p = cache.authenticate(&created.secret).unwrap();
         assert!(p.may_use("llama") && !p.may_use("gpt"));
         assert_eq!(

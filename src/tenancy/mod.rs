@@ -2,6 +2,7 @@
 //! in-memory key snapshot the data path authenticates against.
 
 mod auth;
+mod change_watch;
 mod keys;
 
 pub use auth::{AuthError, KeyCache, Principal};
