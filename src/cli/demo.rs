@@ -103,7 +103,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .await;
         let _ = stop_tx.send(true);
         let _ = mock.await;
-        anyhow::Ok(writer)
+        writer
     });
     let result = outcome.map(|writer| super::finish(rt, writer));
     if temporary {

@@ -55,6 +55,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The gateway serves from its own worker threads; the main thread only waits for the
+/// shutdown signal.
+fn coordinator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => serve(&config),
@@ -73,7 +81,7 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     let loaded = LoadedConfig::load(config)?;
     let logging = &loaded.config.logging;
     crate::telemetry::logging::init(&logging.level, logging.format);
-    let rt = runtime()?;
+    let rt = coordinator_runtime()?;
     let writer = rt.block_on(async {
         let gateway = crate::server::Gateway::open(&loaded)?;
         let listen = loaded.config.server.listen;
@@ -87,11 +95,9 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         };
         tracing::info!(address = %listener.local_addr()?, "airlock listening");
         println!("airlock listening on {scheme}://{}", listener.local_addr()?);
-        anyhow::Ok(
-            gateway
-                .serve(listener, crate::server::shutdown_signal())
-                .await,
-        )
+        gateway
+            .serve(listener, crate::server::shutdown_signal())
+            .await
     })?;
     finish(rt, writer);
     Ok(())

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Serve Prometheus metrics at `GET /metrics`.
     pub metrics: bool,
+    /// Threads serving connections; 0 means one per CPU core.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             client_body_timeout_secs: 60,
             shutdown_grace_secs: 30,
             metrics: true,
+            worker_threads: 0,
         }
     }
 }

@@ -30,7 +30,8 @@ pub struct Upstream {
     base_url: String,
     authorization: Option<HeaderValue>,
     pub read_timeout: Duration,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One client (and so one connection pool) per worker thread.
+    clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -74,8 +75,13 @@ fn read_api_key(
 }
 
 impl Upstream {
-    /// Builds the client for one upstream.
-    pub fn new(name: &str, cfg: &UpstreamConfig, loaded: &LoadedConfig) -> Result<Self, String> {
+    /// Builds the clients for one upstream, one per worker thread.
+    pub fn new(
+        name: &str,
+        cfg: &UpstreamConfig,
+        loaded: &LoadedConfig,
+        workers: usize,
+    ) -> Result<Self, String> {
         let authorization = match read_api_key(name, cfg, loaded)? {
             Some(key) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
@@ -110,16 +116,20 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .build(connector);
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
+                    .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Self {
             name: name.into(),
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
-            client,
+            clients,
         })
     }
 
@@ -152,7 +162,8 @@ impl Upstream {
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| UpstreamError::Build(e.to_string()))?;
-        match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
+        let client = &self.clients[super::pool_index() % self.clients.len()];
+        match tokio::time::timeout(self.read_timeout, client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.read_timeout)),
             Ok(Err(e)) => Err(UpstreamError::Connect(error_chain(&e))),
             Ok(Ok(response)) => Ok(response),

@@ -22,13 +22,14 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds clients for every upstream and the routes that use them.
-    pub fn from_config(loaded: &LoadedConfig) -> Result<Self, String> {
+    /// Builds clients for every upstream (one connection pool per worker thread) and
+    /// the routes that use them.
+    pub fn from_config(loaded: &LoadedConfig, workers: usize) -> Result<Self, String> {
         let mut upstreams = HashMap::new();
         for (name, cfg) in &loaded.config.upstreams {
             upstreams.insert(
                 name.clone(),
-                Arc::new(Upstream::new(name, &cfg.value, loaded)?),
+                Arc::new(Upstream::new(name, &cfg.value, loaded, workers)?),
             );
         }
         let mut routes = HashMap::new();

@@ -322,30 +322,45 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
 
 /// Reads an upstream body with a size limit and a timeout between chunks.
 async fn read_upstream_body(
-    body: Incoming,
+    mut body: Incoming,
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, ApiError> {
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
+    // Most bodies arrive as one frame: keep it as is, and copy only when there are more.
+    let mut first: Option<Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
     loop {
-        match tokio::time::timeout(idle, body.frame()).await {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ApiError::upstream_timeout()),
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => break,
             Ok(Some(Err(e))) => {
                 return Err(ApiError::upstream_protocol("the response body was cut off")
                     .with_detail(e.to_string()));
             }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > limit {
-                        return Err(ApiError::upstream_protocol(
-                            "the response body is too large",
-                        ));
-                    }
-                    buf.extend_from_slice(&data);
-                }
-            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        if so_far + data.len() > limit {
+            return Err(ApiError::upstream_protocol(
+                "the response body is too large",
+            ));
+        }
+        match &first {
+            None => first = Some(data),
+            Some(_) => rest.extend_from_slice(&data),
         }
     }
+    Ok(match first {
+        None => Bytes::new(),
+        Some(first) if rest.is_empty() => first,
+        Some(first) => {
+            let mut all = bytes::BytesMut::with_capacity(first.len() + rest.len());
+            all.extend_from_slice(&first);
+            all.extend_from_slice(&rest);
+            all.freeze()
+        }
+    })
 }

