@@ -10,7 +10,7 @@ use std::sync::Arc;
 pub struct Route {
     pub model: Arc<str>,
     pub upstream: Arc<Upstream>,
-    pub upstream_model: String,
+    pub upstream_model: Arc<str>,
 }
 
 /// All routes, by logical model name.
@@ -45,7 +45,7 @@ impl RouteTable {
                 Route {
                     model: model.as_str().into(),
                     upstream: upstream.clone(),
-                    upstream_model: route.value.model.clone().unwrap_or_else(|| model.clone()),
+                    upstream_model: route.value.model.as_deref().unwrap_or(model).into(),
                 },
             );
         }

@@ -31,9 +31,9 @@ impl RequestContext {
     pub fn new(
         state: Arc<AppState>,
         permit: OwnedPermit<RequestRecord>,
-        id: String,
+        id: Arc<str>,
         endpoint: &'static str,
-        client_addr: String,
+        client_addr: Arc<str>,
     ) -> Self {
         state.metrics.in_flight.inc();
         Self {
@@ -62,8 +62,8 @@ impl RequestContext {
     }
 
     pub fn set_principal(&mut self, principal: Principal) {
-        self.record.tenant_id = Some(principal.tenant_id.to_string());
-        self.record.key_id = Some(principal.key_id.to_string());
+        self.record.tenant_id = Some(principal.tenant_id.clone());
+        self.record.key_id = Some(principal.key_id.clone());
         self.principal = Some(principal);
     }
 
@@ -96,7 +96,7 @@ impl RequestContext {
         self.finished = true;
         self.record.status = status;
         self.error_code = error_code;
-        self.record.error_type = error_code.map(str::to_string);
+        self.record.error_type = error_code.map(Arc::from);
     }
 
     pub fn is_finished(&self) -> bool {

@@ -29,7 +29,7 @@ const MAX_UPSTREAM_ERROR_BODY: usize = 64 * 1024;
 /// Serves one request.
 pub async fn handle(
     state: Arc<AppState>,
-    client_addr: String,
+    client_addr: Arc<str>,
     req: Request<Incoming>,
 ) -> Response<GatewayBody> {
     let endpoint = Endpoint::classify(req.method(), req.uri().path());
@@ -53,8 +53,8 @@ pub async fn handle(
             let id = req
                 .extensions()
                 .get::<RequestId>()
-                .map(|r| r.0.to_string())
-                .unwrap_or_default();
+                .map(|r| r.0.clone())
+                .unwrap_or_else(|| Arc::from(""));
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
             let result = match endpoint {
@@ -252,11 +252,11 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         .ok_or_else(|| ApiError::model_not_found(request.model()))?;
     let stream = request.is_stream();
     ctx.record.stream = stream;
-    ctx.record.model = Some(route.model.to_string());
-    ctx.record.upstream = Some(route.upstream.name.to_string());
+    ctx.record.model = Some(route.model.clone());
+    ctx.record.upstream = Some(route.upstream.name.clone());
     ctx.record.upstream_model = Some(route.upstream_model.clone());
     let strip_usage_chunk = stream && request.request_stream_usage();
-    request.set_model(route.upstream_model.clone());
+    request.set_model(route.upstream_model.to_string());
     let upstream_body =
         serde_json::to_vec(&request).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
 

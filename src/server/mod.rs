@@ -276,7 +276,7 @@ impl Worker {
             };
             let _ = stream.set_nodelay(true);
             let state = state.clone();
-            let client_addr = peer.to_string();
+            let client_addr: Arc<str> = peer.to_string().into();
             let service = tower::ServiceBuilder::new()
                 .layer(request_id::RequestIdLayer)
                 .service_fn(move |req| {

@@ -4,6 +4,7 @@
 use super::{Migration, StoreError};
 use rusqlite::{Connection, params};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
@@ -39,26 +40,27 @@ const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 /// Rows that may wait in memory before requests start waiting for the writer.
 const CHANNEL_CAPACITY: usize = 65_536;
 
-/// What happened to one request.
+/// What happened to one request. Text fields are shared (`Arc<str>`) with the route
+/// table, the key snapshot and the connection, so filling a record copies nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestRecord {
-    pub id: String,
+    pub id: Arc<str>,
     pub ts_ms: i64,
-    pub tenant_id: Option<String>,
-    pub key_id: Option<String>,
+    pub tenant_id: Option<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
     pub endpoint: &'static str,
-    pub model: Option<String>,
-    pub upstream: Option<String>,
-    pub upstream_model: Option<String>,
+    pub model: Option<Arc<str>>,
+    pub upstream: Option<Arc<str>>,
+    pub upstream_model: Option<Arc<str>>,
     pub status: u16,
-    pub error_type: Option<String>,
+    pub error_type: Option<Arc<str>>,
     pub latency_ms: f64,
     pub upstream_latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub stream: bool,
-    pub client_addr: Option<String>,
+    pub client_addr: Option<Arc<str>>,
 }
 
 /// Sends records to the writer thread. Cheap to clone.
@@ -176,24 +178,27 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
     )?;
     let rows = stmt.query_map([limit as i64], |row| {
         let endpoint: String = row.get(4)?;
+        let text = |i: usize| -> rusqlite::Result<Option<Arc<str>>> {
+            Ok(row.get::<_, Option<String>>(i)?.map(Arc::from))
+        };
         Ok(RequestRecord {
-            id: row.get(0)?,
+            id: row.get::<_, String>(0)?.into(),
             ts_ms: row.get(1)?,
-            tenant_id: row.get(2)?,
-            key_id: row.get(3)?,
+            tenant_id: text(2)?,
+            key_id: text(3)?,
             endpoint: crate::server::endpoint_name(&endpoint),
-            model: row.get(5)?,
-            upstream: row.get(6)?,
-            upstream_model: row.get(7)?,
+            model: text(5)?,
+            upstream: text(6)?,
+            upstream_model: text(7)?,
             status: row.get(8)?,
-            error_type: row.get(9)?,
+            error_type: text(9)?,
             latency_ms: row.get(10)?,
             upstream_latency_ms: row.get(11)?,
             ttft_ms: row.get(12)?,
             prompt_tokens: row.get::<_, Option<i64>>(13)?.map(|v| v as u64),
             completion_tokens: row.get::<_, Option<i64>>(14)?.map(|v| v as u64),
             stream: row.get(15)?,
-            client_addr: row.get(16)?,
+            client_addr: text(16)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -210,7 +215,7 @@ mod tests {
         let (log, writer) = RequestLog::open(&path).unwrap();
         for i in 0..2000 {
             let record = RequestRecord {
-                id: format!("req-{i}"),
+                id: format!("req-{i}").into(),
                 endpoint: "chat_completions",
                 status: 200,
                 ..Default::default()
