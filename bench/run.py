@@ -80,8 +80,8 @@ def wrk(url, body, key, seconds, conns, script):
     ).stdout
     try:
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
-        p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+        p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+        p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     except (AttributeError, KeyError) as e:
         raise RuntimeError(f"cannot read wrk output for {url}:\n{out}") from e
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
