@@ -1,7 +1,8 @@
-//! Relays an upstream SSE stream to the client chunk by chunk as it arrives: validates
-//! each event, captures usage, strips the usage chunk the client did not ask for, maps
-//! upstream error events to OpenAI's shape, and ends a broken stream with an explicit
-//! error event instead of a silent clean end.
+//! Relays an upstream SSE stream to the client as it arrives: validates each event,
+//! captures usage, strips the usage chunk the client did not ask for, maps upstream error
+//! events to OpenAI's shape, and ends a broken stream with an explicit error event
+//! instead of a silent clean end. Events that arrive together leave together: one write
+//! to the client per burst, not one per event.
 
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
@@ -26,8 +27,25 @@ pub struct SseRelay {
     ctx: RequestContext,
     saw_done: bool,
     failure: Option<&'static str>,
+    /// The upstream body has ended (cleanly or not).
+    upstream_finished: bool,
+    /// Relayed bytes not yet handed to the client connection.
+    out: BytesMut,
+    /// Scheduler turns given to the upstream connection, without new data, since `out`
+    /// last grew.
+    yielded: u8,
+    /// `prime` gathered the first burst: hand it over on the first poll.
+    hand_over_now: bool,
     ended: bool,
 }
+
+/// Hand relayed bytes over once this many are waiting, burst or not.
+const FLUSH_BYTES: usize = 32 * 1024;
+/// Turns the upstream connection task gets to decode its next buffered chunk before we
+/// hand over what we have: hyper's client needs two (wake on demand, then decode), so a
+/// burst read in one `recv` leaves in one write, and an idle upstream costs two cheap
+/// polls per flush.
+const EMPTY_TURNS_BEFORE_FLUSH: u8 = 2;
 
 impl SseRelay {
     pub fn new(
@@ -45,6 +63,10 @@ impl SseRelay {
             ctx,
             saw_done: false,
             failure: None,
+            upstream_finished: false,
+            out: BytesMut::new(),
+            yielded: 0,
+            hand_over_now: false,
             ended: false,
         }
     }
@@ -53,26 +75,25 @@ impl SseRelay {
         self.ended
     }
 
-    /// Turns newly arrived bytes into what the client gets; stops at the first bad event.
-    fn relay(&mut self, chunk: &[u8]) -> BytesMut {
+    /// Turns newly arrived bytes into what the client gets (appended to `out`); stops at
+    /// the first bad event.
+    fn relay(&mut self, chunk: &[u8]) {
         self.framer.push(chunk);
-        let mut out = BytesMut::new();
         while self.failure.is_none() {
             let Some(event) = self.framer.next_event() else {
                 break;
             };
             if let Some(bytes) = self.relay_event(event) {
-                out.extend_from_slice(&bytes);
+                self.out.extend_from_slice(&bytes);
             }
         }
         if self.failure.is_none() && self.framer.pending() > MAX_EVENT_BYTES {
-            out.extend_from_slice(&self.fail(
+            self.fail(
                 "upstream_protocol_error",
                 "an upstream event exceeded the size limit",
                 "event over MAX_EVENT_BYTES",
-            ));
+            );
         }
-        out
     }
 
     fn relay_event(&mut self, event: Bytes) -> Option<Bytes> {
@@ -86,21 +107,23 @@ impl SseRelay {
         let probe: UsageProbe = match serde_json::from_slice(&payload) {
             Ok(p) => p,
             Err(_) => {
-                return Some(self.fail(
+                self.fail(
                     "upstream_protocol_error",
                     "the model server sent a malformed stream event",
                     "invalid JSON in a data event",
-                ));
+                );
+                return None;
             }
         };
         if probe.error.is_some() {
             let message = upstream_error_message(&payload)
                 .unwrap_or_else(|| "the model server reported an error".into());
-            return Some(self.fail(
+            self.fail(
                 "upstream_error",
                 "the model server failed while generating",
                 &message,
-            ));
+            );
+            return None;
         }
         if let Some(usage) = probe.usage {
             self.ctx.set_usage(usage);
@@ -114,18 +137,121 @@ impl SseRelay {
     }
 
     /// Records a failure, logs it once (with `detail`, which the client never sees) and
-    /// returns the error event that tells the client.
-    fn fail(&mut self, code: &'static str, message: &str, detail: &str) -> Bytes {
+    /// queues the error event that tells the client.
+    fn fail(&mut self, code: &'static str, message: &str, detail: &str) {
         self.failure = Some(code);
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
-        data_event(&error_json(message, "server_error", None, Some(code)))
+        self.out.extend_from_slice(&data_event(&error_json(
+            message,
+            "server_error",
+            None,
+            Some(code),
+        )));
+    }
+
+    /// Hands everything relayed so far to the client connection.
+    fn flush(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.yielded = 0;
+        Poll::Ready(Some(Ok(Frame::data(self.out.split().freeze()))))
     }
 
     fn finish_clean(&mut self) {
         self.ctx.upstream_end();
         self.ctx.finish(200, None);
+    }
+}
+
+impl SseRelay {
+    /// Takes one step from the upstream: relays a data frame, or records the stream's end
+    /// or failure. Pending only while the upstream has nothing and the idle timer runs.
+    fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match Pin::new(&mut self.upstream).poll_frame(cx) {
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    self.fail(
+                        "upstream_timeout",
+                        "the model server stopped sending",
+                        "read timeout",
+                    );
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                self.idle.as_mut().reset(Instant::now() + self.read_timeout);
+                if let Ok(data) = frame.into_data() {
+                    self.relay(&data);
+                }
+                Poll::Ready(())
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.fail(
+                    "upstream_stream_broken",
+                    "the connection to the model server broke mid-stream",
+                    &e.to_string(),
+                );
+                Poll::Ready(())
+            }
+            Poll::Ready(None) => {
+                self.upstream_finished = true;
+                if self.saw_done {
+                    self.finish_clean();
+                } else {
+                    self.fail(
+                        "upstream_stream_truncated",
+                        "the model server ended the stream early",
+                        "the stream ended without [DONE]",
+                    );
+                }
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Nothing more will come from the upstream.
+    fn done_pulling(&self) -> bool {
+        self.failure.is_some() || self.upstream_finished
+    }
+
+    /// Gathers what the upstream has ready. Ready when `out` should be handed over (a
+    /// burst is complete, or enough waits) or the upstream is done; Pending while there
+    /// is nothing to hand over.
+    fn poll_burst(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.done_pulling() || self.out.len() >= FLUSH_BYTES {
+                return Poll::Ready(());
+            }
+            let before = self.out.len();
+            match self.pull(cx) {
+                Poll::Ready(()) => {
+                    if self.out.len() > before {
+                        self.yielded = 0;
+                    }
+                }
+                Poll::Pending if self.out.is_empty() => return Poll::Pending,
+                Poll::Pending => {
+                    // Let the upstream connection decode what it has already read
+                    // (scheduler turns, no system call) so a burst goes out in one
+                    // write; then hand over whatever we have.
+                    if self.yielded < EMPTY_TURNS_BEFORE_FLUSH {
+                        self.yielded += 1;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+
+    /// Waits for the first burst for the client, so the response head leaves together
+    /// with it (one write instead of two) and a stream that fails before its first byte
+    /// is known to have failed.
+    pub async fn prime(&mut self) {
+        std::future::poll_fn(|cx| self.poll_burst(cx)).await;
+        self.hand_over_now = true;
     }
 }
 
@@ -142,53 +268,15 @@ impl Body for SseRelay {
             if this.ended {
                 return Poll::Ready(None);
             }
-            if this.failure.is_some() {
+            if !std::mem::take(&mut this.hand_over_now) {
+                std::task::ready!(this.poll_burst(cx));
+            }
+            if !this.out.is_empty() {
+                return this.flush();
+            }
+            if this.done_pulling() {
                 this.ended = true;
                 return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.upstream).poll_frame(cx) {
-                Poll::Pending => {
-                    if this.idle.as_mut().poll(cx).is_ready() {
-                        let event = this.fail(
-                            "upstream_timeout",
-                            "the model server stopped sending",
-                            "read timeout",
-                        );
-                        return Poll::Ready(Some(Ok(Frame::data(event))));
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    this.idle.as_mut().reset(Instant::now() + this.read_timeout);
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let out = this.relay(&data);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    let event = this.fail(
-                        "upstream_stream_broken",
-                        "the connection to the model server broke mid-stream",
-                        &e.to_string(),
-                    );
-                    return Poll::Ready(Some(Ok(Frame::data(event))));
-                }
-                Poll::Ready(None) => {
-                    if this.saw_done {
-                        this.finish_clean();
-                        this.ended = true;
-                        return Poll::Ready(None);
-                    }
-                    let event = this.fail(
-                        "upstream_stream_truncated",
-                        "the model server ended the stream early",
-                        "the stream ended without [DONE]",
-                    );
-                    return Poll::Ready(Some(Ok(Frame::data(event))));
-                }
             }
         }
     }

@@ -76,12 +76,11 @@ pub async fn handle(
                     upstream,
                     strip_usage_chunk,
                     read_timeout,
-                }) => stream_response(SseRelay::new(
-                    upstream,
-                    ctx,
-                    strip_usage_chunk,
-                    read_timeout,
-                )),
+                }) => {
+                    let mut relay = SseRelay::new(upstream, ctx, strip_usage_chunk, read_timeout);
+                    relay.prime().await;
+                    stream_response(relay)
+                }
                 Err(err) => {
                     let detail = err.detail.as_deref().unwrap_or("");
                     if err.status.is_server_error() {
