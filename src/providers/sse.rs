@@ -3,10 +3,14 @@
 
 use bytes::{Bytes, BytesMut};
 
-/// Accumulates bytes and yields complete events (each including its blank-line end).
+/// Accumulates bytes and finds complete events (each including its blank-line end) at
+/// the front of the buffer. Scanning resumes where it stopped, so an event arriving in
+/// many small pieces is scanned once, not once per piece.
 #[derive(Default)]
 pub struct SseFramer {
     buf: BytesMut,
+    /// Start of the first line not yet known to be complete.
+    resume_at: usize,
 }
 
 /// Largest event accepted before the stream is declared malformed.
@@ -17,10 +21,26 @@ impl SseFramer {
         self.buf.extend_from_slice(chunk);
     }
 
-    /// The next complete event, or `None` until more bytes arrive.
-    pub fn next_event(&mut self) -> Option<Bytes> {
-        let end = event_end(&self.buf)?;
-        Some(self.buf.split_to(end).freeze())
+    /// Length of the complete event at the front, or `None` until more bytes arrive.
+    pub fn next_event_len(&mut self) -> Option<usize> {
+        match event_end(&self.buf, self.resume_at) {
+            Ok(end) => Some(end),
+            Err(resume_at) => {
+                self.resume_at = resume_at;
+                None
+            }
+        }
+    }
+
+    /// The first `len` bytes (an event whose length `next_event_len` gave).
+    pub fn front(&self, len: usize) -> &[u8] {
+        &self.buf[..len]
+    }
+
+    /// Drops the event at the front.
+    pub fn consume(&mut self, len: usize) {
+        bytes::Buf::advance(&mut self.buf, len);
+        self.resume_at = 0;
     }
 
     /// Bytes of an event still incomplete.
@@ -29,34 +49,31 @@ impl SseFramer {
     }
 }
 
-/// Index just past the first blank line: two line endings in a row, where a line ending
-/// is `\r\n`, `\n` or `\r` (the SSE specification allows all three).
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    let mut i = 0;
-    while i < buf.len() {
-        let b = buf[i];
-        if b != b'\n' && b != b'\r' {
-            i += 1;
-            continue;
-        }
-        let after = if b == b'\r' {
+/// Index just past the first blank line at or after `from` (a line start): two line
+/// endings in a row, where a line ending is `\r\n`, `\n` or `\r` (the SSE specification
+/// allows all three). Without one, the start of the last incomplete line, to resume from.
+fn event_end(buf: &[u8], from: usize) -> Result<usize, usize> {
+    let mut line_start = from;
+    let mut i = from;
+    while let Some(offset) = memchr::memchr2(b'\n', b'\r', &buf[i..]) {
+        i += offset;
+        let after = if buf[i] == b'\r' {
             match buf.get(i + 1) {
                 Some(b'\n') => i + 2,
                 Some(_) => i + 1,
                 // A trailing CR may be the first half of CRLF: wait for more bytes.
-                None => return None,
+                None => return Err(line_start),
             }
         } else {
             i + 1
         };
         if i == line_start && i > 0 {
-            return Some(after);
+            return Ok(after);
         }
         line_start = after;
         i = after;
     }
-    None
+    Err(line_start)
 }
 
 /// The payload of an event's `data:` lines (joined by `\n`), or `None` for an event
@@ -107,8 +124,9 @@ mod tests {
         let mut out = vec![];
         for c in chunks {
             f.push(c);
-            while let Some(e) = f.next_event() {
-                out.push(e.to_vec());
+            while let Some(len) = f.next_event_len() {
+                out.push(f.front(len).to_vec());
+                f.consume(len);
             }
         }
         out
@@ -143,7 +161,16 @@ mod tests {
     fn incomplete_event_waits() {
         let mut f = SseFramer::default();
         f.push(b"data: {\"a\":");
-        assert!(f.next_event().is_none());
+        assert!(f.next_event_len().is_none());
         assert!(f.pending() > 0);
+    }
+
+    #[test]
+    fn an_event_arriving_byte_by_byte_is_found_once_complete() {
+        let stream = b"data: one\r\ndata: two\r\n\r\ndata: x\n\n";
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        let got = events(&bytes);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&*data_payload(&got[0]).unwrap(), b"one\ntwo");
     }
 }

@@ -36,6 +36,8 @@ pub struct SseRelay {
     yielded: u8,
     /// `prime` gathered the first burst: hand it over on the first poll.
     hand_over_now: bool,
+    /// Frames arrived since the idle timer last restarted.
+    active: bool,
     ended: bool,
 }
 
@@ -67,6 +69,7 @@ impl SseRelay {
             out: BytesMut::new(),
             yielded: 0,
             hand_over_now: false,
+            active: false,
             ended: false,
         }
     }
@@ -78,15 +81,20 @@ impl SseRelay {
     /// Turns newly arrived bytes into what the client gets (appended to `out`); stops at
     /// the first bad event.
     fn relay(&mut self, chunk: &[u8]) {
-        self.framer.push(chunk);
+        // The framer is taken out while its events are judged, which needs `&mut self`.
+        let mut framer = std::mem::take(&mut self.framer);
+        framer.push(chunk);
         while self.failure.is_none() {
-            let Some(event) = self.framer.next_event() else {
+            let Some(len) = framer.next_event_len() else {
                 break;
             };
-            if let Some(bytes) = self.relay_event(event) {
-                self.out.extend_from_slice(&bytes);
+            let event = framer.front(len);
+            if self.forward_event(event) {
+                self.out.extend_from_slice(event);
             }
+            framer.consume(len);
         }
+        self.framer = framer;
         if self.failure.is_none() && self.framer.pending() > MAX_EVENT_BYTES {
             self.fail(
                 "upstream_protocol_error",
@@ -96,13 +104,15 @@ impl SseRelay {
         }
     }
 
-    fn relay_event(&mut self, event: Bytes) -> Option<Bytes> {
-        let Some(payload) = data_payload(&event) else {
-            return Some(event); // comments and keep-alives pass as they are
+    /// Reads one event: records usage, done and failures, and says whether the client
+    /// gets it.
+    fn forward_event(&mut self, event: &[u8]) -> bool {
+        let Some(payload) = data_payload(event) else {
+            return true; // comments and keep-alives pass as they are
         };
         if payload.as_ref() == b"[DONE]" {
             self.saw_done = true;
-            return Some(event);
+            return true;
         }
         let probe: UsageProbe = match serde_json::from_slice(&payload) {
             Ok(p) => p,
@@ -112,7 +122,7 @@ impl SseRelay {
                     "the model server sent a malformed stream event",
                     "invalid JSON in a data event",
                 );
-                return None;
+                return false;
             }
         };
         if probe.error.is_some() {
@@ -123,17 +133,17 @@ impl SseRelay {
                 "the model server failed while generating",
                 &message,
             );
-            return None;
+            return false;
         }
         if let Some(usage) = probe.usage {
             self.ctx.set_usage(usage);
             let usage_only = probe.choices.as_ref().is_none_or(Vec::is_empty);
             if self.strip_usage_chunk && usage_only {
-                return None;
+                return false;
             }
         }
         self.ctx.first_byte();
-        Some(event)
+        true
     }
 
     /// Records a failure, logs it once (with `detail`, which the client never sees) and
@@ -169,6 +179,10 @@ impl SseRelay {
     fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match Pin::new(&mut self.upstream).poll_frame(cx) {
             Poll::Pending => {
+                // The idle timer restarts once per burst, not per frame (it reads the clock).
+                if std::mem::take(&mut self.active) {
+                    self.idle.as_mut().reset(Instant::now() + self.read_timeout);
+                }
                 if self.idle.as_mut().poll(cx).is_ready() {
                     self.fail(
                         "upstream_timeout",
@@ -180,7 +194,7 @@ impl SseRelay {
                 Poll::Pending
             }
             Poll::Ready(Some(Ok(frame))) => {
-                self.idle.as_mut().reset(Instant::now() + self.read_timeout);
+                self.active = true;
                 if let Ok(data) = frame.into_data() {
                     self.relay(&data);
                 }
