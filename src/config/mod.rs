@@ -42,9 +42,19 @@ impl LoadedConfig {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
-            let first_line = e.to_string();
-            let message = first_line.lines().next().unwrap_or("invalid YAML").trim();
-            ConfigError(format!("{}:{line}:{col}: {message}", path.display()))
+            let rendered = e.to_string();
+            let first_line = rendered.lines().next().unwrap_or("invalid YAML").trim();
+            // serde-saphyr starts with `error: line L column C: `; we say that ourselves.
+            let message = first_line
+                .strip_prefix("error: line ")
+                .and_then(|rest| rest.split_once(": "))
+                .map_or(first_line, |(_, m)| m);
+            let field = usize::try_from(line)
+                .ok()
+                .and_then(|l| field_path_at(text, l))
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default();
+            ConfigError(format!("{}:{line}:{col}: {field}{message}", path.display()))
         })?;
         validate::validate(&config).map_err(|e| {
             ConfigError(format!(
@@ -97,6 +107,39 @@ impl LoadedConfig {
     pub fn key_file_path(&self) -> PathBuf {
         self.data_dir.join("instance.key")
     }
+}
+
+/// The dotted path of the mapping key on `line` (1-based), read from indentation, e.g.
+/// `server.worker_threads`. Block-style YAML only; `None` when that line holds no key.
+fn field_path_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = line.checked_sub(1)?;
+    let (mut indent, key) = key_on(lines.get(index)?)?;
+    let mut path = vec![key];
+    for earlier in lines[..index].iter().rev() {
+        if indent == 0 {
+            break;
+        }
+        if let Some((i, k)) = key_on(earlier).filter(|(i, _)| *i < indent) {
+            path.push(k);
+            indent = i;
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
+}
+
+/// The indentation and key of a `key: value` or `key:` line.
+fn key_on(line: &str) -> Option<(usize, &str)> {
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    let indent = line.len() - trimmed.len();
+    let item = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+    let (key, _) = item.split_once(':')?;
+    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then_some((indent, key))
 }
 
 #[cfg(test)]

@@ -72,3 +72,21 @@ fn empty_file_is_a_valid_config() {
     let loaded = load("{}\n").unwrap();
     assert!(loaded.config.models.is_empty());
 }
+
+#[test]
+fn type_errors_name_the_field_path() {
+    let err = load("server:\n  listen: 127.0.0.1:9000\n  worker_threads: abc\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "/etc/airlock/airlock.yaml:3:19: server.worker_threads: invalid u64"
+    );
+    let err = load("upstreams:\n  a:\n    base_url: http://x/v1\n    kind: nope\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":4:") && err.contains("upstreams.a.kind: unknown variant"),
+        "{err}"
+    );
+}
