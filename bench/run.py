@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--repeat", type=int, default=3, help="saturated runs per target, interleaved; medians are reported")
     ap.add_argument("--no-write", action="store_true")
     opts = ap.parse_args()
 
@@ -150,16 +152,24 @@ def main():
         }
         results = {}
         for mode in ("chat", "stream"):
+            bodies = {}
             for name, (base, model, k) in targets.items():
                 body = dict(CHAT, model=model)
                 if mode == "stream":
                     body["stream"] = True
-                url = f"{base}/v1/chat/completions"
-                wrk(url, body, k, 2, opts.conns, str(script))  # warm-up
-                sat = wrk(url, body, k, opts.seconds, opts.conns, str(script))
-                fixed = oha(url, body, k, opts.seconds, opts.rate)
+                bodies[name] = body
+                wrk(f"{base}/v1/chat/completions", body, k, 2, opts.conns, str(script))  # warm-up
+            # Interleave the targets so drift on a shared machine hits them all alike.
+            runs = {name: [] for name in targets}
+            for _ in range(opts.repeat):
+                for name, (base, model, k) in targets.items():
+                    runs[name].append(wrk(f"{base}/v1/chat/completions", bodies[name], k, opts.seconds, opts.conns, str(script)))
+            for name, (base, model, k) in targets.items():
+                sat = {key: statistics.median(r[key] for r in runs[name]) for key in ("rps", "p50", "p99")}
+                fixed = oha(f"{base}/v1/chat/completions", bodies[name], k, opts.seconds, opts.rate)
                 results[(mode, name)] = {"sat": sat, "fixed": fixed}
-                print(f"{mode:6} {name:8} saturated {sat['rps']:9.0f} req/s p50 {sat['p50']:7.3f} ms p99 {sat['p99']:7.3f} ms | "
+                print(f"{mode:6} {name:8} saturated {sat['rps']:9.0f} req/s p50 {sat['p50']:7.3f} ms p99 {sat['p99']:7.3f} ms "
+                      f"(runs: {' '.join(str(round(r['rps'])) for r in runs[name])}) | "
                       f"{opts.rate} req/s: p50 {fixed['p50']:.3f} ms p99 {fixed['p99']:.3f} ms", flush=True)
         rss = rss_mb(gateway.pid)
         print(f"airlock peak RSS: {rss:.1f} MB")
@@ -174,14 +184,30 @@ def main():
     report = render(results, rss, opts)
     print(report)
     if not opts.no_write:
-        (ROOT / "docs" / "benchmarks.md").write_text(report)
+        write_report(report)
+
+
+BEGIN, END = "<!-- results:begin (written by bench/run.py) -->", "<!-- results:end -->"
+
+
+def write_report(report):
+    """Replaces the results block of docs/benchmarks.md, keeping the notes around it."""
+    path = ROOT / "docs" / "benchmarks.md"
+    block = f"{BEGIN}\n{report}\n{END}"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def render(results, rss, opts):
     lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d')} with `bench/run.sh` (seconds={opts.seconds}, connections={opts.conns}, fixed rate={opts.rate}/s).",
+        f"Measured {time.strftime('%Y-%m-%d')} with `bench/run.sh` (seconds={opts.seconds}, connections={opts.conns}, "
+        f"fixed rate={opts.rate}/s, saturated runs interleaved {opts.repeat}× per target, medians shown).",
         f"Machine: {machine()}. Load generator, gateway, nginx and mock-upstream share these cores.",
         "",
         "Upstream: `airlock mock-upstream` (vLLM wire format, no added latency, 16 tokens per answer).",
