@@ -1,6 +1,7 @@
 //! The OpenAI-compatible upstream (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI): a pooled
 //! keep-alive client that injects the upstream's own credential.
 
+use super::inline_pool::{InlineBody, InlinePool};
 use crate::config::{LoadedConfig, UpstreamConfig};
 use bytes::Bytes;
 use http::{HeaderValue, Request, header};
@@ -24,14 +25,54 @@ pub enum UpstreamError {
     Build(String),
 }
 
+/// How requests reach an upstream; one pool per worker thread either way.
+enum Transport {
+    /// `http://`: connections driven inline by the requests using them.
+    Inline {
+        pools: Vec<Arc<InlinePool>>,
+        /// The base URL's path, e.g. `/v1`.
+        path_prefix: String,
+    },
+    /// `https://` (TLS, and HTTP/2 by ALPN): hyper-util's pooled client.
+    Client(Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>),
+}
+
 /// One configured upstream server.
 pub struct Upstream {
     pub name: Arc<str>,
     base_url: String,
     authorization: Option<HeaderValue>,
     pub read_timeout: Duration,
-    /// One client (and so one connection pool) per worker thread.
-    clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
+    transport: Transport,
+}
+
+/// A response body from either transport.
+pub enum UpstreamBody {
+    /// Boxed: it carries its connection, which is large.
+    Inline(Box<InlineBody>),
+    Client(Incoming),
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Inline(b) => std::pin::Pin::new(b.as_mut()).poll_frame(cx),
+            UpstreamBody::Client(b) => std::pin::Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Inline(b) => b.is_end_stream(),
+            UpstreamBody::Client(b) => b.is_end_stream(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Upstream {
@@ -92,10 +133,44 @@ impl Upstream {
             }
             None => None,
         };
+        let uri: http::Uri = cfg
+            .base_url
+            .parse()
+            .map_err(|e| format!("upstream `{name}`: bad base_url: {e}"))?;
+        let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        if uri.scheme_str() == Some("http") {
+            let authority = uri
+                .authority()
+                .map(|a| match a.port() {
+                    Some(_) => a.to_string(),
+                    None => format!("{}:80", a.host()),
+                })
+                .ok_or_else(|| format!("upstream `{name}`: base_url has no host"))?;
+            let pools = (0..workers.max(1))
+                .map(|_| {
+                    Arc::new(InlinePool::new(
+                        authority.clone(),
+                        connect_timeout,
+                        cfg.pool_max_idle_per_host,
+                        Duration::from_secs(cfg.pool_idle_timeout_secs),
+                    ))
+                })
+                .collect();
+            return Ok(Self {
+                name: name.into(),
+                base_url: cfg.base_url.trim_end_matches('/').to_string(),
+                authorization,
+                read_timeout: Duration::from_millis(cfg.read_timeout_ms),
+                transport: Transport::Inline {
+                    pools,
+                    path_prefix: uri.path().trim_end_matches('/').to_string(),
+                },
+            });
+        }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
+        http.set_connect_timeout(Some(connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
@@ -129,7 +204,7 @@ impl Upstream {
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
-            clients,
+            transport: Transport::Client(clients),
         })
     }
 
@@ -140,8 +215,15 @@ impl Upstream {
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
-        let mut builder = Request::post(format!("{}{path}", self.base_url))
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let mut builder = match &self.transport {
+            Transport::Inline {
+                pools, path_prefix, ..
+            } => Request::post(format!("{path_prefix}{path}"))
+                .header(header::HOST, pools[0].authority()),
+            Transport::Client(_) => Request::post(format!("{}{path}", self.base_url)),
+        };
+        builder = builder
             .header(header::CONTENT_TYPE, "application/json")
             .header(
                 header::USER_AGENT,
@@ -162,10 +244,30 @@ impl Upstream {
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| UpstreamError::Build(e.to_string()))?;
-        let client = &self.clients[super::pool_index() % self.clients.len()];
-        match tokio::time::timeout(self.read_timeout, client.request(request)).await {
+        let worker = super::pool_index();
+        let sent = match &self.transport {
+            Transport::Inline { pools, .. } => {
+                let pool = &pools[worker % pools.len()];
+                tokio::time::timeout(self.read_timeout, pool.send(request))
+                    .await
+                    .map(|r| {
+                        r.map(|resp| resp.map(|b| UpstreamBody::Inline(Box::new(b))))
+                            .map_err(|e| error_chain(&e))
+                    })
+            }
+            Transport::Client(clients) => {
+                let client = &clients[worker % clients.len()];
+                tokio::time::timeout(self.read_timeout, client.request(request))
+                    .await
+                    .map(|r| {
+                        r.map(|resp| resp.map(UpstreamBody::Client))
+                            .map_err(|e| error_chain(&e))
+                    })
+            }
+        };
+        match sent {
             Err(_) => Err(UpstreamError::Timeout(self.read_timeout)),
-            Ok(Err(e)) => Err(UpstreamError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(UpstreamError::Connect(e)),
             Ok(Ok(response)) => Ok(response),
         }
     }

@@ -4,12 +4,12 @@
 //! instead of a silent clean end. Events that arrive together leave together: one write
 //! to the client per burst, not one per event.
 
+use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
 use crate::server::context::RequestContext;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 /// The relaying response body. Dropping it (client gone) drops the upstream response,
 /// which closes that connection and so cancels the generation upstream.
 pub struct SseRelay {
-    upstream: Incoming,
+    upstream: UpstreamBody,
     framer: SseFramer,
     strip_usage_chunk: bool,
     read_timeout: Duration,
@@ -51,7 +51,7 @@ const EMPTY_TURNS_BEFORE_FLUSH: u8 = 2;
 
 impl SseRelay {
     pub fn new(
-        upstream: Incoming,
+        upstream: UpstreamBody,
         ctx: RequestContext,
         strip_usage_chunk: bool,
         read_timeout: Duration,

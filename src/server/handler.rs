@@ -10,7 +10,7 @@ use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest, UsageProbe,
     upstream_error_message,
 };
-use crate::providers::openai_compat::UpstreamError;
+use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse_relay::SseRelay;
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
@@ -113,7 +113,7 @@ pub async fn handle(
 enum Outcome {
     Response(Response<GatewayBody>),
     Stream {
-        upstream: Incoming,
+        upstream: UpstreamBody,
         strip_usage_chunk: bool,
         read_timeout: Duration,
     },
@@ -321,7 +321,7 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
 
 /// Reads an upstream body with a size limit and a timeout between chunks.
 async fn read_upstream_body(
-    mut body: Incoming,
+    mut body: UpstreamBody,
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, ApiError> {
