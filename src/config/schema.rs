@@ -145,8 +145,10 @@ fn default_read_timeout_ms() -> u64 {
 fn default_pool_max_idle() -> usize {
     256
 }
+/// Below vLLM's keep-alive (uvicorn closes idle connections after 5 s), so Airlock
+/// never sends on a connection the upstream is closing.
 fn default_pool_idle_timeout_secs() -> u64 {
-    90
+    4
 }
 
 /// Where one logical model name goes.
