@@ -33,6 +33,7 @@ fn every_subcommand_has_help() {
         vec!["keys", "create", "--help"],
         vec!["keys", "list", "--help"],
         vec!["keys", "revoke", "--help"],
+        vec!["requests", "--help"],
         vec!["version", "--help"],
     ] {
         let out = airlock(&sub);
@@ -142,4 +143,35 @@ fn config_errors_name_file_line_and_field() {
     let err = stderr(&airlock(&["serve", "--config", config.to_str().unwrap()]));
     assert!(err.contains("airlock init"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_command_shows_the_log() {
+    let gw = common::Gateway::start().await;
+    let body =
+        serde_json::json!({"model": "chat-model", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        common::post(&gw.url("/v1/chat/completions"), &gw.key, &body)
+            .await
+            .status,
+        200
+    );
+    let config = gw.loaded.path.clone();
+    let rows = gw.stop_keeping_files().await;
+    assert_eq!(rows.len(), 1);
+    let out = airlock(&["requests", "--config", config.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json[0]["status"], 200);
+    assert_eq!(json[0]["model"], "chat-model");
+    let table = stdout(&airlock(&[
+        "requests",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(
+        table.contains("chat_completions") && table.contains("chat-model"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
 }

@@ -3,6 +3,7 @@
 mod demo;
 mod init;
 mod keys;
+mod requests;
 
 use crate::config::LoadedConfig;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create, list and revoke virtual keys.
     Keys(keys::KeysArgs),
+    /// Show the most recent rows of the request log.
+    Requests(requests::RequestsArgs),
     /// Print the version.
     Version,
 }
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MockUpstream(args) => mock_upstream(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Requests(args) => requests::run(&args),
         Command::Version => {
             println!("airlock {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -42,7 +42,7 @@ const CHANNEL_CAPACITY: usize = 65_536;
 
 /// What happened to one request. Text fields are shared (`Arc<str>`) with the route
 /// table, the key snapshot and the connection, so filling a record copies nothing.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RequestRecord {
     pub id: Arc<str>,
     pub ts_ms: i64,

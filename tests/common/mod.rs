@@ -184,15 +184,21 @@ impl Gateway {
 
     /// Stops the gateway and the mock; returns every request-log row, newest first.
     pub async fn stop(self) -> Vec<RequestRecord> {
+        let dir = self.dir.clone();
+        let rows = self.stop_keeping_files().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        rows
+    }
+
+    /// Like `stop`, leaving the instance directory in place.
+    pub async fn stop_keeping_files(self) -> Vec<RequestRecord> {
         self.stop.send(true).unwrap();
         let writer = self.task.await.unwrap().unwrap();
         tokio::task::spawn_blocking(move || writer.finish())
             .await
             .unwrap();
         let _ = self.mock_stop.send(true);
-        let rows = read_recent(&self.loaded.request_log_db_path(), 100_000).unwrap();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        rows
+        read_recent(&self.loaded.request_log_db_path(), 100_000).unwrap()
     }
 }
 
