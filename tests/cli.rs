@@ -175,3 +175,38 @@ async fn requests_command_shows_the_log() {
     );
     std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::BufRead;
+    let dir = common::scratch_dir("cli-json");
+    let d = dir.join("inst");
+    assert!(
+        airlock(&["init", "--dir", d.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let config = d.join("airlock.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        .replace("format: text", "format: json");
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let event: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["message"], "airlock listening");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

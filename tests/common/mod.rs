@@ -78,6 +78,7 @@ pub fn config_text(gateway: SocketAddr, mock: SocketAddr, extra_server: &str) ->
         "server:
   listen: {gateway}
   max_body_bytes: 65536
+  client_body_timeout_secs: 1
   shutdown_grace_secs: 5
 {extra_server}logging:
   level: warn
