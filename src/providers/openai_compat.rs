@@ -138,73 +138,17 @@ impl Upstream {
             .parse()
             .map_err(|e| format!("upstream `{name}`: bad base_url: {e}"))?;
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
-        if uri.scheme_str() == Some("http") {
-            let authority = uri
-                .authority()
-                .map(|a| match a.port() {
-                    Some(_) => a.to_string(),
-                    None => format!("{}:80", a.host()),
-                })
-                .ok_or_else(|| format!("upstream `{name}`: base_url has no host"))?;
-            let pools = (0..workers.max(1))
-                .map(|_| {
-                    Arc::new(InlinePool::new(
-                        authority.clone(),
-                        connect_timeout,
-                        cfg.pool_max_idle_per_host,
-                        Duration::from_secs(cfg.pool_idle_timeout_secs),
-                    ))
-                })
-                .collect();
-            return Ok(Self {
-                name: name.into(),
-                base_url: cfg.base_url.trim_end_matches('/').to_string(),
-                authorization,
-                read_timeout: Duration::from_millis(cfg.read_timeout_ms),
-                transport: Transport::Inline {
-                    pools,
-                    path_prefix: uri.path().trim_end_matches('/').to_string(),
-                },
-            });
-        }
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let tls = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(upstream = name, error = %e, "no system CA certificates; https upstreams will fail verification");
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
+        let transport = if uri.scheme_str() == Some("http") {
+            inline_transport(name, &uri, cfg, connect_timeout, workers)?
+        } else {
+            client_transport(name, cfg, connect_timeout, workers)?
         };
-        let connector = tls
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let clients = (0..workers.max(1))
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
-                    .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-                    .build(connector.clone())
-            })
-            .collect();
         Ok(Self {
             name: name.into(),
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
-            transport: Transport::Client(clients),
+            transport,
         })
     }
 
@@ -271,6 +215,79 @@ impl Upstream {
             Ok(Ok(response)) => Ok(response),
         }
     }
+}
+
+/// Per-worker pools of connections driven inline, for an `http://` upstream.
+fn inline_transport(
+    name: &str,
+    uri: &http::Uri,
+    cfg: &UpstreamConfig,
+    connect_timeout: Duration,
+    workers: usize,
+) -> Result<Transport, String> {
+    let authority = uri
+        .authority()
+        .map(|a| match a.port() {
+            Some(_) => a.to_string(),
+            None => format!("{}:80", a.host()),
+        })
+        .ok_or_else(|| format!("upstream `{name}`: base_url has no host"))?;
+    let pools = (0..workers.max(1))
+        .map(|_| {
+            Arc::new(InlinePool::new(
+                authority.clone(),
+                connect_timeout,
+                cfg.pool_max_idle_per_host,
+                Duration::from_secs(cfg.pool_idle_timeout_secs),
+            ))
+        })
+        .collect();
+    Ok(Transport::Inline {
+        pools,
+        path_prefix: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+/// Per-worker hyper-util clients (rustls with ring, HTTP/2 by ALPN), for `https://`.
+fn client_transport(
+    name: &str,
+    cfg: &UpstreamConfig,
+    connect_timeout: Duration,
+    workers: usize,
+) -> Result<Transport, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let tls = match builder.with_provider_and_native_roots(provider.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(upstream = name, error = %e, "no system CA certificates; https upstreams will fail verification");
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    let connector = tls
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let clients = (0..workers.max(1))
+        .map(|_| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
+                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                .build(connector.clone())
+        })
+        .collect();
+    Ok(Transport::Client(clients))
 }
 
 /// A one-line description of an error and its causes.

@@ -26,7 +26,8 @@ pub struct SseRelay {
     idle: Pin<Box<Sleep>>,
     ctx: RequestContext,
     saw_done: bool,
-    failure: Option<&'static str>,
+    /// The stream failed; its error event is queued and nothing more is relayed.
+    failed: bool,
     /// The upstream body has ended (cleanly or not).
     upstream_finished: bool,
     /// Relayed bytes not yet handed to the client connection.
@@ -43,10 +44,11 @@ pub struct SseRelay {
 
 /// Hand relayed bytes over once this many are waiting, burst or not.
 const FLUSH_BYTES: usize = 32 * 1024;
-/// Turns the upstream connection task gets to decode its next buffered chunk before we
-/// hand over what we have: hyper's client needs two (wake on demand, then decode), so a
-/// burst read in one `recv` leaves in one write, and an idle upstream costs two cheap
-/// polls per flush.
+/// Turns the upstream connection gets to decode its next buffered chunk before we hand
+/// over what we have: hyper-util's client (https upstreams) drives each connection in its
+/// own task and needs two (wake on demand, then decode), so a burst read in one `recv`
+/// leaves in one write; an inline (http) connection decodes within our own poll, and an
+/// idle upstream costs two cheap polls per flush.
 const EMPTY_TURNS_BEFORE_FLUSH: u8 = 2;
 
 impl SseRelay {
@@ -64,7 +66,7 @@ impl SseRelay {
             idle: Box::pin(tokio::time::sleep(read_timeout)),
             ctx,
             saw_done: false,
-            failure: None,
+            failed: false,
             upstream_finished: false,
             out: BytesMut::new(),
             yielded: 0,
@@ -74,17 +76,13 @@ impl SseRelay {
         }
     }
 
-    pub fn is_end_stream(&self) -> bool {
-        self.ended
-    }
-
     /// Turns newly arrived bytes into what the client gets (appended to `out`); stops at
     /// the first bad event.
     fn relay(&mut self, chunk: &[u8]) {
         // The framer is taken out while its events are judged, which needs `&mut self`.
         let mut framer = std::mem::take(&mut self.framer);
         framer.push(chunk);
-        while self.failure.is_none() {
+        while !self.failed {
             let Some(len) = framer.next_event_len() else {
                 break;
             };
@@ -95,7 +93,7 @@ impl SseRelay {
             framer.consume(len);
         }
         self.framer = framer;
-        if self.failure.is_none() && self.framer.pending() > MAX_EVENT_BYTES {
+        if !self.failed && self.framer.pending() > MAX_EVENT_BYTES {
             self.fail(
                 "upstream_protocol_error",
                 "an upstream event exceeded the size limit",
@@ -149,7 +147,7 @@ impl SseRelay {
     /// Records a failure, logs it once (with `detail`, which the client never sees) and
     /// queues the error event that tells the client.
     fn fail(&mut self, code: &'static str, message: &str, detail: &str) {
-        self.failure = Some(code);
+        self.failed = true;
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
@@ -226,7 +224,7 @@ impl SseRelay {
 
     /// Nothing more will come from the upstream.
     fn done_pulling(&self) -> bool {
-        self.failure.is_some() || self.upstream_finished
+        self.failed || self.upstream_finished
     }
 
     /// Gathers what the upstream has ready. Ready when `out` should be handed over (a

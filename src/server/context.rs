@@ -16,9 +16,8 @@ pub const CLIENT_CLOSED: u16 = 499;
 pub struct RequestContext {
     state: Arc<AppState>,
     permit: Option<OwnedPermit<RequestRecord>>,
-    pub started: Instant,
+    started: Instant,
     pub record: RequestRecord,
-    pub principal: Option<Principal>,
     upstream_started: Option<Instant>,
     upstream_time: Duration,
     error_code: Option<&'static str>,
@@ -46,10 +45,8 @@ impl RequestContext {
                 endpoint,
                 client_addr: Some(client_addr),
                 status: CLIENT_CLOSED,
-                error_type: Some("client_closed".into()),
                 ..Default::default()
             },
-            principal: None,
             upstream_started: None,
             upstream_time: Duration::ZERO,
             error_code: Some("client_closed"),
@@ -61,10 +58,10 @@ impl RequestContext {
         &self.state
     }
 
-    pub fn set_principal(&mut self, principal: Principal) {
+    /// Records who is calling.
+    pub fn set_principal(&mut self, principal: &Principal) {
         self.record.tenant_id = Some(principal.tenant_id.clone());
         self.record.key_id = Some(principal.key_id.clone());
-        self.principal = Some(principal);
     }
 
     /// Marks the moment the request went to the upstream.
@@ -96,11 +93,6 @@ impl RequestContext {
         self.finished = true;
         self.record.status = status;
         self.error_code = error_code;
-        self.record.error_type = error_code.map(Arc::from);
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.finished
     }
 }
 
@@ -114,6 +106,7 @@ impl Drop for RequestContext {
         let total = self.started.elapsed();
         let record = &mut self.record;
         record.latency_ms = ms(total);
+        record.error_type = self.error_code.map(Arc::from);
         if self.upstream_time > Duration::ZERO {
             record.upstream_latency_ms = Some(ms(self.upstream_time));
         }

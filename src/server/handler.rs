@@ -182,7 +182,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let key = presented_key(headers).ok_or(ApiError::auth(AuthError::Missing))?;
     let principal = ctx.state().keys.authenticate(key).map_err(ApiError::auth)?;
-    ctx.set_principal(principal.clone());
+    ctx.set_principal(&principal);
     Ok(principal)
 }
 

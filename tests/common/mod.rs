@@ -72,7 +72,7 @@ pub struct Gateway {
     task: JoinHandle<anyhow::Result<airlock::store::request_log::RequestLogWriter>>,
 }
 
-/// The gateway's config for a test: `models` lines are appended under `models:`.
+/// The gateway's config for a test; `extra_server` lines go under `server:`.
 pub fn config_text(gateway: SocketAddr, mock: SocketAddr, extra_server: &str) -> String {
     format!(
         "server:
