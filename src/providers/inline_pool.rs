@@ -1,28 +1,28 @@
 //! Plain-HTTP/1.1 upstream connections driven by the request that uses them: no task per
-//! connection and no hand-off of body chunks between tasks. A response body polls its
-//! connection itself, so a burst of SSE chunks read in one `recv` is decoded and relayed
-//! in one go; when the body has ended cleanly the connection returns to the pool.
+//! connection and no hand-off of body chunks between tasks. The request is written in one
+//! system call; a response body decodes straight from its connection's read buffer, so a
+//! burst of SSE chunks read in one `recv` leaves as one frame; when the body has ended
+//! cleanly the connection returns to the pool.
 
-use bytes::Bytes;
-use http::{Request, Response};
+use super::h1::{self, BodyDecoder, WireError};
+use bytes::{Bytes, BytesMut};
+use http::Response;
 use http_body::{Body, Frame};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{Connection, SendRequest};
-use hyper_util::rt::TokioIo;
-use std::future::Future;
+use std::io::ErrorKind;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+/// Room made in a connection's read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
 
-/// One keep-alive connection: the request side and the connection future that moves bytes.
+/// One keep-alive connection and the bytes read from it but not yet decoded.
 pub struct PooledConn {
-    sender: SendRequest<Full<Bytes>>,
-    conn: Conn,
+    stream: TcpStream,
+    buf: BytesMut,
 }
 
 /// Idle connections to one upstream address, for one worker thread.
@@ -35,13 +35,15 @@ pub struct InlinePool {
     idle: Mutex<Vec<(PooledConn, Instant)>>,
 }
 
-/// Why a request could not be sent.
+/// Why a request could not be sent or its response head read.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("connect to {0}: {1}")]
     Connect(String, String),
     #[error("{0}")]
-    Http(#[from] hyper::Error),
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Wire(#[from] WireError),
     #[error("the connection closed before the response")]
     Closed,
 }
@@ -80,9 +82,6 @@ impl InlinePool {
     }
 
     fn put_idle(&self, conn: PooledConn) {
-        if conn.sender.is_closed() {
-            return;
-        }
         if let Ok(mut idle) = self.idle.lock() {
             let expired = idle
                 .iter()
@@ -103,147 +102,149 @@ impl InlinePool {
                 .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
                 .map_err(|e| fail(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(PooledConn { sender, conn })
+        Ok(PooledConn {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        })
     }
 
-    /// An idle connection still open and ready, or a new one; and whether it was reused.
+    /// An idle connection the upstream has not closed, or a new one; and whether it was
+    /// reused.
     async fn checkout(&self) -> Result<(PooledConn, bool), SendError> {
-        while let Some(mut pooled) = self.take_idle() {
-            // One poll tells whether the upstream closed it while it sat idle, and lets
-            // it finish the previous exchange so it accepts the next request.
-            let usable = std::future::poll_fn(|cx| {
-                if Pin::new(&mut pooled.conn).poll(cx).is_ready() {
-                    return Poll::Ready(false);
-                }
-                Poll::Ready(matches!(pooled.sender.poll_ready(cx), Poll::Ready(Ok(()))))
-            })
-            .await;
-            if usable {
+        while let Some(pooled) = self.take_idle() {
+            // Idle connections have nothing to read: end of file means the upstream
+            // closed it, and stray bytes mean it cannot be trusted.
+            let mut probe = [0u8; 1];
+            if matches!(pooled.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            {
                 return Ok((pooled, true));
             }
         }
         Ok((self.connect().await?, false))
     }
 
-    /// Sends `request` and drives the connection until the response head arrives. A
-    /// reused connection found closed before the request went out is replaced once.
-    pub async fn send(
-        self: &Arc<Self>,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<InlineBody>, SendError> {
-        let (mut pooled, reused) = self.checkout().await?;
-        let result = match drive_send(&mut pooled, request).await {
-            Err(SendRetry::NotSent(request)) if reused => {
-                let mut fresh = self.connect().await?;
-                let result = drive_send(&mut fresh, *request).await;
-                pooled = fresh;
-                result
+    /// Sends an encoded request (see [`h1::encode_request`]) and reads the response
+    /// head. A reused connection that fails while the request is written is replaced
+    /// once: the upstream cannot have acted on a request it did not receive whole.
+    pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response<InlineBody>, SendError> {
+        let (mut conn, reused) = self.checkout().await?;
+        if let Err(e) = conn.stream.write_all(request).await {
+            if !reused {
+                return Err(e.into());
             }
-            other => other,
+            conn = self.connect().await?;
+            conn.stream.write_all(request).await?;
+        }
+        let head = loop {
+            if let Some(head) = h1::parse_head(&mut conn.buf)? {
+                break head;
+            }
+            if std::future::poll_fn(|cx| read_into(&conn.stream, &mut conn.buf, cx)).await? == 0 {
+                return Err(SendError::Closed);
+            }
         };
-        let response = result.map_err(SendRetry::into_error)?;
-        let pool = self.clone();
-        Ok(response.map(|incoming| InlineBody {
-            incoming,
-            conn: Some(pooled),
-            pool,
-        }))
-    }
-}
-
-/// A failed send, keeping the request when it never left.
-enum SendRetry {
-    NotSent(Box<Request<Full<Bytes>>>),
-    Failed(SendError),
-}
-
-impl SendRetry {
-    fn into_error(self) -> SendError {
-        match self {
-            SendRetry::NotSent(_) => SendError::Closed,
-            SendRetry::Failed(e) => e,
-        }
-    }
-}
-
-async fn drive_send(
-    pooled: &mut PooledConn,
-    request: Request<Full<Bytes>>,
-) -> Result<Response<Incoming>, SendRetry> {
-    let response = pooled.sender.try_send_request(request);
-    let mut response = std::pin::pin!(response);
-    let conn = &mut pooled.conn;
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(result) = response.as_mut().poll(cx) {
-            return Poll::Ready(result.map_err(|mut e| match e.take_message() {
-                Some(request) => SendRetry::NotSent(Box::new(request)),
-                None => SendRetry::Failed(SendError::Http(e.into_error())),
-            }));
-        }
-        match Pin::new(&mut *conn).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            // The connection ended; the response future now holds the reason.
-            Poll::Ready(_) => match response.as_mut().poll(cx) {
-                Poll::Ready(result) => {
-                    Poll::Ready(result.map_err(|mut e| match e.take_message() {
-                        Some(request) => SendRetry::NotSent(Box::new(request)),
-                        None => SendRetry::Failed(SendError::Http(e.into_error())),
-                    }))
-                }
-                Poll::Pending => Poll::Ready(Err(SendRetry::Failed(SendError::Closed))),
+        let (parts, ()) = head.response.into_parts();
+        Ok(Response::from_parts(
+            parts,
+            InlineBody {
+                conn: Some(conn),
+                decoder: head.body,
+                keep_alive: head.keep_alive,
+                out: BytesMut::new(),
+                pool: self.clone(),
             },
-        }
-    })
-    .await
+        ))
+    }
 }
 
-/// A response body that drives its own connection; the connection is pooled again when
-/// the body ended cleanly, and closed when the body is dropped early.
+/// Reads what the socket has into `buf`; 0 at end of file.
+fn read_into(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    buf.reserve(READ_CHUNK);
+    loop {
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => ready!(stream.poll_read_ready(cx))?,
+            other => return Poll::Ready(other),
+        }
+    }
+}
+
+/// A response body read from its own connection; the connection is pooled again once
+/// the body has ended cleanly, and closed when the body is dropped early (which cancels
+/// the upstream's work).
 pub struct InlineBody {
-    incoming: Incoming,
+    /// `None` once the body ended or failed.
     conn: Option<PooledConn>,
+    decoder: BodyDecoder,
+    keep_alive: bool,
+    /// Decoded bytes for the next frame.
+    out: BytesMut,
     pool: Arc<InlinePool>,
+}
+
+impl InlineBody {
+    /// Decodes what is buffered; on the body's end hands the connection back.
+    fn decode_buffered(&mut self) -> Result<(), WireError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        self.decoder.decode(&mut conn.buf, &mut self.out)?;
+        if self.decoder.is_done()
+            && let Some(conn) = self.conn.take()
+            && self.keep_alive
+            && conn.buf.is_empty()
+        {
+            self.pool.put_idle(conn);
+        }
+        Ok(())
+    }
 }
 
 impl Body for InlineBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
-        // Body; if it waits, drive the connection (it may decode the next chunk at once
-        // from what it already read), then the body once more.
-        let mut drove = false;
         loop {
-            match Pin::new(&mut this.incoming).poll_frame(cx) {
-                Poll::Ready(None) => {
-                    if let Some(conn) = this.conn.take() {
-                        this.pool.put_idle(conn);
-                    }
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(frame)) => return Poll::Ready(Some(frame)),
-                Poll::Pending if drove => return Poll::Pending,
-                Poll::Pending => drove = true,
-            }
-            let Some(pooled) = this.conn.as_mut() else {
-                return Poll::Pending;
-            };
-            if Pin::new(&mut pooled.conn).poll(cx).is_ready() {
-                // Closed or failed: the body channel now reports the end or the error.
+            if let Err(e) = this.decode_buffered() {
                 this.conn = None;
+                return Poll::Ready(Some(Err(std::io::Error::new(ErrorKind::InvalidData, e))));
+            }
+            if !this.out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(this.out.split().freeze()))));
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let read = ready!(read_into(&conn.stream, &mut conn.buf, cx));
+            match read {
+                Ok(0) => {
+                    this.conn = None;
+                    if !this.decoder.finish_at_eof() {
+                        return Poll::Ready(Some(Err(std::io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            "the upstream closed the connection before the body ended",
+                        ))));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.decoder.is_done() && self.out.is_empty()
     }
 }
 
@@ -251,27 +252,30 @@ impl Body for InlineBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
 
-    /// A server that answers one request per connection, then closes it while the
-    /// client still believes it is kept alive.
-    async fn one_shot_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    /// A server that answers every request on a connection with `answer`, closing the
+    /// connection after `per_connection` requests (while the client may still believe
+    /// it is kept alive); counts connections.
+    async fn server(answer: &'static str, per_connection: usize) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = socket.read(&mut buf).await;
-                    let body = "{\"ok\":true}";
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
+                    for _ in 0..per_connection {
+                        let mut buf = vec![0u8; 4096];
+                        if matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {
+                            return;
+                        }
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 });
             }
@@ -279,31 +283,85 @@ mod tests {
         (addr, connections)
     }
 
-    fn request(addr: &str) -> Request<Full<Bytes>> {
-        Request::post("/v1/chat/completions")
-            .header(http::header::HOST, addr)
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap()
+    const JSON: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+
+    fn pool(addr: &str) -> Arc<InlinePool> {
+        Arc::new(InlinePool::new(
+            addr.into(),
+            Duration::from_secs(1),
+            8,
+            Duration::from_secs(60),
+        ))
+    }
+
+    fn request(addr: &str) -> Vec<u8> {
+        h1::encode_request(
+            &http::Method::POST,
+            "/v1/chat/completions",
+            addr,
+            &http::HeaderMap::new(),
+            b"{}",
+        )
+    }
+
+    async fn body_of(pool: &Arc<InlinePool>, addr: &str) -> Result<Bytes, std::io::Error> {
+        let response = pool.send(&request(addr)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        Ok(response.into_body().collect().await?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn reuses_kept_alive_connections() {
+        let (addr, connections) = server(JSON, 100).await;
+        let pool = pool(&addr);
+        for _ in 0..3 {
+            assert_eq!(&body_of(&pool, &addr).await.unwrap()[..], b"{\"ok\":true}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn replaces_connections_the_upstream_closed_while_idle() {
-        let (addr, connections) = one_shot_server().await;
-        let pool = Arc::new(InlinePool::new(
-            addr.clone(),
-            Duration::from_secs(1),
-            8,
-            Duration::from_secs(60),
-        ));
+        let (addr, connections) = server(JSON, 1).await;
+        let pool = pool(&addr);
         for _ in 0..3 {
-            let response = pool.send(request(&addr)).await.unwrap();
-            assert_eq!(response.status(), 200);
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], b"{\"ok\":true}");
+            assert_eq!(&body_of(&pool, &addr).await.unwrap()[..], b"{\"ok\":true}");
             // Let the server close the connection the pool now holds idle.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn relays_chunked_bodies_and_closes_connections_marked_close() {
+        let chunked = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n6\r\ndata: \r\n3\r\nhi\n\r\n0\r\n\r\n";
+        let (addr, connections) = server(chunked, 100).await;
+        let pool = pool(&addr);
+        for _ in 0..2 {
+            assert_eq!(&body_of(&pool, &addr).await.unwrap()[..], b"data: hi\n");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_and_its_connection_is_not_reused() {
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial";
+        let (addr, connections) = server(cut, 1).await;
+        let pool = pool(&addr);
+        let err = body_of(&pool, &addr).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        assert!(pool.take_idle().is_none());
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_early_closes_its_connection() {
+        let (addr, connections) = server(JSON, 100).await;
+        let pool = pool(&addr);
+        drop(pool.send(&request(&addr)).await.unwrap());
+        assert!(pool.take_idle().is_none());
+        body_of(&pool, &addr).await.unwrap();
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -314,7 +372,7 @@ mod tests {
             8,
             Duration::from_secs(60),
         ));
-        let Err(err) = pool.send(request("127.0.0.1:9")).await else {
+        let Err(err) = pool.send(&request("127.0.0.1:9")).await else {
             panic!("connecting to a closed port succeeded");
         };
         assert!(err.to_string().contains("127.0.0.1:9"), "{err}");

@@ -1,10 +1,11 @@
 //! The OpenAI-compatible upstream (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI): a pooled
 //! keep-alive client that injects the upstream's own credential.
 
+use super::h1;
 use super::inline_pool::{InlineBody, InlinePool};
 use crate::config::{LoadedConfig, UpstreamConfig};
 use bytes::Bytes;
-use http::{HeaderValue, Request, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -53,17 +54,33 @@ pub enum UpstreamBody {
     Client(Incoming),
 }
 
+impl UpstreamBody {
+    /// Scheduler turns the connection needs to decode bytes it has already read, once
+    /// the body reported it has nothing: so a burst read in one `recv` can leave in one
+    /// write. An inline body decodes everything read within its own poll: none.
+    /// hyper-util's client (https upstreams) drives each connection in its own task:
+    /// two (wake on demand, then decode).
+    pub fn turns_to_decode_buffered(&self) -> u8 {
+        match self {
+            UpstreamBody::Inline(_) => 0,
+            UpstreamBody::Client(_) => 2,
+        }
+    }
+}
+
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             UpstreamBody::Inline(b) => std::pin::Pin::new(b.as_mut()).poll_frame(cx),
-            UpstreamBody::Client(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamBody::Client(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map_err(std::io::Error::other),
         }
     }
 
@@ -160,39 +177,15 @@ impl Upstream {
         stream: bool,
         request_id: &str,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        let mut builder = match &self.transport {
-            Transport::Inline {
-                pools, path_prefix, ..
-            } => Request::post(format!("{path_prefix}{path}"))
-                .header(header::HOST, pools[0].authority()),
-            Transport::Client(_) => Request::post(format!("{}{path}", self.base_url)),
-        };
-        builder = builder
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("airlock/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(
-                header::ACCEPT,
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
-            .header("x-request-id", request_id);
-        if let Some(auth) = &self.authorization {
-            builder = builder.header(header::AUTHORIZATION, auth.clone());
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| UpstreamError::Build(e.to_string()))?;
+        let headers = self.request_headers(stream, request_id)?;
         let worker = super::pool_index();
         let sent = match &self.transport {
-            Transport::Inline { pools, .. } => {
+            Transport::Inline { pools, path_prefix } => {
                 let pool = &pools[worker % pools.len()];
-                tokio::time::timeout(self.read_timeout, pool.send(request))
+                let target = format!("{path_prefix}{path}");
+                let wire =
+                    h1::encode_request(&Method::POST, &target, pool.authority(), &headers, &body);
+                tokio::time::timeout(self.read_timeout, pool.send(&wire))
                     .await
                     .map(|r| {
                         r.map(|resp| resp.map(|b| UpstreamBody::Inline(Box::new(b))))
@@ -200,6 +193,10 @@ impl Upstream {
                     })
             }
             Transport::Client(clients) => {
+                let mut request = Request::post(format!("{}{path}", self.base_url))
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| UpstreamError::Build(e.to_string()))?;
+                *request.headers_mut() = headers;
                 let client = &clients[worker % clients.len()];
                 tokio::time::timeout(self.read_timeout, client.request(request))
                     .await
@@ -214,6 +211,37 @@ impl Upstream {
             Ok(Err(e)) => Err(UpstreamError::Connect(e)),
             Ok(Ok(response)) => Ok(response),
         }
+    }
+
+    /// The headers of a request to this upstream (the transport adds `Host` and the
+    /// body's length): JSON in, JSON or events out, the request id, and the upstream's
+    /// own credential.
+    fn request_headers(&self, stream: bool, request_id: &str) -> Result<HeaderMap, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("airlock/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        headers.insert(
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_str(request_id).map_err(|e| UpstreamError::Build(e.to_string()))?,
+        );
+        if let Some(auth) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        Ok(headers)
     }
 }
 

@@ -35,6 +35,8 @@ pub struct SseRelay {
     /// Scheduler turns given to the upstream connection, without new data, since `out`
     /// last grew.
     yielded: u8,
+    /// Turns to give it before handing over what we have (see `UpstreamBody`).
+    turns_before_flush: u8,
     /// `prime` gathered the first burst: hand it over on the first poll.
     hand_over_now: bool,
     /// Frames arrived since the idle timer last restarted.
@@ -44,12 +46,6 @@ pub struct SseRelay {
 
 /// Hand relayed bytes over once this many are waiting, burst or not.
 const FLUSH_BYTES: usize = 32 * 1024;
-/// Turns the upstream connection gets to decode its next buffered chunk before we hand
-/// over what we have: hyper-util's client (https upstreams) drives each connection in its
-/// own task and needs two (wake on demand, then decode), so a burst read in one `recv`
-/// leaves in one write; an inline (http) connection decodes within our own poll, and an
-/// idle upstream costs two cheap polls per flush.
-const EMPTY_TURNS_BEFORE_FLUSH: u8 = 2;
 
 impl SseRelay {
     pub fn new(
@@ -58,6 +54,7 @@ impl SseRelay {
         strip_usage_chunk: bool,
         read_timeout: Duration,
     ) -> Self {
+        let turns_before_flush = upstream.turns_to_decode_buffered();
         Self {
             upstream,
             framer: SseFramer::default(),
@@ -70,6 +67,7 @@ impl SseRelay {
             upstream_finished: false,
             out: BytesMut::new(),
             yielded: 0,
+            turns_before_flush,
             hand_over_now: false,
             active: false,
             ended: false,
@@ -247,7 +245,7 @@ impl SseRelay {
                     // Let the upstream connection decode what it has already read
                     // (scheduler turns, no system call) so a burst goes out in one
                     // write; then hand over whatever we have.
-                    if self.yielded < EMPTY_TURNS_BEFORE_FLUSH {
+                    if self.yielded < self.turns_before_flush {
                         self.yielded += 1;
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
