@@ -18,6 +18,10 @@ use tokio::net::TcpStream;
 
 /// Room made in a connection's read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Idle connections older than this are probed (one `recv`) before reuse; younger ones
+/// are used directly, and if the upstream had closed one anyway the request is retried
+/// on a fresh connection (see `send`).
+const PROBE_IDLE_AFTER: Duration = Duration::from_millis(250);
 
 /// One keep-alive connection and the bytes read from it but not yet decoded.
 pub struct PooledConn {
@@ -69,16 +73,18 @@ impl InlinePool {
         &self.authority
     }
 
-    /// The most recently used idle connection that has not been idle too long.
-    fn take_idle(&self) -> Option<PooledConn> {
+    /// The most recently used idle connection that has not been idle too long, and how
+    /// long it was idle.
+    fn take_idle(&self) -> Option<(PooledConn, Duration)> {
         let mut idle = self.idle.lock().ok()?;
         let (conn, since) = idle.pop()?;
-        if since.elapsed() > self.idle_timeout {
+        let idle_for = since.elapsed();
+        if idle_for > self.idle_timeout {
             // This one and every older one have expired.
             idle.clear();
             return None;
         }
-        Some(conn)
+        Some((conn, idle_for))
     }
 
     fn put_idle(&self, conn: PooledConn) {
@@ -111,11 +117,12 @@ impl InlinePool {
     /// An idle connection the upstream has not closed, or a new one; and whether it was
     /// reused.
     async fn checkout(&self) -> Result<(PooledConn, bool), SendError> {
-        while let Some(pooled) = self.take_idle() {
+        while let Some((pooled, idle_for)) = self.take_idle() {
             // Idle connections have nothing to read: end of file means the upstream
             // closed it, and stray bytes mean it cannot be trusted.
             let mut probe = [0u8; 1];
-            if matches!(pooled.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            if idle_for < PROBE_IDLE_AFTER
+                || matches!(pooled.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
             {
                 return Ok((pooled, true));
             }
@@ -124,25 +131,16 @@ impl InlinePool {
     }
 
     /// Sends an encoded request (see [`h1::encode_request`]) and reads the response
-    /// head. A reused connection that fails while the request is written is replaced
-    /// once: the upstream cannot have acted on a request it did not receive whole.
+    /// head. When a reused connection turns out closed — the write fails, or it ends
+    /// before the first byte of a response — the request is sent once more on a fresh
+    /// connection: an upstream closing an idle keep-alive connection never read it.
     pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response<InlineBody>, SendError> {
-        let (mut conn, reused) = self.checkout().await?;
-        if let Err(e) = conn.stream.write_all(request).await {
-            if !reused {
-                return Err(e.into());
-            }
-            conn = self.connect().await?;
-            conn.stream.write_all(request).await?;
+        let (conn, reused) = self.checkout().await?;
+        let (conn, head) = match exchange(conn, request).await {
+            Err(Failure::Stale(_)) if reused => exchange(self.connect().await?, request).await,
+            other => other,
         }
-        let head = loop {
-            if let Some(head) = h1::parse_head(&mut conn.buf)? {
-                break head;
-            }
-            if std::future::poll_fn(|cx| read_into(&conn.stream, &mut conn.buf, cx)).await? == 0 {
-                return Err(SendError::Closed);
-            }
-        };
+        .map_err(Failure::into_error)?;
         let (parts, ()) = head.response.into_parts();
         Ok(Response::from_parts(
             parts,
@@ -154,6 +152,46 @@ impl InlinePool {
                 pool: self.clone(),
             },
         ))
+    }
+}
+
+/// A failed exchange: `Stale` when the connection was found closed before any of the
+/// response arrived.
+enum Failure {
+    Stale(SendError),
+    Fatal(SendError),
+}
+
+impl Failure {
+    fn into_error(self) -> SendError {
+        match self {
+            Failure::Stale(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
+/// Writes the request and reads the response head.
+async fn exchange(mut conn: PooledConn, request: &[u8]) -> Result<(PooledConn, h1::Head), Failure> {
+    if let Err(e) = conn.stream.write_all(request).await {
+        return Err(Failure::Stale(e.into()));
+    }
+    loop {
+        if let Some(head) = h1::parse_head(&mut conn.buf).map_err(|e| Failure::Fatal(e.into()))? {
+            return Ok((conn, head));
+        }
+        let nothing_yet = conn.buf.is_empty();
+        match std::future::poll_fn(|cx| read_into(&conn.stream, &mut conn.buf, cx)).await {
+            Ok(0) if nothing_yet => return Err(Failure::Stale(SendError::Closed)),
+            Ok(0) => return Err(Failure::Fatal(SendError::Closed)),
+            Ok(_) => {}
+            Err(e)
+                if nothing_yet
+                    && matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) =>
+            {
+                return Err(Failure::Stale(e.into()));
+            }
+            Err(e) => return Err(Failure::Fatal(e.into())),
+        }
     }
 }
 
@@ -324,12 +362,13 @@ mod tests {
     async fn replaces_connections_the_upstream_closed_while_idle() {
         let (addr, connections) = server(JSON, 1).await;
         let pool = pool(&addr);
-        for _ in 0..3 {
+        // Shorter idle: sent, found closed, sent again. Longer: probed and replaced.
+        for pause_ms in [60, 60, 300, 300] {
             assert_eq!(&body_of(&pool, &addr).await.unwrap()[..], b"{\"ok\":true}");
             // Let the server close the connection the pool now holds idle.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         }
-        assert_eq!(connections.load(Ordering::SeqCst), 3);
+        assert_eq!(connections.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
