@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod mock_upstream;
 pub mod providers;
+pub mod random;
 pub mod routing;
 pub mod server;
 pub mod store;

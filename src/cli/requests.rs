@@ -26,8 +26,18 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<6} {:>9} {:>9} {:>7} {:>7} ERROR",
-        "TIME", "ID", "ENDPOINT", "MODEL", "STATUS", "MS", "UPSTR_MS", "IN_TOK", "OUT_TOK"
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} ERROR",
+        "TIME",
+        "ID",
+        "ENDPOINT",
+        "MODEL",
+        "UPSTREAM",
+        "TRIES",
+        "STATUS",
+        "MS",
+        "UPSTR_MS",
+        "IN_TOK",
+        "OUT_TOK"
     );
     for r in &rows {
         print_row(r);
@@ -42,11 +52,13 @@ fn print_row(r: &RequestRecord) {
     let num = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<6} {:>9.1} {:>9} {:>7} {:>7} {}",
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {}",
         time.to_string(),
         r.id,
         format!("{}{}", r.endpoint, if r.stream { " (sse)" } else { "" }),
         r.model.as_deref().unwrap_or("-"),
+        r.upstream.as_deref().unwrap_or("-"),
+        r.attempts,
         r.status,
         r.latency_ms,
         ms(r.upstream_latency_ms),

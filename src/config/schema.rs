@@ -151,13 +151,116 @@ fn default_pool_idle_timeout_secs() -> u64 {
     4
 }
 
-/// Where one logical model name goes.
+/// Where one logical model name goes: one upstream (`upstream`, `model`), or several
+/// `targets` tried by priority and shared by weight; with retries and a circuit breaker
+/// per target either way.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRoute {
-    /// Name of an entry under `upstreams:`.
-    pub upstream: String,
-    /// Model name the upstream knows; defaults to the logical name.
+    /// Name of an entry under `upstreams:` (the one-target form).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Model name the upstream knows; defaults to the logical name (one-target form).
     #[serde(default)]
     pub model: Option<String>,
+    /// Several targets (instead of `upstream` and `model`).
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// When and how often a failed attempt is tried again.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// When a failing target is taken out of rotation.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+impl ModelRoute {
+    /// The route's targets, whichever form it was written in.
+    pub fn target_list(&self) -> Vec<TargetConfig> {
+        match &self.upstream {
+            Some(upstream) if self.targets.is_empty() => vec![TargetConfig {
+                upstream: upstream.clone(),
+                model: self.model.clone(),
+                weight: default_weight(),
+                priority: 0,
+            }],
+            _ => self.targets.clone(),
+        }
+    }
+}
+
+/// One place a logical model can be served from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Name of an entry under `upstreams:`.
+    pub upstream: String,
+    /// Model name that upstream knows; defaults to the logical name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Share of traffic among targets of the same priority.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Failover order: every target of priority 0 is tried before any of priority 1.
+    #[serde(default)]
+    pub priority: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Retries of failed attempts: connection failures, timeouts, 429, 500, 502, 503 and 504,
+/// and only before anything reached the client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts per request in all, the first included (1 = no retries).
+    pub attempts: u32,
+    /// First backoff before a retry, in milliseconds; doubles per retry, with full jitter.
+    pub backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// A 429's `Retry-After` up to this long (ms) is waited for before retrying the same
+    /// target; a longer one takes the target out of rotation for that time instead.
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff_ms: 50,
+            max_backoff_ms: 2_000,
+            max_retry_after_ms: 5_000,
+        }
+    }
+}
+
+/// A circuit breaker per target: opens after `failure_threshold` consecutive failures,
+/// or when at least `min_requests` in the last `window_secs` failed at `error_rate` or
+/// more; stays open `open_secs`; then lets one probe request through (half-open), which
+/// closes it on success and reopens it on failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    pub failure_threshold: u32,
+    pub error_rate: f64,
+    pub min_requests: u32,
+    pub window_secs: u64,
+    pub open_secs: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failure_threshold: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            window_secs: 30,
+            open_secs: 30,
+        }
+    }
 }

@@ -25,7 +25,7 @@ fn parses_a_good_file_with_defaults() {
     let c = &loaded.config;
     assert_eq!(c.server.listen.port(), 9000);
     assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
-    assert_eq!(c.models["llama"].value.upstream, "vllm");
+    assert_eq!(c.models["llama"].value.upstream.as_deref(), Some("vllm"));
     assert_eq!(c.upstreams["vllm"].value.read_timeout_ms, 300_000);
     assert_eq!(loaded.data_dir, PathBuf::from("/etc/airlock"));
 }
@@ -89,4 +89,81 @@ fn type_errors_name_the_field_path() {
         err.contains(":4:") && err.contains("upstreams.a.kind: unknown variant"),
         "{err}"
     );
+}
+
+const TARGETS: &str = "\
+upstreams:
+  a: {base_url: 'http://10.0.0.5:8000/v1'}
+  b: {base_url: 'http://10.0.0.6:8000/v1'}
+models:
+  chat:
+    targets:
+      - {upstream: a, model: llama, weight: 3}
+      - {upstream: b, priority: 1}
+    retry: {attempts: 4}
+";
+
+#[test]
+fn routes_with_targets_parse_with_defaults() {
+    let loaded = load(TARGETS).unwrap();
+    let route = &loaded.config.models["chat"].value;
+    let targets = route.target_list();
+    assert_eq!(targets.len(), 2);
+    assert_eq!((targets[0].weight, targets[0].priority), (3, 0));
+    assert_eq!((targets[1].weight, targets[1].priority), (1, 1));
+    assert_eq!(route.retry.attempts, 4);
+    assert_eq!(route.retry.max_backoff_ms, 2_000);
+    assert!(route.breaker.enabled);
+    assert_eq!(route.breaker.failure_threshold, 5);
+}
+
+#[test]
+fn bad_routes_name_the_field() {
+    let cases = [
+        (
+            "      - {upstream: b, priority: 1}",
+            "      - {upstream: c}",
+            "models.chat.targets[1]: unknown upstream `c`",
+        ),
+        ("weight: 3", "weight: 0", "models.chat.targets[0].weight"),
+        (
+            "retry: {attempts: 4}",
+            "retry: {attempts: 0}",
+            "models.chat.retry.attempts",
+        ),
+        (
+            "retry: {attempts: 4}",
+            "retry: {backoff_ms: 5000}",
+            "models.chat.retry.backoff_ms",
+        ),
+        (
+            "retry: {attempts: 4}",
+            "breaker: {error_rate: 1.5}",
+            "models.chat.breaker.error_rate",
+        ),
+        (
+            "retry: {attempts: 4}",
+            "breaker: {open_secs: 0}",
+            "models.chat.breaker",
+        ),
+        (
+            "retry: {attempts: 4}",
+            "upstream: a",
+            "set either `upstream`",
+        ),
+        (
+            "retry: {attempts: 4}",
+            "model: x",
+            "models.chat.model: with `targets`",
+        ),
+        ("retry: {attempts: 4}", "retry: {attempt: 2}", "attempt"),
+    ];
+    for (from, to, expected) in cases {
+        let err = load(&TARGETS.replace(from, to)).unwrap_err().to_string();
+        assert!(err.contains(expected), "{to}: {err}");
+    }
+    let err = load("upstreams: {a: {base_url: 'http://h/v1'}}\nmodels: {m: {}}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("models.m: set `upstream`"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! Checks that need the whole configuration: cross references, URLs, key sources.
 
 use super::Config;
-use serde_saphyr::Location;
+use super::schema::ModelRoute;
+use serde_saphyr::{Location, Spanned};
 
 /// A semantic problem at a known place in the file.
 #[derive(Debug)]
@@ -54,17 +55,59 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
         }
     }
     for (name, route) in &config.models {
-        if name.is_empty() {
-            return Err(at(&route.referenced, "models".into(), "empty model name"));
+        validate_route(config, name, route)?;
+    }
+    Ok(())
+}
+
+/// Most attempts a route may make per request.
+const MAX_ATTEMPTS: u32 = 10;
+
+fn validate_route(
+    config: &Config,
+    name: &str,
+    spanned: &Spanned<ModelRoute>,
+) -> Result<(), ValidationError> {
+    let loc = &spanned.referenced;
+    let route = &spanned.value;
+    let field = format!("models.{name}");
+    if name.is_empty() {
+        return Err(at(loc, "models".into(), "empty model name"));
+    }
+    match (&route.upstream, route.targets.is_empty()) {
+        (Some(_), false) => {
+            return Err(at(
+                loc,
+                field,
+                "set either `upstream` (one target) or `targets`, not both",
+            ));
         }
-        if !config.upstreams.contains_key(&route.value.upstream) {
+        (None, true) => {
+            return Err(at(loc, field, "set `upstream` (one target) or `targets`"));
+        }
+        (None, false) if route.model.is_some() => {
+            return Err(at(
+                loc,
+                format!("{field}.model"),
+                "with `targets`, set `model` on each target",
+            ));
+        }
+        _ => {}
+    }
+    for (index, target) in route.target_list().iter().enumerate() {
+        let target_field = if route.targets.is_empty() {
+            format!("{field}.upstream")
+        } else {
+            format!("{field}.targets[{index}]")
+        };
+        if !config.upstreams.contains_key(&target.upstream) {
             let known: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
             return Err(at(
-                &route.referenced,
-                format!("models.{name}.upstream"),
+                loc,
+                target_field,
                 format!(
                     "unknown upstream `{}` (defined upstreams: {})",
-                    route.value.upstream,
+                    target.upstream,
                     if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -73,6 +116,43 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
                 ),
             ));
         }
+        if target.weight == 0 {
+            return Err(at(
+                loc,
+                format!("{target_field}.weight"),
+                "must be at least 1 (remove the target to send it nothing)",
+            ));
+        }
+    }
+    let retry = &route.retry;
+    if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {
+        return Err(at(
+            loc,
+            format!("{field}.retry.attempts"),
+            format!("must be between 1 and {MAX_ATTEMPTS}"),
+        ));
+    }
+    if retry.backoff_ms > retry.max_backoff_ms {
+        return Err(at(
+            loc,
+            format!("{field}.retry.backoff_ms"),
+            "must not exceed `max_backoff_ms`",
+        ));
+    }
+    let breaker = &route.breaker;
+    if !(breaker.error_rate > 0.0 && breaker.error_rate <= 1.0) {
+        return Err(at(
+            loc,
+            format!("{field}.breaker.error_rate"),
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    if breaker.failure_threshold == 0 || breaker.window_secs == 0 || breaker.open_secs == 0 {
+        return Err(at(
+            loc,
+            format!("{field}.breaker"),
+            "`failure_threshold`, `window_secs` and `open_secs` must be at least 1",
+        ));
     }
     Ok(())
 }

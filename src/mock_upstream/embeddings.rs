@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::MockArgs;
 use super::completions::{Prompt, prompts};
-use super::generate::{self, splitmix64};
+use super::generate;
 use super::request::{ApiError, Prepared, Work, fault_name, parse_json, resolve_model};
 use super::wire::{self, EmbeddingData, EmbeddingList, EmbeddingValue, Usage};
+use crate::random::splitmix64;
 
 /// The fields of vLLM's `EmbeddingCompletionRequest` the simulator reads.
 #[derive(Debug, Deserialize)]

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::generate;
-
 /// A misbehaviour the simulator can be told to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -90,8 +88,8 @@ pub fn choose(explicit: Option<&str>, rate: f64) -> Result<Option<Fault>, Unknow
     if let Some(name) = explicit {
         return name.parse().map(Some);
     }
-    if rate > 0.0 && generate::random_unit() < rate {
-        let pick = generate::random_u64() % RANDOM_FAULTS.len() as u64;
+    if rate > 0.0 && crate::random::random_unit() < rate {
+        let pick = crate::random::random_u64() % RANDOM_FAULTS.len() as u64;
         return Ok(RANDOM_FAULTS.get(pick as usize).copied());
     }
     Ok(None)

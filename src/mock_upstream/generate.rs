@@ -1,7 +1,6 @@
-//! Deterministic words, token counts, request ids and cheap pseudo-random numbers.
+//! Deterministic words, token counts and request ids.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::random::{random_u64, splitmix64};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The vocabulary of the simulated model; one word is one token.
@@ -27,15 +26,6 @@ pub fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-/// One step of SplitMix64: a fast, well-mixed deterministic sequence from any seed.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The words the model "generates" for choice `choice` of a prompt hashed to `seed`.
 pub fn words(seed: u64, choice: u32) -> impl Iterator<Item = &'static str> {
     let mut state = seed ^ (u64::from(choice).wrapping_mul(0xa076_1d64_78bd_642f));
@@ -48,37 +38,6 @@ pub fn words(seed: u64, choice: u32) -> impl Iterator<Item = &'static str> {
 /// Whitespace-separated words in `text`: the simulator's tokenizer.
 pub fn count_words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
-}
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(fresh_seed());
-}
-
-fn fresh_seed() -> u64 {
-    static THREADS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    let mut state = nanos ^ THREADS.fetch_add(1, Ordering::Relaxed).rotate_left(32);
-    // xorshift must never hold zero.
-    splitmix64(&mut state) | 1
-}
-
-/// A pseudo-random `u64` from a per-thread xorshift64* generator (not for cryptography).
-pub fn random_u64() -> u64 {
-    RNG.with(|cell| {
-        let mut x = cell.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        cell.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    })
-}
-
-/// A pseudo-random number in `[0, 1)`.
-pub fn random_unit() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// `prefix` followed by a random UUIDv4 in hex without dashes, like vLLM's `random_uuid()`.
@@ -149,13 +108,5 @@ mod tests {
         assert_eq!(&hex[12..13], "4");
         assert!(matches!(&hex[16..17], "8" | "9" | "a" | "b"));
         assert_ne!(new_id("x-"), new_id("x-"));
-    }
-
-    #[test]
-    fn random_unit_stays_in_range() {
-        for _ in 0..1000 {
-            let x = random_unit();
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 }

@@ -71,6 +71,13 @@ pub struct MockArgs {
     /// Fraction of requests (0..1) answered with a random injected fault
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
+    /// Inject this fault (500, 503, 429, reset, malformed, stall, stream_error, slow:MS)
+    /// into every request that does not name its own `mock_fault`
+    #[arg(long)]
+    pub fault: Option<String>,
+    /// With --fault: only the first N requests get it, then the server recovers (0 = all)
+    #[arg(long, default_value_t = 0)]
+    pub fault_count: u64,
     /// Embedding vector dimension
     #[arg(long, default_value_t = 64)]
     pub embedding_dim: usize,
@@ -87,6 +94,8 @@ impl Default for MockArgs {
             models: vec!["mock-llama".to_owned()],
             api_key: None,
             fault_rate: 0.0,
+            fault: None,
+            fault_count: 0,
             embedding_dim: 64,
         }
     }

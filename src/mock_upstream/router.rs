@@ -28,6 +28,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub struct State {
     args: MockArgs,
     last_request: Mutex<Option<Recorded>>,
+    /// Requests that got the `--fault` so far.
+    faulted: std::sync::atomic::AtomicU64,
 }
 
 /// The last generation request received, for `GET /mock/last-request`.
@@ -51,6 +53,9 @@ impl State {
                 args.fault_rate
             );
         }
+        if let Some(fault) = &args.fault {
+            fault.parse::<Fault>()?;
+        }
         if !args.tokens_per_sec.is_finite() || args.tokens_per_sec < 0.0 {
             anyhow::bail!(
                 "--tokens-per-sec must be a finite number >= 0, got {}",
@@ -71,7 +76,18 @@ impl State {
         Ok(Self {
             args,
             last_request: Mutex::new(None),
+            faulted: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The `--fault` for this request, while `--fault-count` lasts.
+    fn server_fault(&self) -> Option<&str> {
+        let fault = self.args.fault.as_deref()?;
+        let count = self.args.fault_count;
+        let seen = self
+            .faulted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (count == 0 || seen < count).then_some(fault)
     }
 
     fn record(&self, recorded: Recorded) {
@@ -264,7 +280,8 @@ async fn generate(
         Ok(prepared) => prepared,
         Err(error) => return Ok(error_response(&error)),
     };
-    let fault = match faults::choose(fault.as_deref(), args.fault_rate) {
+    let explicit = fault.as_deref().or_else(|| state.server_fault());
+    let fault = match faults::choose(explicit, args.fault_rate) {
         Ok(fault) => fault,
         Err(unknown) => return Ok(error_response(&ApiError::bad_request(unknown.to_string()))),
     };
@@ -433,6 +450,18 @@ mod tests {
     }
 
     #[test]
+    fn a_server_wide_fault_lasts_for_its_count() {
+        let state = State::new(MockArgs {
+            fault: Some("503".into()),
+            fault_count: 2,
+            ..MockArgs::default()
+        })
+        .unwrap();
+        let seen: Vec<Option<&str>> = (0..4).map(|_| state.server_fault()).collect();
+        assert_eq!(seen, [Some("503"), Some("503"), None, None]);
+    }
+
+    #[test]
     fn state_rejects_unusable_options() {
         assert!(State::new(MockArgs::default()).is_ok());
         let bad = [
@@ -442,6 +471,10 @@ mod tests {
             },
             MockArgs {
                 fault_rate: 1.5,
+                ..MockArgs::default()
+            },
+            MockArgs {
+                fault: Some("explode".into()),
                 ..MockArgs::default()
             },
             MockArgs {

@@ -1,22 +1,62 @@
-//! The route table: which upstream, and which upstream model, serves a logical model name.
+//! The route table: which targets (upstream + upstream model) serve a logical model name,
+//! in which order a request tries them, and how long it waits between tries.
 
-use crate::config::LoadedConfig;
+pub mod breaker;
+
+use crate::config::{LoadedConfig, RetryConfig};
 use crate::providers::openai_compat::Upstream;
+use crate::telemetry::metrics::{AttemptLabels, Metrics, TargetLabels};
+use breaker::Breaker;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Where one logical model goes.
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub model: Arc<str>,
+/// One place a logical model is served from.
+#[derive(Debug)]
+pub struct Target {
     pub upstream: Arc<Upstream>,
     pub upstream_model: Arc<str>,
+    pub weight: u32,
+    pub priority: u32,
+    pub breaker: Breaker,
+    /// Attempt counters by outcome, resolved once (no label lookup per request).
+    attempts: [Counter; ATTEMPT_OUTCOMES.len()],
+    labels: TargetLabels,
+}
+
+/// Outcome labels of `airlock_upstream_attempts`.
+const ATTEMPT_OUTCOMES: [&str; 4] = ["ok", "error", "rate_limited", "rejected"];
+
+/// How an attempt on a target ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Ok = 0,
+    Error = 1,
+    RateLimited = 2,
+    Rejected = 3,
+}
+
+impl Target {
+    /// Counts one attempt.
+    pub fn count_attempt(&self, outcome: AttemptOutcome) {
+        self.attempts[outcome as usize].inc();
+    }
+}
+
+/// Where one logical model goes.
+#[derive(Debug)]
+pub struct Route {
+    pub model: Arc<str>,
+    /// Sorted by priority.
+    pub targets: Vec<Target>,
+    pub retry: RetryConfig,
 }
 
 /// All routes, by logical model name.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    routes: HashMap<String, Route>,
+    routes: HashMap<String, Arc<Route>>,
     /// Logical names, sorted, for `/v1/models`.
     names: Vec<String>,
 }
@@ -24,7 +64,11 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds clients for every upstream (one connection pool per worker thread) and
     /// the routes that use them.
-    pub fn from_config(loaded: &LoadedConfig, workers: usize) -> Result<Self, String> {
+    pub fn from_config(
+        loaded: &LoadedConfig,
+        workers: usize,
+        metrics: &Metrics,
+    ) -> Result<Self, String> {
         let mut upstreams = HashMap::new();
         for (name, cfg) in &loaded.config.upstreams {
             upstreams.insert(
@@ -34,19 +78,46 @@ impl RouteTable {
         }
         let mut routes = HashMap::new();
         for (model, route) in &loaded.config.models {
-            let upstream = upstreams.get(&route.value.upstream).ok_or_else(|| {
-                format!(
-                    "model `{model}`: unknown upstream `{}`",
-                    route.value.upstream
-                )
-            })?;
+            let mut targets = Vec::new();
+            for target in route.value.target_list() {
+                let upstream = upstreams.get(&target.upstream).ok_or_else(|| {
+                    format!("model `{model}`: unknown upstream `{}`", target.upstream)
+                })?;
+                let upstream_model = target.model.as_deref().unwrap_or(model);
+                let labels = TargetLabels {
+                    model: model.clone(),
+                    upstream: target.upstream.clone(),
+                    upstream_model: upstream_model.to_string(),
+                };
+                let attempts = ATTEMPT_OUTCOMES.map(|outcome| {
+                    metrics
+                        .upstream_attempts
+                        .get_or_create(&AttemptLabels {
+                            model: labels.model.clone(),
+                            upstream: labels.upstream.clone(),
+                            upstream_model: labels.upstream_model.clone(),
+                            outcome,
+                        })
+                        .clone()
+                });
+                targets.push(Target {
+                    upstream: upstream.clone(),
+                    upstream_model: upstream_model.into(),
+                    weight: target.weight.max(1),
+                    priority: target.priority,
+                    breaker: Breaker::new(&route.value.breaker),
+                    attempts,
+                    labels,
+                });
+            }
+            targets.sort_by_key(|t| t.priority);
             routes.insert(
                 model.clone(),
-                Route {
+                Arc::new(Route {
                     model: model.as_str().into(),
-                    upstream: upstream.clone(),
-                    upstream_model: route.value.model.as_deref().unwrap_or(model).into(),
-                },
+                    targets,
+                    retry: route.value.retry.clone(),
+                }),
             );
         }
         let mut names: Vec<String> = routes.keys().cloned().collect();
@@ -54,12 +125,127 @@ impl RouteTable {
         Ok(Self { routes, names })
     }
 
-    pub fn get(&self, model: &str) -> Option<&Route> {
+    pub fn get(&self, model: &str) -> Option<&Arc<Route>> {
         self.routes.get(model)
     }
 
     /// Logical model names, sorted.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Sets the breaker-state gauges (called when metrics are scraped).
+    pub fn export_breakers(&self, metrics: &Metrics) {
+        let now = std::time::Instant::now();
+        for target in self.routes.values().flat_map(|r| r.targets.iter()) {
+            metrics
+                .breaker_state
+                .get_or_create(&target.labels)
+                .set(target.breaker.state(now) as i64);
+        }
+    }
+}
+
+impl Route {
+    /// The order one request tries the targets in: priority by priority; within a
+    /// priority, a weighted random order (each next target drawn with probability
+    /// proportional to its weight among those left).
+    pub fn attempt_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        let mut start = 0;
+        while start < order.len() {
+            let priority = self.targets[order[start]].priority;
+            let end = order[start..]
+                .iter()
+                .position(|&i| self.targets[i].priority != priority)
+                .map_or(order.len(), |n| start + n);
+            for slot in start..end.saturating_sub(1) {
+                let total: u64 = order[slot..end]
+                    .iter()
+                    .map(|&i| u64::from(self.targets[i].weight))
+                    .sum();
+                let mut pick = crate::random::random_u64() % total.max(1);
+                let chosen = order[slot..end]
+                    .iter()
+                    .position(|&i| {
+                        let weight = u64::from(self.targets[i].weight);
+                        if pick < weight {
+                            return true;
+                        }
+                        pick -= weight;
+                        false
+                    })
+                    .unwrap_or(0);
+                order.swap(slot, slot + chosen);
+            }
+            start = end;
+        }
+        order
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry): exponential from
+    /// `backoff_ms`, capped at `max_backoff_ms`, with full jitter.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let base = self.retry.backoff_ms.max(1);
+        let ceiling = base
+            .saturating_mul(1u64 << retry.saturating_sub(1).min(20))
+            .min(self.retry.max_backoff_ms.max(base));
+        Duration::from_millis(crate::random::random_u64() % (ceiling + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(targets: &str) -> Arc<Route> {
+        let text = format!(
+            "upstreams:
+  a: {{base_url: 'http://127.0.0.1:9/v1'}}
+  b: {{base_url: 'http://127.0.0.1:9/v1'}}
+  c: {{base_url: 'http://127.0.0.1:9/v1'}}
+models:
+  m:
+    targets: {targets}
+"
+        );
+        let loaded =
+            LoadedConfig::from_text(std::path::Path::new("/nonexistent/airlock.yaml"), &text)
+                .unwrap();
+        RouteTable::from_config(&loaded, 1, &Metrics::new())
+            .unwrap()
+            .get("m")
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn priorities_come_in_order_and_weights_share_the_first_place() {
+        // The table sorts targets by priority: a, b (priority 0), then c.
+        let route = route(
+            "[{upstream: a, weight: 3}, {upstream: c, priority: 1, weight: 5}, {upstream: b}]",
+        );
+        assert_eq!(&*route.targets[2].upstream.name, "c");
+        let mut first = [0u32; 3];
+        for _ in 0..10_000 {
+            let order = route.attempt_order();
+            assert_eq!(order.len(), 3);
+            assert_eq!(order[2], 2, "priority 1 only after every priority 0");
+            first[order[0]] += 1;
+        }
+        // 3:1 → 75% first; five standard deviations is about ±2.2%.
+        let share = f64::from(first[0]) / 10_000.0;
+        assert!((0.728..=0.772).contains(&share), "share {share}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let route = route("[{upstream: a}]");
+        for retry in 1..12 {
+            let cap = (50u64 << (retry - 1)).min(2_000);
+            for _ in 0..100 {
+                assert!(route.backoff(retry) <= Duration::from_millis(cap));
+            }
+        }
     }
 }

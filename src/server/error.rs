@@ -139,6 +139,17 @@ impl ApiError {
         )
     }
 
+    /// Every target of the model is out of rotation (circuit breakers open, or resting
+    /// after a long `Retry-After`).
+    pub fn no_available_target(model: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "no_available_target",
+            format!("no model server for `{model}` is available right now; try again shortly"),
+        )
+    }
+
     pub fn upstream_timeout() -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,

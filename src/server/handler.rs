@@ -12,6 +12,8 @@ use crate::api::openai::{
 };
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse_relay::SseRelay;
+use crate::routing::breaker;
+use crate::routing::{AttemptOutcome, Route, Target};
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
@@ -19,7 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest upstream response body buffered for a non-streaming request.
 const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
@@ -151,6 +153,7 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
 }
 
 fn metrics_response(state: &AppState) -> Response<GatewayBody> {
+    state.routes.export_breakers(&state.metrics);
     let mut response = Response::new(GatewayBody::full(state.metrics.render()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -234,7 +237,9 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(&e.to_string()))
 }
 
-/// Forwards a chat, completion or embedding request to the upstream of its model.
+/// Forwards a chat, completion or embedding request to its model's targets: in the
+/// route's attempt order, skipping targets whose breaker is open, retrying what is safe
+/// to retry until the route's attempts run out.
 async fn forward<T: ForwardedRequest + DeserializeOwned>(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
@@ -248,47 +253,185 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         .routes
         .get(request.model())
         .filter(|_| principal.may_use(request.model()))
-        .ok_or_else(|| ApiError::model_not_found(request.model()))?;
+        .ok_or_else(|| ApiError::model_not_found(request.model()))?
+        .clone();
     let stream = request.is_stream();
     ctx.record.stream = stream;
     ctx.record.model = Some(route.model.clone());
-    ctx.record.upstream = Some(route.upstream.name.clone());
-    ctx.record.upstream_model = Some(route.upstream_model.clone());
     let strip_usage_chunk = stream && request.request_stream_usage();
-    request.set_model(route.upstream_model.to_string());
-    let upstream_body =
-        serde_json::to_vec(&request).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
 
+    let order = route.attempt_order();
+    let mut last_error = None;
+    // Consecutive targets skipped because their breaker is open: all of them ends it.
+    let mut skipped = 0;
+    // The previous attempt's target and the `Retry-After` it answered with.
+    let mut previous: Option<(usize, Option<Duration>)> = None;
+    for &index in order.iter().cycle() {
+        if ctx.record.attempts >= route.retry.attempts || skipped == order.len() {
+            break;
+        }
+        let target = &route.targets[index];
+        let Some(admission) = target.breaker.admit(Instant::now()) else {
+            skipped += 1;
+            continue;
+        };
+        skipped = 0;
+        if ctx.record.attempts > 0 {
+            let mut wait = route.backoff(ctx.record.attempts);
+            if let Some((prev, Some(retry_after))) = previous
+                && prev == index
+            {
+                wait = wait.max(retry_after);
+            }
+            tokio::time::sleep(wait).await;
+        }
+        ctx.record.attempts += 1;
+        match attempt(ctx, &route, index, &mut request, upstream_path, stream).await {
+            Ok(response) => {
+                admission.settle(breaker::Outcome::Success);
+                target.count_attempt(AttemptOutcome::Ok);
+                return relay(ctx, response, stream, strip_usage_chunk, target).await;
+            }
+            Err(failure) => {
+                admission.settle(failure.outcome);
+                target.count_attempt(match failure.outcome {
+                    breaker::Outcome::Failure => AttemptOutcome::Error,
+                    _ if failure.error.status == StatusCode::TOO_MANY_REQUESTS => {
+                        AttemptOutcome::RateLimited
+                    }
+                    _ => AttemptOutcome::Rejected,
+                });
+                let rest = Duration::from_millis(route.retry.max_retry_after_ms);
+                if let Some(retry_after) = failure.retry_after.filter(|r| *r > rest) {
+                    target.breaker.rest_until(Instant::now() + retry_after);
+                }
+                if !failure.retryable {
+                    return Err(failure.error);
+                }
+                if ctx.record.attempts < route.retry.attempts {
+                    tracing::info!(
+                        request_id = %ctx.record.id,
+                        upstream = %target.upstream.name,
+                        attempt = ctx.record.attempts,
+                        code = failure.error.code,
+                        detail = failure.error.detail.as_deref().unwrap_or(""),
+                        "attempt failed; trying again"
+                    );
+                }
+                previous = Some((index, failure.retry_after));
+                last_error = Some(failure.error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ApiError::no_available_target(&route.model)))
+}
+
+/// A failed attempt: the error the client gets if it was the last, whether another
+/// attempt may follow, and what it says about the target.
+struct AttemptFailure {
+    error: ApiError,
+    retryable: bool,
+    outcome: breaker::Outcome,
+    retry_after: Option<Duration>,
+}
+
+impl AttemptFailure {
+    /// The target failed before answering: unreachable, reset, or silent too long.
+    fn unreachable(error: ApiError) -> Self {
+        Self {
+            error,
+            retryable: true,
+            outcome: breaker::Outcome::Failure,
+            retry_after: None,
+        }
+    }
+}
+
+/// Sends the request to one target and waits for a successful response head.
+async fn attempt<T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    route: &Route,
+    index: usize,
+    request: &mut T,
+    upstream_path: &str,
+    stream: bool,
+) -> Result<http::Response<UpstreamBody>, AttemptFailure> {
+    let target = &route.targets[index];
+    let upstream = &target.upstream;
+    ctx.record.upstream = Some(upstream.name.clone());
+    ctx.record.upstream_model = Some(target.upstream_model.clone());
+    request.set_model(target.upstream_model.to_string());
+    let upstream_body = serde_json::to_vec(&*request).map_err(|e| AttemptFailure {
+        error: ApiError::invalid_json(&e.to_string()),
+        retryable: false,
+        outcome: breaker::Outcome::Neutral,
+        retry_after: None,
+    })?;
     ctx.upstream_begin();
-    let response = route
-        .upstream
+    let sent = upstream
         .post_json(upstream_path, upstream_body, stream, &ctx.record.id)
-        .await
-        .map_err(|e| {
-            let err = match e {
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => {
+            ctx.upstream_end();
+            let error = match e {
                 UpstreamError::Timeout(_) => ApiError::upstream_timeout(),
                 UpstreamError::Connect(_) | UpstreamError::Build(_) => {
                     ApiError::upstream_unavailable()
                 }
             };
-            err.with_detail(format!("upstream `{}`: {e}", route.upstream.name))
-        })?;
+            return Err(AttemptFailure::unreachable(
+                error.with_detail(format!("upstream `{}`: {e}", upstream.name)),
+            ));
+        }
+    };
     let status = response.status();
-    let read_timeout = route.upstream.read_timeout;
-    if !status.is_success() {
-        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-        let body =
-            read_upstream_body(response.into_body(), MAX_UPSTREAM_ERROR_BODY, read_timeout).await;
-        ctx.upstream_end();
-        let message = body.ok().and_then(|b| upstream_error_message(&b));
-        let detail = format!(
-            "upstream `{}` answered {}: {}",
-            route.upstream.name,
-            status.as_u16(),
-            message.as_deref().unwrap_or("(no message)")
-        );
-        return Err(ApiError::from_upstream(status, message, retry_after).with_detail(detail));
+    if status.is_success() {
+        return Ok(response);
     }
+    let retry_after_header = response.headers().get(header::RETRY_AFTER).cloned();
+    let body = read_upstream_body(
+        response.into_body(),
+        MAX_UPSTREAM_ERROR_BODY,
+        upstream.read_timeout,
+    )
+    .await;
+    ctx.upstream_end();
+    let message = body.ok().and_then(|b| upstream_error_message(&b));
+    let detail = format!(
+        "upstream `{}` answered {}: {}",
+        upstream.name,
+        status.as_u16(),
+        message.as_deref().unwrap_or("(no message)")
+    );
+    let retry_after = retry_after_header
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Err(AttemptFailure {
+        error: ApiError::from_upstream(status, message, retry_after_header).with_detail(detail),
+        retryable: matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
+        outcome: if status.is_server_error() {
+            breaker::Outcome::Failure
+        } else {
+            breaker::Outcome::Neutral
+        },
+        retry_after,
+    })
+}
+
+/// Relays a successful upstream response: a stream to hand to the relay, or a whole
+/// body read, checked and passed on.
+async fn relay(
+    ctx: &mut RequestContext,
+    response: http::Response<UpstreamBody>,
+    stream: bool,
+    strip_usage_chunk: bool,
+    target: &Target,
+) -> Result<Outcome, ApiError> {
+    let read_timeout = target.upstream.read_timeout;
     let is_event_stream = response
         .headers()
         .get(header::CONTENT_TYPE)

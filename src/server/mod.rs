@@ -134,7 +134,9 @@ impl Gateway {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let routes = RouteTable::from_config(loaded, workers).map_err(anyhow::Error::msg)?;
+        let metrics = Metrics::new();
+        let routes =
+            RouteTable::from_config(loaded, workers, &metrics).map_err(anyhow::Error::msg)?;
         let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
@@ -144,7 +146,7 @@ impl Gateway {
             keys,
             routes,
             log,
-            metrics: Metrics::new(),
+            metrics,
             metrics_enabled: server.metrics,
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_secs(server.client_body_timeout_secs),

@@ -27,6 +27,24 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+/// Labels of one route target.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub model: String,
+    pub upstream: String,
+    pub upstream_model: String,
+}
+
+/// Labels of an upstream attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub model: String,
+    pub upstream: String,
+    pub upstream_model: String,
+    /// `ok`, `error` (the target failed), `rate_limited`, `rejected` (a 4xx).
+    pub outcome: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~100 s: gateway overhead lives at the low end, generations at the high end.
     Histogram::new([
@@ -48,6 +66,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub prompt_tokens: Counter,
     pub completion_tokens: Counter,
+    pub upstream_attempts: Family<AttemptLabels, Counter>,
+    pub breaker_state: Family<TargetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -67,6 +87,8 @@ impl Metrics {
         let in_flight = Gauge::default();
         let prompt_tokens = Counter::default();
         let completion_tokens = Counter::default();
+        let upstream_attempts = Family::<AttemptLabels, Counter>::default();
+        let breaker_state = Family::<TargetLabels, Gauge>::default();
         registry.register(
             "requests",
             "Requests answered, by endpoint and status",
@@ -107,6 +129,16 @@ impl Metrics {
             "Completion tokens reported by upstreams",
             completion_tokens.clone(),
         );
+        registry.register(
+            "upstream_attempts",
+            "Attempts sent to route targets (retries and failovers included), by outcome",
+            upstream_attempts.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit breaker of each route target: 0 closed, 1 half-open, 2 open",
+            breaker_state.clone(),
+        );
         Self {
             registry,
             requests,
@@ -117,6 +149,8 @@ impl Metrics {
             in_flight,
             prompt_tokens,
             completion_tokens,
+            upstream_attempts,
+            breaker_state,
         }
     }
 

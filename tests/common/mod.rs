@@ -72,8 +72,15 @@ pub struct Gateway {
     task: JoinHandle<anyhow::Result<airlock::store::request_log::RequestLogWriter>>,
 }
 
-/// The gateway's config for a test; `extra_server` lines go under `server:`.
-pub fn config_text(gateway: SocketAddr, mock: SocketAddr, extra_server: &str) -> String {
+/// The gateway's config for a test; `extra_server` lines go under `server:`, `extra`
+/// lines (more upstreams and models, two-space indented) under `upstreams:` and `models:`.
+pub fn config_text(
+    gateway: SocketAddr,
+    mock: SocketAddr,
+    extra_server: &str,
+    extra: &Extra,
+) -> String {
+    let Extra { upstreams, models } = extra;
     format!(
         "server:
   listen: {gateway}
@@ -90,17 +97,31 @@ upstreams:
   down:
     base_url: http://127.0.0.1:9/v1
     connect_timeout_ms: 500
-models:
+{upstreams}models:
+  # One attempt, no breaker: each error case reaches the client as the upstream made it.
   chat-model:
     upstream: mock
     model: mock-llama
+    retry: {{attempts: 1}}
+    breaker: {{enabled: false}}
   embed-model:
     upstream: mock
     model: mock-llama
+    retry: {{attempts: 1}}
+    breaker: {{enabled: false}}
   broken-model:
     upstream: down
-"
+    retry: {{attempts: 1}}
+    breaker: {{enabled: false}}
+{models}"
     )
+}
+
+/// More upstreams and models for a test's gateway.
+#[derive(Default)]
+pub struct Extra {
+    pub upstreams: String,
+    pub models: String,
 }
 
 impl Gateway {
@@ -110,6 +131,11 @@ impl Gateway {
 
     /// Starts mock-upstream (with `mock_flags`) and a gateway (with extra `server:` lines).
     pub async fn start_with(extra_server: &str, mock_flags: &[&str]) -> Self {
+        Self::start_full(extra_server, mock_flags, &Extra::default()).await
+    }
+
+    /// Like `start_with`, with more upstreams and models in the config.
+    pub async fn start_full(extra_server: &str, mock_flags: &[&str], extra: &Extra) -> Self {
         let mut flags = vec!["--api-key", UPSTREAM_SECRET];
         flags.extend_from_slice(mock_flags);
         let (mock, mock_stop) = start_mock(&flags).await;
@@ -117,7 +143,7 @@ impl Gateway {
         std::fs::write(dir.join("upstream.key"), format!("{UPSTREAM_SECRET}\n")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let text = config_text(addr, mock, extra_server);
+        let text = config_text(addr, mock, extra_server, extra);
         let config_path = dir.join("airlock.yaml");
         std::fs::write(&config_path, &text).unwrap();
         let loaded = LoadedConfig::load(&config_path).unwrap();

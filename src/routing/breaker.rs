@@ -1,0 +1,325 @@
+//! A circuit breaker per route target: closed (traffic flows), open (the target is
+//! skipped), half-open (one probe request decides). Opens on consecutive failures or on
+//! the error rate over a sliding window; a long `Retry-After` rests a target the same way.
+
+use crate::config::BreakerConfig;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Buckets the sliding window is cut into.
+const BUCKETS: usize = 10;
+
+/// The state as metrics and operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
+
+/// What an attempt on the target came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The target failed (unreachable, timed out, 5xx).
+    Failure,
+    /// Neither: the request was refused for its own sake (4xx), or rate limited.
+    Neutral,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Which window slice this bucket counts (slice number since the breaker started).
+    slice: u64,
+    successes: u32,
+    failures: u32,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: Mode,
+    consecutive_failures: u32,
+    buckets: [Bucket; BUCKETS],
+}
+
+/// One target's breaker; shared by every worker thread.
+#[derive(Debug)]
+pub struct Breaker {
+    config: BreakerConfig,
+    started: Instant,
+    slice: Duration,
+    inner: Mutex<Inner>,
+}
+
+/// Leave to send one attempt; report how it went with [`Admission::settle`]. Dropped
+/// unsettled (the client went away), a half-open probe frees its slot for the next one.
+#[derive(Debug)]
+pub struct Admission<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+    settled: bool,
+}
+
+impl Breaker {
+    pub fn new(config: &BreakerConfig) -> Self {
+        let window = Duration::from_secs(config.window_secs.max(1));
+        Self {
+            config: config.clone(),
+            started: Instant::now(),
+            slice: window / BUCKETS as u32,
+            inner: Mutex::new(Inner {
+                mode: Mode::Closed,
+                consecutive_failures: 0,
+                buckets: [Bucket {
+                    slice: u64::MAX,
+                    successes: 0,
+                    failures: 0,
+                }; BUCKETS],
+            }),
+        }
+    }
+
+    /// Whether an attempt may go to this target now.
+    pub fn admit(&self, now: Instant) -> Option<Admission<'_>> {
+        if !self.config.enabled {
+            return Some(self.admission(false));
+        }
+        let mut inner = self.inner.lock().ok()?;
+        match inner.mode {
+            Mode::Closed => Some(self.admission(false)),
+            Mode::Open { until } if now < until => None,
+            Mode::Open { .. } | Mode::HalfOpen { probing: false } => {
+                inner.mode = Mode::HalfOpen { probing: true };
+                Some(self.admission(true))
+            }
+            Mode::HalfOpen { probing: true } => None,
+        }
+    }
+
+    fn admission(&self, probe: bool) -> Admission<'_> {
+        Admission {
+            breaker: self,
+            probe,
+            settled: false,
+        }
+    }
+
+    /// Takes the target out of rotation until `until` (a long `Retry-After`).
+    pub fn rest_until(&self, until: Instant) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let later = match inner.mode {
+                Mode::Open { until: current } => current.max(until),
+                _ => until,
+            };
+            inner.mode = Mode::Open { until: later };
+        }
+    }
+
+    pub fn state(&self, now: Instant) -> BreakerState {
+        match self.inner.lock().map(|i| match i.mode {
+            Mode::Closed => BreakerState::Closed,
+            Mode::Open { until } if now < until => BreakerState::Open,
+            Mode::Open { .. } | Mode::HalfOpen { .. } => BreakerState::HalfOpen,
+        }) {
+            Ok(state) => state,
+            Err(_) => BreakerState::Open,
+        }
+    }
+
+    fn record(&self, outcome: Outcome, probe: bool, now: Instant) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let slice = (now.saturating_duration_since(self.started).as_nanos()
+            / self.slice.as_nanos().max(1)) as u64;
+        let bucket = &mut inner.buckets[(slice % BUCKETS as u64) as usize];
+        if bucket.slice != slice {
+            *bucket = Bucket {
+                slice,
+                successes: 0,
+                failures: 0,
+            };
+        }
+        match outcome {
+            Outcome::Success => bucket.successes += 1,
+            Outcome::Failure => bucket.failures += 1,
+            Outcome::Neutral => {}
+        }
+        match outcome {
+            Outcome::Success => inner.consecutive_failures = 0,
+            Outcome::Failure => inner.consecutive_failures += 1,
+            Outcome::Neutral => {}
+        }
+        let open = Mode::Open {
+            until: now + Duration::from_secs(self.config.open_secs),
+        };
+        inner.mode = match (&inner.mode, outcome) {
+            (Mode::HalfOpen { .. }, Outcome::Success) if probe => {
+                inner.consecutive_failures = 0;
+                inner.buckets.iter_mut().for_each(|b| b.slice = u64::MAX);
+                Mode::Closed
+            }
+            (Mode::HalfOpen { .. }, Outcome::Failure) if probe => open,
+            (Mode::HalfOpen { .. }, Outcome::Neutral) if probe => Mode::HalfOpen { probing: false },
+            (Mode::Closed, Outcome::Failure) if self.should_open(&inner, slice) => open,
+            (Mode::Closed, _) => Mode::Closed,
+            (Mode::Open { until }, _) => Mode::Open { until: *until },
+            (Mode::HalfOpen { probing }, _) => Mode::HalfOpen { probing: *probing },
+        };
+    }
+
+    fn should_open(&self, inner: &Inner, slice: u64) -> bool {
+        if inner.consecutive_failures >= self.config.failure_threshold {
+            return true;
+        }
+        let recent = inner
+            .buckets
+            .iter()
+            .filter(|b| b.slice != u64::MAX && b.slice + BUCKETS as u64 > slice);
+        let (ok, failed) = recent.fold((0u64, 0u64), |(ok, failed), b| {
+            (ok + u64::from(b.successes), failed + u64::from(b.failures))
+        });
+        let total = ok + failed;
+        total >= u64::from(self.config.min_requests)
+            && total > 0
+            && failed as f64 / total as f64 >= self.config.error_rate
+    }
+
+    fn release_probe(&self) {
+        if let Ok(mut inner) = self.inner.lock()
+            && matches!(inner.mode, Mode::HalfOpen { probing: true })
+        {
+            inner.mode = Mode::HalfOpen { probing: false };
+        }
+    }
+}
+
+impl Admission<'_> {
+    /// Reports the attempt's outcome.
+    pub fn settle(mut self, outcome: Outcome) {
+        self.settled = true;
+        if self.breaker.config.enabled {
+            self.breaker.record(outcome, self.probe, Instant::now());
+        }
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.breaker.release_probe();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BreakerConfig {
+        BreakerConfig {
+            enabled: true,
+            failure_threshold: 3,
+            error_rate: 0.5,
+            min_requests: 10,
+            window_secs: 10,
+            open_secs: 5,
+        }
+    }
+
+    fn attempt(breaker: &Breaker, outcome: Outcome) {
+        breaker
+            .admit(Instant::now())
+            .expect("admitted")
+            .settle(outcome);
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_and_recovers_through_one_probe() {
+        let breaker = Breaker::new(&config());
+        let now = Instant::now();
+        attempt(&breaker, Outcome::Failure);
+        attempt(&breaker, Outcome::Failure);
+        attempt(&breaker, Outcome::Success);
+        attempt(&breaker, Outcome::Failure);
+        attempt(&breaker, Outcome::Failure);
+        assert_eq!(
+            breaker.state(now),
+            BreakerState::Closed,
+            "a success resets the run"
+        );
+        attempt(&breaker, Outcome::Failure);
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+        assert!(breaker.admit(Instant::now()).is_none());
+
+        let later = Instant::now() + Duration::from_secs(6);
+        assert_eq!(breaker.state(later), BreakerState::HalfOpen);
+        let probe = breaker.admit(later).expect("one probe");
+        assert!(breaker.admit(later).is_none(), "only one probe at a time");
+        probe.settle(Outcome::Failure); // reopens for open_secs from now
+        let reopened = Instant::now() + Duration::from_secs(4);
+        assert!(breaker.admit(reopened).is_none(), "a failed probe reopens");
+
+        let much_later = Instant::now() + Duration::from_secs(6);
+        let probe = breaker.admit(much_later).expect("probe after reopening");
+        drop(probe); // the client went away: the next request probes instead
+        breaker
+            .admit(much_later)
+            .expect("probe slot freed")
+            .settle(Outcome::Success);
+        assert_eq!(breaker.state(much_later), BreakerState::Closed);
+        assert!(breaker.admit(much_later).is_some());
+    }
+
+    #[test]
+    fn opens_on_the_error_rate_over_the_window() {
+        let breaker = Breaker::new(&config());
+        // Alternating: never three failures in a row, but half of ten fail.
+        for i in 0..9 {
+            attempt(
+                &breaker,
+                if i % 2 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+            );
+        }
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Closed);
+        attempt(&breaker, Outcome::Failure);
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+    }
+
+    #[test]
+    fn neutral_outcomes_and_disabled_breakers_never_open() {
+        let breaker = Breaker::new(&config());
+        for _ in 0..20 {
+            attempt(&breaker, Outcome::Neutral);
+        }
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Closed);
+        let disabled = Breaker::new(&BreakerConfig {
+            enabled: false,
+            ..config()
+        });
+        for _ in 0..20 {
+            attempt(&disabled, Outcome::Failure);
+        }
+        assert!(disabled.admit(Instant::now()).is_some());
+    }
+
+    #[test]
+    fn resting_skips_the_target_until_the_time_passes() {
+        let breaker = Breaker::new(&config());
+        let now = Instant::now();
+        breaker.rest_until(now + Duration::from_secs(2));
+        assert!(breaker.admit(now).is_none());
+        assert!(breaker.admit(now + Duration::from_secs(3)).is_some());
+    }
+}

@@ -1,0 +1,243 @@
+//! Routes with several targets, against real mock-upstreams made to fail on purpose:
+//! failover, circuit breakers opening and closing, Retry-After, weights, and what is
+//! never retried.
+
+mod common;
+
+use common::{Extra, Gateway, post, send, start_mock};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Say something short."}],
+        "max_tokens": 8,
+        "stream": stream,
+    })
+}
+
+fn upstreams(named: &[(&str, SocketAddr)]) -> String {
+    named
+        .iter()
+        .map(|(name, addr)| format!("  {name}:\n    base_url: http://{addr}/v1\n"))
+        .collect()
+}
+
+/// `name` from `targets` (YAML flow list), with fast retries and a breaker that opens
+/// after three consecutive failures for one second.
+fn route(name: &str, targets: &str, retry: &str) -> String {
+    format!(
+        "  {name}:\n    targets: {targets}\n    retry: {retry}\n    breaker: {{failure_threshold: 3, open_secs: 1}}\n"
+    )
+}
+
+const FAST_RETRY: &str = "{attempts: 3, backoff_ms: 1, max_backoff_ms: 5}";
+
+/// The value of one sample line of `/metrics`, matched by its name and label fragments.
+async fn metric(gw: &Gateway, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = send("GET", &gw.url("/metrics"), &[], bytes::Bytes::new())
+        .await
+        .text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|f| l.contains(f)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A gateway whose model `ha` goes to `primary` (a mock with `primary_flags`), then to a
+/// healthy `secondary`; returns the mocks' stop switches with it.
+async fn primary_and_secondary(
+    primary_flags: &[&str],
+) -> (Gateway, [tokio::sync::watch::Sender<bool>; 2]) {
+    let (primary, p) = start_mock(primary_flags).await;
+    let (secondary, s) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("primary", primary), ("secondary", secondary)]),
+        models: route(
+            "ha",
+            "[{upstream: primary, model: mock-llama}, {upstream: secondary, model: mock-llama, priority: 1}]",
+            FAST_RETRY,
+        ),
+    };
+    (Gateway::start_full("", &[], &extra).await, [p, s])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_without_the_client_noticing_and_the_breaker_takes_over() {
+    let (gw, _mocks) = primary_and_secondary(&["--fault", "500"]).await;
+    for i in 0..6 {
+        let stream = i % 2 == 1;
+        let reply = post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &chat("ha", stream),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
+        if stream {
+            assert_eq!(reply.sse_data().last().map(String::as_str), Some("[DONE]"));
+        } else {
+            assert!(reply.json()["choices"][0]["message"]["content"].is_string());
+        }
+    }
+    assert_eq!(
+        metric(&gw, "airlock_breaker_state", &["upstream=\"primary\""]).await,
+        Some(2.0),
+        "three failures in a row open the primary's breaker"
+    );
+    assert_eq!(
+        metric(
+            &gw,
+            "airlock_upstream_attempts_total",
+            &["upstream=\"primary\"", "outcome=\"error\""]
+        )
+        .await,
+        Some(3.0)
+    );
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let tries: Vec<(u32, &str)> = rows
+        .iter()
+        .map(|r| (r.attempts, r.upstream.as_deref().unwrap_or("")))
+        .collect();
+    // Three requests failed over (primary, then secondary); then the open breaker sends
+    // the rest straight to the secondary.
+    assert_eq!(
+        tries,
+        [
+            (2, "secondary"),
+            (2, "secondary"),
+            (2, "secondary"),
+            (1, "secondary"),
+            (1, "secondary"),
+            (1, "secondary")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_lets_one_probe_through_and_closes_when_the_target_recovered() {
+    let (gw, _mocks) = primary_and_secondary(&["--fault", "503", "--fault-count", "3"]).await;
+    for _ in 0..4 {
+        let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat("ha", false)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(
+        metric(&gw, "airlock_breaker_state", &["upstream=\"primary\""]).await,
+        Some(2.0)
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        metric(&gw, "airlock_breaker_state", &["upstream=\"primary\""]).await,
+        Some(1.0),
+        "half-open once open_secs passed"
+    );
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat("ha", false)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        metric(&gw, "airlock_breaker_state", &["upstream=\"primary\""]).await,
+        Some(0.0),
+        "the probe succeeded"
+    );
+    let rows = gw.stop().await;
+    assert_eq!(rows[0].upstream.as_deref(), Some("primary"));
+    assert_eq!(rows[0].attempts, 1);
+    assert_eq!(rows[1].upstream.as_deref(), Some("secondary"));
+    assert_eq!(rows[1].attempts, 1, "skipped while open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_retry_after_is_waited_for_and_a_long_one_rests_the_target() {
+    // The mock's 429 says `Retry-After: 1`.
+    let (limited, _l) = start_mock(&["--fault", "429", "--fault-count", "1"]).await;
+    let (always, _a) = start_mock(&["--fault", "429"]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("limited", limited), ("always", always)]),
+        models: route(
+            "patient",
+            "[{upstream: limited, model: mock-llama}]",
+            "{attempts: 2, backoff_ms: 1, max_backoff_ms: 1, max_retry_after_ms: 5000}",
+        ) + &route(
+            "impatient",
+            "[{upstream: always, model: mock-llama}]",
+            "{attempts: 3, backoff_ms: 1, max_backoff_ms: 1, max_retry_after_ms: 500}",
+        ),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+
+    let started = Instant::now();
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("patient", false),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+
+    let started = Instant::now();
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("impatient", false),
+    )
+    .await;
+    reply.assert_error(429, "rate_limit_exceeded");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "did not wait"
+    );
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("impatient", false),
+    )
+    .await;
+    reply.assert_error(503, "no_available_target");
+
+    let rows = gw.stop().await;
+    let attempts: Vec<u32> = rows.iter().rev().map(|r| r.attempts).collect();
+    assert_eq!(attempts, [2, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_not_retried_and_weights_share_the_traffic() {
+    let (a, _a) = start_mock(&[]).await;
+    let (b, _b) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("a", a), ("b", b)]),
+        models: route(
+            "split",
+            "[{upstream: a, model: mock-llama, weight: 3}, {upstream: b, model: mock-llama}]",
+            FAST_RETRY,
+        ),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let bad =
+        json!({"model": "split", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1});
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &bad).await;
+    reply.assert_error(400, "upstream_rejected");
+    for _ in 0..400 {
+        let reply = post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &chat("split", false),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let rows = gw.stop().await;
+    let rejected = rows.last().unwrap();
+    assert_eq!((rejected.status, rejected.attempts), (400, 1));
+    let to_a = rows[..400]
+        .iter()
+        .filter(|r| r.upstream.as_deref() == Some("a"))
+        .count();
+    // 3:1 over 400 requests: 300 expected, sd ≈ 8.7; five sd either way.
+    assert!((256..=344).contains(&to_a), "{to_a} of 400 went to a");
+}
