@@ -241,3 +241,52 @@ async fn client_errors_are_not_retried_and_weights_share_the_traffic() {
     // 3:1 over 400 requests: 300 expected, sd ≈ 8.7; five sd either way.
     assert!((256..=344).contains(&to_a), "{to_a} of 400 went to a");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_only_go_to_targets_that_can_serve_them() {
+    let (plain, _p) = start_mock(&[]).await;
+    let (capable, _c) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("plain", plain), ("capable", capable)]),
+        models: route(
+            "mixed",
+            "[{upstream: plain, model: mock-llama, capabilities: {tools: false, vision: false, max_context_tokens: 100}}, \
+              {upstream: capable, model: mock-llama, priority: 1, capabilities: {vision: false}}]",
+            FAST_RETRY,
+        ),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    let mut with_tools = chat("mixed", false);
+    with_tools["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    for _ in 0..5 {
+        assert_eq!(post(&url, &gw.key, &with_tools).await.status, 200);
+    }
+    assert_eq!(post(&url, &gw.key, &chat("mixed", false)).await.status, 200);
+    let mut long = chat("mixed", false);
+    long["messages"][0]["content"] = json!("x".repeat(1_000));
+    assert_eq!(post(&url, &gw.key, &long).await.status, 200);
+
+    let mut with_image = chat("mixed", false);
+    with_image["messages"][0]["content"] = json!([
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    ]);
+    let reply = post(&url, &gw.key, &with_image).await;
+    reply.assert_error(400, "unsupported_capability");
+    assert_eq!(reply.json()["error"]["param"], "messages");
+
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let served: Vec<&str> = rows
+        .iter()
+        .map(|r| r.upstream.as_deref().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        served,
+        [
+            "capable", "capable", "capable", "capable", "capable", "plain", "capable", "-"
+        ],
+        "tools and the long prompt skip `plain`; an image fits nowhere"
+    );
+}

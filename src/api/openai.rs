@@ -73,6 +73,85 @@ pub trait ForwardedRequest: Serialize {
     /// Makes the upstream report usage at the end of a stream; returns true when the
     /// client did not ask for it (so the extra usage chunk must be stripped).
     fn request_stream_usage(&mut self) -> bool;
+    /// What serving this request takes from a model.
+    fn features(&self) -> Features;
+}
+
+/// What a request uses, for matching it with targets' capabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    pub tools: bool,
+    pub json_schema: bool,
+    pub vision: bool,
+    pub streaming: bool,
+    /// Prompt plus the completion asked for, estimated at four bytes a token.
+    pub context_tokens: u64,
+}
+
+/// Bytes of text in a prompt value: strings, text parts, lists of either; a token id
+/// counts as four bytes.
+fn text_bytes(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => s.len() as u64,
+        Value::Number(_) => 4,
+        Value::Array(items) => items.iter().map(text_bytes).sum(),
+        Value::Object(part) => part.get("text").map_or(0, text_bytes),
+        _ => 0,
+    }
+}
+
+/// The completion length a request asks for (`max_completion_tokens` or `max_tokens`).
+fn completion_budget(extra: &Extra) -> u64 {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| extra.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0)
+}
+
+fn non_empty_list(extra: &Extra, key: &str) -> bool {
+    extra
+        .get(key)
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
+/// Content part types that carry an image.
+const IMAGE_PARTS: [&str; 3] = ["image_url", "input_image", "image"];
+
+impl ChatCompletionRequest {
+    fn chat_features(&self) -> Features {
+        let has_image = |content: &Value| {
+            content.as_array().is_some_and(|parts| {
+                parts.iter().any(|p| {
+                    p.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| IMAGE_PARTS.contains(&t))
+                })
+            })
+        };
+        let prompt_bytes: u64 = self
+            .messages
+            .iter()
+            .filter_map(|m| m.content.as_ref())
+            .map(text_bytes)
+            .sum();
+        Features {
+            tools: non_empty_list(&self.extra, "tools") || non_empty_list(&self.extra, "functions"),
+            json_schema: self
+                .extra
+                .get("response_format")
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str)
+                == Some("json_schema"),
+            vision: self
+                .messages
+                .iter()
+                .filter_map(|m| m.content.as_ref())
+                .any(has_image),
+            streaming: self.is_stream(),
+            context_tokens: prompt_bytes.div_ceil(4) + completion_budget(&self.extra),
+        }
+    }
 }
 
 fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
@@ -85,7 +164,7 @@ fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
 }
 
 macro_rules! streaming_request {
-    ($t:ty) => {
+    ($t:ty, $features:expr) => {
         impl ForwardedRequest for $t {
             fn model(&self) -> &str {
                 &self.model
@@ -99,11 +178,18 @@ macro_rules! streaming_request {
             fn request_stream_usage(&mut self) -> bool {
                 force_include_usage(&mut self.stream_options)
             }
+            fn features(&self) -> Features {
+                $features(self)
+            }
         }
     };
 }
-streaming_request!(ChatCompletionRequest);
-streaming_request!(CompletionRequest);
+streaming_request!(ChatCompletionRequest, ChatCompletionRequest::chat_features);
+streaming_request!(CompletionRequest, |r: &CompletionRequest| Features {
+    streaming: r.is_stream(),
+    context_tokens: text_bytes(&r.prompt).div_ceil(4) + completion_budget(&r.extra),
+    ..Features::default()
+});
 
 impl ForwardedRequest for EmbeddingRequest {
     fn model(&self) -> &str {
@@ -117,6 +203,12 @@ impl ForwardedRequest for EmbeddingRequest {
     }
     fn request_stream_usage(&mut self) -> bool {
         false
+    }
+    fn features(&self) -> Features {
+        Features {
+            context_tokens: text_bytes(&self.input).div_ceil(4),
+            ..Features::default()
+        }
     }
 }
 

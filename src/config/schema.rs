@@ -163,6 +163,9 @@ pub struct ModelRoute {
     /// Model name the upstream knows; defaults to the logical name (one-target form).
     #[serde(default)]
     pub model: Option<String>,
+    /// What the upstream's model can do (one-target form).
+    #[serde(default)]
+    pub capabilities: Capabilities,
     /// Several targets (instead of `upstream` and `model`).
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
@@ -183,6 +186,7 @@ impl ModelRoute {
                 model: self.model.clone(),
                 weight: default_weight(),
                 priority: 0,
+                capabilities: self.capabilities.clone(),
             }],
             _ => self.targets.clone(),
         }
@@ -204,6 +208,38 @@ pub struct TargetConfig {
     /// Failover order: every target of priority 0 is tried before any of priority 1.
     #[serde(default)]
     pub priority: u32,
+    /// What this target's model can do; requests that need more skip it.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+/// What a target's model can do. Everything is assumed until declared otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    /// Function calling (`tools`, `functions`).
+    pub tools: bool,
+    /// Structured output (`response_format: {type: json_schema}`).
+    pub json_schema: bool,
+    /// Image inputs (`image_url` content parts).
+    pub vision: bool,
+    /// Streamed responses.
+    pub streaming: bool,
+    /// Longest prompt plus completion, in tokens (estimated at four bytes a token);
+    /// unlimited when absent.
+    pub max_context_tokens: Option<u64>,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            tools: true,
+            json_schema: true,
+            vision: true,
+            streaming: true,
+            max_context_tokens: None,
+        }
+    }
 }
 
 fn default_weight() -> u32 {

@@ -1,7 +1,7 @@
 //! Checks that need the whole configuration: cross references, URLs, key sources.
 
 use super::Config;
-use super::schema::ModelRoute;
+use super::schema::{Capabilities, ModelRoute};
 use serde_saphyr::{Location, Spanned};
 
 /// A semantic problem at a known place in the file.
@@ -90,6 +90,13 @@ fn validate_route(
                 loc,
                 format!("{field}.model"),
                 "with `targets`, set `model` on each target",
+            ));
+        }
+        (None, false) if route.capabilities != Capabilities::default() => {
+            return Err(at(
+                loc,
+                format!("{field}.capabilities"),
+                "with `targets`, set `capabilities` on each target",
             ));
         }
         _ => {}

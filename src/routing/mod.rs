@@ -2,6 +2,7 @@
 //! in which order a request tries them, and how long it waits between tries.
 
 pub mod breaker;
+pub mod capabilities;
 
 use crate::config::{LoadedConfig, RetryConfig};
 use crate::providers::openai_compat::Upstream;
@@ -19,6 +20,7 @@ pub struct Target {
     pub upstream_model: Arc<str>,
     pub weight: u32,
     pub priority: u32,
+    pub capabilities: crate::config::Capabilities,
     pub breaker: Breaker,
     /// Attempt counters by outcome, resolved once (no label lookup per request).
     attempts: [Counter; ATTEMPT_OUTCOMES.len()],
@@ -105,6 +107,7 @@ impl RouteTable {
                     upstream_model: upstream_model.into(),
                     weight: target.weight.max(1),
                     priority: target.priority,
+                    capabilities: target.capabilities.clone(),
                     breaker: Breaker::new(&route.value.breaker),
                     attempts,
                     labels,

@@ -150,6 +150,17 @@ impl ApiError {
         )
     }
 
+    /// No target of the model can serve what the request uses.
+    pub fn unsupported(model: &str, missing: crate::routing::capabilities::Missing) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_capability",
+            missing.describe(model),
+        )
+        .with_param(missing.param())
+    }
+
     pub fn upstream_timeout() -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,

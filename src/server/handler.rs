@@ -12,8 +12,8 @@ use crate::api::openai::{
 };
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse_relay::SseRelay;
-use crate::routing::breaker;
 use crate::routing::{AttemptOutcome, Route, Target};
+use crate::routing::{breaker, capabilities};
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
@@ -260,7 +260,22 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
     ctx.record.model = Some(route.model.clone());
     let strip_usage_chunk = stream && request.request_stream_usage();
 
-    let order = route.attempt_order();
+    // Targets that cannot serve what the request uses are never tried.
+    let features = request.features();
+    let mut order = route.attempt_order();
+    let mut first_missing = None;
+    order.retain(
+        |&i| match capabilities::missing(&features, &route.targets[i].capabilities) {
+            None => true,
+            Some(missing) => {
+                first_missing.get_or_insert(missing);
+                false
+            }
+        },
+    );
+    if let (true, Some(missing)) = (order.is_empty(), first_missing) {
+        return Err(ApiError::unsupported(&route.model, missing));
+    }
     let mut last_error = None;
     // Consecutive targets skipped because their breaker is open: all of them ends it.
     let mut skipped = 0;
