@@ -290,3 +290,71 @@ async fn requests_only_go_to_targets_that_can_serve_them() {
         "tools and the long prompt skip `plain`; an image fits nowhere"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_retried_only_before_their_first_byte_and_breaks_count_against_the_target() {
+    let (cut_early, _e) = start_mock(&["--fault", "reset:0"]).await;
+    let (cut_late, _l) = start_mock(&["--fault", "reset"]).await;
+    let (healthy, _h) = start_mock(&[]).await;
+    let fallback = "{upstream: healthy, model: mock-llama, priority: 1}";
+    let extra = Extra {
+        upstreams: upstreams(&[
+            ("cut_early", cut_early),
+            ("cut_late", cut_late),
+            ("healthy", healthy),
+        ]),
+        models: route(
+            "early",
+            &format!("[{{upstream: cut_early, model: mock-llama}}, {fallback}]"),
+            FAST_RETRY,
+        ) + &route(
+            "late",
+            &format!("[{{upstream: cut_late, model: mock-llama}}, {fallback}]"),
+            FAST_RETRY,
+        ),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+
+    // Cut before the first event: nothing reached the client, so the next target serves.
+    let reply = post(&url, &gw.key, &chat("early", true)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.sse_data().last().map(String::as_str), Some("[DONE]"));
+
+    // Cut after three events: the client already has bytes; it gets an explicit error
+    // event, and each break counts against the target until its breaker opens.
+    for _ in 0..3 {
+        let events = post(&url, &gw.key, &chat("late", true)).await.sse_data();
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(
+            last["error"]["code"], "upstream_stream_broken",
+            "{events:?}"
+        );
+    }
+    let reply = post(&url, &gw.key, &chat("late", true)).await;
+    assert_eq!(reply.sse_data().last().map(String::as_str), Some("[DONE]"));
+
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let summary: Vec<(u32, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.attempts,
+                r.upstream.as_deref().unwrap_or("-"),
+                r.error_type.as_deref(),
+            )
+        })
+        .collect();
+    let broken = Some("upstream_stream_broken");
+    assert_eq!(
+        summary,
+        [
+            (2, "healthy", None),
+            (1, "cut_late", broken),
+            (1, "cut_late", broken),
+            (1, "cut_late", broken),
+            (1, "healthy", None),
+        ]
+    );
+}

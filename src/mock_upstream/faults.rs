@@ -14,6 +14,9 @@ pub enum Fault {
     RateLimited,
     /// `"reset"`: the connection is dropped (mid-stream, or instead of a response).
     Reset,
+    /// `"reset:<n>"`: like `reset`, a stream being dropped after exactly `n` events
+    /// (0: right after the response head).
+    ResetAfter(usize),
     /// `"malformed"`: an invalid JSON chunk mid-stream, or a truncated JSON body.
     Malformed,
     /// `"stall"`: the first chunk, then nothing (or no response at all).
@@ -32,8 +35,8 @@ impl fmt::Display for UnknownFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown mock_fault {:?}; expected one of 500, 503, 429, reset, malformed, stall, \
-             stream_error, slow:<ms>",
+            "unknown mock_fault {:?}; expected one of 500, 503, 429, reset, reset:<events>, \
+             malformed, stall, stream_error, slow:<ms>",
             self.0
         )
     }
@@ -54,12 +57,15 @@ impl FromStr for Fault {
             "stall" => Self::Stall,
             "stream_error" => Self::StreamError,
             other => {
-                let millis = other
-                    .strip_prefix("slow:")
-                    .and_then(|ms| ms.trim().parse::<u64>().ok());
-                match millis {
-                    Some(millis) => Self::Slow(millis),
-                    None => return Err(UnknownFault(text.to_owned())),
+                let number = |prefix: &str| {
+                    other
+                        .strip_prefix(prefix)
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                };
+                match (number("slow:"), number("reset:")) {
+                    (Some(millis), _) => Self::Slow(millis),
+                    (_, Some(events)) => Self::ResetAfter(events as usize),
+                    _ => return Err(UnknownFault(text.to_owned())),
                 }
             }
         };
@@ -105,6 +111,7 @@ mod tests {
         assert_eq!("503".parse(), Ok(Fault::Unavailable));
         assert_eq!("429".parse(), Ok(Fault::RateLimited));
         assert_eq!("reset".parse(), Ok(Fault::Reset));
+        assert_eq!("reset:0".parse(), Ok(Fault::ResetAfter(0)));
         assert_eq!("malformed".parse(), Ok(Fault::Malformed));
         assert_eq!("stall".parse(), Ok(Fault::Stall));
         assert_eq!("stream_error".parse(), Ok(Fault::StreamError));

@@ -322,7 +322,7 @@ async fn generate(
             Ok(with_server(response))
         }
         Work::Json(json_body) => match fault {
-            Some(Fault::Reset) => Err(DropConnection),
+            Some(Fault::Reset | Fault::ResetAfter(_)) => Err(DropConnection),
             Some(Fault::Stall) => {
                 // Never answer; the connection task ends when the client gives up.
                 match std::future::pending::<Infallible>().await {}

@@ -391,6 +391,7 @@ impl SseBody {
     pub fn new(plan: StreamPlan, fault: Option<Fault>) -> Self {
         let fault = match fault {
             Some(Fault::Reset) => Some((StreamFault::Reset, EVENTS_BEFORE_FAULT)),
+            Some(Fault::ResetAfter(events)) => Some((StreamFault::Reset, events)),
             Some(Fault::Malformed) => Some((StreamFault::Malformed, EVENTS_BEFORE_FAULT)),
             Some(Fault::StreamError) => Some((StreamFault::Error, EVENTS_BEFORE_FAULT)),
             Some(Fault::Stall) => Some((StreamFault::Stall, 1)),

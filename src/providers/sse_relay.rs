@@ -7,6 +7,7 @@
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
+use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
@@ -16,10 +17,23 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+/// Where a relay starts: the upstream body after its first event, that event, and the
+/// target's breaker outcome, settled when the stream ends.
+pub struct StreamStart {
+    pub upstream: UpstreamBody,
+    pub first: Bytes,
+    pub strip_usage_chunk: bool,
+    pub read_timeout: Duration,
+    pub outcome: StreamOutcome,
+}
+
 /// The relaying response body. Dropping it (client gone) drops the upstream response,
 /// which closes that connection and so cancels the generation upstream.
 pub struct SseRelay {
     upstream: UpstreamBody,
+    /// The first event(s), received before the relay started; relayed first.
+    first: Option<Bytes>,
+    outcome: StreamOutcome,
     framer: SseFramer,
     strip_usage_chunk: bool,
     read_timeout: Duration,
@@ -48,15 +62,19 @@ pub struct SseRelay {
 const FLUSH_BYTES: usize = 32 * 1024;
 
 impl SseRelay {
-    pub fn new(
-        upstream: UpstreamBody,
-        ctx: RequestContext,
-        strip_usage_chunk: bool,
-        read_timeout: Duration,
-    ) -> Self {
+    pub fn new(start: StreamStart, ctx: RequestContext) -> Self {
+        let StreamStart {
+            upstream,
+            first,
+            strip_usage_chunk,
+            read_timeout,
+            outcome,
+        } = start;
         let turns_before_flush = upstream.turns_to_decode_buffered();
         Self {
             upstream,
+            first: Some(first),
+            outcome,
             framer: SseFramer::default(),
             strip_usage_chunk,
             read_timeout,
@@ -146,6 +164,8 @@ impl SseRelay {
     /// queues the error event that tells the client.
     fn fail(&mut self, code: &'static str, message: &str, detail: &str) {
         self.failed = true;
+        // Every way a stream fails here is the upstream's doing.
+        self.outcome.settle(breaker::Outcome::Failure);
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
@@ -164,6 +184,7 @@ impl SseRelay {
     }
 
     fn finish_clean(&mut self) {
+        self.outcome.settle(breaker::Outcome::Success);
         self.ctx.upstream_end();
         self.ctx.finish(200, None);
     }
@@ -229,6 +250,10 @@ impl SseRelay {
     /// burst is complete, or enough waits) or the upstream is done; Pending while there
     /// is nothing to hand over.
     fn poll_burst(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(first) = self.first.take() {
+            self.active = true;
+            self.relay(&first);
+        }
         loop {
             if self.done_pulling() || self.out.len() >= FLUSH_BYTES {
                 return Poll::Ready(());

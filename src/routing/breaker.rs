@@ -111,6 +111,14 @@ impl Breaker {
         }
     }
 
+    /// Records the outcome of an attempt whose admission was deferred (see
+    /// [`Admission::defer`]).
+    pub fn settle_deferred(&self, probe: bool, outcome: Outcome) {
+        if self.config.enabled {
+            self.record(outcome, probe, Instant::now());
+        }
+    }
+
     /// Takes the target out of rotation until `until` (a long `Retry-After`).
     pub fn rest_until(&self, until: Instant) {
         if let Ok(mut inner) = self.inner.lock() {
@@ -192,7 +200,8 @@ impl Breaker {
             && failed as f64 / total as f64 >= self.config.error_rate
     }
 
-    fn release_probe(&self) {
+    /// A deferred probe ended without an outcome: the next request may probe.
+    pub fn release_probe(&self) {
         if let Ok(mut inner) = self.inner.lock()
             && matches!(inner.mode, Mode::HalfOpen { probing: true })
         {
@@ -208,6 +217,15 @@ impl Admission<'_> {
         if self.breaker.config.enabled {
             self.breaker.record(outcome, self.probe, Instant::now());
         }
+    }
+}
+
+impl Admission<'_> {
+    /// Hands the outcome over to whoever will know it (a stream, when it ends); returns
+    /// whether this attempt is the half-open probe, for [`Breaker::settle_deferred`].
+    pub fn defer(mut self) -> bool {
+        self.settled = true;
+        self.probe
     }
 }
 

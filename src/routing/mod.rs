@@ -55,6 +55,46 @@ pub struct Route {
     pub retry: RetryConfig,
 }
 
+/// A streamed attempt's breaker outcome, known only when the stream ends. Dropped
+/// unsettled (the client went away), it records nothing and frees a probe slot.
+#[derive(Debug)]
+pub struct StreamOutcome {
+    route: Arc<Route>,
+    index: usize,
+    probe: bool,
+    settled: bool,
+}
+
+impl StreamOutcome {
+    /// Takes over `admission` for target `index` of `route`.
+    pub fn new(route: Arc<Route>, index: usize, admission: breaker::Admission<'_>) -> Self {
+        Self {
+            probe: admission.defer(),
+            route,
+            index,
+            settled: false,
+        }
+    }
+
+    pub fn settle(&mut self, outcome: breaker::Outcome) {
+        if !std::mem::replace(&mut self.settled, true) {
+            self.target().breaker.settle_deferred(self.probe, outcome);
+        }
+    }
+
+    fn target(&self) -> &Target {
+        &self.route.targets[self.index]
+    }
+}
+
+impl Drop for StreamOutcome {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.target().breaker.release_probe();
+        }
+    }
+}
+
 /// All routes, by logical model name.
 #[derive(Debug, Default)]
 pub struct RouteTable {

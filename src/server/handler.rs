@@ -11,8 +11,9 @@ use crate::api::openai::{
     upstream_error_message,
 };
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
-use crate::providers::sse_relay::SseRelay;
-use crate::routing::{AttemptOutcome, Route, Target};
+use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
+use crate::providers::sse_relay::{SseRelay, StreamStart};
+use crate::routing::{AttemptOutcome, Route, StreamOutcome};
 use crate::routing::{breaker, capabilities};
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
@@ -74,12 +75,8 @@ pub async fn handle(
                     ctx.finish(response.status().as_u16(), None);
                     response
                 }
-                Ok(Outcome::Stream {
-                    upstream,
-                    strip_usage_chunk,
-                    read_timeout,
-                }) => {
-                    let mut relay = SseRelay::new(upstream, ctx, strip_usage_chunk, read_timeout);
+                Ok(Outcome::Stream(stream)) => {
+                    let mut relay = SseRelay::new(*stream, ctx);
                     relay.prime().await;
                     stream_response(relay)
                 }
@@ -114,11 +111,8 @@ pub async fn handle(
 /// to relay (the relay then owns the context and finishes it when the stream ends).
 enum Outcome {
     Response(Response<GatewayBody>),
-    Stream {
-        upstream: UpstreamBody,
-        strip_usage_chunk: bool,
-        read_timeout: Duration,
-    },
+    /// Boxed: it carries the upstream body, which is large.
+    Stream(Box<StreamStart>),
 }
 
 fn stream_response(relay: SseRelay) -> Response<GatewayBody> {
@@ -302,10 +296,21 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         }
         ctx.record.attempts += 1;
         match attempt(ctx, &route, index, &mut request, upstream_path, stream).await {
-            Ok(response) => {
+            Ok(Received::Whole(response)) => {
                 admission.settle(breaker::Outcome::Success);
                 target.count_attempt(AttemptOutcome::Ok);
-                return relay(ctx, response, stream, strip_usage_chunk, target).await;
+                return Ok(Outcome::Response(response));
+            }
+            Ok(Received::Stream { body, first }) => {
+                // The breaker hears how it went when the stream ends.
+                target.count_attempt(AttemptOutcome::Ok);
+                return Ok(Outcome::Stream(Box::new(StreamStart {
+                    upstream: body,
+                    first,
+                    strip_usage_chunk,
+                    read_timeout: target.upstream.read_timeout,
+                    outcome: StreamOutcome::new(route.clone(), index, admission),
+                })));
             }
             Err(failure) => {
                 admission.settle(failure.outcome);
@@ -362,7 +367,15 @@ impl AttemptFailure {
     }
 }
 
-/// Sends the request to one target and waits for a successful response head.
+/// A successful answer, received as far as it must be before the client sees any of
+/// it: a whole body, or a stream's head and first event.
+enum Received {
+    Whole(Response<GatewayBody>),
+    Stream { body: UpstreamBody, first: Bytes },
+}
+
+/// Sends the request to one target and receives its answer (see [`Received`]); any
+/// failure until then may still be retried elsewhere.
 async fn attempt<T: ForwardedRequest>(
     ctx: &mut RequestContext,
     route: &Route,
@@ -370,7 +383,7 @@ async fn attempt<T: ForwardedRequest>(
     request: &mut T,
     upstream_path: &str,
     stream: bool,
-) -> Result<http::Response<UpstreamBody>, AttemptFailure> {
+) -> Result<Received, AttemptFailure> {
     let target = &route.targets[index];
     let upstream = &target.upstream;
     ctx.record.upstream = Some(upstream.name.clone());
@@ -403,7 +416,11 @@ async fn attempt<T: ForwardedRequest>(
     };
     let status = response.status();
     if status.is_success() {
-        return Ok(response);
+        return receive(ctx, response, stream, upstream.read_timeout)
+            .await
+            .map_err(|e| {
+                AttemptFailure::unreachable(e.with_detail(format!("upstream `{}`", upstream.name)))
+            });
     }
     let retry_after_header = response.headers().get(header::RETRY_AFTER).cloned();
     let body = read_upstream_body(
@@ -437,27 +454,23 @@ async fn attempt<T: ForwardedRequest>(
     })
 }
 
-/// Relays a successful upstream response: a stream to hand to the relay, or a whole
-/// body read, checked and passed on.
-async fn relay(
+/// Receives a successful upstream response: for a stream, up to its first complete
+/// event; otherwise the whole body, checked, with its usage recorded.
+async fn receive(
     ctx: &mut RequestContext,
     response: http::Response<UpstreamBody>,
     stream: bool,
-    strip_usage_chunk: bool,
-    target: &Target,
-) -> Result<Outcome, ApiError> {
-    let read_timeout = target.upstream.read_timeout;
+    read_timeout: Duration,
+) -> Result<Received, ApiError> {
     let is_event_stream = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if stream && is_event_stream {
-        return Ok(Outcome::Stream {
-            upstream: response.into_body(),
-            strip_usage_chunk,
-            read_timeout,
-        });
+        let mut body = response.into_body();
+        let first = read_first_event(&mut body, read_timeout).await?;
+        return Ok(Received::Stream { body, first });
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let body = read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await;
@@ -474,7 +487,49 @@ async fn relay(
         header::CONTENT_TYPE,
         content_type.unwrap_or(HeaderValue::from_static("application/json")),
     );
-    Ok(Outcome::Response(response))
+    Ok(Received::Whole(response))
+}
+
+/// Reads a stream until its first complete event is in hand (usually one frame).
+async fn read_first_event(body: &mut UpstreamBody, idle: Duration) -> Result<Bytes, ApiError> {
+    let mut framer = SseFramer::default();
+    let mut received = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ApiError::upstream_timeout()),
+            Ok(None) => {
+                return Err(ApiError::upstream_protocol(
+                    "the stream ended before its first event",
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return Err(
+                    ApiError::upstream_protocol("the stream broke before its first event")
+                        .with_detail(e.to_string()),
+                );
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        framer.push(&data);
+        if received.is_empty()
+            && framer.pending() == data.len()
+            && framer.next_event_len().is_some()
+        {
+            return Ok(data); // the common case: one frame holds the first event
+        }
+        received.extend_from_slice(&data);
+        if framer.next_event_len().is_some() {
+            return Ok(received.freeze());
+        }
+        if framer.pending() > MAX_EVENT_BYTES {
+            return Err(ApiError::upstream_protocol(
+                "the first event exceeded the size limit",
+            ));
+        }
+    }
 }
 
 /// Reads an upstream body with a size limit and a timeout between chunks.
