@@ -358,3 +358,39 @@ async fn streams_are_retried_only_before_their_first_byte_and_breaks_count_again
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latency_strategy_settles_on_the_fastest_target() {
+    let (slow, _s) = start_mock(&["--latency-ms", "150"]).await;
+    let (fast, _f) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("slow", slow), ("fast", fast)]),
+        models: route(
+            "quick",
+            "[{upstream: slow, model: mock-llama}, {upstream: fast, model: mock-llama}]",
+            FAST_RETRY,
+        ) + "    strategy: latency\n",
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    for _ in 0..10 {
+        let reply = post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &chat("quick", false),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let rows = gw.stop().await;
+    let to_slow = rows
+        .iter()
+        .filter(|r| r.upstream.as_deref() == Some("slow"))
+        .count();
+    // Each target is measured once (unmeasured targets go first); then the fast one wins.
+    assert_eq!(
+        to_slow,
+        1,
+        "{:?}",
+        rows.iter().map(|r| r.upstream.clone()).collect::<Vec<_>>()
+    );
+}

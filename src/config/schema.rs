@@ -175,6 +175,9 @@ pub struct ModelRoute {
     /// When a failing target is taken out of rotation.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// How targets of the same priority are ordered for each request.
+    #[serde(default)]
+    pub strategy: Strategy,
 }
 
 impl ModelRoute {
@@ -187,6 +190,7 @@ impl ModelRoute {
                 weight: default_weight(),
                 priority: 0,
                 capabilities: self.capabilities.clone(),
+                cost: 0.0,
             }],
             _ => self.targets.clone(),
         }
@@ -211,6 +215,26 @@ pub struct TargetConfig {
     /// What this target's model can do; requests that need more skip it.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Relative price of this target (any unit, e.g. dollars per million tokens), for
+    /// the `cost` strategy.
+    #[serde(default)]
+    pub cost: f64,
+}
+
+/// How targets of the same priority are ordered for each request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// At random, in proportion to `weight`.
+    #[default]
+    Weighted,
+    /// Fewest requests in flight first.
+    LeastOutstanding,
+    /// Lowest observed latency first (moving average of time to the answer's start);
+    /// targets not yet measured go first.
+    Latency,
+    /// Lowest `cost` first.
+    Cost,
 }
 
 /// What a target's model can do. Everything is assumed until declared otherwise.

@@ -130,6 +130,13 @@ fn validate_route(
                 "must be at least 1 (remove the target to send it nothing)",
             ));
         }
+        if !(target.cost.is_finite() && target.cost >= 0.0) {
+            return Err(at(
+                loc,
+                format!("{target_field}.cost"),
+                "must be a number of at least 0",
+            ));
+        }
     }
     let retry = &route.retry;
     if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {

@@ -4,13 +4,14 @@
 pub mod breaker;
 pub mod capabilities;
 
-use crate::config::{LoadedConfig, RetryConfig};
+use crate::config::{LoadedConfig, RetryConfig, Strategy};
 use crate::providers::openai_compat::Upstream;
 use crate::telemetry::metrics::{AttemptLabels, Metrics, TargetLabels};
 use breaker::Breaker;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One place a logical model is served from.
@@ -21,7 +22,13 @@ pub struct Target {
     pub weight: u32,
     pub priority: u32,
     pub capabilities: crate::config::Capabilities,
+    pub cost: f64,
     pub breaker: Breaker,
+    /// Attempts sent and not yet answered in full (streams: until they end).
+    outstanding: AtomicU32,
+    /// Moving average of the time to the answer's start, in microseconds; 0 until the
+    /// first success.
+    latency_us: AtomicU64,
     /// Attempt counters by outcome, resolved once (no label lookup per request).
     attempts: [Counter; ATTEMPT_OUTCOMES.len()],
     labels: TargetLabels,
@@ -44,6 +51,58 @@ impl Target {
     pub fn count_attempt(&self, outcome: AttemptOutcome) {
         self.attempts[outcome as usize].inc();
     }
+
+    /// Marks an attempt in flight until the returned guard is dropped.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        InFlight { target: self }
+    }
+
+    /// Folds one observed time to the answer's start into the moving average
+    /// (weight 1/4 for the newest sample).
+    pub fn observe_latency(&self, elapsed: Duration) {
+        let sample = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = self
+            .latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    (old * 3 + sample) / 4
+                })
+            });
+    }
+
+    /// The sort key of this target under `strategy` (lower goes first).
+    fn rank(&self, strategy: Strategy) -> f64 {
+        match strategy {
+            Strategy::Weighted => 0.0,
+            Strategy::LeastOutstanding => f64::from(self.outstanding.load(Ordering::Relaxed)),
+            Strategy::Latency => self.latency_us.load(Ordering::Relaxed) as f64,
+            Strategy::Cost => self.cost,
+        }
+    }
+}
+
+/// An attempt in flight on a target (see [`Target::begin`]).
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    target: &'a Target,
+}
+
+impl InFlight<'_> {
+    /// Keeps the attempt counted after the guard goes; [`StreamOutcome`] ends it.
+    fn hand_over(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.target.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Where one logical model goes.
@@ -53,10 +112,12 @@ pub struct Route {
     /// Sorted by priority.
     pub targets: Vec<Target>,
     pub retry: RetryConfig,
+    pub strategy: Strategy,
 }
 
-/// A streamed attempt's breaker outcome, known only when the stream ends. Dropped
-/// unsettled (the client went away), it records nothing and frees a probe slot.
+/// A streamed attempt's breaker outcome, known only when the stream ends; the attempt
+/// counts as in flight until then. Dropped unsettled (the client went away), it records
+/// nothing and frees a probe slot.
 #[derive(Debug)]
 pub struct StreamOutcome {
     route: Arc<Route>,
@@ -66,8 +127,14 @@ pub struct StreamOutcome {
 }
 
 impl StreamOutcome {
-    /// Takes over `admission` for target `index` of `route`.
-    pub fn new(route: Arc<Route>, index: usize, admission: breaker::Admission<'_>) -> Self {
+    /// Takes over `admission` and `in_flight` for target `index` of `route`.
+    pub fn new(
+        route: Arc<Route>,
+        index: usize,
+        admission: breaker::Admission<'_>,
+        in_flight: InFlight<'_>,
+    ) -> Self {
+        in_flight.hand_over();
         Self {
             probe: admission.defer(),
             route,
@@ -89,6 +156,7 @@ impl StreamOutcome {
 
 impl Drop for StreamOutcome {
     fn drop(&mut self) {
+        self.target().outstanding.fetch_sub(1, Ordering::Relaxed);
         if !self.settled && self.probe {
             self.target().breaker.release_probe();
         }
@@ -148,7 +216,10 @@ impl RouteTable {
                     weight: target.weight.max(1),
                     priority: target.priority,
                     capabilities: target.capabilities.clone(),
+                    cost: target.cost,
                     breaker: Breaker::new(&route.value.breaker),
+                    outstanding: AtomicU32::new(0),
+                    latency_us: AtomicU64::new(0),
                     attempts,
                     labels,
                 });
@@ -160,6 +231,7 @@ impl RouteTable {
                     model: model.as_str().into(),
                     targets,
                     retry: route.value.retry.clone(),
+                    strategy: route.value.strategy,
                 }),
             );
         }
@@ -192,7 +264,8 @@ impl RouteTable {
 impl Route {
     /// The order one request tries the targets in: priority by priority; within a
     /// priority, a weighted random order (each next target drawn with probability
-    /// proportional to its weight among those left).
+    /// proportional to its weight among those left), then sorted by the route's
+    /// strategy (ties keep the weighted order).
     pub fn attempt_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.targets.len()).collect();
         let mut start = 0;
@@ -221,6 +294,12 @@ impl Route {
                     .unwrap_or(0);
                 order.swap(slot, slot + chosen);
             }
+            if self.strategy != Strategy::Weighted {
+                order[start..end].sort_by(|&a, &b| {
+                    let rank = |i: usize| self.targets[i].rank(self.strategy);
+                    rank(a).total_cmp(&rank(b))
+                });
+            }
             start = end;
         }
         order
@@ -242,6 +321,11 @@ mod tests {
     use super::*;
 
     fn route(targets: &str) -> Arc<Route> {
+        route_with(targets, "")
+    }
+
+    /// A route `m` over upstreams a, b, c with `targets` and more `settings` lines.
+    fn route_with(targets: &str, settings: &str) -> Arc<Route> {
         let text = format!(
             "upstreams:
   a: {{base_url: 'http://127.0.0.1:9/v1'}}
@@ -250,7 +334,7 @@ mod tests {
 models:
   m:
     targets: {targets}
-"
+{settings}"
         );
         let loaded =
             LoadedConfig::from_text(std::path::Path::new("/nonexistent/airlock.yaml"), &text)
@@ -279,6 +363,48 @@ models:
         // 3:1 → 75% first; five standard deviations is about ±2.2%.
         let share = f64::from(first[0]) / 10_000.0;
         assert!((0.728..=0.772).contains(&share), "share {share}");
+    }
+
+    #[test]
+    fn strategies_order_targets_of_one_priority() {
+        let fewest = route_with(
+            "[{upstream: a}, {upstream: b}]",
+            "    strategy: least_outstanding\n",
+        );
+        let busy = fewest.targets[0].begin();
+        for _ in 0..50 {
+            assert_eq!(fewest.attempt_order(), [1, 0]);
+        }
+        drop(busy);
+        let fastest = route_with(
+            "[{upstream: a}, {upstream: b}, {upstream: c}]",
+            "    strategy: latency\n",
+        );
+        fastest.targets[0].observe_latency(Duration::from_millis(10));
+        fastest.targets[1].observe_latency(Duration::from_millis(1));
+        assert_eq!(
+            fastest.attempt_order(),
+            [2, 1, 0],
+            "unmeasured first, then fastest"
+        );
+        for _ in 0..20 {
+            fastest.targets[1].observe_latency(Duration::from_millis(50));
+        }
+        fastest.targets[2].observe_latency(Duration::from_millis(20));
+        assert_eq!(
+            fastest.attempt_order(),
+            [0, 2, 1],
+            "the average follows what it sees"
+        );
+        let cheapest = route_with(
+            "[{upstream: a, cost: 5}, {upstream: b, cost: 0.5}, {upstream: c, cost: 1, priority: 1}]",
+            "    strategy: cost\n",
+        );
+        assert_eq!(
+            cheapest.attempt_order(),
+            [1, 0, 2],
+            "priority still comes first"
+        );
     }
 
     #[test]

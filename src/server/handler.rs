@@ -295,7 +295,13 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
             tokio::time::sleep(wait).await;
         }
         ctx.record.attempts += 1;
-        match attempt(ctx, &route, index, &mut request, upstream_path, stream).await {
+        let in_flight = target.begin();
+        let started = Instant::now();
+        let received = attempt(ctx, &route, index, &mut request, upstream_path, stream).await;
+        if received.is_ok() {
+            target.observe_latency(started.elapsed());
+        }
+        match received {
             Ok(Received::Whole(response)) => {
                 admission.settle(breaker::Outcome::Success);
                 target.count_attempt(AttemptOutcome::Ok);
@@ -309,7 +315,7 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
                     first,
                     strip_usage_chunk,
                     read_timeout: target.upstream.read_timeout,
-                    outcome: StreamOutcome::new(route.clone(), index, admission),
+                    outcome: StreamOutcome::new(route.clone(), index, admission, in_flight),
                 })));
             }
             Err(failure) => {
