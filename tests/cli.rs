@@ -34,6 +34,7 @@ fn every_subcommand_has_help() {
         vec!["keys", "list", "--help"],
         vec!["keys", "revoke", "--help"],
         vec!["requests", "--help"],
+        vec!["experiments", "--help"],
         vec!["version", "--help"],
     ] {
         let out = airlock(&sub);
@@ -173,6 +174,12 @@ async fn requests_command_shows_the_log() {
         table.contains("chat_completions") && table.contains("chat-model"),
         "{table}"
     );
+    let none = stdout(&airlock(&[
+        "experiments",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(none.contains("no request has been assigned"), "{none}");
     std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
 }
 

@@ -394,3 +394,66 @@ async fn the_latency_strategy_settles_on_the_fastest_target() {
         rows.iter().map(|r| r.upstream.clone()).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_arms_are_sticky_per_user_recorded_and_summed() {
+    let (stable, _s) = start_mock(&[]).await;
+    let (canary, _c) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("stable", stable), ("canary", canary)]),
+        models: route(
+            "rollout",
+            "[{upstream: stable, model: mock-llama, arm: stable}, {upstream: canary, model: mock-llama, arm: canary}]",
+            FAST_RETRY,
+        ) + "    experiment: {name: canary-1, arms: {stable: 70, canary: 30}}\n",
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    for round in 0..2 {
+        for user in 0..40 {
+            let mut body = chat("rollout", round == 1);
+            body["user"] = json!(format!("user-{user}"));
+            assert_eq!(
+                post(&gw.url("/v1/chat/completions"), &gw.key, &body)
+                    .await
+                    .status,
+                200
+            );
+        }
+    }
+    let log = gw.loaded.request_log_db_path();
+    let dir = gw.dir.clone();
+    let rows = gw.stop_keeping_files().await;
+    let summary = airlock::store::request_log::arm_summary(&log).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mut arm_of_user = std::collections::HashMap::new();
+    for (i, r) in rows.iter().rev().enumerate() {
+        let arm = r.arm.as_deref().unwrap();
+        assert_eq!(r.experiment.as_deref(), Some("canary-1"));
+        assert_eq!(
+            r.upstream.as_deref(),
+            Some(arm),
+            "an arm's own target serves it"
+        );
+        let user = i % 40;
+        assert_eq!(
+            *arm_of_user.entry(user).or_insert(arm.to_string()),
+            arm,
+            "user {user} kept its arm"
+        );
+    }
+    let canary_users = arm_of_user.values().filter(|a| *a == "canary").count();
+    assert!(
+        (1..=25).contains(&canary_users),
+        "{canary_users} of 40 in the 30% arm"
+    );
+    assert_eq!(summary.len(), 2);
+    assert_eq!(summary.iter().map(|a| a.requests).sum::<u64>(), 80);
+    let canary_row = summary.iter().find(|a| a.arm == "canary").unwrap();
+    assert_eq!(canary_row.requests, 2 * canary_users as u64);
+    assert_eq!(
+        (canary_row.model.as_str(), canary_row.errors),
+        ("rollout", 0)
+    );
+    assert!(canary_row.completion_tokens > 0);
+}

@@ -75,6 +75,15 @@ pub trait ForwardedRequest: Serialize {
     fn request_stream_usage(&mut self) -> bool;
     /// What serving this request takes from a model.
     fn features(&self) -> Features;
+    /// Fields beyond the typed ones.
+    fn extra(&self) -> &Extra;
+    /// The end user the caller names in OpenAI's `user` field, if any.
+    fn end_user(&self) -> Option<&str> {
+        self.extra()
+            .get("user")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+    }
 }
 
 /// What a request uses, for matching it with targets' capabilities.
@@ -181,6 +190,9 @@ macro_rules! streaming_request {
             fn features(&self) -> Features {
                 $features(self)
             }
+            fn extra(&self) -> &Extra {
+                &self.extra
+            }
         }
     };
 }
@@ -209,6 +221,9 @@ impl ForwardedRequest for EmbeddingRequest {
             context_tokens: text_bytes(&self.input).div_ceil(4),
             ..Features::default()
         }
+    }
+    fn extra(&self) -> &Extra {
+        &self.extra
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `airlock` command line: argument parsing and dispatch to the subcommands.
 
 mod demo;
+mod experiments;
 mod init;
 mod keys;
 mod requests;
@@ -36,6 +37,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
+    /// Show each experiment arm's requests, errors, latency and tokens.
+    Experiments(experiments::ExperimentsArgs),
     /// Print the version.
     Version,
 }
@@ -74,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Requests(args) => requests::run(&args),
+        Command::Experiments(args) => experiments::run(&args),
         Command::Version => {
             println!("airlock {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -178,6 +178,37 @@ pub struct ModelRoute {
     /// How targets of the same priority are ordered for each request.
     #[serde(default)]
     pub strategy: Strategy,
+    /// A canary or A/B experiment: each caller is assigned an arm, and only that arm's
+    /// targets (and targets in no arm) serve it.
+    #[serde(default)]
+    pub experiment: Option<ExperimentConfig>,
+}
+
+/// Named arms with traffic shares; targets join an arm with `arm:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Recorded on every request-log row with the arm.
+    pub name: String,
+    /// Arm name → share (relative weights, e.g. `{stable: 95, canary: 5}`).
+    pub arms: BTreeMap<String, u32>,
+    /// Who keeps the same arm across requests.
+    #[serde(default)]
+    pub sticky: Sticky,
+}
+
+/// What an experiment's assignment is sticky to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sticky {
+    /// The request's `user` field (OpenAI's end-user id) within the tenant; the virtual
+    /// key when a request has none.
+    #[default]
+    User,
+    /// The virtual key.
+    Key,
+    /// The tenant.
+    Tenant,
 }
 
 impl ModelRoute {
@@ -191,6 +222,7 @@ impl ModelRoute {
                 priority: 0,
                 capabilities: self.capabilities.clone(),
                 cost: 0.0,
+                arm: None,
             }],
             _ => self.targets.clone(),
         }
@@ -219,6 +251,9 @@ pub struct TargetConfig {
     /// the `cost` strategy.
     #[serde(default)]
     pub cost: f64,
+    /// The experiment arm this target serves (see `experiment`); in none, it serves all.
+    #[serde(default)]
+    pub arm: Option<String>,
 }
 
 /// How targets of the same priority are ordered for each request.

@@ -167,3 +167,43 @@ fn bad_routes_name_the_field() {
         .to_string();
     assert!(err.contains("models.m: set `upstream`"), "{err}");
 }
+
+#[test]
+fn experiments_need_known_arms_served_by_some_target() {
+    let text = TARGETS.replace(
+        "    retry: {attempts: 4}\n",
+        "    experiment: {name: e1, arms: {x: 90, y: 10}}\n",
+    );
+    let with_arms = text
+        .replace("weight: 3}", "weight: 3, arm: x}")
+        .replace("priority: 1}", "priority: 1, arm: y}");
+    let loaded = load(&with_arms).unwrap();
+    let experiment = loaded.config.models["chat"]
+        .value
+        .experiment
+        .clone()
+        .unwrap();
+    assert_eq!(experiment.sticky, Sticky::User);
+    let only_x = text
+        .replace("weight: 3}", "weight: 3, arm: x}")
+        .replace("priority: 1}", "priority: 1, arm: x}");
+    let cases = [
+        (
+            with_arms.replace("arm: y}", "arm: z}"),
+            "targets[1].arm: `z` is not an arm",
+        ),
+        (only_x, "no target serves arm `y`"),
+        (
+            TARGETS.replace("weight: 3}", "weight: 3, arm: x}"),
+            "set `experiment` on the model",
+        ),
+        (
+            with_arms.replace("{x: 90, y: 10}", "{x: 0, y: 0}"),
+            "share above 0",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}

@@ -130,11 +130,50 @@ fn validate_route(
                 "must be at least 1 (remove the target to send it nothing)",
             ));
         }
+        match (&target.arm, &route.experiment) {
+            (Some(arm), Some(experiment)) if !experiment.arms.contains_key(arm) => {
+                return Err(at(
+                    loc,
+                    format!("{target_field}.arm"),
+                    format!("`{arm}` is not an arm of the experiment"),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(at(
+                    loc,
+                    format!("{target_field}.arm"),
+                    "set `experiment` on the model to use arms",
+                ));
+            }
+            _ => {}
+        }
         if !(target.cost.is_finite() && target.cost >= 0.0) {
             return Err(at(
                 loc,
                 format!("{target_field}.cost"),
                 "must be a number of at least 0",
+            ));
+        }
+    }
+    if let Some(experiment) = &route.experiment {
+        let field = format!("{field}.experiment");
+        if experiment.name.is_empty() || experiment.arms.values().all(|w| *w == 0) {
+            return Err(at(
+                loc,
+                field,
+                "needs a name and at least one arm with a share above 0",
+            ));
+        }
+        let targets = route.target_list();
+        if let Some(empty) = experiment.arms.keys().find(|arm| {
+            !targets
+                .iter()
+                .any(|t| t.arm.is_none() || t.arm.as_ref() == Some(*arm))
+        }) {
+            return Err(at(
+                loc,
+                format!("{field}.arms"),
+                format!("no target serves arm `{empty}`"),
             ));
         }
     }

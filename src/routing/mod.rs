@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod capabilities;
+pub mod experiment;
 
 use crate::config::{LoadedConfig, RetryConfig, Strategy};
 use crate::providers::openai_compat::Upstream;
@@ -23,6 +24,8 @@ pub struct Target {
     pub priority: u32,
     pub capabilities: crate::config::Capabilities,
     pub cost: f64,
+    /// The experiment arm this target serves; `None` serves every arm.
+    pub arm: Option<Arc<str>>,
     pub breaker: Breaker,
     /// Attempts sent and not yet answered in full (streams: until they end).
     outstanding: AtomicU32,
@@ -113,6 +116,7 @@ pub struct Route {
     pub targets: Vec<Target>,
     pub retry: RetryConfig,
     pub strategy: Strategy,
+    pub experiment: Option<experiment::Experiment>,
 }
 
 /// A streamed attempt's breaker outcome, known only when the stream ends; the attempt
@@ -217,6 +221,7 @@ impl RouteTable {
                     priority: target.priority,
                     capabilities: target.capabilities.clone(),
                     cost: target.cost,
+                    arm: target.arm.as_deref().map(Arc::from),
                     breaker: Breaker::new(&route.value.breaker),
                     outstanding: AtomicU32::new(0),
                     latency_us: AtomicU64::new(0),
@@ -232,6 +237,11 @@ impl RouteTable {
                     targets,
                     retry: route.value.retry.clone(),
                     strategy: route.value.strategy,
+                    experiment: route
+                        .value
+                        .experiment
+                        .as_ref()
+                        .map(experiment::Experiment::new),
                 }),
             );
         }

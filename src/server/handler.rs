@@ -10,6 +10,7 @@ use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest, UsageProbe,
     upstream_error_message,
 };
+use crate::config::Sticky;
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{SseRelay, StreamStart};
@@ -269,6 +270,17 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
     );
     if let (true, Some(missing)) = (order.is_empty(), first_missing) {
         return Err(ApiError::unsupported(&route.model, missing));
+    }
+    if let Some(experiment) = &route.experiment {
+        let caller = match (experiment.sticky, request.end_user()) {
+            (Sticky::User, Some(user)) => format!("{}\0{user}", principal.tenant_id),
+            (Sticky::Tenant, _) => principal.tenant_id.to_string(),
+            _ => principal.key_id.to_string(),
+        };
+        let arm = experiment.assign(&caller);
+        order.retain(|&i| route.targets[i].arm.as_ref().is_none_or(|a| a == arm));
+        ctx.record.experiment = Some(experiment.name.clone());
+        ctx.record.arm = Some(arm.clone());
     }
     let mut last_error = None;
     // Consecutive targets skipped because their breaker is open: all of them ends it.
