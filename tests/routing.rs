@@ -457,3 +457,43 @@ async fn experiment_arms_are_sticky_per_user_recorded_and_summed() {
     );
     assert!(canary_row.completion_tokens > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_takes_an_upstream_out_of_rotation() {
+    let (primary, stop_primary) = start_mock(&[]).await;
+    let (secondary, _s) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: format!(
+            "  primary:\n    base_url: http://{primary}/v1\n    health_check: {{interval_ms: 100, timeout_ms: 200, unhealthy_after: 2}}\n  secondary:\n    base_url: http://{secondary}/v1\n"
+        ),
+        models: route(
+            "ha",
+            "[{upstream: primary, model: mock-llama}, {upstream: secondary, model: mock-llama, priority: 1}]",
+            FAST_RETRY,
+        ),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    assert_eq!(post(&url, &gw.key, &chat("ha", false)).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(&gw, "airlock_upstream_healthy", &["upstream=\"primary\""]).await,
+        Some(1.0)
+    );
+
+    stop_primary.send(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&gw, "airlock_upstream_healthy", &["upstream=\"primary\""]).await != Some(0.0) {
+        assert!(Instant::now() < deadline, "primary never marked unhealthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(post(&url, &gw.key, &chat("ha", false)).await.status, 200);
+
+    let rows = gw.stop().await;
+    assert_eq!(
+        (rows[0].upstream.as_deref(), rows[0].attempts),
+        (Some("secondary"), 1),
+        "skipped without an attempt"
+    );
+    assert_eq!(rows[1].upstream.as_deref(), Some("primary"));
+}

@@ -131,6 +131,36 @@ pub struct UpstreamConfig {
     /// Seconds an idle pooled connection is kept.
     #[serde(default = "default_pool_idle_timeout_secs")]
     pub pool_idle_timeout_secs: u64,
+    /// Probe the server in the background; while it fails, its targets are skipped.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// An active health check: `GET path` every `interval_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Path on the server, from its root (vLLM: `/health`).
+    pub path: String,
+    pub interval_ms: u64,
+    /// A probe slower than this fails.
+    pub timeout_ms: u64,
+    /// Failed probes in a row that mark the server unhealthy.
+    pub unhealthy_after: u32,
+    /// Successful probes in a row that mark it healthy again.
+    pub healthy_after: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            path: "/health".into(),
+            interval_ms: 5_000,
+            timeout_ms: 2_000,
+            unhealthy_after: 2,
+            healthy_after: 1,
+        }
+    }
 }
 
 fn default_kind() -> UpstreamKind {

@@ -207,3 +207,37 @@ fn experiments_need_known_arms_served_by_some_target() {
         assert!(err.contains(expected), "{expected}: {err}");
     }
 }
+
+#[test]
+fn health_checks_parse_with_defaults_and_reject_bad_values() {
+    let text = GOOD.replace(
+        "    api_key_env: VLLM_KEY",
+        "    api_key_env: VLLM_KEY\n    health_check: {interval_ms: 1000}",
+    );
+    let loaded = load(&text).unwrap();
+    let check = loaded.config.upstreams["vllm"]
+        .value
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (
+            check.path.as_str(),
+            check.interval_ms,
+            check.unhealthy_after
+        ),
+        ("/health", 1000, 2)
+    );
+    for (bad, field) in [
+        ("{path: health}", "upstreams.vllm.health_check.path"),
+        ("{interval_ms: 10}", "upstreams.vllm.health_check"),
+        ("{healthy_after: 0}", "upstreams.vllm.health_check"),
+    ] {
+        let text = GOOD.replace(
+            "    api_key_env: VLLM_KEY",
+            &format!("    api_key_env: VLLM_KEY\n    health_check: {bad}"),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains(field), "{bad}: {err}");
+    }
+}

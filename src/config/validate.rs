@@ -53,6 +53,30 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
         if u.connect_timeout_ms == 0 || u.read_timeout_ms == 0 {
             return Err(at(loc, field, "timeouts must be greater than zero"));
         }
+        if let Some(check) = &u.health_check {
+            let field = format!("{field}.health_check");
+            if !check.path.starts_with('/') || check.path.contains(['\r', '\n', ' ']) {
+                return Err(at(
+                    loc,
+                    format!("{field}.path"),
+                    "must be a path starting with `/`",
+                ));
+            }
+            if check.interval_ms < 100 || check.timeout_ms == 0 {
+                return Err(at(
+                    loc,
+                    field,
+                    "`interval_ms` must be at least 100 and `timeout_ms` above 0",
+                ));
+            }
+            if check.unhealthy_after == 0 || check.healthy_after == 0 {
+                return Err(at(
+                    loc,
+                    field,
+                    "`unhealthy_after` and `healthy_after` must be at least 1",
+                ));
+            }
+        }
     }
     for (name, route) in &config.models {
         validate_route(config, name, route)?;

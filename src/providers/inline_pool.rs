@@ -155,6 +155,16 @@ impl InlinePool {
     }
 }
 
+impl InlinePool {
+    /// Sends `request` on a connection of its own, never pooled, and returns the
+    /// answer's status: for health checks.
+    pub async fn probe(&self, request: &[u8]) -> Result<http::StatusCode, SendError> {
+        let conn = self.connect().await?;
+        let (_, head) = exchange(conn, request).await.map_err(Failure::into_error)?;
+        Ok(head.response.status())
+    }
+}
+
 /// A failed exchange: `Stale` when the connection was found closed before any of the
 /// response arrived.
 enum Failure {

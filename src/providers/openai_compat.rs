@@ -3,7 +3,7 @@
 
 use super::h1;
 use super::inline_pool::{InlineBody, InlinePool};
-use crate::config::{LoadedConfig, UpstreamConfig};
+use crate::config::{HealthCheckConfig, LoadedConfig, UpstreamConfig};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use http_body_util::Full;
@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Why an upstream call failed before a response head arrived.
@@ -45,6 +46,10 @@ pub struct Upstream {
     authorization: Option<HeaderValue>,
     pub read_timeout: Duration,
     transport: Transport,
+    /// The active health check, if configured.
+    pub health_check: Option<HealthCheckConfig>,
+    /// What the health check last concluded (healthy until it says otherwise).
+    healthy: AtomicBool,
 }
 
 /// A response body from either transport.
@@ -166,7 +171,52 @@ impl Upstream {
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
             transport,
+            health_check: cfg.health_check.clone(),
+            healthy: AtomicBool::new(true),
         })
+    }
+
+    /// Whether requests may go here (the health check has not found it failing).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// `GET path` (from the server's root) on a connection of its own; the status.
+    pub async fn probe(&self, path: &str) -> Result<http::StatusCode, String> {
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("airlock/", env!("CARGO_PKG_VERSION"))),
+        );
+        match &self.transport {
+            Transport::Inline { pools, .. } => {
+                let pool = &pools[0];
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                let wire = h1::encode_request(&Method::GET, path, pool.authority(), &headers, b"");
+                pool.probe(&wire).await.map_err(|e| error_chain(&e))
+            }
+            Transport::Client(clients) => {
+                let uri: http::Uri = self.base_url.parse().map_err(|e| format!("{e}"))?;
+                let origin = format!(
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("https"),
+                    uri.authority().map_or("", |a| a.as_str())
+                );
+                let mut request = Request::get(format!("{origin}{path}"))
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| e.to_string())?;
+                *request.headers_mut() = headers;
+                let response = clients[0]
+                    .request(request)
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                Ok(response.status())
+            }
+        }
     }
 
     /// POSTs a JSON body to `path` (relative to the base URL) and waits for the head.

@@ -4,10 +4,11 @@
 pub mod breaker;
 pub mod capabilities;
 pub mod experiment;
+pub mod health;
 
 use crate::config::{LoadedConfig, RetryConfig, Strategy};
 use crate::providers::openai_compat::Upstream;
-use crate::telemetry::metrics::{AttemptLabels, Metrics, TargetLabels};
+use crate::telemetry::metrics::{AttemptLabels, Metrics, TargetLabels, UpstreamLabels};
 use breaker::Breaker;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
@@ -171,6 +172,8 @@ impl Drop for StreamOutcome {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: HashMap<String, Arc<Route>>,
+    /// Every upstream, by name.
+    upstreams: Vec<Arc<Upstream>>,
     /// Logical names, sorted, for `/v1/models`.
     names: Vec<String>,
 }
@@ -247,7 +250,13 @@ impl RouteTable {
         }
         let mut names: Vec<String> = routes.keys().cloned().collect();
         names.sort();
-        Ok(Self { routes, names })
+        let mut upstreams: Vec<Arc<Upstream>> = upstreams.into_values().collect();
+        upstreams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            routes,
+            upstreams,
+            names,
+        })
     }
 
     pub fn get(&self, model: &str) -> Option<&Arc<Route>> {
@@ -259,8 +268,21 @@ impl RouteTable {
         &self.names
     }
 
-    /// Sets the breaker-state gauges (called when metrics are scraped).
-    pub fn export_breakers(&self, metrics: &Metrics) {
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// Sets the breaker-state and upstream-health gauges (called when metrics are
+    /// scraped).
+    pub fn export_state(&self, metrics: &Metrics) {
+        for upstream in &self.upstreams {
+            metrics
+                .upstream_healthy
+                .get_or_create(&UpstreamLabels {
+                    upstream: upstream.name.to_string(),
+                })
+                .set(i64::from(upstream.is_healthy()));
+        }
         let now = std::time::Instant::now();
         for target in self.routes.values().flat_map(|r| r.targets.iter()) {
             metrics

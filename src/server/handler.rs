@@ -148,7 +148,7 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
 }
 
 fn metrics_response(state: &AppState) -> Response<GatewayBody> {
-    state.routes.export_breakers(&state.metrics);
+    state.routes.export_state(&state.metrics);
     let mut response = Response::new(GatewayBody::full(state.metrics.render()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -292,7 +292,11 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
             break;
         }
         let target = &route.targets[index];
-        let Some(admission) = target.breaker.admit(Instant::now()) else {
+        let admission = match target.upstream.is_healthy() {
+            true => target.breaker.admit(Instant::now()),
+            false => None,
+        };
+        let Some(admission) = admission else {
             skipped += 1;
             continue;
         };

@@ -200,6 +200,7 @@ impl Gateway {
             queues.push(queue);
             threads.push(thread);
         }
+        let health_checks = crate::routing::health::spawn_all(state.routes.upstreams());
         tokio::pin!(shutdown);
         let mut next = 0;
         loop {
@@ -225,6 +226,9 @@ impl Gateway {
             }
         }
         drop(listener);
+        health_checks
+            .iter()
+            .for_each(tokio::task::JoinHandle::abort);
         state.draining.store(true, Ordering::Relaxed);
         tracing::info!("shutting down: draining in-flight requests");
         // Closing the queues tells every worker to stop and drain.

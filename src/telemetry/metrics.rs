@@ -35,6 +35,12 @@ pub struct TargetLabels {
     pub upstream_model: String,
 }
 
+/// Labels of one upstream server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
 /// Labels of an upstream attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
@@ -68,6 +74,7 @@ pub struct Metrics {
     pub completion_tokens: Counter,
     pub upstream_attempts: Family<AttemptLabels, Counter>,
     pub breaker_state: Family<TargetLabels, Gauge>,
+    pub upstream_healthy: Family<UpstreamLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -89,6 +96,7 @@ impl Metrics {
         let completion_tokens = Counter::default();
         let upstream_attempts = Family::<AttemptLabels, Counter>::default();
         let breaker_state = Family::<TargetLabels, Gauge>::default();
+        let upstream_healthy = Family::<UpstreamLabels, Gauge>::default();
         registry.register(
             "requests",
             "Requests answered, by endpoint and status",
@@ -139,6 +147,11 @@ impl Metrics {
             "Circuit breaker of each route target: 0 closed, 1 half-open, 2 open",
             breaker_state.clone(),
         );
+        registry.register(
+            "upstream_healthy",
+            "Whether each upstream is in rotation: 1, or 0 while its health check fails",
+            upstream_healthy.clone(),
+        );
         Self {
             registry,
             requests,
@@ -151,6 +164,7 @@ impl Metrics {
             completion_tokens,
             upstream_attempts,
             breaker_state,
+            upstream_healthy,
         }
     }
 
