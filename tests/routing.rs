@@ -497,3 +497,47 @@ async fn a_failing_health_check_takes_an_upstream_out_of_rotation() {
     );
     assert_eq!(rows[1].upstream.as_deref(), Some("primary"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
+    let (mock, _m) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("solo", mock)]),
+        models: route(
+            "cached",
+            "[{upstream: solo, model: mock-llama}]",
+            FAST_RETRY,
+        ) + "    cache: {ttl_secs: 60, max_entries: 100}\n",
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    let other_tenant = gw.create_key("other", None, None);
+
+    let first = post(&url, &gw.key, &chat("cached", false)).await;
+    let again = post(&url, &gw.key, &chat("cached", false)).await;
+    assert_eq!(first.headers["x-airlock-cache"], "miss");
+    assert_eq!(again.headers["x-airlock-cache"], "hit");
+    assert_eq!(first.body, again.body, "the same answer, id included");
+
+    let elsewhere = post(&url, &other_tenant, &chat("cached", false)).await;
+    assert_eq!(
+        elsewhere.headers["x-airlock-cache"], "miss",
+        "tenants never share"
+    );
+    let mut longer = chat("cached", false);
+    longer["max_tokens"] = json!(9);
+    assert_eq!(
+        post(&url, &gw.key, &longer).await.headers["x-airlock-cache"],
+        "miss"
+    );
+    let streamed = post(&url, &gw.key, &chat("cached", true)).await;
+    assert!(streamed.headers.get("x-airlock-cache").is_none());
+
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let hits: Vec<(bool, u32)> = rows.iter().map(|r| (r.cache_hit, r.attempts)).collect();
+    assert_eq!(
+        hits,
+        [(false, 1), (true, 0), (false, 1), (false, 1), (false, 1)]
+    );
+}

@@ -212,6 +212,34 @@ pub struct ModelRoute {
     /// targets (and targets in no arm) serve it.
     #[serde(default)]
     pub experiment: Option<ExperimentConfig>,
+    /// An exact-match response cache (opt-in), per tenant; never for streams.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// Bounds of a route's response cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long an answer is served from the cache.
+    pub ttl_secs: u64,
+    /// Most answers kept.
+    pub max_entries: usize,
+    /// Most bytes of answers kept.
+    pub max_bytes: usize,
+    /// Larger answers are not kept.
+    pub max_entry_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 300,
+            max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// Named arms with traffic shares; targets join an arm with `arm:`.

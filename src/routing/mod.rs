@@ -2,6 +2,7 @@
 //! in which order a request tries them, and how long it waits between tries.
 
 pub mod breaker;
+pub mod cache;
 pub mod capabilities;
 pub mod experiment;
 pub mod health;
@@ -118,6 +119,7 @@ pub struct Route {
     pub retry: RetryConfig,
     pub strategy: Strategy,
     pub experiment: Option<experiment::Experiment>,
+    pub cache: Option<cache::ResponseCache>,
 }
 
 /// A streamed attempt's breaker outcome, known only when the stream ends; the attempt
@@ -245,6 +247,7 @@ impl RouteTable {
                         .experiment
                         .as_ref()
                         .map(experiment::Experiment::new),
+                    cache: route.value.cache.as_ref().map(cache::ResponseCache::new),
                 }),
             );
         }

@@ -14,6 +14,7 @@ use crate::config::Sticky;
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{SseRelay, StreamStart};
+use crate::routing::cache::{self, CachedAnswer};
 use crate::routing::{AttemptOutcome, Route, StreamOutcome};
 use crate::routing::{breaker, capabilities};
 use crate::tenancy::{AuthError, Principal};
@@ -282,6 +283,27 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         ctx.record.experiment = Some(experiment.name.clone());
         ctx.record.arm = Some(arm.clone());
     }
+    // Cached routes answer repeated requests (same tenant, endpoint, arm and body) from
+    // memory; streams always go upstream.
+    let cache_key = match (&route.cache, stream) {
+        (Some(_), false) => {
+            let canonical =
+                serde_json::to_vec(&request).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+            let scope = format!(
+                "{upstream_path}\0{}",
+                ctx.record.arm.as_deref().unwrap_or("")
+            );
+            Some(cache::key(&principal.tenant_id, &scope, &canonical))
+        }
+        _ => None,
+    };
+    if let (Some(cache), Some(key)) = (&route.cache, &cache_key)
+        && let Some(answer) = cache.get(key)
+    {
+        ctx.record.cache_hit = true;
+        ctx.first_byte();
+        return Ok(Outcome::Response(whole_response(answer, Some("hit"))));
+    }
     let mut last_error = None;
     // Consecutive targets skipped because their breaker is open: all of them ends it.
     let mut skipped = 0;
@@ -318,10 +340,14 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
             target.observe_latency(started.elapsed());
         }
         match received {
-            Ok(Received::Whole(response)) => {
+            Ok(Received::Whole(answer)) => {
                 admission.settle(breaker::Outcome::Success);
                 target.count_attempt(AttemptOutcome::Ok);
-                return Ok(Outcome::Response(response));
+                if let (Some(cache), Some(key)) = (&route.cache, cache_key) {
+                    cache.put(key, answer.clone());
+                }
+                let cache_state = route.cache.as_ref().map(|_| "miss");
+                return Ok(Outcome::Response(whole_response(answer, cache_state)));
             }
             Ok(Received::Stream { body, first }) => {
                 // The breaker hears how it went when the stream ends.
@@ -392,7 +418,7 @@ impl AttemptFailure {
 /// A successful answer, received as far as it must be before the client sees any of
 /// it: a whole body, or a stream's head and first event.
 enum Received {
-    Whole(Response<GatewayBody>),
+    Whole(CachedAnswer),
     Stream { body: UpstreamBody, first: Bytes },
 }
 
@@ -504,12 +530,23 @@ async fn receive(
         ctx.set_usage(usage);
     }
     ctx.first_byte();
-    let mut response = Response::new(GatewayBody::full(body));
-    response.headers_mut().insert(
+    Ok(Received::Whole(CachedAnswer { body, content_type }))
+}
+
+/// A whole answer as the client gets it; `cache` says `hit` or `miss` on cached routes.
+fn whole_response(answer: CachedAnswer, cache: Option<&'static str>) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(answer.body));
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
-        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+        answer
+            .content_type
+            .unwrap_or(HeaderValue::from_static("application/json")),
     );
-    Ok(Received::Whole(response))
+    if let Some(cache) = cache {
+        headers.insert("x-airlock-cache", HeaderValue::from_static(cache));
+    }
+    response
 }
 
 /// Reads a stream until its first complete event is in hand (usually one frame).

@@ -36,6 +36,8 @@ const MIGRATIONS: &[Migration] = &[
     // The experiment and arm a request was assigned to, when its model runs one.
     "ALTER TABLE request_log ADD COLUMN experiment TEXT;
      ALTER TABLE request_log ADD COLUMN arm TEXT;",
+    // Answered from the route's response cache, without an upstream attempt.
+    "ALTER TABLE request_log ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Rows written per transaction at most.
@@ -72,6 +74,8 @@ pub struct RequestRecord {
     pub attempts: u32,
     pub experiment: Option<Arc<str>>,
     pub arm: Option<Arc<str>>,
+    /// Answered from the response cache.
+    pub cache_hit: bool,
 }
 
 /// Sends records to the writer thread. Cheap to clone.
@@ -147,8 +151,8 @@ fn drain_into(rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRec
 /// Columns written per record, in `bind_record`'s order.
 const COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model,
     status, error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
-    completion_tokens, stream, client_addr, attempts, experiment, arm";
-const COLUMN_COUNT: usize = 20;
+    completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit";
+const COLUMN_COUNT: usize = 21;
 /// Records per multi-row INSERT: a third less CPU per row than one statement per row.
 const ROWS_PER_INSERT: usize = 16;
 
@@ -211,6 +215,7 @@ fn bind_record(
         &r.attempts,
         &r.experiment,
         &r.arm,
+        &r.cache_hit,
     ];
     for (index, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(offset + index + 1, value)?;
@@ -266,7 +271,7 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
     let mut stmt = conn.prepare(
         "SELECT id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model, status,
                 error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
-                completion_tokens, stream, client_addr, attempts, experiment, arm
+                completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit
          FROM request_log ORDER BY seq DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |row| {
@@ -294,6 +299,7 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
             attempts: row.get(17)?,
             experiment: text(18)?,
             arm: text(19)?,
+            cache_hit: row.get(20)?,
             client_addr: text(16)?,
         })
     })?;
@@ -360,6 +366,7 @@ mod tests {
                 attempts: i as u32 % 4,
                 experiment: (i % 5 == 0).then(|| "exp".into()),
                 arm: (i % 5 == 0).then(|| format!("arm{}", i % 2).into()),
+                cache_hit: i % 7 == 0,
             })
             .collect();
         write_batch(&mut conn, &records).unwrap();
