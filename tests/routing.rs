@@ -541,3 +541,36 @@ async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
         [(false, 1), (true, 0), (false, 1), (false, 1), (false, 1)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedging_races_a_second_target_when_the_first_is_slow() {
+    let (slow, _s) = start_mock(&["--latency-ms", "1500"]).await;
+    let (fast, _f) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: upstreams(&[("slow", slow), ("fast", fast)]),
+        models: route(
+            "hedged",
+            "[{upstream: slow, model: mock-llama}, {upstream: fast, model: mock-llama, priority: 1}]",
+            FAST_RETRY,
+        ) + "    hedge: {after_ms: 100}\n",
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let started = Instant::now();
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("hedged", false),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "the fast target answered first: {:?}",
+        started.elapsed()
+    );
+    let rows = gw.stop().await;
+    assert_eq!(
+        (rows[0].upstream.as_deref(), rows[0].attempts),
+        (Some("fast"), 2)
+    );
+}

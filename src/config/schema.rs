@@ -215,6 +215,17 @@ pub struct ModelRoute {
     /// An exact-match response cache (opt-in), per tenant; never for streams.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// Race a second target when the first has not answered in time.
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
+}
+
+/// Hedging: after `after_ms` without an answer from the first target, the next one is
+/// tried too; the first success wins and the other attempt is cancelled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeConfig {
+    pub after_ms: u64,
 }
 
 /// Bounds of a route's response cache.

@@ -120,6 +120,8 @@ pub struct Route {
     pub strategy: Strategy,
     pub experiment: Option<experiment::Experiment>,
     pub cache: Option<cache::ResponseCache>,
+    /// Start a second target after this long without an answer.
+    pub hedge: Option<Duration>,
 }
 
 /// A streamed attempt's breaker outcome, known only when the stream ends; the attempt
@@ -248,6 +250,11 @@ impl RouteTable {
                         .as_ref()
                         .map(experiment::Experiment::new),
                     cache: route.value.cache.as_ref().map(cache::ResponseCache::new),
+                    hedge: route
+                        .value
+                        .hedge
+                        .as_ref()
+                        .map(|h| Duration::from_millis(h.after_ms)),
                 }),
             );
         }

@@ -64,9 +64,10 @@ impl RequestContext {
         self.record.key_id = Some(principal.key_id.clone());
     }
 
-    /// Marks the moment the request went to the upstream.
+    /// Marks the moment the request went to the upstream (if not already under way:
+    /// a hedged second attempt does not restart the clock).
     pub fn upstream_begin(&mut self) {
-        self.upstream_started = Some(Instant::now());
+        self.upstream_started.get_or_insert_with(Instant::now);
     }
 
     /// Marks the moment the upstream finished (or failed); idempotent.

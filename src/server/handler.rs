@@ -3,20 +3,16 @@
 
 use super::body::GatewayBody;
 use super::context::RequestContext;
+use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
 use crate::api::openai::{
-    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest, UsageProbe,
-    upstream_error_message,
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
 use crate::config::Sticky;
-use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
-use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{SseRelay, StreamStart};
-use crate::routing::cache::{self, CachedAnswer};
-use crate::routing::{AttemptOutcome, Route, StreamOutcome};
-use crate::routing::{breaker, capabilities};
+use crate::routing::{cache, capabilities};
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
@@ -24,12 +20,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Largest upstream response body buffered for a non-streaming request.
-const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
-/// Largest upstream error body read.
-const MAX_UPSTREAM_ERROR_BODY: usize = 64 * 1024;
 
 /// Serves one request.
 pub async fn handle(
@@ -111,7 +101,7 @@ pub async fn handle(
 
 /// What a data-path handler produced: a complete response, or an upstream event stream
 /// to relay (the relay then owns the context and finishes it when the stream ends).
-enum Outcome {
+pub(super) enum Outcome {
     Response(Response<GatewayBody>),
     /// Boxed: it carries the upstream body, which is large.
     Stream(Box<StreamStart>),
@@ -304,334 +294,13 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
         ctx.first_byte();
         return Ok(Outcome::Response(whole_response(answer, Some("hit"))));
     }
-    let mut last_error = None;
-    // Consecutive targets skipped because their breaker is open: all of them ends it.
-    let mut skipped = 0;
-    // The previous attempt's target and the `Retry-After` it answered with.
-    let mut previous: Option<(usize, Option<Duration>)> = None;
-    for &index in order.iter().cycle() {
-        if ctx.record.attempts >= route.retry.attempts || skipped == order.len() {
-            break;
-        }
-        let target = &route.targets[index];
-        let admission = match target.upstream.is_healthy() {
-            true => target.breaker.admit(Instant::now()),
-            false => None,
-        };
-        let Some(admission) = admission else {
-            skipped += 1;
-            continue;
-        };
-        skipped = 0;
-        if ctx.record.attempts > 0 {
-            let mut wait = route.backoff(ctx.record.attempts);
-            if let Some((prev, Some(retry_after))) = previous
-                && prev == index
-            {
-                wait = wait.max(retry_after);
-            }
-            tokio::time::sleep(wait).await;
-        }
-        ctx.record.attempts += 1;
-        let in_flight = target.begin();
-        let started = Instant::now();
-        let received = attempt(ctx, &route, index, &mut request, upstream_path, stream).await;
-        if received.is_ok() {
-            target.observe_latency(started.elapsed());
-        }
-        match received {
-            Ok(Received::Whole(answer)) => {
-                admission.settle(breaker::Outcome::Success);
-                target.count_attempt(AttemptOutcome::Ok);
-                if let (Some(cache), Some(key)) = (&route.cache, cache_key) {
-                    cache.put(key, answer.clone());
-                }
-                let cache_state = route.cache.as_ref().map(|_| "miss");
-                return Ok(Outcome::Response(whole_response(answer, cache_state)));
-            }
-            Ok(Received::Stream { body, first }) => {
-                // The breaker hears how it went when the stream ends.
-                target.count_attempt(AttemptOutcome::Ok);
-                return Ok(Outcome::Stream(Box::new(StreamStart {
-                    upstream: body,
-                    first,
-                    strip_usage_chunk,
-                    read_timeout: target.upstream.read_timeout,
-                    outcome: StreamOutcome::new(route.clone(), index, admission, in_flight),
-                })));
-            }
-            Err(failure) => {
-                admission.settle(failure.outcome);
-                target.count_attempt(match failure.outcome {
-                    breaker::Outcome::Failure => AttemptOutcome::Error,
-                    _ if failure.error.status == StatusCode::TOO_MANY_REQUESTS => {
-                        AttemptOutcome::RateLimited
-                    }
-                    _ => AttemptOutcome::Rejected,
-                });
-                let rest = Duration::from_millis(route.retry.max_retry_after_ms);
-                if let Some(retry_after) = failure.retry_after.filter(|r| *r > rest) {
-                    target.breaker.rest_until(Instant::now() + retry_after);
-                }
-                if !failure.retryable {
-                    return Err(failure.error);
-                }
-                if ctx.record.attempts < route.retry.attempts {
-                    tracing::info!(
-                        request_id = %ctx.record.id,
-                        upstream = %target.upstream.name,
-                        attempt = ctx.record.attempts,
-                        code = failure.error.code,
-                        detail = failure.error.detail.as_deref().unwrap_or(""),
-                        "attempt failed; trying again"
-                    );
-                }
-                previous = Some((index, failure.retry_after));
-                last_error = Some(failure.error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| ApiError::no_available_target(&route.model)))
-}
-
-/// A failed attempt: the error the client gets if it was the last, whether another
-/// attempt may follow, and what it says about the target.
-struct AttemptFailure {
-    error: ApiError,
-    retryable: bool,
-    outcome: breaker::Outcome,
-    retry_after: Option<Duration>,
-}
-
-impl AttemptFailure {
-    /// The target failed before answering: unreachable, reset, or silent too long.
-    fn unreachable(error: ApiError) -> Self {
-        Self {
-            error,
-            retryable: true,
-            outcome: breaker::Outcome::Failure,
-            retry_after: None,
-        }
-    }
-}
-
-/// A successful answer, received as far as it must be before the client sees any of
-/// it: a whole body, or a stream's head and first event.
-enum Received {
-    Whole(CachedAnswer),
-    Stream { body: UpstreamBody, first: Bytes },
-}
-
-/// Sends the request to one target and receives its answer (see [`Received`]); any
-/// failure until then may still be retried elsewhere.
-async fn attempt<T: ForwardedRequest>(
-    ctx: &mut RequestContext,
-    route: &Route,
-    index: usize,
-    request: &mut T,
-    upstream_path: &str,
-    stream: bool,
-) -> Result<Received, AttemptFailure> {
-    let target = &route.targets[index];
-    let upstream = &target.upstream;
-    ctx.record.upstream = Some(upstream.name.clone());
-    ctx.record.upstream_model = Some(target.upstream_model.clone());
-    request.set_model(target.upstream_model.to_string());
-    let upstream_body = serde_json::to_vec(&*request).map_err(|e| AttemptFailure {
-        error: ApiError::invalid_json(&e.to_string()),
-        retryable: false,
-        outcome: breaker::Outcome::Neutral,
-        retry_after: None,
-    })?;
-    ctx.upstream_begin();
-    let sent = upstream
-        .post_json(upstream_path, upstream_body, stream, &ctx.record.id)
-        .await;
-    let response = match sent {
-        Ok(response) => response,
-        Err(e) => {
-            ctx.upstream_end();
-            let error = match e {
-                UpstreamError::Timeout(_) => ApiError::upstream_timeout(),
-                UpstreamError::Connect(_) | UpstreamError::Build(_) => {
-                    ApiError::upstream_unavailable()
-                }
-            };
-            return Err(AttemptFailure::unreachable(
-                error.with_detail(format!("upstream `{}`: {e}", upstream.name)),
-            ));
-        }
+    let plan = dispatch::Plan {
+        route: &route,
+        order,
+        upstream_path,
+        stream,
+        strip_usage_chunk,
+        cache_key,
     };
-    let status = response.status();
-    if status.is_success() {
-        return receive(ctx, response, stream, upstream.read_timeout)
-            .await
-            .map_err(|e| {
-                AttemptFailure::unreachable(e.with_detail(format!("upstream `{}`", upstream.name)))
-            });
-    }
-    let retry_after_header = response.headers().get(header::RETRY_AFTER).cloned();
-    let body = read_upstream_body(
-        response.into_body(),
-        MAX_UPSTREAM_ERROR_BODY,
-        upstream.read_timeout,
-    )
-    .await;
-    ctx.upstream_end();
-    let message = body.ok().and_then(|b| upstream_error_message(&b));
-    let detail = format!(
-        "upstream `{}` answered {}: {}",
-        upstream.name,
-        status.as_u16(),
-        message.as_deref().unwrap_or("(no message)")
-    );
-    let retry_after = retry_after_header
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    Err(AttemptFailure {
-        error: ApiError::from_upstream(status, message, retry_after_header).with_detail(detail),
-        retryable: matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
-        outcome: if status.is_server_error() {
-            breaker::Outcome::Failure
-        } else {
-            breaker::Outcome::Neutral
-        },
-        retry_after,
-    })
-}
-
-/// Receives a successful upstream response: for a stream, up to its first complete
-/// event; otherwise the whole body, checked, with its usage recorded.
-async fn receive(
-    ctx: &mut RequestContext,
-    response: http::Response<UpstreamBody>,
-    stream: bool,
-    read_timeout: Duration,
-) -> Result<Received, ApiError> {
-    let is_event_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if stream && is_event_stream {
-        let mut body = response.into_body();
-        let first = read_first_event(&mut body, read_timeout).await?;
-        return Ok(Received::Stream { body, first });
-    }
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await;
-    ctx.upstream_end();
-    let body = body?;
-    let probe: UsageProbe = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
-    if let Some(usage) = probe.usage {
-        ctx.set_usage(usage);
-    }
-    ctx.first_byte();
-    Ok(Received::Whole(CachedAnswer { body, content_type }))
-}
-
-/// A whole answer as the client gets it; `cache` says `hit` or `miss` on cached routes.
-fn whole_response(answer: CachedAnswer, cache: Option<&'static str>) -> Response<GatewayBody> {
-    let mut response = Response::new(GatewayBody::full(answer.body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        answer
-            .content_type
-            .unwrap_or(HeaderValue::from_static("application/json")),
-    );
-    if let Some(cache) = cache {
-        headers.insert("x-airlock-cache", HeaderValue::from_static(cache));
-    }
-    response
-}
-
-/// Reads a stream until its first complete event is in hand (usually one frame).
-async fn read_first_event(body: &mut UpstreamBody, idle: Duration) -> Result<Bytes, ApiError> {
-    let mut framer = SseFramer::default();
-    let mut received = bytes::BytesMut::new();
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(ApiError::upstream_timeout()),
-            Ok(None) => {
-                return Err(ApiError::upstream_protocol(
-                    "the stream ended before its first event",
-                ));
-            }
-            Ok(Some(Err(e))) => {
-                return Err(
-                    ApiError::upstream_protocol("the stream broke before its first event")
-                        .with_detail(e.to_string()),
-                );
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        framer.push(&data);
-        if received.is_empty()
-            && framer.pending() == data.len()
-            && framer.next_event_len().is_some()
-        {
-            return Ok(data); // the common case: one frame holds the first event
-        }
-        received.extend_from_slice(&data);
-        if framer.next_event_len().is_some() {
-            return Ok(received.freeze());
-        }
-        if framer.pending() > MAX_EVENT_BYTES {
-            return Err(ApiError::upstream_protocol(
-                "the first event exceeded the size limit",
-            ));
-        }
-    }
-}
-
-/// Reads an upstream body with a size limit and a timeout between chunks.
-async fn read_upstream_body(
-    mut body: UpstreamBody,
-    limit: usize,
-    idle: Duration,
-) -> Result<Bytes, ApiError> {
-    // Most bodies arrive as one frame: keep it as is, and copy only when there are more.
-    let mut first: Option<Bytes> = None;
-    let mut rest = bytes::BytesMut::new();
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(ApiError::upstream_timeout()),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::upstream_protocol("the response body was cut off")
-                    .with_detail(e.to_string()));
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if so_far + data.len() > limit {
-            return Err(ApiError::upstream_protocol(
-                "the response body is too large",
-            ));
-        }
-        match &first {
-            None => first = Some(data),
-            Some(_) => rest.extend_from_slice(&data),
-        }
-    }
-    Ok(match first {
-        None => Bytes::new(),
-        Some(first) if rest.is_empty() => first,
-        Some(first) => {
-            let mut all = bytes::BytesMut::with_capacity(first.len() + rest.len());
-            all.extend_from_slice(&first);
-            all.extend_from_slice(&rest);
-            all.freeze()
-        }
-    })
+    dispatch::dispatch(ctx, plan, &mut request).await
 }

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod context;
+mod dispatch;
 pub mod error;
 mod handler;
 pub mod request_id;
