@@ -190,14 +190,14 @@ def main():
 BEGIN, END = "<!-- results:begin (written by bench/run.py) -->", "<!-- results:end -->"
 
 
-def write_report(report):
-    """Replaces the results block of docs/benchmarks.md, keeping the notes around it."""
+def write_report(report, begin=BEGIN, end=END):
+    """Replaces a results block of docs/benchmarks.md, keeping the notes around it."""
     path = ROOT / "docs" / "benchmarks.md"
-    block = f"{BEGIN}\n{report}\n{END}"
-    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    block = f"{begin}\n{report}\n{end}"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"

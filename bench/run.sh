@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load harness: mock-upstream directly, through nginx (one worker, keep-alive reverse
 # proxy: the floor of one proxy hop), and through Airlock, non-streaming and streaming,
-# saturated (wrk) and at a fixed 500 requests/s (oha). Prints the results and writes
-# docs/benchmarks.md. Not a test: numbers on shared machines are noisy.
+# saturated (wrk) and at a fixed 500 requests/s (oha); then failover time under a killed
+# primary (bench/failover.py). Prints the results and writes docs/benchmarks.md (not
+# with --no-write). Not a test: numbers on shared machines are noisy.
 #
 # Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).
 set -euo pipefail
@@ -14,4 +15,9 @@ for tool in wrk nginx oha; do
     }
 done
 cargo build --release --offline --locked --bin airlock
-exec python3 bench/run.py "$@"
+python3 bench/run.py "$@"
+failover_args=()
+for arg in "$@"; do
+    [ "$arg" = --no-write ] && failover_args+=(--no-write)
+done
+exec python3 bench/failover.py "${failover_args[@]}"
