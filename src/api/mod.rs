@@ -1,3 +1,4 @@
 //! Wire types of the formats clients speak.
 
+pub mod anthropic;
 pub mod openai;

@@ -6,6 +6,7 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
+use crate::api::anthropic::stream::{AnthropicStream, error_event as anthropic_error_event};
 use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
@@ -17,14 +18,30 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// Where a relay starts: the upstream body after its first event, that event, and the
-/// target's breaker outcome, settled when the stream ends.
+/// Where a relay starts: the upstream body after its first event, that event, the
+/// target's breaker outcome (settled when the stream ends), and the client's format.
 pub struct StreamStart {
     pub upstream: UpstreamBody,
     pub first: Bytes,
     pub strip_usage_chunk: bool,
     pub read_timeout: Duration,
     pub outcome: StreamOutcome,
+    pub dialect: StreamDialect,
+}
+
+/// The format the client reads the stream in.
+pub enum StreamDialect {
+    /// OpenAI's chunks, relayed as they come.
+    OpenAi,
+    /// Anthropic's events, translated from the chunks.
+    Anthropic(Box<AnthropicStream>),
+}
+
+impl StreamDialect {
+    /// Anthropic's events, naming `model` (the client's model name).
+    pub fn anthropic(model: &str) -> Self {
+        Self::Anthropic(Box::new(AnthropicStream::new(model)))
+    }
 }
 
 /// The relaying response body. Dropping it (client gone) drops the upstream response,
@@ -34,6 +51,7 @@ pub struct SseRelay {
     /// The first event(s), received before the relay started; relayed first.
     first: Option<Bytes>,
     outcome: StreamOutcome,
+    dialect: StreamDialect,
     framer: SseFramer,
     strip_usage_chunk: bool,
     read_timeout: Duration,
@@ -69,12 +87,14 @@ impl SseRelay {
             strip_usage_chunk,
             read_timeout,
             outcome,
+            dialect,
         } = start;
         let turns_before_flush = upstream.turns_to_decode_buffered();
         Self {
             upstream,
             first: Some(first),
             outcome,
+            dialect,
             framer: SseFramer::default(),
             strip_usage_chunk,
             read_timeout,
@@ -121,11 +141,16 @@ impl SseRelay {
     /// Reads one event: records usage, done and failures, and says whether the client
     /// gets it.
     fn forward_event(&mut self, event: &[u8]) -> bool {
+        let translating = matches!(self.dialect, StreamDialect::Anthropic(_));
         let Some(payload) = data_payload(event) else {
-            return true; // comments and keep-alives pass as they are
+            return !translating; // comments and keep-alives pass as they are
         };
         if payload.as_ref() == b"[DONE]" {
             self.saw_done = true;
+            if let StreamDialect::Anthropic(stream) = &mut self.dialect {
+                stream.finish(&mut self.out);
+                return false;
+            }
             return true;
         }
         let probe: UsageProbe = match serde_json::from_slice(&payload) {
@@ -151,10 +176,20 @@ impl SseRelay {
         }
         if let Some(usage) = probe.usage {
             self.ctx.set_usage(usage);
-            let usage_only = probe.choices.as_ref().is_none_or(Vec::is_empty);
-            if self.strip_usage_chunk && usage_only {
-                return false;
+        }
+        let usage_only = probe.choices.as_ref().is_none_or(Vec::is_empty);
+        if let StreamDialect::Anthropic(stream) = &mut self.dialect {
+            // Valid JSON (just checked), so this parse succeeds.
+            if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&payload) {
+                stream.on_chunk(&chunk, &mut self.out);
             }
+            if !usage_only {
+                self.ctx.first_byte();
+            }
+            return false;
+        }
+        if probe.usage.is_some() && self.strip_usage_chunk && usage_only {
+            return false;
         }
         self.ctx.first_byte();
         true
@@ -169,12 +204,15 @@ impl SseRelay {
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
-        self.out.extend_from_slice(&data_event(&error_json(
-            message,
-            "server_error",
-            None,
-            Some(code),
-        )));
+        match self.dialect {
+            StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
+                message,
+                "server_error",
+                None,
+                Some(code),
+            ))),
+            StreamDialect::Anthropic(_) => anthropic_error_event(message, &mut self.out),
+        }
     }
 
     /// Hands everything relayed so far to the client connection.

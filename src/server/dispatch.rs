@@ -9,7 +9,7 @@ use super::handler::Outcome;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
 use crate::providers::openai_compat::{Upstream, UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
-use crate::providers::sse_relay::StreamStart;
+use crate::providers::sse_relay::{StreamDialect, StreamStart};
 use crate::routing::breaker::{self, Admission};
 use crate::routing::cache::{CacheKey, CachedAnswer};
 use crate::routing::{AttemptOutcome, InFlight, Route, StreamOutcome};
@@ -275,6 +275,7 @@ fn answer(
                     attempting.admission,
                     attempting.in_flight,
                 ),
+                dialect: StreamDialect::OpenAi,
             }))
         }
     }

@@ -50,6 +50,16 @@ impl ApiError {
         self
     }
 
+    /// A request that parsed but cannot be served as written.
+    pub fn invalid_request(message: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
+    }
+
     pub fn invalid_json(detail: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -237,9 +247,20 @@ impl ApiError {
         error_json(&self.message, self.kind, self.param, Some(self.code))
     }
 
-    /// The error as an HTTP response.
+    /// The error as an HTTP response in OpenAI's shape.
     pub fn into_response(self) -> Response<GatewayBody> {
-        let mut response = Response::new(GatewayBody::full(self.body_bytes()));
+        let body = self.body_bytes();
+        self.into_response_with(body)
+    }
+
+    /// The error as an HTTP response in Anthropic's shape (`/v1/messages`).
+    pub fn into_anthropic_response(self) -> Response<GatewayBody> {
+        let body = crate::api::anthropic::error_json(self.status.as_u16(), &self.message);
+        self.into_response_with(body)
+    }
+
+    fn into_response_with(self, body: Vec<u8>) -> Response<GatewayBody> {
+        let mut response = Response::new(GatewayBody::full(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

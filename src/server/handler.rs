@@ -7,10 +7,12 @@ use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
+use crate::api::anthropic::{self, MessagesRequest};
 use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
 use crate::config::Sticky;
+use crate::providers::sse_relay::StreamDialect;
 use crate::providers::sse_relay::{SseRelay, StreamStart};
 use crate::routing::{cache, capabilities};
 use crate::tenancy::{AuthError, Principal};
@@ -40,6 +42,7 @@ pub async fn handle(
         }
         Endpoint::Models
         | Endpoint::ChatCompletions
+        | Endpoint::Messages
         | Endpoint::Completions
         | Endpoint::Embeddings => {
             let Some(permit) = state.log.reserve().await else {
@@ -57,6 +60,7 @@ pub async fn handle(
                 Endpoint::ChatCompletions => {
                     forward::<ChatCompletionRequest>(&mut ctx, req, "/chat/completions").await
                 }
+                Endpoint::Messages => messages(&mut ctx, req).await,
                 Endpoint::Completions => {
                     forward::<CompletionRequest>(&mut ctx, req, "/completions").await
                 }
@@ -92,7 +96,11 @@ pub async fn handle(
                         );
                     }
                     ctx.finish(err.status.as_u16(), Some(err.code));
-                    err.into_response()
+                    if endpoint == Endpoint::Messages {
+                        err.into_anthropic_response()
+                    } else {
+                        err.into_response()
+                    }
                 }
             }
         }
@@ -234,7 +242,50 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
     let principal = authenticate(ctx, req.headers())?;
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
-    let mut request: T = parse(&body)?;
+    let request: T = parse(&body)?;
+    route_and_dispatch(ctx, &principal, request, upstream_path).await
+}
+
+/// Anthropic's Messages API: the request translated to an OpenAI chat request, routed
+/// like one, and the answer translated back.
+async fn messages(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Outcome, ApiError> {
+    let principal = authenticate(ctx, req.headers())?;
+    let state = ctx.state().clone();
+    let body = read_body(&state, req).await?;
+    let request: MessagesRequest = parse(&body)?;
+    let chat = request
+        .to_chat()
+        .map_err(|e| ApiError::invalid_request(&e.0))?;
+    match route_and_dispatch(ctx, &principal, chat, "/chat/completions").await? {
+        Outcome::Response(response) => {
+            let (parts, body) = response.into_parts();
+            let Ok(collected) = body.collect().await;
+            let completion: serde_json::Value = serde_json::from_slice(&collected.to_bytes())
+                .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
+            let message = anthropic::from_chat(&completion, &request.model);
+            let body = serde_json::to_vec(&message)
+                .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
+            Ok(Outcome::Response(Response::from_parts(
+                parts,
+                GatewayBody::full(body),
+            )))
+        }
+        Outcome::Stream(mut stream) => {
+            stream.dialect = StreamDialect::anthropic(&request.model);
+            Ok(Outcome::Stream(stream))
+        }
+    }
+}
+
+/// Resolves the model's route, narrows its targets to those that can serve the request
+/// (and the caller's experiment arm), answers from the cache when it can, and sends it.
+async fn route_and_dispatch<T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    mut request: T,
+    upstream_path: &str,
+) -> Result<Outcome, ApiError> {
+    let state = ctx.state().clone();
     let route = state
         .routes
         .get(request.model())

@@ -45,6 +45,8 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    /// Anthropic's Messages API.
+    Messages,
     Completions,
     Embeddings,
     Models,
@@ -64,6 +66,7 @@ impl Endpoint {
             .unwrap_or(path);
         let (endpoint, allowed) = match path {
             "/v1/chat/completions" => (Self::ChatCompletions, Method::POST),
+            "/v1/messages" => (Self::Messages, Method::POST),
             "/v1/completions" => (Self::Completions, Method::POST),
             "/v1/embeddings" => (Self::Embeddings, Method::POST),
             "/v1/models" => (Self::Models, Method::GET),
@@ -83,6 +86,7 @@ impl Endpoint {
     pub fn name(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Messages => "messages",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
@@ -99,6 +103,7 @@ impl Endpoint {
 pub fn endpoint_name(stored: &str) -> &'static str {
     [
         Endpoint::ChatCompletions,
+        Endpoint::Messages,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Models,

@@ -1,0 +1,214 @@
+//! Golden tests: requests and answers as Anthropic's documentation shows them, and the
+//! OpenAI form they must become.
+
+use super::*;
+use crate::api::openai::ForwardedRequest;
+
+fn translate(request: Value) -> Value {
+    let parsed: MessagesRequest = serde_json::from_value(request).unwrap();
+    serde_json::to_value(parsed.to_chat().unwrap()).unwrap()
+}
+
+#[test]
+fn a_conversation_with_system_images_and_settings() {
+    let chat = translate(json!({
+        "model": "claude-like",
+        "max_tokens": 1024,
+        "system": [{"type": "text", "text": "You are terse. "}, {"type": "text", "text": "Answer in English."}],
+        "messages": [
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+            ]}
+        ],
+        "stop_sequences": ["\n\nHuman:"],
+        "temperature": 0.2,
+        "top_k": 40,
+        "metadata": {"user_id": "u-42"},
+        "stream": true
+    }));
+    assert_eq!(
+        chat,
+        json!({
+            "model": "claude-like",
+            "messages": [
+                {"role": "system", "content": "You are terse. Answer in English."},
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Hi."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+                ]}
+            ],
+            "max_tokens": 1024,
+            "stop": ["\n\nHuman:"],
+            "temperature": 0.2,
+            "top_k": 40,
+            "user": "u-42",
+            "stream": true
+        })
+    );
+}
+
+#[test]
+fn tools_calls_and_results() {
+    let chat = translate(json!({
+        "model": "m",
+        "max_tokens": 256,
+        "tools": [{
+            "name": "get_weather",
+            "description": "Current weather in a city",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        }],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+        "messages": [
+            {"role": "user", "content": "Weather in Paris and Oslo?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Oslo"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C, sunny"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "unknown city"}], "is_error": true},
+                {"type": "text", "text": "Thanks"}
+            ]}
+        ]
+    }));
+    assert_eq!(chat["tool_choice"], "required");
+    assert_eq!(chat["parallel_tool_calls"], false);
+    assert_eq!(
+        chat["tools"][0],
+        json!({"type": "function", "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        }})
+    );
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "user", "content": "Weather in Paris and Oslo?"},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [
+                {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "18 C, sunny"},
+            {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: unknown city"},
+            {"role": "user", "content": "Thanks"}
+        ])
+    );
+    let named = translate(json!({"model": "m", "max_tokens": 1, "messages": [],
+        "tool_choice": {"type": "tool", "name": "get_weather"}}));
+    assert_eq!(
+        named["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+}
+
+#[test]
+fn malformed_requests_are_refused_with_a_reason() {
+    let cases = [
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": 5}]}),
+            "must be a string or a list",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "video"}]}]}),
+            "unsupported content block `video`",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]}),
+            "base64",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [], "tool_choice": {"type": "tool"}}),
+            "tool_choice",
+        ),
+    ];
+    for (request, expected) in cases {
+        let parsed: MessagesRequest = serde_json::from_value(request).unwrap();
+        let err = parsed.to_chat().unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert!(
+        serde_json::from_value::<MessagesRequest>(json!({"model": "m", "messages": []})).is_err(),
+        "max_tokens is required"
+    );
+    assert!(
+        serde_json::from_value::<MessagesRequest>(
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]})
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn answers_come_back_in_anthropic_form() {
+    // A vLLM chat completion with text and a tool call.
+    let completion = json!({
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "model": "mock-llama",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                {"id": "chatcmpl-tool-1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}
+            ]},
+            "finish_reason": "tool_calls",
+            "stop_reason": null
+        }],
+        "usage": {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30}
+    });
+    assert_eq!(
+        from_chat(&completion, "claude-like"),
+        json!({
+            "id": "msg_abc123",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-like",
+            "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "chatcmpl-tool-1", "name": "get_weather", "input": {"city": "Paris"}}
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 21, "output_tokens": 9}
+        })
+    );
+    assert_eq!(
+        stop_reason(Some("stop"), Some("\n\nHuman:")),
+        ("stop_sequence", Some("\n\nHuman:".into()))
+    );
+    assert_eq!(stop_reason(Some("length"), None), ("max_tokens", None));
+    assert_eq!(stop_reason(Some("stop"), None), ("end_turn", None));
+    assert_eq!(tool_input("not json"), json!({}));
+}
+
+#[test]
+fn errors_take_anthropic_types() {
+    let body: Value = serde_json::from_slice(&error_json(429, "slow down")).unwrap();
+    assert_eq!(
+        body,
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+    );
+    let body: Value = serde_json::from_slice(&error_json(502, "x")).unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+}
+
+#[test]
+fn the_translated_request_routes_like_a_chat_request() {
+    let parsed: MessagesRequest = serde_json::from_value(json!({
+        "model": "m", "max_tokens": 5, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "t", "input_schema": {"type": "object"}}]
+    }))
+    .unwrap();
+    let chat = parsed.to_chat().unwrap();
+    assert_eq!(chat.model(), "m");
+    assert!(chat.is_stream());
+    let features = chat.features();
+    assert!(features.tools && features.streaming);
+}

@@ -1,0 +1,100 @@
+//! `POST /v1/messages` on the wire: Anthropic's events and errors, including a stream
+//! that breaks after it started.
+
+mod common;
+
+use common::{Extra, Gateway, send, start_mock};
+use serde_json::{Value, json};
+
+async fn messages(gw: &Gateway, key: &str, body: &Value) -> common::Reply {
+    send(
+        "POST",
+        &gw.url("/v1/messages"),
+        &[
+            ("x-api-key", key),
+            ("anthropic-version", "2023-06-01"),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+/// `(event name, data)` of each event of an SSE body.
+fn events(reply: &common::Reply) -> Vec<(String, Value)> {
+    reply
+        .text()
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap();
+            let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            (name.strip_prefix("event: ").unwrap().to_string(), data)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_arrive_as_anthropic_events_and_breaks_as_an_error_event() {
+    let (cut, _c) = start_mock(&["--fault", "reset"]).await;
+    let extra = Extra {
+        upstreams: format!("  cut:\n    base_url: http://{cut}/v1\n"),
+        models:
+            "  cut-model:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n"
+                .into(),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let ask = |model: &str| {
+        json!({"model": model, "max_tokens": 4, "stream": true,
+               "messages": [{"role": "user", "content": "Hi"}]})
+    };
+
+    let reply = messages(&gw, &gw.key, &ask("chat-model")).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let names: Vec<String> = events(&reply).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[..3], ["message_start", "ping", "content_block_start"]);
+    assert_eq!(
+        names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "content_block_delta").count(),
+        4
+    );
+
+    let broken = events(&messages(&gw, &gw.key, &ask("cut-model")).await);
+    let (name, data) = broken.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(data["error"]["type"], "api_error");
+    assert!(
+        broken.iter().all(|(n, _)| n != "message_stop"),
+        "no clean end"
+    );
+
+    let unauthorized = messages(&gw, "ak-wrong", &ask("chat-model")).await;
+    assert_eq!(unauthorized.status, 401);
+    assert_eq!(unauthorized.json()["error"]["type"], "authentication_error");
+    let malformed = messages(
+        &gw,
+        &gw.key,
+        &json!({"model": "chat-model", "messages": []}),
+    )
+    .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["type"], "error");
+    assert_eq!(malformed.json()["error"]["type"], "invalid_request_error");
+
+    let rows = gw.stop().await;
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint).collect();
+    assert!(endpoints.iter().all(|e| *e == "messages"), "{endpoints:?}");
+    assert_eq!(
+        rows[2].error_type.as_deref(),
+        Some("upstream_stream_broken")
+    );
+}

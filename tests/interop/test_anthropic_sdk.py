@@ -1,0 +1,84 @@
+"""The official anthropic SDK through Airlock's /v1/messages, to a vLLM-style upstream
+(mock-upstream): messages, streams, tools, and errors in Anthropic's shape."""
+
+import anthropic
+import pytest
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    },
+}
+ASK = [{"role": "user", "content": "Weather in Oslo?"}]
+
+
+def sdk(instance, key):
+    # The SDK adds /v1/messages to the base URL itself.
+    return anthropic.Anthropic(base_url=instance.base_url.removesuffix("/v1"), api_key=key, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def claude(instance):
+    return sdk(instance, instance.key)
+
+
+def test_message(claude):
+    m = claude.messages.create(
+        model="chat-model", max_tokens=5, system="Be brief.", messages=[{"role": "user", "content": "Hello"}]
+    )
+    assert m.type == "message" and m.role == "assistant" and m.model == "chat-model"
+    assert m.content[0].type == "text" and len(m.content[0].text.split()) == 5
+    assert m.stop_reason == "max_tokens"
+    assert m.usage.output_tokens == 5 and m.usage.input_tokens > 0
+
+
+def test_stream_reassembles_exactly(claude):
+    with claude.messages.stream(model="chat-model", max_tokens=6, messages=ASK) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(text.split()) == 6
+    assert final.content[0].text == text
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens == 6 and final.usage.input_tokens > 0
+
+
+def test_tool_use_and_results(claude):
+    m = claude.messages.create(model="chat-model", max_tokens=200, tools=[WEATHER], messages=ASK)
+    assert m.stop_reason == "tool_use"
+    use = next(b for b in m.content if b.type == "tool_use")
+    assert use.name == "get_weather" and set(use.input) == {"city", "days"}
+
+    follow_up = claude.messages.create(
+        model="chat-model",
+        max_tokens=5,
+        tools=[WEATHER],
+        messages=[
+            *ASK,
+            {"role": "assistant", "content": m.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 18 C"}]},
+        ],
+    )
+    assert follow_up.type == "message"
+
+    with claude.messages.stream(model="chat-model", max_tokens=200, tools=[WEATHER], messages=ASK) as stream:
+        final = stream.get_final_message()
+    use = next(b for b in final.content if b.type == "tool_use")
+    assert final.stop_reason == "tool_use"
+    assert use.name == "get_weather" and set(use.input) == {"city", "days"}
+
+
+def test_errors_are_anthropic_errors(instance, claude):
+    with pytest.raises(anthropic.AuthenticationError) as denied:
+        sdk(instance, "ak-not-a-key").messages.create(model="chat-model", max_tokens=5, messages=ASK)
+    assert denied.value.body["error"]["type"] == "authentication_error"
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.create(model="no-such-model", max_tokens=5, messages=ASK)
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(
+            model="chat-model", max_tokens=5, messages=[{"role": "user", "content": [{"type": "video"}]}]
+        )
+    assert "video" in bad.value.body["error"]["message"]
