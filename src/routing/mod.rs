@@ -57,7 +57,8 @@ impl Target {
         self.attempts[outcome as usize].inc();
     }
 
-    /// Marks an attempt in flight until the returned guard is dropped.
+    /// Marks an attempt in flight until the returned guard is dropped (kept only for
+    /// the `least_outstanding` strategy, which reads it).
     pub fn begin(&self) -> InFlight<'_> {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         InFlight { target: self }
@@ -133,6 +134,8 @@ pub struct StreamOutcome {
     index: usize,
     probe: bool,
     settled: bool,
+    /// The attempt is counted in flight (see [`Target::begin`]).
+    in_flight: bool,
 }
 
 impl StreamOutcome {
@@ -141,11 +144,11 @@ impl StreamOutcome {
         route: Arc<Route>,
         index: usize,
         admission: breaker::Admission<'_>,
-        in_flight: InFlight<'_>,
+        in_flight: Option<InFlight<'_>>,
     ) -> Self {
-        in_flight.hand_over();
         Self {
             probe: admission.defer(),
+            in_flight: in_flight.map(InFlight::hand_over).is_some(),
             route,
             index,
             settled: false,
@@ -165,7 +168,9 @@ impl StreamOutcome {
 
 impl Drop for StreamOutcome {
     fn drop(&mut self) {
-        self.target().outstanding.fetch_sub(1, Ordering::Relaxed);
+        if self.in_flight {
+            self.target().outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
         if !self.settled && self.probe {
             self.target().breaker.release_probe();
         }

@@ -7,6 +7,7 @@ use super::context::RequestContext;
 use super::error::ApiError;
 use super::handler::Outcome;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
+use crate::config::Strategy;
 use crate::providers::openai_compat::{Upstream, UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{StreamDialect, StreamStart};
@@ -63,7 +64,8 @@ impl<'a> Rotation<'a> {
 struct Attempting<'a> {
     index: usize,
     admission: Admission<'a>,
-    in_flight: InFlight<'a>,
+    /// Counted only where the route's strategy reads it.
+    in_flight: Option<InFlight<'a>>,
     started: Instant,
 }
 
@@ -120,7 +122,9 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
         ctx.record.upstream_model = Some(target.upstream_model.clone());
         match received {
             Ok(received) => {
-                target.observe_latency(attempting.started.elapsed());
+                if route.strategy == Strategy::Latency {
+                    target.observe_latency(attempting.started.elapsed());
+                }
                 target.count_attempt(AttemptOutcome::Ok);
                 return Ok(answer(ctx, &plan, attempting, received));
             }
@@ -166,7 +170,7 @@ fn start<'a, T: ForwardedRequest>(
         Attempting {
             index,
             admission,
-            in_flight: target.begin(),
+            in_flight: (route.strategy == Strategy::LeastOutstanding).then(|| target.begin()),
             started: Instant::now(),
         },
         body,

@@ -290,8 +290,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         .routes
         .get(request.model())
         .filter(|_| principal.may_use(request.model()))
-        .ok_or_else(|| ApiError::model_not_found(request.model()))?
-        .clone();
+        .ok_or_else(|| ApiError::model_not_found(request.model()))?;
     let stream = request.is_stream();
     ctx.record.stream = stream;
     ctx.record.model = Some(route.model.clone());
@@ -346,7 +345,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         return Ok(Outcome::Response(whole_response(answer, Some("hit"))));
     }
     let plan = dispatch::Plan {
-        route: &route,
+        route,
         order,
         upstream_path,
         stream,
