@@ -525,3 +525,58 @@ async fn serve_returns_once_shutdown_resolves() {
     let finished = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
     assert!(matches!(finished, Ok(Ok(Ok(())))));
 }
+
+#[tokio::test]
+async fn the_anthropic_flavour_serves_messages_and_anthropic_errors_only() {
+    let mock = start(MockArgs {
+        flavor: airlock::mock_upstream::Flavor::Anthropic,
+        api_key: Some("sk-mock".into()),
+        ..MockArgs::default()
+    })
+    .await;
+    let ask = json!({"model": "mock-llama", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
+    let ok = mock
+        .send(
+            Method::POST,
+            "/v1/messages",
+            Some("sk-mock"),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let message = json_of(ok).await;
+    assert_eq!(
+        (
+            message["type"].as_str(),
+            message["usage"]["output_tokens"].as_u64()
+        ),
+        (Some("message"), Some(3))
+    );
+
+    let denied = mock.post("/v1/messages", ask.clone()).await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json_of(denied).await["error"]["type"],
+        "authentication_error"
+    );
+    let elsewhere = mock
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some("sk-mock"),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_of(elsewhere).await["type"], "error");
+    let bad = mock
+        .send(
+            Method::POST,
+            "/v1/messages",
+            Some("sk-mock"),
+            Some(json!({"model": "m", "messages": []})),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(bad).await["error"]["type"], "invalid_request_error");
+}

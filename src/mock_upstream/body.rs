@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use super::anthropic::TranslatedSse;
 use super::sse::SseBody;
 
 /// Every response the simulator sends.
@@ -16,6 +17,8 @@ pub enum MockBody {
     Full(Option<Bytes>),
     /// A streamed body, sent with chunked transfer encoding (HTTP/1.1) or DATA frames.
     Sse(Box<SseBody>),
+    /// A stream re-emitted as Anthropic's events (`--flavor anthropic`).
+    Anthropic(Box<TranslatedSse>),
 }
 
 impl MockBody {
@@ -46,6 +49,9 @@ impl Body for MockBody {
             Self::Sse(stream) => stream
                 .poll_event(cx)
                 .map(|event| event.map(|result| result.map(Frame::data))),
+            Self::Anthropic(stream) => stream
+                .poll_bytes(cx)
+                .map(|event| event.map(|result| result.map(Frame::data))),
         }
     }
 
@@ -53,13 +59,14 @@ impl Body for MockBody {
         match self {
             Self::Full(bytes) => bytes.is_none(),
             Self::Sse(stream) => stream.is_finished(),
+            Self::Anthropic(stream) => stream.is_finished(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Self::Sse(_) => SizeHint::default(),
+            Self::Sse(_) | Self::Anthropic(_) => SizeHint::default(),
         }
     }
 }

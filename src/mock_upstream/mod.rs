@@ -16,6 +16,7 @@
 //! - `tools`: tool-call arguments generated from a JSON schema.
 //! - `faults`: the injected fault catalogue.
 
+mod anthropic;
 mod body;
 mod chat;
 mod completions;
@@ -78,9 +79,21 @@ pub struct MockArgs {
     /// With --fault: only the first N requests get it, then the server recovers (0 = all)
     #[arg(long, default_value_t = 0)]
     pub fault_count: u64,
+    /// Wire format served: `openai` (vLLM's OpenAI server) or `anthropic` (Anthropic's
+    /// Messages API at /v1/messages, authenticated with x-api-key or a bearer token)
+    #[arg(long, value_enum, default_value_t = Flavor::Openai)]
+    pub flavor: Flavor,
     /// Embedding vector dimension
     #[arg(long, default_value_t = 64)]
     pub embedding_dim: usize,
+}
+
+/// The API a simulator speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    #[default]
+    Openai,
+    Anthropic,
 }
 
 impl Default for MockArgs {
@@ -96,6 +109,7 @@ impl Default for MockArgs {
             fault_rate: 0.0,
             fault: None,
             fault_count: 0,
+            flavor: Flavor::Openai,
             embedding_dim: 64,
         }
     }

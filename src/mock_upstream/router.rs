@@ -18,6 +18,7 @@ use super::faults::{self, Fault};
 use super::request::{ApiError, Prepared, Work};
 use super::sse::SseBody;
 use super::wire;
+use super::{Flavor, anthropic};
 use super::{chat, completions, embeddings, models};
 
 /// Largest request body accepted (vLLM itself sets no limit; this only bounds memory).
@@ -181,12 +182,80 @@ impl Route {
     }
 }
 
+/// Reads a generation request's body within the size limit and records it for
+/// `/mock/last-request` (before authentication, so tests see refused requests too).
+async fn read_body(
+    state: &State,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Result<Bytes, Result<Response<MockBody>, DropConnection>> {
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Err(Ok(error_response(&ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    kind: "BadRequestError",
+                    message: format!("Request body exceeds {MAX_BODY_BYTES} bytes."),
+                    param: None,
+                })));
+            }
+            // The client went away mid-body.
+            return Err(Err(DropConnection));
+        }
+    };
+    state.record(Recorded {
+        method: parts.method.clone(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    Ok(body)
+}
+
+/// `--flavor anthropic`: `POST /v1/messages` (authenticated with `x-api-key` or a
+/// bearer token), and
+/// Anthropic's not-found for every other `/v1` path.
+async fn messages(
+    state: &State,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Response<MockBody>, DropConnection> {
+    if parts.uri.path() != "/v1/messages" || parts.method != Method::POST {
+        return Ok(anthropic::error(StatusCode::NOT_FOUND, "Not found"));
+    }
+    let body = match read_body(state, &parts, body).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    let key = state.args.api_key.as_deref();
+    // Anthropic's SDKs send `x-api-key`, or (newer ones) a bearer token.
+    if !(anthropic::is_authorized(key, &parts.headers) || is_authorized(key, &parts.headers)) {
+        return Ok(anthropic::error(
+            StatusCode::UNAUTHORIZED,
+            "invalid x-api-key",
+        ));
+    }
+    let (chat, model, _) = match anthropic::to_chat(&body) {
+        Ok(translated) => translated,
+        Err(message) => return Ok(anthropic::error(StatusCode::BAD_REQUEST, &message)),
+    };
+    let answer = generate(state, Route::Chat, &chat).await?;
+    Ok(anthropic::from_chat(answer, &model).await)
+}
+
 /// Answers one request.
 pub async fn handle(
     state: &State,
     request: Request<Incoming>,
 ) -> Result<Response<MockBody>, DropConnection> {
     let (parts, body) = request.into_parts();
+    if state.args.flavor == Flavor::Anthropic && parts.uri.path().starts_with("/v1") {
+        return messages(state, parts, body).await;
+    }
     // vLLM's AuthenticationMiddleware runs before routing and guards `/v1/…`.
     let authorized = !parts.uri.path().starts_with("/v1")
         || parts.method == Method::OPTIONS
@@ -211,31 +280,10 @@ pub async fn handle(
     }
 
     if route.is_generation() {
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                if error.is::<http_body_util::LengthLimitError>() {
-                    return Ok(error_response(&ApiError {
-                        status: StatusCode::PAYLOAD_TOO_LARGE,
-                        kind: "BadRequestError",
-                        message: format!("Request body exceeds {MAX_BODY_BYTES} bytes."),
-                        param: None,
-                    }));
-                }
-                // The client went away mid-body.
-                return Err(DropConnection);
-            }
+        let body = match read_body(state, &parts, body).await {
+            Ok(body) => body,
+            Err(answer) => return answer,
         };
-        // Recorded before auth, so tests also see requests that were refused.
-        state.record(Recorded {
-            method: parts.method,
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
-            headers: parts.headers,
-            body: body.clone(),
-        });
         if !authorized {
             return Ok(unauthorized());
         }

@@ -82,3 +82,33 @@ def test_errors_are_anthropic_errors(instance, claude):
             model="chat-model", max_tokens=5, messages=[{"role": "user", "content": [{"type": "video"}]}]
         )
     assert "video" in bad.value.body["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def anthropic_mock():
+    from conftest import start, stop
+
+    proc, addr = start(
+        ["mock-upstream", "--listen", "127.0.0.1:0", "--flavor", "anthropic", "--api-key", "sk-mock"],
+        r"listening on http://(\S+)",
+    )
+    yield f"http://{addr}"
+    stop(proc)
+
+
+def test_the_anthropic_flavoured_mock_speaks_anthropic(anthropic_mock):
+    """The simulator stands in for Anthropic's API: the official SDK must parse it."""
+    direct = anthropic.Anthropic(base_url=anthropic_mock, api_key="sk-mock", max_retries=0)
+    m = direct.messages.create(model="mock-llama", max_tokens=4, messages=ASK)
+    assert m.content[0].type == "text" and len(m.content[0].text.split()) == 4
+    assert m.stop_reason == "max_tokens" and m.usage.output_tokens == 4
+    with direct.messages.stream(model="mock-llama", max_tokens=200, tools=[WEATHER], messages=ASK) as stream:
+        final = stream.get_final_message()
+    use = next(b for b in final.content if b.type == "tool_use")
+    assert final.stop_reason == "tool_use" and set(use.input) == {"city", "days"}
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=anthropic_mock, api_key="wrong", max_retries=0).messages.create(
+            model="mock-llama", max_tokens=4, messages=ASK
+        )
+    with pytest.raises(anthropic.InternalServerError):
+        direct.messages.create(model="mock-llama", max_tokens=4, messages=ASK, extra_body={"mock_fault": "500"})
