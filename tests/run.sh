@@ -10,7 +10,7 @@ trap 'rm -f "$log"' EXIT
 echo "== cargo test"
 cargo test --offline --locked 2>&1 | tee -a "$log"
 
-echo "== interop tests (official openai Python SDK)"
+echo "== interop tests (official openai and anthropic Python SDKs)"
 ./tests/interop/run.sh 2>&1 | tee -a "$log"
 
 echo "== offline build in a fresh clone, no network, empty CARGO_HOME"
