@@ -98,3 +98,39 @@ async fn streams_arrive_as_anthropic_events_and_breaks_as_an_error_event() {
         Some("upstream_stream_broken")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_list_in_the_callers_dialect() {
+    let gw = Gateway::start().await;
+    let auth = format!("Bearer {}", gw.key);
+    let anthropic_list = send(
+        "GET",
+        &gw.url("/v1/models"),
+        &[
+            ("authorization", &auth),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        bytes::Bytes::new(),
+    )
+    .await
+    .json();
+    assert_eq!(anthropic_list["has_more"], false);
+    assert_eq!(anthropic_list["data"][0]["type"], "model");
+    assert!(
+        anthropic_list["data"][0]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let openai_list = send(
+        "GET",
+        &gw.url("/v1/models"),
+        &[("authorization", &auth)],
+        bytes::Bytes::new(),
+    )
+    .await
+    .json();
+    assert_eq!(openai_list["object"], "list");
+    assert_eq!(openai_list["data"][0]["object"], "model");
+    gw.stop().await;
+}

@@ -183,25 +183,51 @@ fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Princip
     Ok(principal)
 }
 
+/// `GET /v1/models`: the models the caller's key may use, in OpenAI's list shape, or in
+/// Anthropic's when the request carries `anthropic-version` (Anthropic's SDKs do).
 fn list_models(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Outcome, ApiError> {
     let principal = authenticate(ctx, headers)?;
     let state = ctx.state();
-    let data: Vec<serde_json::Value> = state
+    let names: Vec<&String> = state
         .routes
         .names()
         .iter()
         .filter(|name| principal.may_use(name))
-        .map(|name| {
-            serde_json::json!({
-                "id": name,
-                "object": "model",
-                "created": state.started_unix,
-                "owned_by": "airlock",
-            })
-        })
         .collect();
-    let body = serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
-        .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
+    let list = if headers.contains_key("anthropic-version") {
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(state.started_unix).unwrap_or(0)),
+        )
+        .to_string();
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| {
+                serde_json::json!({"type": "model", "id": name, "display_name": name, "created_at": created})
+            })
+            .collect();
+        serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": names.first(),
+            "last_id": names.last(),
+        })
+    } else {
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| {
+                serde_json::json!({
+                    "id": name,
+                    "object": "model",
+                    "created": state.started_unix,
+                    "owned_by": "airlock",
+                })
+            })
+            .collect();
+        serde_json::json!({"object": "list", "data": data})
+    };
+    let body =
+        serde_json::to_vec(&list).map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
     Ok(Outcome::Response(json_response(StatusCode::OK, body)))
 }
 

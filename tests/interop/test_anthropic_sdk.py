@@ -71,6 +71,12 @@ def test_tool_use_and_results(claude):
     assert use.name == "get_weather" and set(use.input) == {"city", "days"}
 
 
+def test_models_list_in_anthropic_shape(claude):
+    models = list(claude.models.list())
+    assert "chat-model" in [m.id for m in models]
+    assert all(m.type == "model" and m.created_at.year >= 2026 for m in models)
+
+
 def test_errors_are_anthropic_errors(instance, claude):
     with pytest.raises(anthropic.AuthenticationError) as denied:
         sdk(instance, "ak-not-a-key").messages.create(model="chat-model", max_tokens=5, messages=ASK)
