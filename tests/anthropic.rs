@@ -134,3 +134,45 @@ async fn models_list_in_the_callers_dialect() {
     assert_eq!(openai_list["data"][0]["object"], "model");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_upstream_answers_openai_clients_and_its_failures_map() {
+    let (cut, _c) = start_mock(&["--flavor", "anthropic", "--fault", "reset"]).await;
+    let (limited, _l) = start_mock(&["--flavor", "anthropic", "--fault", "429"]).await;
+    let extra = Extra {
+        upstreams: format!(
+            "  cut:\n    kind: anthropic\n    base_url: http://{cut}/v1\n  limited:\n    kind: anthropic\n    base_url: http://{limited}/v1\n"
+        ),
+        models: "  via-cut:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n  via-limited:\n    upstream: limited\n    model: mock-llama\n    retry: {attempts: 1}\n"
+            .into(),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    let ask = |model: &str, stream: bool| {
+        json!({"model": model, "max_tokens": 8, "stream": stream,
+               "messages": [{"role": "user", "content": "Hi"}]})
+    };
+    let events = common::post(&url, &gw.key, &ask("via-cut", true))
+        .await
+        .sse_data();
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"]["code"], "upstream_stream_broken",
+        "{events:?}"
+    );
+    assert!(events.len() > 1, "chunks came before the break: {events:?}");
+
+    let limited = common::post(&url, &gw.key, &ask("via-limited", false)).await;
+    limited.assert_error(429, "rate_limit_exceeded");
+    assert_eq!(limited.headers["retry-after"], "1");
+
+    let completion = common::post(
+        &gw.url("/v1/completions"),
+        &gw.key,
+        &json!({"model": "via-cut", "prompt": "x"}),
+    )
+    .await;
+    completion.assert_error(400, "invalid_request");
+    assert!(completion.text().contains("chat requests only"));
+    gw.stop().await;
+}

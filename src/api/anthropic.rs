@@ -3,6 +3,7 @@
 //! answer translated back, and Anthropic's error shape.
 
 pub mod stream;
+pub mod upstream;
 
 use super::openai::{ChatCompletionRequest, Extra};
 use serde::Deserialize;

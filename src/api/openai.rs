@@ -77,6 +77,11 @@ pub trait ForwardedRequest: Serialize {
     fn features(&self) -> Features;
     /// Fields beyond the typed ones.
     fn extra(&self) -> &Extra;
+    /// The request as a chat request, if it is one (only those can be translated for
+    /// upstreams of another format).
+    fn as_chat(&self) -> Option<&ChatCompletionRequest> {
+        None
+    }
     /// The end user the caller names in OpenAI's `user` field, if any.
     fn end_user(&self) -> Option<&str> {
         self.extra()
@@ -173,7 +178,7 @@ fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
 }
 
 macro_rules! streaming_request {
-    ($t:ty, $features:expr) => {
+    ($t:ty, $features:expr, $as_chat:expr) => {
         impl ForwardedRequest for $t {
             fn model(&self) -> &str {
                 &self.model
@@ -193,15 +198,26 @@ macro_rules! streaming_request {
             fn extra(&self) -> &Extra {
                 &self.extra
             }
+            fn as_chat(&self) -> Option<&ChatCompletionRequest> {
+                $as_chat(self)
+            }
         }
     };
 }
-streaming_request!(ChatCompletionRequest, ChatCompletionRequest::chat_features);
-streaming_request!(CompletionRequest, |r: &CompletionRequest| Features {
-    streaming: r.is_stream(),
-    context_tokens: text_bytes(&r.prompt).div_ceil(4) + completion_budget(&r.extra),
-    ..Features::default()
-});
+streaming_request!(
+    ChatCompletionRequest,
+    ChatCompletionRequest::chat_features,
+    Some
+);
+streaming_request!(
+    CompletionRequest,
+    |r: &CompletionRequest| Features {
+        streaming: r.is_stream(),
+        context_tokens: text_bytes(&r.prompt).div_ceil(4) + completion_budget(&r.extra),
+        ..Features::default()
+    },
+    |_| None
+);
 
 impl ForwardedRequest for EmbeddingRequest {
     fn model(&self) -> &str {

@@ -102,6 +102,8 @@ pub enum LogFormat {
 pub enum UpstreamKind {
     /// vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI: the OpenAI HTTP API.
     OpenaiCompatible,
+    /// Anthropic's Messages API (chat only; requests and answers are translated).
+    Anthropic,
 }
 
 /// One model server.

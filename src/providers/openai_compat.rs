@@ -3,7 +3,7 @@
 
 use super::h1;
 use super::inline_pool::{InlineBody, InlinePool};
-use crate::config::{HealthCheckConfig, LoadedConfig, UpstreamConfig};
+use crate::config::{HealthCheckConfig, LoadedConfig, UpstreamConfig, UpstreamKind};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use http_body_util::Full;
@@ -42,6 +42,8 @@ enum Transport {
 /// One configured upstream server.
 pub struct Upstream {
     pub name: Arc<str>,
+    /// The wire format it speaks.
+    pub kind: UpstreamKind,
     base_url: String,
     authorization: Option<HeaderValue>,
     pub read_timeout: Duration,
@@ -145,9 +147,14 @@ impl Upstream {
         loaded: &LoadedConfig,
         workers: usize,
     ) -> Result<Self, String> {
+        // OpenAI-compatible servers take a bearer token; Anthropic takes `x-api-key`.
         let authorization = match read_api_key(name, cfg, loaded)? {
             Some(key) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                let value = match cfg.kind {
+                    UpstreamKind::OpenaiCompatible => format!("Bearer {key}"),
+                    UpstreamKind::Anthropic => key,
+                };
+                let mut v = HeaderValue::from_str(&value).map_err(|_| {
                     format!("upstream `{name}`: the API key has invalid characters")
                 })?;
                 v.set_sensitive(true);
@@ -167,6 +174,7 @@ impl Upstream {
         };
         Ok(Self {
             name: name.into(),
+            kind: cfg.kind,
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
@@ -288,8 +296,20 @@ impl Upstream {
             HeaderName::from_static("x-request-id"),
             HeaderValue::from_str(request_id).map_err(|e| UpstreamError::Build(e.to_string()))?,
         );
-        if let Some(auth) = &self.authorization {
-            headers.insert(header::AUTHORIZATION, auth.clone());
+        match (&self.authorization, self.kind) {
+            (Some(auth), UpstreamKind::OpenaiCompatible) => {
+                headers.insert(header::AUTHORIZATION, auth.clone());
+            }
+            (Some(key), UpstreamKind::Anthropic) => {
+                headers.insert(HeaderName::from_static("x-api-key"), key.clone());
+            }
+            (None, _) => {}
+        }
+        if self.kind == UpstreamKind::Anthropic {
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static("2023-06-01"),
+            );
         }
         Ok(headers)
     }

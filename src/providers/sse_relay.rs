@@ -7,6 +7,7 @@
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::anthropic::stream::{AnthropicStream, error_event as anthropic_error_event};
+use crate::api::anthropic::upstream::ChunkStream;
 use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
@@ -27,6 +28,9 @@ pub struct StreamStart {
     pub read_timeout: Duration,
     pub outcome: StreamOutcome,
     pub dialect: StreamDialect,
+    /// For an upstream that streams Anthropic's events: rewrites them as OpenAI chunks
+    /// before anything else looks at them.
+    pub upstream_events: Option<Box<ChunkStream>>,
 }
 
 /// The format the client reads the stream in.
@@ -52,6 +56,7 @@ pub struct SseRelay {
     first: Option<Bytes>,
     outcome: StreamOutcome,
     dialect: StreamDialect,
+    upstream_events: Option<Box<ChunkStream>>,
     framer: SseFramer,
     strip_usage_chunk: bool,
     read_timeout: Duration,
@@ -88,6 +93,7 @@ impl SseRelay {
             read_timeout,
             outcome,
             dialect,
+            upstream_events,
         } = start;
         let turns_before_flush = upstream.turns_to_decode_buffered();
         Self {
@@ -95,6 +101,7 @@ impl SseRelay {
             first: Some(first),
             outcome,
             dialect,
+            upstream_events,
             framer: SseFramer::default(),
             strip_usage_chunk,
             read_timeout,
@@ -123,8 +130,33 @@ impl SseRelay {
                 break;
             };
             let event = framer.front(len);
-            if self.forward_event(event) {
-                self.out.extend_from_slice(event);
+            match self.upstream_events.as_mut() {
+                None => {
+                    if self.forward_event(event) {
+                        self.out.extend_from_slice(event);
+                    }
+                }
+                Some(translator) => {
+                    let chunks = match data_payload(event) {
+                        Some(payload) => match serde_json::from_slice(&payload) {
+                            Ok(event) => translator.on_event(&event),
+                            // Passed on as it is, to fail as malformed.
+                            Err(_) => vec![serde_json::Value::String(
+                                String::from_utf8_lossy(&payload).into_owned(),
+                            )],
+                        },
+                        None => Vec::new(),
+                    };
+                    for chunk in chunks {
+                        let chunk = match chunk {
+                            serde_json::Value::String(raw) => data_event(raw.as_bytes()),
+                            json => data_event(json.to_string().as_bytes()),
+                        };
+                        if self.forward_event(&chunk) {
+                            self.out.extend_from_slice(&chunk);
+                        }
+                    }
+                }
             }
             framer.consume(len);
         }

@@ -6,14 +6,16 @@ use super::body::GatewayBody;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::handler::Outcome;
+use crate::api::anthropic::upstream;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
 use crate::config::Strategy;
-use crate::providers::openai_compat::{Upstream, UpstreamBody, UpstreamError};
+use crate::config::UpstreamKind;
+use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{StreamDialect, StreamStart};
 use crate::routing::breaker::{self, Admission};
 use crate::routing::cache::{CacheKey, CachedAnswer};
-use crate::routing::{AttemptOutcome, InFlight, Route, StreamOutcome};
+use crate::routing::{AttemptOutcome, InFlight, Route, StreamOutcome, Target};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -163,7 +165,20 @@ fn start<'a, T: ForwardedRequest>(
 ) -> Result<(Attempting<'a>, Vec<u8>), ApiError> {
     let target = &route.targets[index];
     request.set_model(target.upstream_model.to_string());
-    let body = serde_json::to_vec(&*request).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    let body = match target.upstream.kind {
+        UpstreamKind::OpenaiCompatible => serde_json::to_vec(&*request),
+        UpstreamKind::Anthropic => {
+            let chat = request.as_chat().ok_or_else(|| {
+                ApiError::invalid_request(
+                    "this model is served by an Anthropic upstream, which takes chat requests only",
+                )
+            })?;
+            let translated = upstream::messages_request(chat, &target.upstream_model)
+                .map_err(|e| ApiError::invalid_request(&e.0))?;
+            serde_json::to_vec(&translated)
+        }
+    }
+    .map_err(|e| ApiError::invalid_json(&e.to_string()))?;
     ctx.record.attempts += 1;
     ctx.upstream_begin();
     Ok((
@@ -280,6 +295,12 @@ fn answer(
                     attempting.in_flight,
                 ),
                 dialect: StreamDialect::OpenAi,
+                upstream_events: (target.upstream.kind == UpstreamKind::Anthropic).then(|| {
+                    Box::new(upstream::ChunkStream::new(
+                        &target.upstream_model,
+                        crate::store::now_unix(),
+                    ))
+                }),
             }))
         }
     }
@@ -327,9 +348,14 @@ async fn attempt(
     plan: &Plan<'_>,
     request_id: Arc<str>,
 ) -> Result<Received, AttemptFailure> {
-    let upstream = &route.targets[index].upstream;
+    let target = &route.targets[index];
+    let upstream = &target.upstream;
+    let path = match upstream.kind {
+        UpstreamKind::OpenaiCompatible => plan.upstream_path,
+        UpstreamKind::Anthropic => "/messages",
+    };
     let sent = upstream
-        .post_json(plan.upstream_path, body, plan.stream, &request_id)
+        .post_json(path, body, plan.stream, &request_id)
         .await;
     let response = match sent {
         Ok(response) => response,
@@ -347,7 +373,7 @@ async fn attempt(
     };
     let status = response.status();
     if status.is_success() {
-        return receive(response, plan.stream, upstream).await.map_err(|e| {
+        return receive(response, plan.stream, target).await.map_err(|e| {
             AttemptFailure::unreachable(e.with_detail(format!("upstream `{}`", upstream.name)))
         });
     }
@@ -387,9 +413,9 @@ async fn attempt(
 async fn receive(
     response: http::Response<UpstreamBody>,
     stream: bool,
-    upstream: &Upstream,
+    target: &Target,
 ) -> Result<Received, ApiError> {
-    let read_timeout = upstream.read_timeout;
+    let read_timeout = target.upstream.read_timeout;
     let is_event_stream = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -401,7 +427,15 @@ async fn receive(
         return Ok(Received::Stream { body, first });
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await?;
+    let mut body =
+        read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await?;
+    if target.upstream.kind == UpstreamKind::Anthropic {
+        let message: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
+        let completion =
+            upstream::chat_completion(&message, &target.upstream_model, crate::store::now_unix());
+        body = Bytes::from(completion.to_string());
+    }
     let probe: UsageProbe = serde_json::from_slice(&body)
         .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
     Ok(Received::Whole {

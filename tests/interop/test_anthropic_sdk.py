@@ -118,3 +118,62 @@ def test_the_anthropic_flavoured_mock_speaks_anthropic(anthropic_mock):
         )
     with pytest.raises(anthropic.InternalServerError):
         direct.messages.create(model="mock-llama", max_tokens=4, messages=ASK, extra_body={"mock_fault": "500"})
+
+
+@pytest.fixture(scope="module")
+def via_anthropic_upstream(anthropic_mock):
+    """An Airlock whose model `claude-chat` is served by an Anthropic-API upstream."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from conftest import run, start, stop
+
+    with tempfile.TemporaryDirectory() as directory:
+        run(["init", "--dir", directory, "--upstream-url", "http://127.0.0.1:9/v1"])
+        config = Path(directory) / "airlock.yaml"
+        (Path(directory) / "claude.key").write_text("sk-mock\n")
+        text = config.read_text().replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        text = text.replace(
+            "upstreams:\n",
+            f"upstreams:\n  claude:\n    kind: anthropic\n    base_url: {anthropic_mock}/v1\n    api_key_file: claude.key\n",
+            1,
+        )
+        config.write_text(text.replace("models:\n", "models:\n  claude-chat:\n    upstream: claude\n    model: mock-llama\n", 1))
+        key = json.loads(run(["keys", "create", "--config", str(config), "--tenant", "t", "--json"]))["key"]
+        gateway, addr = start(["serve", "--config", str(config)], r"listening on http://(\S+)")
+        yield f"http://{addr}/v1", key
+        stop(gateway)
+
+
+def test_openai_sdk_through_an_anthropic_upstream(via_anthropic_upstream):
+    import json
+
+    import openai
+
+    base_url, key = via_anthropic_upstream
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+    r = client.chat.completions.create(
+        model="claude-chat", max_tokens=5, messages=[{"role": "system", "content": "Be brief."}, *ASK]
+    )
+    assert r.object == "chat.completion" and r.choices[0].finish_reason == "length"
+    assert len(r.choices[0].message.content.split()) == 5
+    assert r.usage.completion_tokens == 5 and r.usage.prompt_tokens > 0
+
+    stream = client.chat.completions.create(model="claude-chat", max_tokens=6, messages=ASK, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert len(text.split()) == 6
+
+    tools = [{"type": "function", "function": {"name": WEATHER["name"], "description": WEATHER["description"],
+                                               "parameters": WEATHER["input_schema"]}}]
+    r = client.chat.completions.create(model="claude-chat", max_tokens=200, messages=ASK, tools=tools)
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather" and set(json.loads(call.function.arguments)) == {"city", "days"}
+    stream = client.chat.completions.create(model="claude-chat", max_tokens=200, messages=ASK, tools=tools, stream=True)
+    name, args = None, ""
+    for chunk in stream:
+        for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            name = tc.function.name or name
+            args += tc.function.arguments or ""
+    assert name == "get_weather" and set(json.loads(args)) == {"city", "days"}

@@ -1,0 +1,431 @@
+//! Anthropic as an upstream: an OpenAI chat request rewritten as a Messages request, and
+//! the answer — a message, or the stream's events — rewritten as OpenAI's.
+
+use super::Invalid;
+use crate::api::openai::ChatCompletionRequest;
+use serde_json::{Map, Value, json};
+
+/// `max_tokens` when the client set none (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+fn invalid(message: impl Into<String>) -> Invalid {
+    Invalid(message.into())
+}
+
+/// The text of an OpenAI message content (a string, or text parts).
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// OpenAI content as Anthropic blocks: text, and images (data URLs as base64 sources).
+fn content_blocks(content: &Value) -> Result<Vec<Value>, Invalid> {
+    let parts = match content {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(s) => return Ok(vec![json!({"type": "text", "text": s})]),
+        Value::Array(parts) => parts,
+        _ => {
+            return Err(invalid(
+                "message content must be a string or a list of parts",
+            ));
+        }
+    };
+    parts
+        .iter()
+        .map(|part| match part.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(json!({"type": "text", "text": part["text"]})),
+            Some("image_url") => {
+                let url = part["image_url"]["url"].as_str().unwrap_or("");
+                Ok(
+                    match url
+                        .strip_prefix("data:")
+                        .and_then(|rest| rest.split_once(";base64,"))
+                    {
+                        Some((media_type, data)) => json!({"type": "image", "source":
+                        {"type": "base64", "media_type": media_type, "data": data}}),
+                        None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+                    },
+                )
+            }
+            other => Err(invalid(format!(
+                "content part {other:?} cannot be sent to an Anthropic upstream"
+            ))),
+        })
+        .collect()
+}
+
+/// Appends blocks to the conversation, merging into the previous turn of the same role
+/// (Anthropic wants the roles to alternate).
+fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
+    if let Some(last) = messages.last_mut()
+        && last["role"] == role
+        && let Some(content) = last["content"].as_array_mut()
+    {
+        content.extend(blocks);
+        return;
+    }
+    messages.push(json!({"role": role, "content": blocks}));
+}
+
+/// An OpenAI chat request as an Anthropic Messages request for `model`.
+pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Value, Invalid> {
+    let mut system = Vec::new();
+    let mut messages = Vec::new();
+    for message in &chat.messages {
+        let content = message.content.clone().unwrap_or(Value::Null);
+        match message.role.as_str() {
+            "system" | "developer" => system.push(text_of(&content)),
+            "user" => push_turn(&mut messages, "user", content_blocks(&content)?),
+            "assistant" => {
+                let mut blocks = content_blocks(&content)?;
+                let calls = message.extra.get("tool_calls").and_then(Value::as_array);
+                for call in calls.into_iter().flatten() {
+                    let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    blocks.push(json!({
+                        "type": "tool_use",
+                        "id": call["id"],
+                        "name": call["function"]["name"],
+                        "input": super::tool_input(arguments),
+                    }));
+                }
+                push_turn(&mut messages, "assistant", blocks);
+            }
+            "tool" => {
+                let id = message
+                    .extra
+                    .get("tool_call_id")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let result =
+                    json!({"type": "tool_result", "tool_use_id": id, "content": text_of(&content)});
+                push_turn(&mut messages, "user", vec![result]);
+            }
+            other => return Err(invalid(format!("message role `{other}` is not supported"))),
+        }
+    }
+    let extra = &chat.extra;
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| extra.get(*k).and_then(Value::as_u64))
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    let mut request = Map::new();
+    request.insert("model".into(), model.into());
+    request.insert("max_tokens".into(), max_tokens.into());
+    request.insert("messages".into(), messages.into());
+    if !system.is_empty() {
+        request.insert("system".into(), system.join("\n\n").into());
+    }
+    if chat.stream == Some(true) {
+        request.insert("stream".into(), true.into());
+    }
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+    ] {
+        if let Some(v) = extra.get(from) {
+            request.insert(to.into(), v.clone());
+        }
+    }
+    match extra.get("stop") {
+        Some(Value::String(s)) => {
+            request.insert("stop_sequences".into(), json!([s]));
+        }
+        Some(list @ Value::Array(_)) => {
+            request.insert("stop_sequences".into(), list.clone());
+        }
+        _ => {}
+    }
+    if let Some(user) = extra.get("user").and_then(Value::as_str) {
+        request.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if let Some(tools) = extra.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools
+            .iter()
+            .map(|t| {
+                let f = &t["function"];
+                json!({"name": f["name"], "description": f["description"].as_str().unwrap_or(""),
+                       "input_schema": if f["parameters"].is_object() { f["parameters"].clone() } else { json!({"type": "object"}) }})
+            })
+            .collect();
+        request.insert("tools".into(), tools.into());
+    }
+    let mut choice = match extra.get("tool_choice") {
+        None => None,
+        Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
+        Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
+        Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
+        Some(named) if named["function"]["name"].is_string() => {
+            Some(json!({"type": "tool", "name": named["function"]["name"]}))
+        }
+        Some(_) => return Err(invalid("`tool_choice` is not one Anthropic understands")),
+    };
+    if extra.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+        let choice = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        choice["disable_parallel_tool_use"] = true.into();
+    }
+    if let Some(choice) = choice {
+        request.insert("tool_choice".into(), choice);
+    }
+    if let Some(format) = extra
+        .get("response_format")
+        .and_then(|f| f["type"].as_str())
+        && format != "text"
+    {
+        return Err(invalid(format!(
+            "response_format `{format}` cannot be sent to an Anthropic upstream yet"
+        )));
+    }
+    Ok(Value::Object(request))
+}
+
+/// OpenAI's `finish_reason` for an Anthropic `stop_reason`.
+pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
+        _ => "stop",
+    }
+}
+
+fn chat_id(message_id: Option<&str>) -> String {
+    let id = message_id.unwrap_or("");
+    format!("chatcmpl-{}", id.strip_prefix("msg_").unwrap_or(id))
+}
+
+/// An Anthropic message as an OpenAI chat completion for `model` (the client's name).
+pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for block in message["content"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            Some("tool_use") => calls.push(json!({
+                "id": block["id"],
+                "type": "function",
+                "function": {"name": block["name"], "arguments": block["input"].to_string()},
+            })),
+            _ => {}
+        }
+    }
+    let mut reply = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
+    if !calls.is_empty() {
+        reply["tool_calls"] = calls.into();
+    }
+    let input = message["usage"]["input_tokens"].as_u64().unwrap_or(0);
+    let output = message["usage"]["output_tokens"].as_u64().unwrap_or(0);
+    json!({
+        "id": chat_id(message["id"].as_str()),
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": reply, "logprobs": null,
+                     "finish_reason": finish_reason(message["stop_reason"].as_str())}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+    })
+}
+
+/// Rewrites an Anthropic event stream as OpenAI chunks, one event at a time.
+#[derive(Debug)]
+pub struct ChunkStream {
+    model: String,
+    created: i64,
+    id: String,
+    /// OpenAI tool-call index of each Anthropic content block that is a tool call.
+    tool_index: Vec<(u64, u64)>,
+    input_tokens: u64,
+}
+
+impl ChunkStream {
+    pub fn new(model: &str, created: i64) -> Self {
+        Self {
+            model: model.to_string(),
+            created,
+            id: chat_id(None),
+            tool_index: Vec::new(),
+            input_tokens: 0,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    }
+
+    /// The OpenAI chunks (JSON payloads) for one Anthropic event's data; `[DONE]` comes
+    /// as the string `"[DONE]"`. An `error` event is passed on as `{"error": …}`.
+    pub fn on_event(&mut self, event: &Value) -> Vec<Value> {
+        match event["type"].as_str() {
+            Some("message_start") => {
+                let message = &event["message"];
+                self.id = chat_id(message["id"].as_str());
+                self.input_tokens = message["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
+            }
+            Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
+                let index = self.tool_index.len() as u64;
+                self.tool_index
+                    .push((event["index"].as_u64().unwrap_or(0), index));
+                let block = &event["content_block"];
+                vec![self.chunk(
+                    json!({"tool_calls": [{"index": index, "id": block["id"], "type": "function",
+                                           "function": {"name": block["name"], "arguments": ""}}]}),
+                    None,
+                )]
+            }
+            Some("content_block_delta") => {
+                let delta = &event["delta"];
+                match delta["type"].as_str() {
+                    Some("text_delta") => vec![self.chunk(json!({"content": delta["text"]}), None)],
+                    Some("input_json_delta") => {
+                        let block = event["index"].as_u64().unwrap_or(0);
+                        let index = self
+                            .tool_index
+                            .iter()
+                            .find(|(b, _)| *b == block)
+                            .map_or(0, |(_, i)| *i);
+                        vec![self.chunk(
+                            json!({"tool_calls": [{"index": index, "function": {"arguments": delta["partial_json"]}}]}),
+                            None,
+                        )]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Some("message_delta") => {
+                let output = event["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                let input = event["usage"]["input_tokens"]
+                    .as_u64()
+                    .unwrap_or(self.input_tokens);
+                let finish = finish_reason(event["delta"]["stop_reason"].as_str());
+                let mut usage = self.chunk(json!({}), None);
+                usage["choices"] = json!([]);
+                usage["usage"] = json!({"prompt_tokens": input, "completion_tokens": output,
+                                        "total_tokens": input + output});
+                vec![self.chunk(json!({}), Some(finish)), usage]
+            }
+            Some("message_stop") => vec![Value::String("[DONE]".into())],
+            Some("error") => vec![json!({"error": event["error"]})],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: Value) -> ChatCompletionRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn chat_requests_become_messages_requests() {
+        let request = messages_request(
+            &chat(json!({
+                "model": "claude", "stream": true, "temperature": 0.3, "stop": "END", "user": "u1",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": [{"type": "text", "text": "Weather?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                    {"role": "user", "content": "And tomorrow?"}
+                ],
+                "tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}],
+                "tool_choice": "required", "parallel_tool_calls": false
+            })),
+            "claude-upstream",
+        )
+        .unwrap();
+        assert_eq!(
+            request,
+            json!({
+                "model": "claude-upstream", "max_tokens": DEFAULT_MAX_TOKENS, "system": "Be brief.", "stream": true,
+                "temperature": 0.3, "stop_sequences": ["END"], "metadata": {"user_id": "u1"},
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Weather?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "w", "input": {"city": "Oslo"}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"},
+                        {"type": "text", "text": "And tomorrow?"}]}
+                ],
+                "tools": [{"name": "w", "description": "", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "any", "disable_parallel_tool_use": true}
+            })
+        );
+        let structured =
+            chat(json!({"model": "m", "messages": [], "response_format": {"type": "json_schema"}}));
+        assert!(
+            messages_request(&structured, "m").is_err(),
+            "not silently dropped"
+        );
+    }
+
+    #[test]
+    fn messages_become_chat_completions() {
+        let message = json!({
+            "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-upstream",
+            "content": [{"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {"city": "Oslo"}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 7}
+        });
+        assert_eq!(
+            chat_completion(&message, "claude", 1700000000),
+            json!({
+                "id": "chatcmpl-01", "object": "chat.completion", "created": 1700000000, "model": "claude",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "Checking.",
+                    "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}}]}}],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+            })
+        );
+    }
+
+    #[test]
+    fn events_become_chunks() {
+        let mut stream = ChunkStream::new("claude", 1);
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_9", "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+            json!({"type": "ping"}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            json!({"type": "message_stop"}),
+        ];
+        let chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
+        assert_eq!(chunks.len(), 7);
+        assert_eq!(chunks[0]["id"], "chatcmpl-9");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(
+            chunks[2]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "toolu_1"
+        );
+        assert_eq!(
+            chunks[3]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
+        assert_eq!(chunks[4]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            chunks[5]["usage"],
+            json!({"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14})
+        );
+        assert_eq!(chunks[6], "[DONE]");
+    }
+}
