@@ -2,8 +2,9 @@
 # Load harness: mock-upstream directly, through nginx (one worker, keep-alive reverse
 # proxy: the floor of one proxy hop), and through Airlock, non-streaming and streaming,
 # saturated (wrk) and at a fixed 500 requests/s (oha); then failover time under a killed
-# primary (bench/failover.py). Prints the results and writes docs/benchmarks.md (not
-# with --no-write). Not a test: numbers on shared machines are noisy.
+# primary (bench/failover.py) and the cost of translating to an Anthropic-format
+# upstream (bench/translation.py). Prints the results and writes docs/benchmarks.md
+# (not with --no-write). Not a test: numbers on shared machines are noisy.
 #
 # Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).
 set -euo pipefail
@@ -20,4 +21,5 @@ failover_args=()
 for arg in "$@"; do
     [ "$arg" = --no-write ] && failover_args+=(--no-write)
 done
-exec python3 bench/failover.py "${failover_args[@]}"
+python3 bench/failover.py "${failover_args[@]}"
+exec python3 bench/translation.py "${failover_args[@]}"
