@@ -8,7 +8,7 @@ use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::anthropic::stream::{AnthropicStream, error_event as anthropic_error_event};
 use crate::api::anthropic::upstream::ChunkStream;
-use crate::api::openai::{UsageProbe, error_json, upstream_error_message};
+use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
 use bytes::{Bytes, BytesMut};
@@ -46,6 +46,13 @@ impl StreamDialect {
     pub fn anthropic(model: &str) -> Self {
         Self::Anthropic(Box::new(AnthropicStream::new(model)))
     }
+}
+
+/// What the relay reads from one valid chunk.
+struct Judged {
+    usage: Option<Usage>,
+    /// The chunk carries no choices (only usage).
+    usage_only: bool,
 }
 
 /// The relaying response body. Dropping it (client gone) drops the upstream response,
@@ -148,13 +155,7 @@ impl SseRelay {
                         None => Vec::new(),
                     };
                     for chunk in chunks {
-                        let chunk = match chunk {
-                            serde_json::Value::String(raw) => data_event(raw.as_bytes()),
-                            json => data_event(json.to_string().as_bytes()),
-                        };
-                        if self.forward_event(&chunk) {
-                            self.out.extend_from_slice(&chunk);
-                        }
+                        self.forward_chunk(chunk);
                     }
                 }
             }
@@ -206,21 +207,73 @@ impl SseRelay {
             );
             return false;
         }
-        if let Some(usage) = probe.usage {
+        let judged = Judged {
+            usage: probe.usage,
+            usage_only: probe.choices.as_ref().is_none_or(Vec::is_empty),
+        };
+        // Valid JSON (just checked): the Anthropic translation's parse succeeds.
+        self.deliver(judged, || serde_json::from_slice(&payload).ok())
+    }
+
+    /// A chunk Airlock itself made from an upstream's events (`upstream_events`): judged
+    /// from its JSON tree, without writing it out and parsing it again.
+    fn forward_chunk(&mut self, chunk: serde_json::Value) {
+        if let serde_json::Value::String(raw) = &chunk {
+            // `[DONE]`, or an event that was not JSON, passed on to be judged as such.
+            let event = data_event(raw.as_bytes());
+            if self.forward_event(&event) {
+                self.out.extend_from_slice(&event);
+            }
+            return;
+        }
+        if let Some(error) = chunk.get("error") {
+            let message = error["message"]
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_string);
+            self.fail(
+                "upstream_error",
+                "the model server failed while generating",
+                &message,
+            );
+            return;
+        }
+        let judged = Judged {
+            usage: chunk.get("usage").filter(|u| u.is_object()).map(|u| Usage {
+                prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
+                completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+            }),
+            usage_only: chunk["choices"].as_array().is_none_or(Vec::is_empty),
+        };
+        let mut kept = Some(chunk);
+        if self.deliver(judged, || kept.take())
+            && let Some(chunk) = kept
+        {
+            self.out
+                .extend_from_slice(&data_event(chunk.to_string().as_bytes()));
+        }
+    }
+
+    /// After a chunk passed its checks: records its usage and decides what the client
+    /// gets — for Anthropic clients the chunk's events, written here; for OpenAI
+    /// clients, whether the chunk itself goes on (true).
+    fn deliver(
+        &mut self,
+        judged: Judged,
+        chunk: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> bool {
+        if let Some(usage) = judged.usage {
             self.ctx.set_usage(usage);
         }
-        let usage_only = probe.choices.as_ref().is_none_or(Vec::is_empty);
         if let StreamDialect::Anthropic(stream) = &mut self.dialect {
-            // Valid JSON (just checked), so this parse succeeds.
-            if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&payload) {
+            if let Some(chunk) = chunk() {
                 stream.on_chunk(&chunk, &mut self.out);
             }
-            if !usage_only {
+            if !judged.usage_only {
                 self.ctx.first_byte();
             }
             return false;
         }
-        if probe.usage.is_some() && self.strip_usage_chunk && usage_only {
+        if judged.usage.is_some() && self.strip_usage_chunk && judged.usage_only {
             return false;
         }
         self.ctx.first_byte();
