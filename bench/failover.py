@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import AIRLOCK, machine, start, write_report
+from run import AIRLOCK, machine, publish, start, stop_all
 
 PRIMARY, SECONDARY, GATEWAY = 18100, 18101, 18180
 BEGIN, END = "<!-- failover:begin (written by bench/failover.py) -->", "<!-- failover:end -->"
@@ -63,9 +63,7 @@ def main():
         failing_over = [ask(conn, key) for _ in range(5)]  # until the breaker opens
         after = [ask(conn, key) for _ in range(opts.requests)]
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(timeout=10)
+        stop_all(procs)
     median = statistics.median
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} with `bench/failover.py` (requests={opts.requests} per phase, one "
@@ -86,10 +84,7 @@ def main():
         f"Failover time (first failed attempt to the answer, median of the closed-breaker phase minus healthy): "
         f"{median(failing_over) - median(healthy):.2f} ms; no request failed.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if not opts.no_write:
-        write_report(report, BEGIN, END)
+    publish("\n".join(lines), opts.no_write, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -174,20 +174,28 @@ def main():
         rss = rss_mb(gateway.pid)
         print(f"airlock peak RSS: {rss:.1f} MB")
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-    report = render(results, rss, opts)
-    print(report)
-    if not opts.no_write:
-        write_report(report)
+        stop_all(procs)
+    publish(render(results, rss, opts), opts.no_write)
 
 
 BEGIN, END = "<!-- results:begin (written by bench/run.py) -->", "<!-- results:end -->"
+
+
+def publish(report, no_write, begin=BEGIN, end=END):
+    """Prints a report and, unless told not to, writes it into its block of the doc."""
+    print(report)
+    if not no_write:
+        write_report(report, begin, end)
+
+
+def stop_all(procs):
+    """Stops started processes, newest first."""
+    for p in reversed(procs):
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def write_report(report, begin=BEGIN, end=END):

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import AIRLOCK, CHAT, WRK_SCRIPT, machine, start, wrk, write_report
+from run import AIRLOCK, CHAT, WRK_SCRIPT, machine, publish, start, stop_all, wrk
 
 OPENAI_MOCK, ANTHROPIC_MOCK, GATEWAY = 18200, 18201, 18280
 BEGIN, END = "<!-- translation:begin (written by bench/translation.py) -->", "<!-- translation:end -->"
@@ -67,9 +67,7 @@ def main():
         for key_, values in runs.items():
             results[key_] = {k: statistics.median(v[k] for v in values) for k in ("rps", "p50", "cpu_us")}
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(timeout=10)
+        stop_all(procs)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} with `bench/translation.py` (wrk, 32 connections, {opts.seconds} s runs "
         f"interleaved {opts.repeat}x, medians).",
@@ -86,10 +84,7 @@ def main():
         extra = results[(mode, "translated")]["cpu_us"] - results[(mode, "passthrough")]["cpu_us"]
         lines.append("")
         lines.append(f"Translation adds {extra:.1f} µs of Airlock CPU per {mode} request.")
-    report = "\n".join(lines)
-    print(report)
-    if not opts.no_write:
-        write_report(report, BEGIN, END)
+    publish("\n".join(lines), opts.no_write, BEGIN, END)
 
 
 if __name__ == "__main__":
