@@ -177,3 +177,21 @@ def test_openai_sdk_through_an_anthropic_upstream(via_anthropic_upstream):
             name = tc.function.name or name
             args += tc.function.arguments or ""
     assert name == "get_weather" and set(json.loads(args)) == {"city", "days"}
+
+
+def test_structured_output_through_an_anthropic_upstream(via_anthropic_upstream):
+    import json
+
+    import openai
+
+    base_url, key = via_anthropic_upstream
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+    schema = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER["input_schema"]}}
+    r = client.chat.completions.create(model="claude-chat", max_tokens=200, messages=ASK, response_format=schema)
+    assert r.choices[0].finish_reason == "stop" and not r.choices[0].message.tool_calls
+    assert set(json.loads(r.choices[0].message.content)) == {"city", "days"}
+    stream = client.chat.completions.create(
+        model="claude-chat", max_tokens=200, messages=ASK, response_format=schema, stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert set(json.loads(text)) == {"city", "days"}

@@ -8,6 +8,31 @@ use serde_json::{Map, Value, json};
 /// `max_tokens` when the client set none (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// The tool a structured-output request is answered through: Anthropic is made to call
+/// it (`tool_choice`), and its input is the JSON answer. Reserved: client tools may not
+/// use the name.
+pub const STRUCTURED_OUTPUT_TOOL: &str = "airlock_structured_output";
+
+/// The JSON Schema a `response_format` asks for: `None` for plain text.
+fn structured_schema(format: &Value) -> Result<Option<Value>, Invalid> {
+    match format["type"].as_str() {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "object"}))),
+        Some("json_schema") => {
+            let schema = &format["json_schema"]["schema"];
+            if !schema.is_object() {
+                return Err(invalid(
+                    "`response_format.json_schema.schema` must be an object",
+                ));
+            }
+            Ok(Some(schema.clone()))
+        }
+        Some(other) => Err(invalid(format!(
+            "response_format `{other}` is not supported"
+        ))),
+    }
+}
+
 fn invalid(message: impl Into<String>) -> Invalid {
     Invalid(message.into())
 }
@@ -149,6 +174,14 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
         request.insert("metadata".into(), json!({"user_id": user}));
     }
     if let Some(tools) = extra.get("tools").and_then(Value::as_array) {
+        if tools
+            .iter()
+            .any(|t| t["function"]["name"] == STRUCTURED_OUTPUT_TOOL)
+        {
+            return Err(invalid(format!(
+                "the tool name `{STRUCTURED_OUTPUT_TOOL}` is reserved"
+            )));
+        }
         let tools: Vec<Value> = tools
             .iter()
             .map(|t| {
@@ -176,14 +209,27 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
     if let Some(choice) = choice {
         request.insert("tool_choice".into(), choice);
     }
-    if let Some(format) = extra
+    if let Some(schema) = extra
         .get("response_format")
-        .and_then(|f| f["type"].as_str())
-        && format != "text"
+        .map(structured_schema)
+        .transpose()?
+        .flatten()
     {
-        return Err(invalid(format!(
-            "response_format `{format}` cannot be sent to an Anthropic upstream yet"
-        )));
+        if request.contains_key("tools") {
+            return Err(invalid(
+                "`response_format` together with `tools` cannot be sent to an Anthropic upstream",
+            ));
+        }
+        request.insert(
+            "tools".into(),
+            json!([{"name": STRUCTURED_OUTPUT_TOOL,
+                    "description": "Give the answer by calling this tool; its input is the answer.",
+                    "input_schema": schema}]),
+        );
+        request.insert(
+            "tool_choice".into(),
+            json!({"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}),
+        );
     }
     Ok(Value::Object(request))
 }
@@ -210,6 +256,9 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
     for block in message["content"].as_array().into_iter().flatten() {
         match block["type"].as_str() {
             Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            Some("tool_use") if block["name"] == STRUCTURED_OUTPUT_TOOL => {
+                text.push_str(&block["input"].to_string());
+            }
             Some("tool_use") => calls.push(json!({
                 "id": block["id"],
                 "type": "function",
@@ -218,6 +267,12 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
             _ => {}
         }
     }
+    // A structured answer came as the forced tool's input: for the client it is text.
+    let finish = if calls.is_empty() && message["stop_reason"] == "tool_use" {
+        "stop"
+    } else {
+        finish_reason(message["stop_reason"].as_str())
+    };
     let mut reply = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
     if !calls.is_empty() {
         reply["tool_calls"] = calls.into();
@@ -230,7 +285,7 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
         "created": created,
         "model": model,
         "choices": [{"index": 0, "message": reply, "logprobs": null,
-                     "finish_reason": finish_reason(message["stop_reason"].as_str())}],
+                     "finish_reason": finish}],
         "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
     })
 }
@@ -243,6 +298,8 @@ pub struct ChunkStream {
     id: String,
     /// OpenAI tool-call index of each Anthropic content block that is a tool call.
     tool_index: Vec<(u64, u64)>,
+    /// The content block carrying a structured-output answer, streamed as text.
+    structured_block: Option<u64>,
     input_tokens: u64,
 }
 
@@ -253,6 +310,7 @@ impl ChunkStream {
             created,
             id: chat_id(None),
             tool_index: Vec::new(),
+            structured_block: None,
             input_tokens: 0,
         }
     }
@@ -272,6 +330,12 @@ impl ChunkStream {
                 self.input_tokens = message["usage"]["input_tokens"].as_u64().unwrap_or(0);
                 vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
             }
+            Some("content_block_start")
+                if event["content_block"]["name"] == STRUCTURED_OUTPUT_TOOL =>
+            {
+                self.structured_block = event["index"].as_u64();
+                Vec::new()
+            }
             Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
                 let index = self.tool_index.len() as u64;
                 self.tool_index
@@ -287,6 +351,12 @@ impl ChunkStream {
                 let delta = &event["delta"];
                 match delta["type"].as_str() {
                     Some("text_delta") => vec![self.chunk(json!({"content": delta["text"]}), None)],
+                    Some("input_json_delta")
+                        if event["index"].as_u64().is_some()
+                            && event["index"].as_u64() == self.structured_block =>
+                    {
+                        vec![self.chunk(json!({"content": delta["partial_json"]}), None)]
+                    }
                     Some("input_json_delta") => {
                         let block = event["index"].as_u64().unwrap_or(0);
                         let index = self
@@ -307,7 +377,12 @@ impl ChunkStream {
                 let input = event["usage"]["input_tokens"]
                     .as_u64()
                     .unwrap_or(self.input_tokens);
-                let finish = finish_reason(event["delta"]["stop_reason"].as_str());
+                let stop_reason = event["delta"]["stop_reason"].as_str();
+                let finish = if self.structured_block.is_some() && self.tool_index.is_empty() {
+                    "stop"
+                } else {
+                    finish_reason(stop_reason)
+                };
                 let mut usage = self.chunk(json!({}), None);
                 usage["choices"] = json!([]);
                 usage["usage"] = json!({"prompt_tokens": input, "completion_tokens": output,
@@ -365,11 +440,11 @@ mod tests {
                 "tool_choice": {"type": "any", "disable_parallel_tool_use": true}
             })
         );
-        let structured =
+        let broken =
             chat(json!({"model": "m", "messages": [], "response_format": {"type": "json_schema"}}));
         assert!(
-            messages_request(&structured, "m").is_err(),
-            "not silently dropped"
+            messages_request(&broken, "m").is_err(),
+            "a json_schema without a schema is refused"
         );
     }
 
@@ -427,5 +502,65 @@ mod tests {
             json!({"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14})
         );
         assert_eq!(chunks[6], "[DONE]");
+    }
+
+    #[test]
+    fn structured_outputs_go_through_a_forced_tool() {
+        let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]});
+        let request = messages_request(
+            &chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+                         "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}})),
+            "m",
+        )
+        .unwrap();
+        assert_eq!(request["tools"][0]["name"], STRUCTURED_OUTPUT_TOOL);
+        assert_eq!(request["tools"][0]["input_schema"], schema);
+        assert_eq!(
+            request["tool_choice"],
+            json!({"type": "tool", "name": STRUCTURED_OUTPUT_TOOL})
+        );
+        let with_tools = chat(
+            json!({"model": "m", "messages": [], "response_format": {"type": "json_object"},
+            "tools": [{"type": "function", "function": {"name": "f"}}]}),
+        );
+        assert!(messages_request(&with_tools, "m").is_err());
+
+        let message = json!({"id": "msg_1", "content": [{"type": "tool_use", "id": "t", "name": STRUCTURED_OUTPUT_TOOL,
+            "input": {"answer": "yes"}}], "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 2}});
+        let completion = chat_completion(&message, "m", 0);
+        assert_eq!(
+            completion["choices"][0]["message"]["content"],
+            "{\"answer\":\"yes\"}"
+        );
+        assert!(
+            completion["choices"][0]["message"]
+                .get("tool_calls")
+                .is_none()
+        );
+        assert_eq!(completion["choices"][0]["finish_reason"], "stop");
+
+        let mut stream = ChunkStream::new("m", 0);
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_2", "usage": {"input_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t", "name": STRUCTURED_OUTPUT_TOOL, "input": {}}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"answer\": "}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"yes\"}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}}),
+        ];
+        let chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "{\"answer\": \"yes\"}");
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none())
+        );
+        assert_eq!(
+            chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+            "stop"
+        );
     }
 }
