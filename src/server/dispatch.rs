@@ -107,15 +107,16 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
         let first_run = attempt(route, index, first.1, &plan, ctx.record.id.clone());
         let (attempting, received) = match hedge {
             None => (first.0, first_run.await),
+            // Boxed: a rarely taken branch should not enlarge every request's future.
             Some(after) => {
-                hedged(
+                Box::pin(hedged(
                     ctx,
                     &plan,
                     &mut rotation,
                     request,
                     (first.0, first_run),
                     after,
-                )
+                ))
                 .await?
             }
         };
