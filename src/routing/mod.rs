@@ -123,6 +123,9 @@ pub struct Route {
     pub cache: Option<cache::ResponseCache>,
     /// Start a second target after this long without an answer.
     pub hedge: Option<Duration>,
+    /// Some target declares it cannot do something: requests must be matched against
+    /// capabilities (otherwise every target serves every request).
+    pub limits_capabilities: bool,
 }
 
 /// A streamed attempt's breaker outcome, known only when the stream ends; the attempt
@@ -242,6 +245,9 @@ impl RouteTable {
                 });
             }
             targets.sort_by_key(|t| t.priority);
+            let limits_capabilities = targets
+                .iter()
+                .any(|t| t.capabilities != crate::config::Capabilities::default());
             routes.insert(
                 model.clone(),
                 Arc::new(Route {
@@ -260,6 +266,7 @@ impl RouteTable {
                         .hedge
                         .as_ref()
                         .map(|h| Duration::from_millis(h.after_ms)),
+                    limits_capabilities,
                 }),
             );
         }

@@ -12,8 +12,7 @@ use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
 use crate::config::Sticky;
-use crate::providers::sse_relay::StreamDialect;
-use crate::providers::sse_relay::{SseRelay, StreamStart};
+use crate::providers::sse_relay::{SseRelay, StreamDialect, StreamStart};
 use crate::routing::{cache, capabilities};
 use crate::tenancy::{AuthError, Principal};
 use bytes::Bytes;
@@ -322,21 +321,24 @@ async fn route_and_dispatch<T: ForwardedRequest>(
     ctx.record.model = Some(route.model.clone());
     let strip_usage_chunk = stream && request.request_stream_usage();
 
-    // Targets that cannot serve what the request uses are never tried.
-    let features = request.features();
     let mut order = route.attempt_order();
-    let mut first_missing = None;
-    order.retain(
-        |&i| match capabilities::missing(&features, &route.targets[i].capabilities) {
-            None => true,
-            Some(missing) => {
-                first_missing.get_or_insert(missing);
-                false
-            }
-        },
-    );
-    if let (true, Some(missing)) = (order.is_empty(), first_missing) {
-        return Err(ApiError::unsupported(&route.model, missing));
+    // Targets that cannot serve what the request uses are never tried (reading what the
+    // request uses only where some target declares a limit).
+    if route.limits_capabilities {
+        let features = request.features();
+        let mut first_missing = None;
+        order.retain(
+            |&i| match capabilities::missing(&features, &route.targets[i].capabilities) {
+                None => true,
+                Some(missing) => {
+                    first_missing.get_or_insert(missing);
+                    false
+                }
+            },
+        );
+        if let (true, Some(missing)) = (order.is_empty(), first_missing) {
+            return Err(ApiError::unsupported(&route.model, missing));
+        }
     }
     if let Some(experiment) = &route.experiment {
         let caller = match (experiment.sticky, request.end_user()) {
