@@ -42,9 +42,8 @@ impl ChangeWatch {
             let mask =
                 WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVED_TO | WatchMask::MOVED_FROM;
             inotify.watches().add(dir, mask)?;
-            inotify.watches().add(dir.join(name), WatchMask::MODIFY)?;
             // The WAL may not exist yet; its creation is seen and watched then.
-            watch_writes(&inotify, &dir.join(wal_name(name)))?;
+            watch_writes(&inotify, dir, name)?;
             Ok(inotify)
         });
         match watch {
@@ -80,20 +79,20 @@ impl ChangeWatch {
         loop {
             match inotify.read_events(&mut buffer[..]) {
                 Ok(events) => {
-                    let mut wal_created = false;
+                    let mut appeared = false;
                     for event in events {
                         // Events of the file watches carry no name.
                         let ours = event.name.is_none_or(|n| {
                             n.as_encoded_bytes().starts_with(db_name.as_encoded_bytes())
                         });
                         changed |= ours;
-                        wal_created |= event.mask.contains(inotify::EventMask::CREATE)
-                            && event.name.is_some_and(|n| n == wal_name(db_name));
+                        appeared |= ours
+                            && (event.mask.contains(inotify::EventMask::CREATE)
+                                || event.mask.contains(inotify::EventMask::MOVED_TO));
                     }
-                    // Watched before the caller reloads: any later write raises an event.
-                    if wal_created
-                        && let Err(e) = watch_writes(inotify, &dir.join(wal_name(db_name)))
-                    {
+                    // A database file or WAL created or moved in is a new file: watched
+                    // before the caller reloads, so any later write raises an event.
+                    if appeared && let Err(e) = watch_writes(inotify, dir, db_name) {
                         return Ok(self.give_up(&e));
                     }
                 }
@@ -121,12 +120,16 @@ fn wal_name(db_name: &OsStr) -> OsString {
     name
 }
 
-/// Adds a write watch on `path` if it exists (a missing file is watched once created).
-fn watch_writes(inotify: &Inotify, path: &Path) -> std::io::Result<()> {
-    match inotify.watches().add(path, WatchMask::MODIFY) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Adds write watches on the database file and its WAL, each if it exists (a missing
+/// file is watched once it appears); re-adding one follows a replaced file.
+fn watch_writes(inotify: &Inotify, dir: &Path, db_name: &OsStr) -> std::io::Result<()> {
+    for path in [dir.join(db_name), dir.join(wal_name(db_name))] {
+        match inotify.watches().add(&path, WatchMask::MODIFY) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -167,6 +170,12 @@ mod tests {
         );
         std::fs::remove_file(dir.join("airlock.db-wal")).unwrap();
         assert!(changed());
+        // A database file replaced by a rename is a new file: its writes are seen too.
+        append(&dir.join("fresh"));
+        std::fs::rename(dir.join("fresh"), &db).unwrap();
+        assert!(changed());
+        append(&db);
+        assert!(changed(), "writes to the replacing file are seen");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
