@@ -1,5 +1,7 @@
-//! The OpenAI-compatible upstream (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI): a pooled
-//! keep-alive client that injects the upstream's own credential.
+//! An upstream server: OpenAI-compatible (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI) or
+//! Anthropic's API (whose bodies are translated in `api::anthropic::upstream`): a pooled
+//! keep-alive client that injects the upstream's own credential in the form its kind
+//! expects, and probes it for health checks.
 
 use super::h1;
 use super::inline_pool::{InlineBody, InlinePool};
