@@ -330,6 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn key_order_survives_a_round_trip() {
+        // A schema's property order steers generation (guided decoding follows it).
+        let body = r#"{"model":"m","messages":[],"response_format":{"type":"json_schema",
+            "json_schema":{"schema":{"properties":{"zeta":{},"alpha":{}}}}},"top_k":1,"min_p":0.1}"#;
+        let req: ChatCompletionRequest = serde_json::from_str(body).unwrap();
+        let out = serde_json::to_string(&req).unwrap();
+        assert!(out.find("zeta").unwrap() < out.find("alpha").unwrap());
+        assert!(out.find("top_k").unwrap() < out.find("min_p").unwrap());
+    }
+
+    #[test]
     fn include_usage_is_forced_only_when_missing() {
         let mut req: ChatCompletionRequest =
             serde_json::from_str(r#"{"model":"m","messages":[],"stream":true}"#).unwrap();
