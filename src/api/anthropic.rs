@@ -5,7 +5,9 @@
 pub mod stream;
 pub mod upstream;
 
+use super::invalid;
 use super::openai::{ChatCompletionRequest, Extra};
+pub use super::{Invalid, tool_input};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -77,15 +79,6 @@ pub struct ToolChoice {
 pub struct Metadata {
     #[serde(default)]
     pub user_id: Option<String>,
-}
-
-/// A request Anthropic's API would refuse, in its words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
-
-fn invalid(message: impl Into<String>) -> Invalid {
-    Invalid(message.into())
 }
 
 /// The content as a list of blocks (a string is one text block).
@@ -316,14 +309,6 @@ pub fn stop_reason(
 pub fn message_id(chat_id: Option<&str>) -> String {
     let id = chat_id.unwrap_or("");
     format!("msg_{}", id.strip_prefix("chatcmpl-").unwrap_or(id))
-}
-
-/// A tool call's arguments as the `input` object (`{}` if they are not a JSON object).
-pub fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(Value::Object(input)) => Value::Object(input),
-        _ => json!({}),
-    }
 }
 
 /// An OpenAI chat completion as an Anthropic message; `model` is the name the client used.

@@ -1,4 +1,71 @@
-//! Wire types of the formats clients speak.
+//! Wire types of the formats clients speak, and the translations between them and the
+//! formats upstreams speak.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
+
+use serde_json::{Value, json};
+
+/// Rewrites an upstream's stream events, one at a time, as OpenAI chat chunks.
+pub trait UpstreamEvents: Send + std::fmt::Debug {
+    /// The chunks for one event's JSON data: chunk objects, `"[DONE]"` as that string,
+    /// or `{"error": …}` for an error the upstream reported.
+    fn on_event(&mut self, event: &Value) -> Vec<Value>;
+
+    /// The chunks after the upstream's stream ended, for formats without an end marker
+    /// of their own; without a `"[DONE]"` among them the stream counts as cut short.
+    fn on_end(&mut self) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+/// A request that cannot be sent as asked, in words for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+pub(crate) fn invalid(message: impl Into<String>) -> Invalid {
+    Invalid(message.into())
+}
+
+/// The text of an OpenAI message content (a string, or its text parts).
+pub(crate) fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// A tool call's JSON-text arguments as an object (`{}` if they are not a JSON object).
+pub fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(input)) => Value::Object(input),
+        _ => json!({}),
+    }
+}
+
+/// The JSON Schema an OpenAI `response_format` asks the answer to follow: `None` for
+/// plain text, `{"type": "object"}` for `json_object`.
+pub(crate) fn response_schema(format: &Value) -> Result<Option<Value>, Invalid> {
+    match format["type"].as_str() {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "object"}))),
+        Some("json_schema") => {
+            let schema = &format["json_schema"]["schema"];
+            if !schema.is_object() {
+                return Err(invalid(
+                    "`response_format.json_schema.schema` must be an object",
+                ));
+            }
+            Ok(Some(schema.clone()))
+        }
+        Some(other) => Err(invalid(format!(
+            "response_format `{other}` is not supported"
+        ))),
+    }
+}

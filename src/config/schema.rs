@@ -104,6 +104,8 @@ pub enum UpstreamKind {
     OpenaiCompatible,
     /// Anthropic's Messages API (chat only; requests and answers are translated).
     Anthropic,
+    /// Google Gemini's `generateContent` API (chat only; translated likewise).
+    Gemini,
 }
 
 /// One model server.

@@ -1,5 +1,5 @@
-//! An upstream server: OpenAI-compatible (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI) or
-//! Anthropic's API (whose bodies are translated in `api::anthropic::upstream`): a pooled
+//! An upstream server: OpenAI-compatible (vLLM, llama.cpp, TGI, SGLang, Ollama, OpenAI),
+//! Anthropic's API or Gemini's (whose bodies are translated in `providers::wire_format`): a pooled
 //! keep-alive client that injects the upstream's own credential in the form its kind
 //! expects, and probes it for health checks.
 
@@ -149,12 +149,13 @@ impl Upstream {
         loaded: &LoadedConfig,
         workers: usize,
     ) -> Result<Self, String> {
-        // OpenAI-compatible servers take a bearer token; Anthropic takes `x-api-key`.
+        // OpenAI-compatible servers take a bearer token; Anthropic takes `x-api-key`,
+        // Gemini `x-goog-api-key`.
         let authorization = match read_api_key(name, cfg, loaded)? {
             Some(key) => {
                 let value = match cfg.kind {
                     UpstreamKind::OpenaiCompatible => format!("Bearer {key}"),
-                    UpstreamKind::Anthropic => key,
+                    UpstreamKind::Anthropic | UpstreamKind::Gemini => key,
                 };
                 let mut v = HeaderValue::from_str(&value).map_err(|_| {
                     format!("upstream `{name}`: the API key has invalid characters")
@@ -197,11 +198,13 @@ impl Upstream {
 
     /// `GET path` (from the server's root) on a connection of its own; the status.
     pub async fn probe(&self, path: &str) -> Result<http::StatusCode, String> {
-        let mut headers = HeaderMap::with_capacity(2);
+        let mut headers = HeaderMap::with_capacity(4);
         headers.insert(
             header::USER_AGENT,
             HeaderValue::from_static(concat!("airlock/", env!("CARGO_PKG_VERSION"))),
         );
+        // Hosted APIs answer nothing without it; the key only goes where it belongs.
+        self.insert_auth_headers(&mut headers);
         match &self.transport {
             Transport::Inline { pools, .. } => {
                 let pool = &pools[0];
@@ -298,12 +301,22 @@ impl Upstream {
             HeaderName::from_static("x-request-id"),
             HeaderValue::from_str(request_id).map_err(|e| UpstreamError::Build(e.to_string()))?,
         );
+        self.insert_auth_headers(&mut headers);
+        Ok(headers)
+    }
+
+    /// The upstream's own credential in the header its kind reads (and the API version
+    /// Anthropic requires beside it).
+    fn insert_auth_headers(&self, headers: &mut HeaderMap) {
         match (&self.authorization, self.kind) {
             (Some(auth), UpstreamKind::OpenaiCompatible) => {
                 headers.insert(header::AUTHORIZATION, auth.clone());
             }
             (Some(key), UpstreamKind::Anthropic) => {
                 headers.insert(HeaderName::from_static("x-api-key"), key.clone());
+            }
+            (Some(key), UpstreamKind::Gemini) => {
+                headers.insert(HeaderName::from_static("x-goog-api-key"), key.clone());
             }
             (None, _) => {}
         }
@@ -313,7 +326,6 @@ impl Upstream {
                 HeaderValue::from_static("2023-06-01"),
             );
         }
-        Ok(headers)
     }
 }
 

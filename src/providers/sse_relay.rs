@@ -6,8 +6,8 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
+use crate::api::UpstreamEvents;
 use crate::api::anthropic::stream::{AnthropicStream, error_event as anthropic_error_event};
-use crate::api::anthropic::upstream::ChunkStream;
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
@@ -28,9 +28,9 @@ pub struct StreamStart {
     pub read_timeout: Duration,
     pub outcome: StreamOutcome,
     pub dialect: StreamDialect,
-    /// For an upstream that streams Anthropic's events: rewrites them as OpenAI chunks
-    /// before anything else looks at them.
-    pub upstream_events: Option<Box<ChunkStream>>,
+    /// For an upstream that streams events of another format: rewrites them as OpenAI
+    /// chunks before anything else looks at them.
+    pub upstream_events: Option<Box<dyn UpstreamEvents>>,
 }
 
 /// The format the client reads the stream in.
@@ -63,7 +63,7 @@ pub struct SseRelay {
     first: Option<Bytes>,
     outcome: StreamOutcome,
     dialect: StreamDialect,
-    upstream_events: Option<Box<ChunkStream>>,
+    upstream_events: Option<Box<dyn UpstreamEvents>>,
     framer: SseFramer,
     strip_usage_chunk: bool,
     read_timeout: Duration,
@@ -350,6 +350,14 @@ impl SseRelay {
             }
             Poll::Ready(None) => {
                 self.upstream_finished = true;
+                if let Some(mut translator) = self.upstream_events.take() {
+                    for chunk in translator.on_end() {
+                        self.forward_chunk(chunk);
+                    }
+                }
+                if self.failed {
+                    return Poll::Ready(());
+                }
                 if self.saw_done {
                     self.finish_clean();
                 } else {

@@ -6,13 +6,12 @@ use super::body::GatewayBody;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::handler::Outcome;
-use crate::api::anthropic::upstream;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
 use crate::config::Strategy;
-use crate::config::UpstreamKind;
 use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{StreamDialect, StreamStart};
+use crate::providers::wire_format;
 use crate::routing::breaker::{self, Admission};
 use crate::routing::cache::{CacheKey, CachedAnswer};
 use crate::routing::{AttemptOutcome, InFlight, Route, StreamOutcome, Target};
@@ -166,20 +165,7 @@ fn start<'a, T: ForwardedRequest>(
 ) -> Result<(Attempting<'a>, Vec<u8>), ApiError> {
     let target = &route.targets[index];
     request.set_model(target.upstream_model.to_string());
-    let body = match target.upstream.kind {
-        UpstreamKind::OpenaiCompatible => serde_json::to_vec(&*request),
-        UpstreamKind::Anthropic => {
-            let chat = request.as_chat().ok_or_else(|| {
-                ApiError::invalid_request(
-                    "this model is served by an Anthropic upstream, which takes chat requests only",
-                )
-            })?;
-            let translated = upstream::messages_request(chat, &target.upstream_model)
-                .map_err(|e| ApiError::invalid_request(&e.0))?;
-            serde_json::to_vec(&translated)
-        }
-    }
-    .map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    let body = wire_format::request_body(target.upstream.kind, &*request, &target.upstream_model)?;
     ctx.record.attempts += 1;
     ctx.upstream_begin();
     Ok((
@@ -296,12 +282,10 @@ fn answer(
                     attempting.in_flight,
                 ),
                 dialect: StreamDialect::OpenAi,
-                upstream_events: (target.upstream.kind == UpstreamKind::Anthropic).then(|| {
-                    Box::new(upstream::ChunkStream::new(
-                        &target.upstream_model,
-                        crate::store::now_unix(),
-                    ))
-                }),
+                upstream_events: wire_format::stream_events(
+                    target.upstream.kind,
+                    &target.upstream_model,
+                ),
             }))
         }
     }
@@ -351,12 +335,14 @@ async fn attempt(
 ) -> Result<Received, AttemptFailure> {
     let target = &route.targets[index];
     let upstream = &target.upstream;
-    let path = match upstream.kind {
-        UpstreamKind::OpenaiCompatible => plan.upstream_path,
-        UpstreamKind::Anthropic => "/messages",
-    };
+    let path = wire_format::path(
+        upstream.kind,
+        plan.upstream_path,
+        &target.upstream_model,
+        plan.stream,
+    );
     let sent = upstream
-        .post_json(path, body, plan.stream, &request_id)
+        .post_json(&path, body, plan.stream, &request_id)
         .await;
     let response = match sent {
         Ok(response) => response,
@@ -428,15 +414,8 @@ async fn receive(
         return Ok(Received::Stream { body, first });
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let mut body =
-        read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await?;
-    if target.upstream.kind == UpstreamKind::Anthropic {
-        let message: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
-        let completion =
-            upstream::chat_completion(&message, &target.upstream_model, crate::store::now_unix());
-        body = Bytes::from(completion.to_string());
-    }
+    let body = read_upstream_body(response.into_body(), MAX_UPSTREAM_BODY, read_timeout).await?;
+    let body = wire_format::whole_answer(target.upstream.kind, body, &target.upstream_model)?;
     let probe: UsageProbe = serde_json::from_slice(&body)
         .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
     Ok(Received::Whole {

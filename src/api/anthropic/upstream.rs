@@ -1,8 +1,8 @@
 //! Anthropic as an upstream: an OpenAI chat request rewritten as a Messages request, and
 //! the answer — a message, or the stream's events — rewritten as OpenAI's.
 
-use super::Invalid;
 use crate::api::openai::ChatCompletionRequest;
+use crate::api::{Invalid, UpstreamEvents, invalid, response_schema, text_of, tool_input};
 use serde_json::{Map, Value, json};
 
 /// `max_tokens` when the client set none (Anthropic requires one).
@@ -12,42 +12,6 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// it (`tool_choice`), and its input is the JSON answer. Reserved: client tools may not
 /// use the name.
 pub const STRUCTURED_OUTPUT_TOOL: &str = "airlock_structured_output";
-
-/// The JSON Schema a `response_format` asks for: `None` for plain text.
-fn structured_schema(format: &Value) -> Result<Option<Value>, Invalid> {
-    match format["type"].as_str() {
-        None | Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(json!({"type": "object"}))),
-        Some("json_schema") => {
-            let schema = &format["json_schema"]["schema"];
-            if !schema.is_object() {
-                return Err(invalid(
-                    "`response_format.json_schema.schema` must be an object",
-                ));
-            }
-            Ok(Some(schema.clone()))
-        }
-        Some(other) => Err(invalid(format!(
-            "response_format `{other}` is not supported"
-        ))),
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Invalid {
-    Invalid(message.into())
-}
-
-/// The text of an OpenAI message content (a string, or text parts).
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    }
-}
 
 /// OpenAI content as Anthropic blocks: text, and images (data URLs as base64 sources).
 fn content_blocks(content: &Value) -> Result<Vec<Value>, Invalid> {
@@ -119,7 +83,7 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
                         "type": "tool_use",
                         "id": call["id"],
                         "name": call["function"]["name"],
-                        "input": super::tool_input(arguments),
+                        "input": tool_input(arguments),
                     }));
                 }
                 push_turn(&mut messages, "assistant", blocks);
@@ -211,7 +175,7 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
     }
     if let Some(schema) = extra
         .get("response_format")
-        .map(structured_schema)
+        .map(response_schema)
         .transpose()?
         .flatten()
     {
@@ -319,10 +283,10 @@ impl ChunkStream {
         json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
     }
+}
 
-    /// The OpenAI chunks (JSON payloads) for one Anthropic event's data; `[DONE]` comes
-    /// as the string `"[DONE]"`. An `error` event is passed on as `{"error": …}`.
-    pub fn on_event(&mut self, event: &Value) -> Vec<Value> {
+impl UpstreamEvents for ChunkStream {
+    fn on_event(&mut self, event: &Value) -> Vec<Value> {
         match event["type"].as_str() {
             Some("message_start") => {
                 let message = &event["message"];

@@ -1,0 +1,280 @@
+//! Golden tests of the Gemini translation: requests, answers, stream events, schemas.
+
+use super::stream::ChunkStream;
+use super::*;
+use crate::api::UpstreamEvents;
+
+fn chat(body: Value) -> ChatCompletionRequest {
+    serde_json::from_value(body).unwrap()
+}
+
+#[test]
+fn method_paths_name_the_model_and_the_stream() {
+    assert_eq!(
+        method_path("gemini-2.5-flash", false),
+        "/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        method_path("gemini-2.5-flash", true),
+        "/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(
+        method_path("tunedModels/my-tune", false),
+        "/tunedModels/my-tune:generateContent"
+    );
+    assert_eq!(
+        method_path("a b?", false),
+        "/models/a%20b%3F:generateContent"
+    );
+}
+
+#[test]
+fn chat_requests_become_generate_content_requests() {
+    let request = generate_content_request(&chat(json!({
+        "model": "gemini", "stream": true, "temperature": 0.3, "top_p": 0.9, "stop": "END",
+        "max_tokens": 100, "n": 2, "seed": 7, "user": "u1",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "image_url", "image_url": {"url": "https://example.org/map.JPG?x=1"}}]},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "t", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "{\"c\": 21}"},
+            {"role": "user", "content": "And tomorrow?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "w", "description": "Weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                   "required": ["city"], "additionalProperties": false}}},
+                  {"type": "function", "function": {"name": "t", "parameters": {"type": "object", "properties": {}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "w"}}
+    })))
+    .unwrap();
+    assert_eq!(
+        request,
+        json!({
+            "contents": [
+                {"role": "user", "parts": [{"text": "Weather?"},
+                    {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+                    {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.org/map.JPG?x=1"}}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "w", "args": {"city": "Oslo"}}},
+                                            {"functionCall": {"name": "t", "args": {}}}]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "w", "response": {"result": "sunny"}}},
+                    {"functionResponse": {"name": "t", "response": {"c": 21}}},
+                    {"text": "And tomorrow?"}]}
+            ],
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "tools": [{"functionDeclarations": [
+                {"name": "w", "description": "Weather", "parameters":
+                    {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}},
+                {"name": "t"}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["w"]}},
+            "generationConfig": {"temperature": 0.3, "topP": 0.9, "candidateCount": 2, "seed": 7,
+                                 "maxOutputTokens": 100, "stopSequences": ["END"]}
+        })
+    );
+}
+
+#[test]
+fn requests_gemini_cannot_take_are_refused_by_name() {
+    let refused = |body: Value| generate_content_request(&chat(body)).unwrap_err().0;
+    assert!(
+        refused(json!({"model": "m", "messages": [
+        {"role": "tool", "tool_call_id": "nope", "content": "x"}]}))
+        .contains("`nope` answers no tool call")
+    );
+    assert!(
+        refused(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.org/picture"}}]}]})
+        )
+        .contains("data: URL")
+    );
+    assert!(
+        refused(json!({"model": "m", "messages": [{"role": "system", "content": "only me"}]}))
+            .contains("at least one user or assistant message")
+    );
+    assert!(
+        refused(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {}}]}]})
+        )
+        .contains("input_audio")
+    );
+}
+
+#[test]
+fn structured_outputs_become_a_response_schema() {
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "Full name"},
+            "age": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
+            "kind": {"const": "person"},
+            "tags": {"type": "array", "items": {"type": ["string", "null"]}, "maxItems": 3},
+            "address": {"$ref": "#/$defs/Address", "description": "Where"}
+        },
+        "required": ["name", "age"],
+        "additionalProperties": false,
+        "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}},
+                              "required": ["city"], "additionalProperties": false}}
+    });
+    let request = generate_content_request(&chat(json!({
+        "model": "m", "messages": [{"role": "user", "content": "Who?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true, "schema": schema}}
+    })))
+    .unwrap();
+    let config = &request["generationConfig"];
+    assert_eq!(config["responseMimeType"], "application/json");
+    assert_eq!(
+        config["responseSchema"],
+        json!({
+            "type": "OBJECT",
+            "propertyOrdering": ["name", "age", "kind", "tags", "address"],
+            "properties": {
+                "name": {"type": "STRING", "description": "Full name"},
+                "age": {"type": "INTEGER", "minimum": 0, "nullable": true},
+                "kind": {"enum": ["person"], "type": "STRING"},
+                "tags": {"type": "ARRAY", "items": {"type": "STRING", "nullable": true}, "maxItems": 3},
+                "address": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}},
+                            "required": ["city"], "description": "Where"}
+            },
+            "required": ["name", "age"]
+        })
+    );
+    // The schema's own property order survives into the request body.
+    let text = serde_json::to_string(&request).unwrap();
+    assert!(text.find("\"name\":{").unwrap() < text.find("\"age\":{").unwrap());
+
+    let json_object = generate_content_request(&chat(json!({
+        "model": "m", "messages": [{"role": "user", "content": "Hi"}], "response_format": {"type": "json_object"}})))
+    .unwrap();
+    assert_eq!(
+        json_object["generationConfig"],
+        json!({"responseMimeType": "application/json"})
+    );
+}
+
+#[test]
+fn unsupported_schema_keywords_are_refused_not_dropped() {
+    let refused = |schema: Value| {
+        generate_content_request(&chat(json!({
+            "model": "m", "messages": [{"role": "user", "content": "Hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})))
+        .unwrap_err()
+        .0
+    };
+    let message = refused(
+        json!({"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 5}}}),
+    );
+    assert_eq!(
+        message,
+        "response_format.json_schema.schema.properties.n.multipleOf: the keyword `multipleOf` cannot be expressed (Gemini upstreams)"
+    );
+    assert!(
+        refused(json!({"oneOf": [{"type": "string"}, {"type": "integer"}]})).contains("`oneOf`")
+    );
+    assert!(refused(json!({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": true}))
+        .contains("additionalProperties"));
+    assert!(
+        refused(json!({"type": "object", "properties": {"next": {"$ref": "#"}}}))
+            .contains("recursive reference")
+    );
+    assert!(refused(json!({"$ref": "#/$defs/Missing"})).contains("points nowhere"));
+    assert!(refused(json!({"type": ["string", "integer"]})).contains("several non-null types"));
+    assert!(refused(json!({"enum": [1, 2]})).contains("string `enum`"));
+    assert!(refused(json!({"type": "array", "items": [{"type": "string"}]})).contains("tuple"));
+    let tool = generate_content_request(&chat(json!({
+        "model": "m", "messages": [{"role": "user", "content": "Hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "patternProperties": {}}}}]})))
+    .unwrap_err()
+    .0;
+    assert!(
+        tool.starts_with("tools[0].function.parameters.patternProperties:"),
+        "{tool}"
+    );
+}
+
+#[test]
+fn responses_become_chat_completions() {
+    let response = json!({
+        "candidates": [{"content": {"role": "model", "parts": [
+            {"text": "thinking...", "thought": true},
+            {"text": "Checking."},
+            {"functionCall": {"name": "w", "args": {"city": "Oslo"}}}]},
+            "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 7, "thoughtsTokenCount": 3,
+                          "totalTokenCount": 22},
+        "modelVersion": "gemini-2.5-flash", "responseId": "abc"
+    });
+    assert_eq!(
+        chat_completion(&response, "gemini", 1700000000),
+        json!({
+            "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "gemini",
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Checking.",
+                "tool_calls": [{"id": "call_abc_0", "type": "function",
+                                "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}}]}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22,
+                      "completion_tokens_details": {"reasoning_tokens": 3}}
+        })
+    );
+    let limited = json!({"candidates": [{"content": {"parts": [{"text": "Cut"}]}, "finishReason": "MAX_TOKENS"}],
+                         "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1}});
+    assert_eq!(
+        chat_completion(&limited, "g", 0)["choices"][0]["finish_reason"],
+        "length"
+    );
+    let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 4}});
+    let completion = chat_completion(&blocked, "g", 0);
+    assert_eq!(completion["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(completion["choices"][0]["message"]["content"], Value::Null);
+}
+
+#[test]
+fn stream_events_become_chunks() {
+    let mut stream = ChunkStream::new("gemini", 1);
+    let events = [
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}, "index": 0}],
+               "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 1}, "responseId": "r9"}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"},
+               {"functionCall": {"name": "w", "args": {"a": 1}}}]}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 9, "totalTokenCount": 14}}),
+    ];
+    let mut chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
+    chunks.extend(stream.on_end());
+    assert_eq!(chunks.len(), 7, "{chunks:#?}");
+    assert_eq!(chunks[0]["id"], "chatcmpl-r9");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hel");
+    assert_eq!(chunks[2]["choices"][0]["delta"]["content"], "lo");
+    assert_eq!(
+        chunks[3]["choices"][0]["delta"]["tool_calls"][0],
+        json!({"index": 0, "id": "call_r9_0", "type": "function", "function": {"name": "w", "arguments": "{\"a\":1}"}})
+    );
+    assert_eq!(chunks[4]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        chunks[5]["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14})
+    );
+    assert_eq!(chunks[6], "[DONE]");
+}
+
+#[test]
+fn a_stream_without_a_finish_reason_has_no_clean_end() {
+    let mut stream = ChunkStream::new("gemini", 1);
+    stream.on_event(&json!({"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}));
+    assert!(
+        stream.on_end().is_empty(),
+        "no [DONE]: the relay reports it cut short"
+    );
+    let mut errored = ChunkStream::new("gemini", 1);
+    let chunks = errored.on_event(
+        &json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}}),
+    );
+    assert_eq!(chunks[0]["error"]["message"], "Internal error");
+}
