@@ -580,3 +580,84 @@ async fn the_anthropic_flavour_serves_messages_and_anthropic_errors_only() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_of(bad).await["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn the_gemini_flavour_checks_requests_as_google_does() {
+    let mock = start(MockArgs {
+        flavor: airlock::mock_upstream::Flavor::Gemini,
+        api_key: Some("gm".into()),
+        models: vec!["gemini-2.5-flash".into()],
+        ..MockArgs::default()
+    })
+    .await;
+    let generate = "/v1beta/models/gemini-2.5-flash:generateContent?key=gm";
+    let ask = |extra: Value| {
+        let mut body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+    // Proto field names are taken as well as JSON ones.
+    let ok = mock
+        .post(
+            generate,
+            ask(json!({"generation_config": {"max_output_tokens": 3}})),
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let answer = json_of(ok).await;
+    assert_eq!(answer["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(answer["usageMetadata"]["candidatesTokenCount"], 3);
+
+    let refused = |body: Value, path: &'static str| {
+        let mock = &mock;
+        async move {
+            let reply = mock.post(path, body).await;
+            assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+            let error = json_of(reply).await;
+            assert_eq!(error["error"]["status"], "INVALID_ARGUMENT");
+            error["error"]["message"].as_str().unwrap().to_string()
+        }
+    };
+    let schema = json!({"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "additionalProperties": false});
+    let message = refused(
+        ask(json!({"generationConfig": {"responseMimeType": "application/json", "responseSchema": schema}})),
+        generate,
+    )
+    .await;
+    assert!(
+        message.contains("Unknown name \"additionalProperties\""),
+        "{message}"
+    );
+    let empty = json!([{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT", "properties": {}}}]}]);
+    let message = refused(ask(json!({"tools": empty})), generate).await;
+    assert!(
+        message.contains("should be non-empty for OBJECT type"),
+        "{message}"
+    );
+    let message = refused(ask(json!({"messages": []})), generate).await;
+    assert!(message.contains("messages"), "{message}");
+    let stream_without_sse = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?key=gm";
+    refused(ask(json!({})), stream_without_sse).await;
+
+    let broken = mock
+        .post(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=gm",
+            ask(json!({"mock_fault": "stream_error"})),
+        )
+        .await;
+    let bytes = broken.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let last = text.trim_end().rsplit("\r\n\r\n").next().unwrap();
+    let error: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["status"], "INTERNAL", "{text}");
+
+    let denied = mock
+        .post(
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            ask(json!({})),
+        )
+        .await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+}

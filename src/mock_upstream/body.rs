@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::anthropic::TranslatedSse;
 use super::sse::SseBody;
+use super::translated::TranslatedSse;
 
 /// Every response the simulator sends.
 #[derive(Debug)]
@@ -17,8 +17,8 @@ pub enum MockBody {
     Full(Option<Bytes>),
     /// A streamed body, sent with chunked transfer encoding (HTTP/1.1) or DATA frames.
     Sse(Box<SseBody>),
-    /// A stream re-emitted as Anthropic's events (`--flavor anthropic`).
-    Anthropic(Box<TranslatedSse>),
+    /// A stream re-emitted in another wire format (`--flavor anthropic|gemini`).
+    Translated(Box<TranslatedSse>),
 }
 
 impl MockBody {
@@ -49,7 +49,7 @@ impl Body for MockBody {
             Self::Sse(stream) => stream
                 .poll_event(cx)
                 .map(|event| event.map(|result| result.map(Frame::data))),
-            Self::Anthropic(stream) => stream
+            Self::Translated(stream) => stream
                 .poll_bytes(cx)
                 .map(|event| event.map(|result| result.map(Frame::data))),
         }
@@ -59,14 +59,14 @@ impl Body for MockBody {
         match self {
             Self::Full(bytes) => bytes.is_none(),
             Self::Sse(stream) => stream.is_finished(),
-            Self::Anthropic(stream) => stream.is_finished(),
+            Self::Translated(stream) => stream.is_finished(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Self::Sse(_) | Self::Anthropic(_) => SizeHint::default(),
+            Self::Sse(_) | Self::Translated(_) => SizeHint::default(),
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - `generate`: deterministic words, token counts, ids and cheap randomness.
 //! - `tools`: tool-call arguments generated from a JSON schema.
 //! - `faults`: the injected fault catalogue.
+//! - `anthropic`, `gemini`: the other wire formats (`--flavor`), translated from chat;
+//!   `translated` re-emits a chat stream in them.
 
 mod anthropic;
 mod body;
@@ -22,12 +24,14 @@ mod chat;
 mod completions;
 mod embeddings;
 mod faults;
+mod gemini;
 mod generate;
 mod models;
 mod request;
 mod router;
 mod sse;
 mod tools;
+mod translated;
 mod wire;
 
 use std::future::Future;
@@ -79,8 +83,9 @@ pub struct MockArgs {
     /// With --fault: only the first N requests get it, then the server recovers (0 = all)
     #[arg(long, default_value_t = 0)]
     pub fault_count: u64,
-    /// Wire format served: `openai` (vLLM's OpenAI server) or `anthropic` (Anthropic's
-    /// Messages API at /v1/messages, authenticated with x-api-key or a bearer token)
+    /// Wire format served: `openai` (vLLM's OpenAI server), `anthropic` (Anthropic's
+    /// Messages API at /v1/messages, authenticated with x-api-key or a bearer token) or
+    /// `gemini` (Gemini's generateContent API under /v1beta, key in x-goog-api-key or ?key=)
     #[arg(long, value_enum, default_value_t = Flavor::Openai)]
     pub flavor: Flavor,
     /// Embedding vector dimension
@@ -94,6 +99,7 @@ pub enum Flavor {
     #[default]
     Openai,
     Anthropic,
+    Gemini,
 }
 
 impl Default for MockArgs {

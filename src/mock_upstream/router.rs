@@ -18,7 +18,7 @@ use super::faults::{self, Fault};
 use super::request::{ApiError, Prepared, Work};
 use super::sse::SseBody;
 use super::wire;
-use super::{Flavor, anthropic};
+use super::{Flavor, anthropic, gemini};
 use super::{chat, completions, embeddings, models};
 
 /// Largest request body accepted (vLLM itself sets no limit; this only bounds memory).
@@ -247,6 +247,65 @@ async fn messages(
     Ok(anthropic::from_chat(answer, &model).await)
 }
 
+/// `--flavor gemini`: the model methods below `/v1beta` (key in `x-goog-api-key` or
+/// `?key=`), and Google's not-found for every other path there.
+async fn gemini_api(
+    state: &State,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Response<MockBody>, DropConnection> {
+    let models = &state.args.models;
+    let call = gemini::parse_path(parts.uri.path());
+    let body = match call {
+        Some(gemini::Call::Generate { .. }) if parts.method == Method::POST => {
+            match read_body(state, &parts, body).await {
+                Ok(body) => body,
+                Err(answer) => return answer,
+            }
+        }
+        _ => Bytes::new(),
+    };
+    if let Some(refused) = gemini::key_refusal(
+        state.args.api_key.as_deref(),
+        &parts.headers,
+        parts.uri.query(),
+    ) {
+        return Ok(refused);
+    }
+    let (model, stream) = match call {
+        Some(gemini::Call::ListModels) if parts.method == Method::GET => {
+            return Ok(gemini::list_models(models));
+        }
+        Some(gemini::Call::GetModel(name)) if parts.method == Method::GET => {
+            return Ok(gemini::get_model(models, name));
+        }
+        Some(gemini::Call::Generate { model, stream }) if parts.method == Method::POST => {
+            (model, stream)
+        }
+        _ => return Ok(gemini::error(StatusCode::NOT_FOUND, "Not found")),
+    };
+    if !models.iter().any(|m| m == model) {
+        return Ok(gemini::not_found(model));
+    }
+    if stream
+        && !parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"))
+    {
+        return Ok(gemini::error(
+            StatusCode::BAD_REQUEST,
+            "the simulator streams only with alt=sse",
+        ));
+    }
+    let translated = match gemini::to_chat(&body, model, stream) {
+        Ok(translated) => translated,
+        Err(message) => return Ok(gemini::error(StatusCode::BAD_REQUEST, &message)),
+    };
+    let answer = generate(state, Route::Chat, &translated.chat).await?;
+    Ok(gemini::from_chat(answer, model, &translated).await)
+}
+
 /// Answers one request.
 pub async fn handle(
     state: &State,
@@ -255,6 +314,9 @@ pub async fn handle(
     let (parts, body) = request.into_parts();
     if state.args.flavor == Flavor::Anthropic && parts.uri.path().starts_with("/v1") {
         return messages(state, parts, body).await;
+    }
+    if state.args.flavor == Flavor::Gemini && parts.uri.path().starts_with("/v1") {
+        return gemini_api(state, parts, body).await;
     }
     // vLLM's AuthenticationMiddleware runs before routing and guards `/v1/…`.
     let authorized = !parts.uri.path().starts_with("/v1")

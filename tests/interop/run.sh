@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop tests with the official Python SDKs (openai, anthropic) against a real Airlock binary.
+# Interop tests with the official Python SDKs (openai, anthropic, google-genai) against a real Airlock binary.
 # Installs the SDKs from PyPI into a virtualenv under target/ (pinned versions).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
