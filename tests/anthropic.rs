@@ -20,30 +20,9 @@ async fn messages(gw: &Gateway, key: &str, body: &Value) -> common::Reply {
     .await
 }
 
-/// `(event name, data)` of each event of an SSE body.
-fn events(reply: &common::Reply) -> Vec<(String, Value)> {
-    reply
-        .text()
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let (name, data) = e.split_once('\n').unwrap();
-            let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-            (name.strip_prefix("event: ").unwrap().to_string(), data)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_arrive_as_anthropic_events_and_breaks_as_an_error_event() {
-    let (cut, _c) = start_mock(&["--fault", "reset"]).await;
-    let extra = Extra {
-        upstreams: format!("  cut:\n    base_url: http://{cut}/v1\n"),
-        models:
-            "  cut-model:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n"
-                .into(),
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let (gw, _cut) = Gateway::with_cut_model("reset").await;
     let ask = |model: &str| {
         json!({"model": model, "max_tokens": 4, "stream": true,
                "messages": [{"role": "user", "content": "Hi"}]})
@@ -57,7 +36,7 @@ async fn streams_arrive_as_anthropic_events_and_breaks_as_an_error_event() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let names: Vec<String> = events(&reply).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = reply.named_events().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names[..3], ["message_start", "ping", "content_block_start"]);
     assert_eq!(
         names[names.len() - 3..],
@@ -68,7 +47,9 @@ async fn streams_arrive_as_anthropic_events_and_breaks_as_an_error_event() {
         4
     );
 
-    let broken = events(&messages(&gw, &gw.key, &ask("cut-model")).await);
+    let broken = messages(&gw, &gw.key, &ask("cut-model"))
+        .await
+        .named_events();
     let (name, data) = broken.last().unwrap();
     assert_eq!(name, "error");
     assert_eq!(data["error"]["type"], "api_error");

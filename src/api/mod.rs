@@ -4,8 +4,30 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
+use bytes::BytesMut;
 use serde_json::{Value, json};
+
+/// Writes a client's own stream format from the OpenAI chat chunks of a stream.
+pub trait ClientEvents: Send + std::fmt::Debug {
+    /// Appends the events for one chunk.
+    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut);
+    /// Appends what ends a stream that ended cleanly (`[DONE]`).
+    fn finish(&mut self, out: &mut BytesMut);
+    /// Appends what ends a stream that failed after it started.
+    fn error(&mut self, message: &str, out: &mut BytesMut);
+}
+
+/// Appends one named event, `event: TYPE` (from the data's `type`) and its JSON data.
+pub(crate) fn emit_event(out: &mut BytesMut, data: &Value) {
+    let kind = data["type"].as_str().unwrap_or("error");
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
 
 /// Rewrites an upstream's stream events, one at a time, as OpenAI chat chunks.
 pub trait UpstreamEvents: Send + std::fmt::Debug {
@@ -29,7 +51,7 @@ pub(crate) fn invalid(message: impl Into<String>) -> Invalid {
     Invalid(message.into())
 }
 
-/// The text of an OpenAI message content (a string, or its text parts).
+/// The text of a message content: a string, or its parts' `text`.
 pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
@@ -68,4 +90,26 @@ pub(crate) fn response_schema(format: &Value) -> Result<Option<Value>, Invalid> 
             "response_format `{other}` is not supported"
         ))),
     }
+}
+
+/// The data of each named event a `ClientEvents` writer produced for `chunks` (then
+/// `finish`), checking each event's name against its data's `type`.
+#[cfg(test)]
+pub(crate) fn written_events(mut events: impl ClientEvents, chunks: &[Value]) -> Vec<Value> {
+    let mut out = BytesMut::new();
+    for chunk in chunks {
+        events.on_chunk(chunk, &mut out);
+    }
+    events.finish(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap_or_default();
+            let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap_or_default())
+                .unwrap_or_default();
+            assert_eq!(name.strip_prefix("event: "), data["type"].as_str());
+            data
+        })
+        .collect()
 }

@@ -4,11 +4,11 @@
 //! checks in the interop tests.
 
 use super::body::MockBody;
-use super::translated::{Answer, ChunkRewriter, read_answer};
+use super::translated::{Answer, read_answer};
+use crate::api::ClientEvents;
 use crate::api::anthropic::stream::AnthropicStream;
 use crate::api::anthropic::{self, MessagesRequest};
 use crate::api::openai::ForwardedRequest;
-use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 /// Anthropic's error answer.
@@ -54,7 +54,7 @@ pub fn to_chat(body: &[u8]) -> Result<(Vec<u8>, String, bool), String> {
 
 /// Turns the simulated chat answer into Anthropic's: an error, a message, or a stream.
 pub async fn from_chat(answer: Response<MockBody>, model: &str) -> Response<MockBody> {
-    let rewriter = || -> Box<dyn ChunkRewriter> { Box::new(AnthropicStream::new(model)) };
+    let rewriter = || -> Box<dyn ClientEvents> { Box::new(AnthropicStream::new(model)) };
     let bytes = match read_answer(answer, rewriter, error).await {
         Answer::Done(response) => return response,
         Answer::Whole(bytes) => bytes,
@@ -67,15 +67,4 @@ pub async fn from_chat(answer: Response<MockBody>, model: &str) -> Response<Mock
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Anthropic's events for a simulated chat stream.
-impl ChunkRewriter for AnthropicStream {
-    fn on_chunk(&mut self, chunk: &serde_json::Value, out: &mut BytesMut) {
-        AnthropicStream::on_chunk(self, chunk, out);
-    }
-
-    fn on_done(&mut self, out: &mut BytesMut) {
-        self.finish(out);
-    }
 }

@@ -30,7 +30,44 @@ struct ChatRequest {
     stream_options: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    response_format: Option<Value>,
     mock_fault: Option<Value>,
+}
+
+/// What every choice of the answer holds.
+#[derive(Debug, Clone, Copy)]
+enum Answer<'a> {
+    /// Words, as many as the budget allows.
+    Words,
+    /// A call of this tool.
+    Call(&'a PlannedCall),
+    /// This JSON text (`response_format`, as vLLM's structured outputs would make).
+    Json(&'a str),
+}
+
+/// The JSON answer a `response_format` asks for: generated from a `json_schema`, `{}`
+/// for `json_object`; `None` for plain text.
+fn structured_answer(format: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(format) = format else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some("{}".to_owned())),
+        Some("json_schema") => {
+            let schema = format.pointer("/json_schema/schema");
+            Ok(Some(tools::arguments_for(schema).to_string()))
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "response_format.type: Input should be 'text', 'json_object' or 'json_schema', got '{other}'"
+        ))),
+    }
+}
+
+/// Usage tokens of a JSON answer: roughly four characters per token, plus the
+/// end-of-sequence token.
+fn json_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4) + 1
 }
 
 /// Prompt size and the seed of the generated words.
@@ -89,6 +126,12 @@ pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
     let n = choices(request.n)?;
     let call = tools::plan(request.tools.as_deref(), request.tool_choice.as_ref())
         .map_err(ApiError::bad_request)?;
+    let json = structured_answer(request.response_format.as_ref())?;
+    let answer = match (&call, &json) {
+        (Some(call), _) => Answer::Call(call),
+        (None, Some(json)) => Answer::Json(json),
+        (None, None) => Answer::Words,
+    };
     let model = resolve_model(args, request.model.as_deref())?;
     let prompt = prompt_stats(&request.messages)?;
     // vLLM: `max_completion_tokens or max_tokens`.
@@ -99,26 +142,10 @@ pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
     let created = generate::unix_now();
     let work = if streaming.stream {
         Work::Stream(stream_plan(
-            args,
-            id,
-            created,
-            model,
-            n,
-            prompt,
-            budget,
-            call.as_ref(),
-            streaming,
+            args, id, created, model, n, prompt, budget, answer, streaming,
         ))
     } else {
-        Work::Json(render_json(
-            &id,
-            created,
-            model,
-            n,
-            prompt,
-            budget,
-            call.as_ref(),
-        ))
+        Work::Json(render_json(&id, created, model, n, prompt, budget, answer))
     };
     Ok(Prepared { fault, work })
 }
@@ -130,15 +157,15 @@ fn render_json(
     n: u32,
     prompt: PromptStats,
     budget: Budget,
-    call: Option<&PlannedCall>,
+    answer: Answer<'_>,
 ) -> bytes::Bytes {
     // Owned text the borrowed response fields point into.
     let contents: Vec<String>;
     let tool_ids: Vec<String>;
     let completion_tokens;
     let choices: Vec<ChatChoice<'_>>;
-    match call {
-        Some(call) => {
+    match answer {
+        Answer::Call(call) => {
             tool_ids = (0..n).map(|_| generate::new_id("chatcmpl-tool-")).collect();
             completion_tokens = tool_call_tokens(call) * u64::from(n);
             let content = call.content_empty_string.then_some("");
@@ -170,11 +197,22 @@ fn render_json(
                 })
                 .collect();
         }
-        None => {
-            contents = (0..n)
-                .map(|index| answer_text(prompt.seed, index, budget.tokens))
-                .collect();
-            completion_tokens = budget.completion_tokens() * u64::from(n);
+        Answer::Words | Answer::Json(_) => {
+            let finish;
+            (contents, completion_tokens, finish) = match answer {
+                Answer::Json(json) => (
+                    vec![json.to_owned(); n as usize],
+                    json_tokens(json) * u64::from(n),
+                    "stop",
+                ),
+                _ => (
+                    (0..n)
+                        .map(|index| answer_text(prompt.seed, index, budget.tokens))
+                        .collect(),
+                    budget.completion_tokens() * u64::from(n),
+                    budget.finish,
+                ),
+            };
             choices = contents
                 .iter()
                 .zip(0..)
@@ -191,7 +229,7 @@ fn render_json(
                         reasoning_content: None,
                     },
                     logprobs: None,
-                    finish_reason: budget.finish,
+                    finish_reason: finish,
                     stop_reason: None,
                 })
                 .collect();
@@ -235,12 +273,12 @@ fn stream_plan(
     n: u32,
     prompt: PromptStats,
     budget: Budget,
-    call: Option<&PlannedCall>,
+    answer: Answer<'_>,
     streaming: Streaming,
 ) -> StreamPlan {
     let choices = (0..n)
-        .map(|index| match call {
-            Some(call) => {
+        .map(|index| match answer {
+            Answer::Call(call) => {
                 let mut pieces = Vec::with_capacity(1 + ARGUMENT_FRAGMENTS);
                 pieces.push(Piece::ToolStart {
                     id: generate::new_id("chatcmpl-tool-"),
@@ -258,7 +296,16 @@ fn stream_plan(
                     completion_tokens: tool_call_tokens(call),
                 }
             }
-            None => ChoicePlan {
+            Answer::Json(json) => ChoicePlan {
+                pieces: tools::split_fragments(json, ARGUMENT_FRAGMENTS)
+                    .into_iter()
+                    .map(|fragment| Piece::Text(fragment.to_owned()))
+                    .collect(),
+                finish: "stop",
+                finish_on_last_piece: false,
+                completion_tokens: json_tokens(json),
+            },
+            Answer::Words => ChoicePlan {
                 pieces: generate::words(prompt.seed, index)
                     .take(budget.tokens as usize)
                     .enumerate()

@@ -6,7 +6,8 @@
 //! interop tests.
 
 use super::body::MockBody;
-use super::translated::{Answer, ChunkRewriter, read_answer};
+use super::translated::{Answer, read_answer};
+use crate::api::ClientEvents;
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::Deserialize;
@@ -531,7 +532,7 @@ pub async fn from_chat(
     translated: &Translated,
 ) -> Response<MockBody> {
     let structured = translated.structured;
-    let rewriter = || -> Box<dyn ChunkRewriter> { Box::new(GeminiEvents::new(model, translated)) };
+    let rewriter = || -> Box<dyn ClientEvents> { Box::new(GeminiEvents::new(model, translated)) };
     let bytes = match read_answer(answer, rewriter, error).await {
         Answer::Done(response) => return response,
         Answer::Whole(bytes) => bytes,
@@ -648,7 +649,7 @@ impl GeminiEvents {
                 .get("completion_tokens")
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            self.finish(usage_metadata(self.prompt_tokens, completion), out);
+            self.finish_candidates(usage_metadata(self.prompt_tokens, completion), out);
         }
     }
 
@@ -657,7 +658,7 @@ impl GeminiEvents {
     }
 
     /// The last event: each finished candidate's function calls and finish reason.
-    fn finish(&mut self, usage: Value, out: &mut BytesMut) {
+    fn finish_candidates(&mut self, usage: Value, out: &mut BytesMut) {
         let finishes = std::mem::take(&mut self.finishes);
         let structured = self.structured;
         let candidates = finishes
@@ -684,21 +685,23 @@ impl GeminiEvents {
     }
 }
 
-impl ChunkRewriter for GeminiEvents {
+impl ClientEvents for GeminiEvents {
     fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
-        if chunk.get("error").is_some() {
+        match chunk["error"]["message"].as_str() {
             // vLLM's mid-stream error event, in Google's shape.
-            let message = chunk["error"]["message"].as_str().unwrap_or("");
-            let error = error_json(StatusCode::INTERNAL_SERVER_ERROR, message);
-            out.extend_from_slice(format!("data: {error}\r\n\r\n").as_bytes());
-            return;
+            Some(message) => self.error(message, out),
+            None => self.rewrite(chunk, out),
         }
-        self.rewrite(chunk, out);
     }
 
-    fn on_done(&mut self, out: &mut BytesMut) {
+    fn finish(&mut self, out: &mut BytesMut) {
         if !self.finishes.is_empty() {
-            self.finish(self.prompt_usage(), out);
+            self.finish_candidates(self.prompt_usage(), out);
         }
+    }
+
+    fn error(&mut self, message: &str, out: &mut BytesMut) {
+        let error = error_json(StatusCode::INTERNAL_SERVER_ERROR, message);
+        out.extend_from_slice(format!("data: {error}\r\n\r\n").as_bytes());
     }
 }

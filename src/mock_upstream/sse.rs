@@ -40,6 +40,8 @@ pub enum Flavor {
 pub enum Piece {
     /// A word, preceded by a space unless it opens a chat message.
     Word { word: &'static str, space: bool },
+    /// A fragment of message text (a structured answer's JSON).
+    Text(String),
     /// The opening delta of a tool call: id, type and name.
     ToolStart { id: String, name: String },
     /// A fragment of the tool call's arguments.
@@ -315,7 +317,7 @@ fn push_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
 
 fn push_delta(out: &mut Vec<u8>, piece: &Piece) {
     match piece {
-        Piece::Word { .. } => {
+        Piece::Word { .. } | Piece::Text(_) => {
             out.extend_from_slice(b"{\"content\":");
             push_text(out, piece);
             out.push(b'}');
@@ -347,7 +349,7 @@ fn push_text(out: &mut Vec<u8>, piece: &Piece) {
             out.push(b'"');
         }
         Piece::ToolStart { .. } => out.extend_from_slice(b"\"\""),
-        Piece::ToolArgs(fragment) => push_json_str(out, fragment),
+        Piece::ToolArgs(fragment) | Piece::Text(fragment) => push_json_str(out, fragment),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::body::MockBody;
 use super::sse::SseBody;
+use crate::api::ClientEvents;
 use bytes::{Bytes, BytesMut};
 use http::{Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -11,22 +12,14 @@ use serde_json::Value;
 use std::io;
 use std::task::{Context, Poll, ready};
 
-/// Writes one wire format's events for the chunks of a chat stream.
-pub trait ChunkRewriter: Send + std::fmt::Debug {
-    /// Appends the events for one chat chunk to `out`.
-    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut);
-    /// Appends what ends the stream, at the chat stream's `[DONE]`.
-    fn on_done(&mut self, out: &mut BytesMut);
-}
-
 #[derive(Debug)]
 pub struct TranslatedSse {
     inner: Box<SseBody>,
-    rewriter: Box<dyn ChunkRewriter>,
+    rewriter: Box<dyn ClientEvents>,
 }
 
 impl TranslatedSse {
-    pub fn new(inner: Box<SseBody>, rewriter: Box<dyn ChunkRewriter>) -> Self {
+    pub fn new(inner: Box<SseBody>, rewriter: Box<dyn ClientEvents>) -> Self {
         Self { inner, rewriter }
     }
 
@@ -46,7 +39,7 @@ impl TranslatedSse {
                 .unwrap_or_default();
             let mut out = BytesMut::new();
             if payload == b"[DONE]" {
-                self.rewriter.on_done(&mut out);
+                self.rewriter.finish(&mut out);
             } else {
                 match serde_json::from_slice::<Value>(payload) {
                     Ok(chunk) => self.rewriter.on_chunk(&chunk, &mut out),
@@ -76,7 +69,7 @@ pub enum Answer {
 /// `Retry-After` kept), and hands back a whole answer's body.
 pub async fn read_answer(
     answer: Response<MockBody>,
-    rewriter: impl FnOnce() -> Box<dyn ChunkRewriter>,
+    rewriter: impl FnOnce() -> Box<dyn ClientEvents>,
     error: fn(StatusCode, &str) -> Response<MockBody>,
 ) -> Answer {
     let (mut parts, body) = answer.into_parts();

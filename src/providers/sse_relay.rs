@@ -6,9 +6,8 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
-use crate::api::UpstreamEvents;
-use crate::api::anthropic::stream::{AnthropicStream, error_event as anthropic_error_event};
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
+use crate::api::{ClientEvents, UpstreamEvents};
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
 use bytes::{Bytes, BytesMut};
@@ -37,15 +36,8 @@ pub struct StreamStart {
 pub enum StreamDialect {
     /// OpenAI's chunks, relayed as they come.
     OpenAi,
-    /// Anthropic's events, translated from the chunks.
-    Anthropic(Box<AnthropicStream>),
-}
-
-impl StreamDialect {
-    /// Anthropic's events, naming `model` (the client's model name).
-    pub fn anthropic(model: &str) -> Self {
-        Self::Anthropic(Box::new(AnthropicStream::new(model)))
-    }
+    /// Another format (Anthropic's events, the Responses API's), written from the chunks.
+    Translated(Box<dyn ClientEvents>),
 }
 
 /// What the relay reads from one valid chunk.
@@ -174,13 +166,13 @@ impl SseRelay {
     /// Reads one event: records usage, done and failures, and says whether the client
     /// gets it.
     fn forward_event(&mut self, event: &[u8]) -> bool {
-        let translating = matches!(self.dialect, StreamDialect::Anthropic(_));
+        let translating = matches!(self.dialect, StreamDialect::Translated(_));
         let Some(payload) = data_payload(event) else {
             return !translating; // comments and keep-alives pass as they are
         };
         if payload.as_ref() == b"[DONE]" {
             self.saw_done = true;
-            if let StreamDialect::Anthropic(stream) = &mut self.dialect {
+            if let StreamDialect::Translated(stream) = &mut self.dialect {
                 stream.finish(&mut self.out);
                 return false;
             }
@@ -264,7 +256,7 @@ impl SseRelay {
         if let Some(usage) = judged.usage {
             self.ctx.set_usage(usage);
         }
-        if let StreamDialect::Anthropic(stream) = &mut self.dialect {
+        if let StreamDialect::Translated(stream) = &mut self.dialect {
             if let Some(chunk) = chunk() {
                 stream.on_chunk(&chunk, &mut self.out);
             }
@@ -289,14 +281,14 @@ impl SseRelay {
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
-        match self.dialect {
+        match &mut self.dialect {
             StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
                 message,
                 "server_error",
                 None,
                 Some(code),
             ))),
-            StreamDialect::Anthropic(_) => anthropic_error_event(message, &mut self.out),
+            StreamDialect::Translated(stream) => stream.error(message, &mut self.out),
         }
     }
 

@@ -7,10 +7,14 @@ use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
+use crate::api::anthropic::stream::AnthropicStream;
 use crate::api::anthropic::{self, MessagesRequest};
 use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
+use crate::api::responses::stream::ResponsesStream;
+use crate::api::responses::{self, ResponsesRequest};
+use crate::api::{ClientEvents, Invalid};
 use crate::config::Sticky;
 use crate::providers::sse_relay::{SseRelay, StreamDialect, StreamStart};
 use crate::routing::{cache, capabilities};
@@ -42,6 +46,7 @@ pub async fn handle(
         Endpoint::Models
         | Endpoint::ChatCompletions
         | Endpoint::Messages
+        | Endpoint::Responses
         | Endpoint::Completions
         | Endpoint::Embeddings => {
             let Some(permit) = state.log.reserve().await else {
@@ -60,6 +65,7 @@ pub async fn handle(
                     forward::<ChatCompletionRequest>(&mut ctx, req, "/chat/completions").await
                 }
                 Endpoint::Messages => messages(&mut ctx, req).await,
+                Endpoint::Responses => responses(&mut ctx, req).await,
                 Endpoint::Completions => {
                     forward::<CompletionRequest>(&mut ctx, req, "/completions").await
                 }
@@ -264,31 +270,66 @@ async fn forward<T: ForwardedRequest + DeserializeOwned>(
     req: Request<Incoming>,
     upstream_path: &str,
 ) -> Result<Outcome, ApiError> {
-    let principal = authenticate(ctx, req.headers())?;
-    let state = ctx.state().clone();
-    let body = read_body(&state, req).await?;
-    let request: T = parse(&body)?;
+    let (principal, request) = authenticated_request::<T>(ctx, req).await?;
     route_and_dispatch(ctx, &principal, request, upstream_path).await
 }
 
-/// Anthropic's Messages API: the request translated to an OpenAI chat request, routed
-/// like one, and the answer translated back.
+/// `POST /v1/messages`: Anthropic's request served through the chat path, answered in
+/// Anthropic's shapes.
 async fn messages(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Outcome, ApiError> {
+    let (principal, request) = authenticated_request::<MessagesRequest>(ctx, req).await?;
+    through_chat(
+        ctx,
+        &principal,
+        request.to_chat(),
+        |completion| anthropic::from_chat(completion, &request.model),
+        || Box::new(AnthropicStream::new(&request.model)),
+    )
+    .await
+}
+
+/// `POST /v1/responses`: a stateless Responses API request served through the chat path,
+/// answered as a Response object or its events.
+async fn responses(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Outcome, ApiError> {
+    let (principal, request) = authenticated_request::<ResponsesRequest>(ctx, req).await?;
+    through_chat(
+        ctx,
+        &principal,
+        request.to_chat(),
+        |completion| responses::from_chat(completion, &request),
+        || Box::new(ResponsesStream::new(&request)),
+    )
+    .await
+}
+
+/// The caller (authenticated first) and its request body, parsed.
+async fn authenticated_request<R: DeserializeOwned>(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+) -> Result<(Principal, R), ApiError> {
     let principal = authenticate(ctx, req.headers())?;
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
-    let request: MessagesRequest = parse(&body)?;
-    let chat = request
-        .to_chat()
-        .map_err(|e| ApiError::invalid_request(&e.0))?;
-    match route_and_dispatch(ctx, &principal, chat, "/chat/completions").await? {
+    Ok((principal, parse(&body)?))
+}
+
+/// Routes a chat request made from another format and turns the answer back into that
+/// format: `whole` rewrites a completion, `events` writes the stream.
+async fn through_chat(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    chat: Result<ChatCompletionRequest, Invalid>,
+    whole: impl FnOnce(&serde_json::Value) -> serde_json::Value,
+    events: impl FnOnce() -> Box<dyn ClientEvents>,
+) -> Result<Outcome, ApiError> {
+    let chat = chat.map_err(|e| ApiError::invalid_request(&e.0))?;
+    match route_and_dispatch(ctx, principal, chat, "/chat/completions").await? {
         Outcome::Response(response) => {
             let (parts, body) = response.into_parts();
             let Ok(collected) = body.collect().await;
             let completion: serde_json::Value = serde_json::from_slice(&collected.to_bytes())
                 .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
-            let message = anthropic::from_chat(&completion, &request.model);
-            let body = serde_json::to_vec(&message)
+            let body = serde_json::to_vec(&whole(&completion))
                 .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
             Ok(Outcome::Response(Response::from_parts(
                 parts,
@@ -296,7 +337,7 @@ async fn messages(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Ou
             )))
         }
         Outcome::Stream(mut stream) => {
-            stream.dialect = StreamDialect::anthropic(&request.model);
+            stream.dialect = StreamDialect::Translated(events());
             Ok(Outcome::Stream(stream))
         }
     }

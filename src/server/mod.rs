@@ -47,6 +47,8 @@ pub enum Endpoint {
     ChatCompletions,
     /// Anthropic's Messages API.
     Messages,
+    /// OpenAI's Responses API (stateless).
+    Responses,
     Completions,
     Embeddings,
     Models,
@@ -67,6 +69,7 @@ impl Endpoint {
         let (endpoint, allowed) = match path {
             "/v1/chat/completions" => (Self::ChatCompletions, Method::POST),
             "/v1/messages" => (Self::Messages, Method::POST),
+            "/v1/responses" => (Self::Responses, Method::POST),
             "/v1/completions" => (Self::Completions, Method::POST),
             "/v1/embeddings" => (Self::Embeddings, Method::POST),
             "/v1/models" => (Self::Models, Method::GET),
@@ -87,6 +90,7 @@ impl Endpoint {
         match self {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
+            Self::Responses => "responses",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
@@ -104,6 +108,7 @@ pub fn endpoint_name(stored: &str) -> &'static str {
     [
         Endpoint::ChatCompletions,
         Endpoint::Messages,
+        Endpoint::Responses,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Models,

@@ -125,6 +125,19 @@ pub struct Extra {
 }
 
 impl Gateway {
+    /// A gateway whose `cut-model` goes, without retries, to a second mock-upstream that
+    /// injects `fault` (e.g. `reset`) into every request; the stop switch of that mock.
+    pub async fn with_cut_model(fault: &str) -> (Self, watch::Sender<bool>) {
+        let (cut, stop) = start_mock(&["--fault", fault]).await;
+        let extra = Extra {
+            upstreams: format!("  cut:\n    base_url: http://{cut}/v1\n"),
+            models:
+                "  cut-model:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n"
+                    .into(),
+        };
+        (Self::start_full("", &[], &extra).await, stop)
+    }
+
     pub async fn start() -> Self {
         Self::start_with("", &[]).await
     }
@@ -258,6 +271,20 @@ impl Reply {
     }
 
     /// The `data:` payloads of an SSE body.
+    /// `(event name, data)` of each named event of an SSE body (Anthropic's and the
+    /// Responses API's streams).
+    pub fn named_events(&self) -> Vec<(String, Value)> {
+        self.text()
+            .split("\n\n")
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| {
+                let (name, data) = e.split_once('\n').unwrap();
+                let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                (name.strip_prefix("event: ").unwrap().to_string(), data)
+            })
+            .collect()
+    }
+
     pub fn sse_data(&self) -> Vec<String> {
         self.text()
             .split("\n\n")

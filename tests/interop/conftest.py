@@ -11,6 +11,13 @@ import pytest
 
 AIRLOCK = os.environ.get("AIRLOCK_BIN", "target/debug/airlock")
 
+# The parameters of the weather tool the tool-calling tests declare, in every API's shape.
+WEATHER_PARAMETERS = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city", "days"],
+}
+
 
 def start(args, pattern):
     """Starts an airlock subcommand and waits for the line announcing its address."""

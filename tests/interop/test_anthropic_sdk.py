@@ -4,14 +4,12 @@
 import anthropic
 import pytest
 
+from conftest import WEATHER_PARAMETERS
+
 WEATHER = {
     "name": "get_weather",
     "description": "Weather for a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-        "required": ["city", "days"],
-    },
+    "input_schema": WEATHER_PARAMETERS,
 }
 ASK = [{"role": "user", "content": "Weather in Oslo?"}]
 

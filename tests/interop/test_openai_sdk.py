@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import make_instance, stop, start
+from conftest import WEATHER_PARAMETERS, make_instance, stop, start
 
 
 @pytest.fixture
@@ -67,11 +67,7 @@ def test_tool_calls_pass_through(client):
         "function": {
             "name": "get_weather",
             "description": "Weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city", "days"],
-            },
+            "parameters": WEATHER_PARAMETERS,
         },
     }]
     r = client.chat.completions.create(

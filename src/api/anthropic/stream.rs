@@ -4,6 +4,7 @@
 //! (stop reason, usage) and `message_stop`.
 
 use super::{message_id, stop_reason};
+use crate::api::{ClientEvents, emit_event as emit};
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
@@ -29,16 +30,6 @@ pub struct AnthropicStream {
     output_tokens: u64,
 }
 
-/// Appends one event: `event: TYPE` and its JSON data.
-fn emit(out: &mut BytesMut, data: &Value) {
-    let kind = data["type"].as_str().unwrap_or("error");
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
 impl AnthropicStream {
     pub fn new(model: &str) -> Self {
         Self {
@@ -53,8 +44,65 @@ impl AnthropicStream {
         }
     }
 
-    /// Translates one OpenAI chunk.
-    pub fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
+    /// Closes the open block and opens a new one; its index.
+    fn start_block(&mut self, out: &mut BytesMut, block: Value, tool: bool) -> usize {
+        self.close_block(out);
+        let index = self.blocks;
+        self.blocks += 1;
+        self.open = Some(if tool {
+            Open::Tool(index)
+        } else {
+            Open::Text(index)
+        });
+        emit(
+            out,
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
+        index
+    }
+
+    fn close_block(&mut self, out: &mut BytesMut) {
+        if let Some(Open::Text(index) | Open::Tool(index)) = self.open.take() {
+            emit(out, &json!({"type": "content_block_stop", "index": index}));
+        }
+    }
+
+    fn on_tool_call(&mut self, call: &Value, out: &mut BytesMut) {
+        let tool_index = call["index"].as_u64().unwrap_or(0);
+        let known = self
+            .tool_blocks
+            .iter()
+            .find(|(i, _)| *i == tool_index)
+            .map(|(_, block)| *block);
+        let block = match known {
+            Some(block) => block,
+            None => {
+                let block = json!({
+                    "type": "tool_use",
+                    "id": call["id"].as_str().unwrap_or(""),
+                    "name": call["function"]["name"].as_str().unwrap_or(""),
+                    "input": {},
+                });
+                let index = self.start_block(out, block, true);
+                self.tool_blocks.push((tool_index, index));
+                index
+            }
+        };
+        if let Some(fragment) = call["function"]["arguments"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+        {
+            emit(
+                out,
+                &json!({"type": "content_block_delta", "index": block,
+                        "delta": {"type": "input_json_delta", "partial_json": fragment}}),
+            );
+        }
+    }
+}
+
+impl ClientEvents for AnthropicStream {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
         if !self.started {
             self.started = true;
             emit(
@@ -101,64 +149,7 @@ impl AnthropicStream {
         }
     }
 
-    fn on_tool_call(&mut self, call: &Value, out: &mut BytesMut) {
-        let tool_index = call["index"].as_u64().unwrap_or(0);
-        let known = self
-            .tool_blocks
-            .iter()
-            .find(|(i, _)| *i == tool_index)
-            .map(|(_, block)| *block);
-        let block = match known {
-            Some(block) => block,
-            None => {
-                let block = json!({
-                    "type": "tool_use",
-                    "id": call["id"].as_str().unwrap_or(""),
-                    "name": call["function"]["name"].as_str().unwrap_or(""),
-                    "input": {},
-                });
-                let index = self.start_block(out, block, true);
-                self.tool_blocks.push((tool_index, index));
-                index
-            }
-        };
-        if let Some(fragment) = call["function"]["arguments"]
-            .as_str()
-            .filter(|a| !a.is_empty())
-        {
-            emit(
-                out,
-                &json!({"type": "content_block_delta", "index": block,
-                        "delta": {"type": "input_json_delta", "partial_json": fragment}}),
-            );
-        }
-    }
-
-    /// Closes the open block and opens a new one; its index.
-    fn start_block(&mut self, out: &mut BytesMut, block: Value, tool: bool) -> usize {
-        self.close_block(out);
-        let index = self.blocks;
-        self.blocks += 1;
-        self.open = Some(if tool {
-            Open::Tool(index)
-        } else {
-            Open::Text(index)
-        });
-        emit(
-            out,
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        );
-        index
-    }
-
-    fn close_block(&mut self, out: &mut BytesMut) {
-        if let Some(Open::Text(index) | Open::Tool(index)) = self.open.take() {
-            emit(out, &json!({"type": "content_block_stop", "index": index}));
-        }
-    }
-
-    /// The stream ended cleanly (`[DONE]`).
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    fn finish(&mut self, out: &mut BytesMut) {
         if !self.started {
             self.on_chunk(&json!({}), out);
         }
@@ -172,39 +163,22 @@ impl AnthropicStream {
         );
         emit(out, &json!({"type": "message_stop"}));
     }
-}
 
-/// An `error` event (the stream failed after it started).
-pub fn error_event(message: &str, out: &mut BytesMut) {
-    emit(
-        out,
-        &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-    );
+    fn error(&mut self, message: &str, out: &mut BytesMut) {
+        emit(
+            out,
+            &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The events of a translated stream, as (type, data) pairs.
+    /// The events of a translated stream.
     fn events(chunks: &[Value]) -> Vec<Value> {
-        let mut stream = AnthropicStream::new("claude-like");
-        let mut out = BytesMut::new();
-        for chunk in chunks {
-            stream.on_chunk(chunk, &mut out);
-        }
-        stream.finish(&mut out);
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        text.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (event, data) = e.split_once('\n').unwrap();
-                let data: Value =
-                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-                assert_eq!(event.strip_prefix("event: ").unwrap(), data["type"]);
-                data
-            })
-            .collect()
+        crate::api::written_events(AnthropicStream::new("claude-like"), chunks)
     }
 
     fn chunk(delta: Value, finish: Option<&str>) -> Value {

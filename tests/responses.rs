@@ -1,0 +1,81 @@
+//! `POST /v1/responses` on the wire: Response objects and events from a chat upstream,
+//! a broken stream ending in `error` and `response.failed`, bad input in OpenAI's shape.
+
+mod common;
+
+use common::{Gateway, post};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_answer_stream_and_fail_in_their_own_shapes() {
+    let (gw, _cut) = Gateway::with_cut_model("reset:3").await;
+    let url = gw.url("/v1/responses");
+
+    let reply = post(
+        &url,
+        &gw.key,
+        &json!({"model": "chat-model", "input": "Hi", "max_output_tokens": 4}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let response = reply.json();
+    assert_eq!(response["object"], "response");
+    assert_eq!(response["status"], "incomplete");
+    assert_eq!(
+        response["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        4
+    );
+    assert_eq!(response["usage"]["output_tokens"], 4);
+
+    let stream = post(
+        &url,
+        &gw.key,
+        &json!({"model": "chat-model", "input": "Hi", "stream": true, "max_output_tokens": 3}),
+    )
+    .await;
+    let all = stream.named_events();
+    assert_eq!(all[0].0, "response.created");
+    assert_eq!(all.last().unwrap().0, "response.incomplete");
+    assert!(
+        !stream.text().contains("[DONE]"),
+        "the Responses API has no [DONE]"
+    );
+
+    let broken = post(
+        &url,
+        &gw.key,
+        &json!({"model": "cut-model", "input": "Hi", "stream": true}),
+    )
+    .await
+    .named_events();
+    let names: Vec<&str> = broken.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["error", "response.failed"],
+        "{names:?}"
+    );
+    assert!(names.contains(&"response.output_text.delta"));
+    assert_eq!(broken.last().unwrap().1["response"]["status"], "failed");
+
+    let malformed = post(&url, &gw.key, &json!({"model": "chat-model"})).await;
+    malformed.assert_error(400, "invalid_json");
+    let stateful = post(
+        &url,
+        &gw.key,
+        &json!({"model": "chat-model", "input": "Hi", "previous_response_id": "resp_1"}),
+    )
+    .await;
+    stateful.assert_error(400, "invalid_request");
+
+    let rows = gw.stop().await;
+    assert!(rows.iter().all(|r| r.endpoint == "responses"));
+    assert_eq!(
+        rows[2].error_type.as_deref(),
+        Some("upstream_stream_broken")
+    );
+    assert_eq!(rows.last().unwrap().completion_tokens, Some(4));
+}
