@@ -29,14 +29,19 @@ pub enum UpstreamError {
     Build(String),
 }
 
+/// Where on an upstream a request goes.
+#[derive(Debug, Clone, Copy)]
+pub enum UpstreamPath<'a> {
+    /// Below the base URL: `/chat/completions` goes to `/v1/chat/completions`.
+    Api(&'a str),
+    /// From the server's root (vLLM's `/tokenize`, health checks).
+    Root(&'a str),
+}
+
 /// How requests reach an upstream; one pool per worker thread either way.
 enum Transport {
     /// `http://`: connections driven inline by the requests using them.
-    Inline {
-        pools: Vec<Arc<InlinePool>>,
-        /// The base URL's path, e.g. `/v1`.
-        path_prefix: String,
-    },
+    Inline { pools: Vec<Arc<InlinePool>> },
     /// `https://` (TLS, and HTTP/2 by ALPN): hyper-util's pooled client.
     Client(Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>),
 }
@@ -46,7 +51,10 @@ pub struct Upstream {
     pub name: Arc<str>,
     /// The wire format it speaks.
     pub kind: UpstreamKind,
-    base_url: String,
+    /// `scheme://host:port` of the base URL.
+    origin: String,
+    /// The base URL's path, e.g. `/v1` (no trailing slash).
+    base_path: String,
     authorization: Option<HeaderValue>,
     pub read_timeout: Duration,
     transport: Transport,
@@ -105,7 +113,8 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("name", &self.name)
-            .field("base_url", &self.base_url)
+            .field("origin", &self.origin)
+            .field("base_path", &self.base_path)
             .finish_non_exhaustive()
     }
 }
@@ -178,7 +187,12 @@ impl Upstream {
         Ok(Self {
             name: name.into(),
             kind: cfg.kind,
-            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            origin: format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.authority().map_or("", |a| a.as_str())
+            ),
+            base_path: uri.path().trim_end_matches('/').to_string(),
             authorization,
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
             transport,
@@ -213,13 +227,7 @@ impl Upstream {
                 pool.probe(&wire).await.map_err(|e| error_chain(&e))
             }
             Transport::Client(clients) => {
-                let uri: http::Uri = self.base_url.parse().map_err(|e| format!("{e}"))?;
-                let origin = format!(
-                    "{}://{}",
-                    uri.scheme_str().unwrap_or("https"),
-                    uri.authority().map_or("", |a| a.as_str())
-                );
-                let mut request = Request::get(format!("{origin}{path}"))
+                let mut request = Request::get(format!("{}{path}", self.origin))
                     .body(Full::new(Bytes::new()))
                     .map_err(|e| e.to_string())?;
                 *request.headers_mut() = headers;
@@ -232,10 +240,10 @@ impl Upstream {
         }
     }
 
-    /// POSTs a JSON body to `path` (relative to the base URL) and waits for the head.
+    /// POSTs a JSON body to `path` and waits for the head.
     pub async fn post_json(
         &self,
-        path: &str,
+        path: UpstreamPath<'_>,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
@@ -243,9 +251,12 @@ impl Upstream {
         let headers = self.request_headers(stream, request_id)?;
         let worker = super::pool_index();
         let sent = match &self.transport {
-            Transport::Inline { pools, path_prefix } => {
+            Transport::Inline { pools } => {
                 let pool = &pools[worker % pools.len()];
-                let target = format!("{path_prefix}{path}");
+                let target = match path {
+                    UpstreamPath::Api(path) => format!("{}{path}", self.base_path),
+                    UpstreamPath::Root(path) => path.to_string(),
+                };
                 let wire =
                     h1::encode_request(&Method::POST, &target, pool.authority(), &headers, &body);
                 tokio::time::timeout(self.read_timeout, pool.send(&wire))
@@ -256,7 +267,11 @@ impl Upstream {
                     })
             }
             Transport::Client(clients) => {
-                let mut request = Request::post(format!("{}{path}", self.base_url))
+                let url = match path {
+                    UpstreamPath::Api(path) => format!("{}{}{path}", self.origin, self.base_path),
+                    UpstreamPath::Root(path) => format!("{}{path}", self.origin),
+                };
+                let mut request = Request::post(url)
                     .body(Full::new(Bytes::from(body)))
                     .map_err(|e| UpstreamError::Build(e.to_string()))?;
                 *request.headers_mut() = headers;
@@ -354,10 +369,7 @@ fn inline_transport(
             ))
         })
         .collect();
-    Ok(Transport::Inline {
-        pools,
-        path_prefix: uri.path().trim_end_matches('/').to_string(),
-    })
+    Ok(Transport::Inline { pools })
 }
 
 /// Per-worker hyper-util clients (rustls with ring, HTTP/2 by ALPN), for `https://`.

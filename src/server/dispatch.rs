@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::handler::Outcome;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
 use crate::config::Strategy;
-use crate::providers::openai_compat::{UpstreamBody, UpstreamError};
+use crate::providers::openai_compat::{UpstreamBody, UpstreamError, UpstreamPath};
 use crate::providers::sse::{MAX_EVENT_BYTES, SseFramer};
 use crate::providers::sse_relay::{StreamDialect, StreamStart};
 use crate::providers::wire_format;
@@ -342,7 +342,7 @@ async fn attempt(
         plan.stream,
     );
     let sent = upstream
-        .post_json(&path, body, plan.stream, &request_id)
+        .post_json(UpstreamPath::Api(&path), body, plan.stream, &request_id)
         .await;
     let response = match sent {
         Ok(response) => response,
