@@ -157,3 +157,53 @@ async fn an_anthropic_upstream_answers_openai_clients_and_its_failures_map() {
     assert!(completion.text().contains("chat requests only"));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_tokens_asks_the_first_target_that_can_count() {
+    let (claude, _a) = start_mock(&["--flavor", "anthropic"]).await;
+    let (gemini, _g) = start_mock(&["--flavor", "gemini", "--models", "mock-llama"]).await;
+    let extra = Extra {
+        upstreams: format!(
+            "  claude:\n    kind: anthropic\n    base_url: http://{claude}/v1\n  gem:\n    kind: gemini\n    base_url: http://{gemini}/v1beta\n"
+        ),
+        // `down` refuses connections; `mock` is the harness's vLLM simulator.
+        models: "  via-claude:\n    upstream: claude\n    model: mock-llama\n  via-gemini:\n    upstream: gem\n    model: mock-llama\n  nowhere:\n    upstream: down\n    model: mock-llama\n  down-then-vllm:\n    targets:\n      - {upstream: down, model: mock-llama, priority: 0}\n      - {upstream: mock, model: mock-llama, priority: 1}\n"
+            .into(),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let ask = json!({"model": "chat-model", "max_tokens": 3, "system": "Be brief.",
+                     "messages": [{"role": "user", "content": "How many tokens is this?"}]});
+    let answered = messages(&gw, &gw.key, &ask).await.json();
+    let used = answered["usage"]["input_tokens"].as_u64().unwrap();
+    let count = |model: &str| {
+        let mut body = ask.clone();
+        body["model"] = model.into();
+        body.as_object_mut().unwrap().remove("max_tokens");
+        let gw = &gw;
+        async move {
+            send(
+                "POST",
+                &gw.url("/v1/messages/count_tokens"),
+                &[
+                    ("x-api-key", gw.key.as_str()),
+                    ("anthropic-version", "2023-06-01"),
+                ],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
+    };
+    for model in ["chat-model", "via-claude", "via-gemini", "down-then-vllm"] {
+        let counted = count(model).await;
+        assert_eq!(counted.status, 200, "{model}: {}", counted.text());
+        assert_eq!(counted.json(), json!({"input_tokens": used}), "{model}");
+    }
+    let unavailable = count("nowhere").await;
+    assert_eq!(unavailable.status, 501, "{}", unavailable.text());
+    assert_eq!(unavailable.json()["error"]["type"], "api_error");
+    let unknown = count("no-such-model").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+    let rows = gw.stop().await;
+    assert_eq!(rows[0].endpoint, "count_tokens");
+}

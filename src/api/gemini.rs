@@ -9,27 +9,27 @@ use super::openai::ChatCompletionRequest;
 use super::{Invalid, invalid, response_schema, text_of, tool_input};
 use serde_json::{Map, Value, json};
 
-/// The path of a model's method below the base URL (`…/v1beta`): `models/NAME`, or the
-/// name as it is when it names its collection (`tunedModels/…`).
-pub fn method_path(model: &str, stream: bool) -> String {
-    let mut path = String::with_capacity(model.len() + 40);
-    path.push('/');
+/// A model's resource name: `models/NAME`, or the name as it is when it names its
+/// collection (`tunedModels/…`); characters outside a path segment's are escaped.
+pub fn model_resource(model: &str) -> String {
+    let mut resource = String::with_capacity(model.len() + 8);
     if !model.contains('/') {
-        path.push_str("models/");
+        resource.push_str("models/");
     }
     for byte in model.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            path.push(char::from(byte));
+            resource.push(char::from(byte));
         } else {
-            path.push_str(&format!("%{byte:02X}"));
+            resource.push_str(&format!("%{byte:02X}"));
         }
     }
-    path.push_str(if stream {
-        ":streamGenerateContent?alt=sse"
-    } else {
-        ":generateContent"
-    });
-    path
+    resource
+}
+
+/// The path of one of a model's methods (`generateContent`, `countTokens`, …) below the
+/// base URL (`…/v1beta`).
+pub fn method_path(model: &str, method: &str) -> String {
+    format!("/{}:{method}", model_resource(model))
 }
 
 /// An image part: a data URL inline, any other URL by reference (its type from the

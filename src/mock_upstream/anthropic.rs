@@ -52,6 +52,24 @@ pub fn to_chat(body: &[u8]) -> Result<(Vec<u8>, String, bool), String> {
     Ok((bytes, request.model, stream))
 }
 
+/// `POST /v1/messages/count_tokens`: the prompt tokens the Messages request in `body`
+/// (which needs no `max_tokens`) would have, counted as its chat request's.
+pub fn count_tokens(body: &[u8]) -> Result<u64, String> {
+    let mut request: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid request: {e}"))?;
+    if let Some(object) = request.as_object_mut() {
+        object.entry("max_tokens").or_insert(1.into());
+    }
+    let request: MessagesRequest =
+        serde_json::from_value(request).map_err(|e| format!("invalid request: {e}"))?;
+    let chat = request.to_chat().map_err(|e| e.0)?;
+    let messages = serde_json::to_value(&chat.messages).map_err(|e| e.to_string())?;
+    let messages = messages.as_array().map_or(&[][..], Vec::as_slice);
+    super::chat::prompt_stats(messages)
+        .map(|stats| stats.tokens)
+        .map_err(|e| e.message)
+}
+
 /// Turns the simulated chat answer into Anthropic's: an error, a message, or a stream.
 pub async fn from_chat(answer: Response<MockBody>, model: &str) -> Response<MockBody> {
     let rewriter = || -> Box<dyn ClientEvents> { Box::new(AnthropicStream::new(model)) };

@@ -109,6 +109,7 @@ pub enum Call<'a> {
     ListModels,
     GetModel(&'a str),
     Generate { model: &'a str, stream: bool },
+    CountTokens(&'a str),
 }
 
 /// Reads `/v1beta/models[/NAME[:METHOD]]`; `None` for anything else.
@@ -130,6 +131,7 @@ pub fn parse_path(path: &str) -> Option<Call<'_>> {
             model,
             stream: true,
         }),
+        Some((model, "countTokens")) => Some(Call::CountTokens(model)),
         Some(_) => None,
     }
 }
@@ -177,6 +179,9 @@ struct GenerateContentRequest {
     /// Accepted; the simulator generates nothing to filter.
     #[serde(default, rename = "safetySettings", alias = "safety_settings")]
     _safety_settings: Option<serde::de::IgnoredAny>,
+    /// Set inside a `countTokens` request's `generateContentRequest`.
+    #[serde(default, rename = "model")]
+    _model: Option<serde::de::IgnoredAny>,
     /// The simulator's fault hook, as in the other flavors.
     #[serde(default, rename = "mock_fault")]
     mock_fault: Option<Value>,
@@ -490,6 +495,33 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<Translated, Str
         structured,
         prompt_tokens,
     })
+}
+
+/// `countTokens`: the prompt tokens of `{"contents": …}` or of a whole
+/// `{"generateContentRequest": …}`, counted as `generateContent` counts them.
+pub fn count_tokens(body: &[u8], model: &str) -> Result<Value, String> {
+    let request: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload received. {e}"))?;
+    let request = camel_keys(&request);
+    let generate = match (
+        request.get("generateContentRequest"),
+        request.get("contents"),
+    ) {
+        (Some(generate), None) => generate.clone(),
+        (None, Some(contents)) => json!({"contents": contents}),
+        _ => {
+            return Err(
+                "* CountTokensRequest: exactly one of contents and generate_content_request must be set"
+                    .into(),
+            );
+        }
+    };
+    let body = serde_json::to_vec(&generate).map_err(|e| e.to_string())?;
+    let translated = to_chat(&body, model, false)?;
+    let tokens = translated.prompt_tokens;
+    Ok(
+        json!({"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}),
+    )
 }
 
 /// Gemini's `finishReason` for a chat `finish_reason`.

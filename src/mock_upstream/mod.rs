@@ -9,7 +9,7 @@
 //! - `router`: HTTP dispatch, auth, faults, the `/mock/last-request` recorder.
 //! - `request`: validation shared by the generation endpoints.
 //! - `body`: the response body (whole buffer or SSE stream).
-//! - `chat`, `completions`, `embeddings`, `models`: one endpoint family each.
+//! - `chat`, `completions`, `embeddings`, `models`, `tokenize`: one endpoint family each.
 //! - `sse`: the lazily rendered, timed SSE body with mid-stream faults.
 //! - `wire`: vLLM's JSON shapes and error bodies.
 //! - `generate`: deterministic words, token counts, ids and cheap randomness.
@@ -30,6 +30,7 @@ mod models;
 mod request;
 mod router;
 mod sse;
+mod tokenize;
 mod tools;
 mod translated;
 mod wire;

@@ -19,7 +19,7 @@ use super::request::{ApiError, Prepared, Work};
 use super::sse::SseBody;
 use super::wire;
 use super::{Flavor, anthropic, gemini};
-use super::{chat, completions, embeddings, models};
+use super::{chat, completions, embeddings, models, tokenize};
 
 /// Largest request body accepted (vLLM itself sets no limit; this only bounds memory).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -148,6 +148,7 @@ enum Route {
     Chat,
     Completions,
     Embeddings,
+    Tokenize,
     LastRequest,
 }
 
@@ -160,6 +161,7 @@ impl Route {
             "/v1/chat/completions" => Self::Chat,
             "/v1/completions" => Self::Completions,
             "/v1/embeddings" => Self::Embeddings,
+            "/tokenize" => Self::Tokenize,
             "/mock/last-request" => Self::LastRequest,
             _ => return None,
         })
@@ -169,8 +171,13 @@ impl Route {
         matches!(self, Self::Chat | Self::Completions | Self::Embeddings)
     }
 
+    /// Takes a JSON body by POST.
+    fn takes_body(self) -> bool {
+        self.is_generation() || self == Self::Tokenize
+    }
+
     fn allows(self, method: &Method) -> bool {
-        if self.is_generation() {
+        if self.takes_body() {
             method == Method::POST
         } else {
             method == Method::GET || method == Method::HEAD
@@ -178,7 +185,7 @@ impl Route {
     }
 
     fn allow_header(self) -> &'static str {
-        if self.is_generation() { "POST" } else { "GET" }
+        if self.takes_body() { "POST" } else { "GET" }
     }
 }
 
@@ -216,15 +223,16 @@ async fn read_body(
     Ok(body)
 }
 
-/// `--flavor anthropic`: `POST /v1/messages` (authenticated with `x-api-key` or a
-/// bearer token), and
+/// `--flavor anthropic`: `POST /v1/messages` and `/v1/messages/count_tokens`
+/// (authenticated with `x-api-key` or a bearer token), and
 /// Anthropic's not-found for every other `/v1` path.
 async fn messages(
     state: &State,
     parts: http::request::Parts,
     body: Incoming,
 ) -> Result<Response<MockBody>, DropConnection> {
-    if parts.uri.path() != "/v1/messages" || parts.method != Method::POST {
+    let counting = parts.uri.path() == "/v1/messages/count_tokens";
+    if !(parts.uri.path() == "/v1/messages" || counting) || parts.method != Method::POST {
         return Ok(anthropic::error(StatusCode::NOT_FOUND, "Not found"));
     }
     let body = match read_body(state, &parts, body).await {
@@ -238,6 +246,15 @@ async fn messages(
             StatusCode::UNAUTHORIZED,
             "invalid x-api-key",
         ));
+    }
+    if counting {
+        return Ok(match anthropic::count_tokens(&body) {
+            Ok(tokens) => json(
+                StatusCode::OK,
+                Bytes::from(format!("{{\"input_tokens\":{tokens}}}")),
+            ),
+            Err(message) => anthropic::error(StatusCode::BAD_REQUEST, &message),
+        });
     }
     let (chat, model, _) = match anthropic::to_chat(&body) {
         Ok(translated) => translated,
@@ -257,7 +274,9 @@ async fn gemini_api(
     let models = &state.args.models;
     let call = gemini::parse_path(parts.uri.path());
     let body = match call {
-        Some(gemini::Call::Generate { .. }) if parts.method == Method::POST => {
+        Some(gemini::Call::Generate { .. } | gemini::Call::CountTokens(_))
+            if parts.method == Method::POST =>
+        {
             match read_body(state, &parts, body).await {
                 Ok(body) => body,
                 Err(answer) => return answer,
@@ -281,6 +300,15 @@ async fn gemini_api(
         }
         Some(gemini::Call::Generate { model, stream }) if parts.method == Method::POST => {
             (model, stream)
+        }
+        Some(gemini::Call::CountTokens(model)) if parts.method == Method::POST => {
+            if !models.iter().any(|m| m == model) {
+                return Ok(gemini::not_found(model));
+            }
+            return Ok(match gemini::count_tokens(&body, model) {
+                Ok(count) => json(StatusCode::OK, Bytes::from(count.to_string())),
+                Err(message) => gemini::error(StatusCode::BAD_REQUEST, &message),
+            });
         }
         _ => return Ok(gemini::error(StatusCode::NOT_FOUND, "Not found")),
     };
@@ -341,13 +369,19 @@ pub async fn handle(
         return Ok(response);
     }
 
-    if route.is_generation() {
+    if route.takes_body() {
         let body = match read_body(state, &parts, body).await {
             Ok(body) => body,
             Err(answer) => return answer,
         };
         if !authorized {
             return Ok(unauthorized());
+        }
+        if route == Route::Tokenize {
+            return Ok(match tokenize::answer(&state.args, &body) {
+                Ok(answer) => json(StatusCode::OK, answer),
+                Err(error) => error_response(&error),
+            });
         }
         return generate(state, route, &body).await;
     }
@@ -368,7 +402,7 @@ pub async fn handle(
                 param: None,
             }),
         },
-        Route::Chat | Route::Completions | Route::Embeddings => {
+        Route::Chat | Route::Completions | Route::Embeddings | Route::Tokenize => {
             detail(StatusCode::METHOD_NOT_ALLOWED)
         }
     })

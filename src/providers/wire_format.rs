@@ -4,6 +4,7 @@
 use crate::api::openai::{ChatCompletionRequest, ForwardedRequest};
 use crate::api::{UpstreamEvents, anthropic, gemini};
 use crate::config::UpstreamKind;
+use crate::providers::openai_compat::UpstreamPath;
 use crate::server::error::ApiError;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -54,7 +55,14 @@ pub fn path<'a>(
     match kind {
         UpstreamKind::OpenaiCompatible => Cow::Borrowed(openai_path),
         UpstreamKind::Anthropic => Cow::Borrowed("/messages"),
-        UpstreamKind::Gemini => Cow::Owned(gemini::method_path(model, stream)),
+        UpstreamKind::Gemini => Cow::Owned(gemini::method_path(
+            model,
+            if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            },
+        )),
     }
 }
 
@@ -83,4 +91,79 @@ pub fn stream_events(kind: UpstreamKind, model: &str) -> Option<Box<dyn Upstream
         ))),
         UpstreamKind::Gemini => Some(Box::new(gemini::stream::ChunkStream::new(model, created))),
     }
+}
+
+/// A token-counting request for one upstream: where it goes and what it says.
+pub struct CountRequest {
+    /// The path is from the server's root, not below the base URL.
+    from_root: bool,
+    path: String,
+    pub body: Vec<u8>,
+}
+
+impl CountRequest {
+    pub fn path(&self) -> UpstreamPath<'_> {
+        if self.from_root {
+            UpstreamPath::Root(&self.path)
+        } else {
+            UpstreamPath::Api(&self.path)
+        }
+    }
+}
+
+/// Fields Anthropic's `count_tokens` takes from a Messages request.
+const ANTHROPIC_COUNT_FIELDS: &[&str] = &["model", "messages", "system", "tools", "tool_choice"];
+
+/// How an upstream of `kind` counts `chat`'s prompt tokens: vLLM's `/tokenize` (at the
+/// server root), Anthropic's `/messages/count_tokens`, Gemini's `:countTokens`.
+pub fn count_request(
+    kind: UpstreamKind,
+    chat: &ChatCompletionRequest,
+    model: &str,
+) -> Result<CountRequest, ApiError> {
+    let invalid = |e: crate::api::Invalid| ApiError::invalid_request(&e.0);
+    let (from_root, path, body) = match kind {
+        UpstreamKind::OpenaiCompatible => {
+            let mut body = serde_json::json!({"model": model, "messages": chat.messages,
+                                              "add_generation_prompt": true});
+            if let Some(tools) = chat.extra.get("tools") {
+                body["tools"] = tools.clone();
+            }
+            (true, "/tokenize".to_string(), body)
+        }
+        UpstreamKind::Anthropic => {
+            let mut full = anthropic::upstream::messages_request(chat, model).map_err(invalid)?;
+            if let Some(fields) = full.as_object_mut() {
+                fields.retain(|k, _| ANTHROPIC_COUNT_FIELDS.contains(&k.as_str()));
+            }
+            (false, "/messages/count_tokens".to_string(), full)
+        }
+        UpstreamKind::Gemini => {
+            let mut generate = gemini::generate_content_request(chat).map_err(invalid)?;
+            generate["model"] = gemini::model_resource(model).into();
+            let path = gemini::method_path(model, "countTokens");
+            (
+                false,
+                path,
+                serde_json::json!({"generateContentRequest": generate}),
+            )
+        }
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    Ok(CountRequest {
+        from_root,
+        path,
+        body,
+    })
+}
+
+/// The token count in an upstream's answer to `count_request`.
+pub fn counted_tokens(kind: UpstreamKind, body: &[u8]) -> Option<u64> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let field = match kind {
+        UpstreamKind::OpenaiCompatible => "count",
+        UpstreamKind::Anthropic => "input_tokens",
+        UpstreamKind::Gemini => "totalTokens",
+    };
+    answer[field].as_u64()
 }

@@ -486,7 +486,7 @@ async fn read_first_event(body: &mut UpstreamBody, idle: Duration) -> Result<Byt
 }
 
 /// Reads an upstream body with a size limit and a timeout between chunks.
-async fn read_upstream_body(
+pub(super) async fn read_upstream_body(
     mut body: UpstreamBody,
     limit: usize,
     idle: Duration,

@@ -171,6 +171,16 @@ impl ApiError {
         .with_param(missing.param())
     }
 
+    /// No target of the model can count tokens (no such endpoint, or none reachable).
+    pub fn count_tokens_unavailable(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "api_error",
+            "count_tokens_unavailable",
+            format!("no target of model `{model}` can count tokens"),
+        )
+    }
+
     pub fn upstream_timeout() -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,

@@ -3,6 +3,7 @@
 
 use super::body::GatewayBody;
 use super::context::RequestContext;
+use super::count_tokens::count_tokens;
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::request_id::RequestId;
@@ -47,6 +48,7 @@ pub async fn handle(
         | Endpoint::ChatCompletions
         | Endpoint::Messages
         | Endpoint::Responses
+        | Endpoint::CountTokens
         | Endpoint::Completions
         | Endpoint::Embeddings => {
             let Some(permit) = state.log.reserve().await else {
@@ -66,6 +68,7 @@ pub async fn handle(
                 }
                 Endpoint::Messages => messages(&mut ctx, req).await,
                 Endpoint::Responses => responses(&mut ctx, req).await,
+                Endpoint::CountTokens => count_tokens(&mut ctx, req).await,
                 Endpoint::Completions => {
                     forward::<CompletionRequest>(&mut ctx, req, "/completions").await
                 }
@@ -101,7 +104,7 @@ pub async fn handle(
                         );
                     }
                     ctx.finish(err.status.as_u16(), Some(err.code));
-                    if endpoint == Endpoint::Messages {
+                    if matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) {
                         err.into_anthropic_response()
                     } else {
                         err.into_response()
@@ -131,7 +134,7 @@ fn stream_response(relay: SseRelay) -> Response<GatewayBody> {
     response
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
+pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
     let mut response = Response::new(GatewayBody::full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -303,7 +306,7 @@ async fn responses(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<O
 }
 
 /// The caller (authenticated first) and its request body, parsed.
-async fn authenticated_request<R: DeserializeOwned>(
+pub(super) async fn authenticated_request<R: DeserializeOwned>(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
 ) -> Result<(Principal, R), ApiError> {

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod context;
+mod count_tokens;
 mod dispatch;
 pub mod error;
 mod handler;
@@ -49,6 +50,8 @@ pub enum Endpoint {
     Messages,
     /// OpenAI's Responses API (stateless).
     Responses,
+    /// Anthropic's token counting for a Messages request.
+    CountTokens,
     Completions,
     Embeddings,
     Models,
@@ -70,6 +73,7 @@ impl Endpoint {
             "/v1/chat/completions" => (Self::ChatCompletions, Method::POST),
             "/v1/messages" => (Self::Messages, Method::POST),
             "/v1/responses" => (Self::Responses, Method::POST),
+            "/v1/messages/count_tokens" => (Self::CountTokens, Method::POST),
             "/v1/completions" => (Self::Completions, Method::POST),
             "/v1/embeddings" => (Self::Embeddings, Method::POST),
             "/v1/models" => (Self::Models, Method::GET),
@@ -91,6 +95,7 @@ impl Endpoint {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
             Self::Responses => "responses",
+            Self::CountTokens => "count_tokens",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
@@ -109,6 +114,7 @@ pub fn endpoint_name(stored: &str) -> &'static str {
         Endpoint::ChatCompletions,
         Endpoint::Messages,
         Endpoint::Responses,
+        Endpoint::CountTokens,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Models,

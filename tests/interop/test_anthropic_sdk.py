@@ -69,6 +69,12 @@ def test_tool_use_and_results(claude):
     assert use.name == "get_weather" and set(use.input) == {"city", "days"}
 
 
+def test_count_tokens_matches_the_usage_of_the_same_request(claude):
+    m = claude.messages.create(model="chat-model", max_tokens=3, system="Be brief.", tools=[WEATHER], messages=ASK)
+    counted = claude.messages.count_tokens(model="chat-model", system="Be brief.", tools=[WEATHER], messages=ASK)
+    assert counted.input_tokens == m.usage.input_tokens > 0
+
+
 def test_models_list_in_anthropic_shape(claude):
     models = list(claude.models.list())
     assert "chat-model" in [m.id for m in models]

@@ -9,23 +9,16 @@ fn chat(body: Value) -> ChatCompletionRequest {
 }
 
 #[test]
-fn method_paths_name_the_model_and_the_stream() {
+fn method_paths_name_the_model_resource() {
     assert_eq!(
-        method_path("gemini-2.5-flash", false),
+        method_path("gemini-2.5-flash", "generateContent"),
         "/models/gemini-2.5-flash:generateContent"
     );
     assert_eq!(
-        method_path("gemini-2.5-flash", true),
-        "/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        method_path("tunedModels/my-tune", "countTokens"),
+        "/tunedModels/my-tune:countTokens"
     );
-    assert_eq!(
-        method_path("tunedModels/my-tune", false),
-        "/tunedModels/my-tune:generateContent"
-    );
-    assert_eq!(
-        method_path("a b?", false),
-        "/models/a%20b%3F:generateContent"
-    );
+    assert_eq!(model_resource("a b?"), "models/a%20b%3F");
 }
 
 #[test]

@@ -1,0 +1,92 @@
+//! `POST /v1/messages/count_tokens`: the prompt tokens of a Messages request, counted by
+//! the first target of its model that can count (vLLM's `/tokenize`, Anthropic's
+//! `count_tokens`, Gemini's `countTokens`), in the route's order. A target without the
+//! endpoint, or out of reach, passes the question to the next.
+
+use super::context::RequestContext;
+use super::dispatch::read_upstream_body;
+use super::error::ApiError;
+use super::handler::{Outcome, authenticated_request, json_response};
+use crate::api::anthropic::MessagesRequest;
+use crate::api::openai::upstream_error_message;
+use crate::providers::wire_format;
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+/// Largest counting answer read (vLLM's lists every token id).
+const MAX_COUNT_ANSWER: usize = 16 * 1024 * 1024;
+
+pub(super) async fn count_tokens(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+) -> Result<Outcome, ApiError> {
+    let (principal, mut body) = authenticated_request::<Value>(ctx, req).await?;
+    // A count needs no `max_tokens`; the Messages request type wants one.
+    if let Some(fields) = body.as_object_mut() {
+        fields.entry("max_tokens").or_insert(1.into());
+    }
+    let request: MessagesRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    let chat = request
+        .to_chat()
+        .map_err(|e| ApiError::invalid_request(&e.0))?;
+    let state = ctx.state().clone();
+    let route = state
+        .routes
+        .get(&request.model)
+        .filter(|_| principal.may_use(&request.model))
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    ctx.record.model = Some(route.model.clone());
+    for index in route.attempt_order() {
+        let target = &route.targets[index];
+        let upstream = &target.upstream;
+        if !upstream.is_healthy() {
+            continue;
+        }
+        let count = wire_format::count_request(upstream.kind, &chat, &target.upstream_model)?;
+        ctx.record.upstream = Some(upstream.name.clone());
+        ctx.record.upstream_model = Some(target.upstream_model.clone());
+        ctx.record.attempts += 1;
+        ctx.upstream_begin();
+        let sent = upstream
+            .post_json(count.path(), count.body.clone(), false, &ctx.record.id)
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                ctx.upstream_end();
+                tracing::info!(request_id = %ctx.record.id, upstream = %upstream.name, "count_tokens: {e}; trying the next target");
+                continue;
+            }
+        };
+        let status = response.status();
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        let answer = read_upstream_body(
+            response.into_body(),
+            MAX_COUNT_ANSWER,
+            upstream.read_timeout,
+        )
+        .await;
+        ctx.upstream_end();
+        let answer = answer?;
+        if status.is_success() {
+            let tokens = wire_format::counted_tokens(upstream.kind, &answer).ok_or_else(|| {
+                ApiError::upstream_protocol("the token count answer has no count")
+            })?;
+            let body = format!("{{\"input_tokens\":{tokens}}}");
+            return Ok(Outcome::Response(json_response(
+                StatusCode::OK,
+                body.into_bytes(),
+            )));
+        }
+        // No such endpoint there (llama.cpp, TGI, …), or it is failing: ask the next.
+        if matches!(status.as_u16(), 404 | 405 | 501) || status.is_server_error() {
+            tracing::info!(request_id = %ctx.record.id, upstream = %upstream.name, status = status.as_u16(), "count_tokens: target cannot count; trying the next");
+            continue;
+        }
+        let message = upstream_error_message(&answer);
+        return Err(ApiError::from_upstream(status, message, retry_after));
+    }
+    Err(ApiError::count_tokens_unavailable(&route.model))
+}
