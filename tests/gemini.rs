@@ -211,3 +211,91 @@ async fn gemini_failures_map_to_the_callers_format() {
     assert_eq!(message["usage"]["output_tokens"], 5);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_clients_are_served_by_any_upstream_in_googles_shapes() {
+    let (gw, _cut) = Gateway::with_cut_model("reset:2").await;
+    let call = |path: &str, body: Value| {
+        let url = gw.url(path);
+        let key = gw.key.clone();
+        async move {
+            common::send(
+                "POST",
+                &url,
+                &[("x-goog-api-key", key.as_str())],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
+    };
+    let ask = json!({"contents": [{"role": "user", "parts": [{"text": "Hi there"}]}],
+                     "generationConfig": {"maxOutputTokens": 3}});
+
+    let answer = call("/v1beta/models/chat-model:generateContent", ask.clone()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let answer = answer.json();
+    assert_eq!(answer["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(answer["usageMetadata"]["candidatesTokenCount"], 3);
+
+    let stream = call(
+        "/v1beta/models/chat-model:streamGenerateContent?alt=sse",
+        ask.clone(),
+    )
+    .await;
+    let events: Vec<Value> = stream
+        .text()
+        .split("\r\n\r\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let last = events.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 3);
+
+    let broken = call(
+        "/v1beta/models/cut-model:streamGenerateContent?alt=sse",
+        ask.clone(),
+    )
+    .await;
+    let last = broken
+        .text()
+        .trim_end()
+        .rsplit("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_string();
+    let error: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["status"], "INTERNAL", "{}", broken.text());
+
+    let not_sse = call(
+        "/v1beta/models/chat-model:streamGenerateContent",
+        ask.clone(),
+    )
+    .await;
+    assert_eq!(not_sse.status, 400);
+    assert_eq!(not_sse.json()["error"]["status"], "INVALID_ARGUMENT");
+    let unknown_field = call(
+        "/v1beta/models/chat-model:generateContent",
+        json!({"contents": [], "bogus": 1}),
+    )
+    .await;
+    assert_eq!(unknown_field.status, 400);
+    assert!(unknown_field.text().contains("bogus"));
+    let counted = call(
+        "/v1beta/models/chat-model:countTokens",
+        json!({"contents": ask["contents"]}),
+    )
+    .await;
+    assert_eq!(
+        counted.json()["totalTokens"],
+        answer["usageMetadata"]["promptTokenCount"]
+    );
+
+    let rows = gw.stop().await;
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint).collect();
+    assert_eq!(endpoints[0], "gemini_count_tokens");
+    assert!(
+        endpoints[1..].iter().all(|e| *e == "generate_content"),
+        "{endpoints:?}"
+    );
+}

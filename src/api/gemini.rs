@@ -1,7 +1,9 @@
 //! Google Gemini's `generateContent` API as an upstream: an OpenAI chat request rewritten
 //! as a Gemini request, and the answer — a response, or the stream's events
-//! (`stream::ChunkStream`) — rewritten as OpenAI's.
+//! (`stream::ChunkStream`) — rewritten as OpenAI's. `ingress` is the other direction,
+//! for clients that speak Gemini's API.
 
+pub mod ingress;
 pub mod schema;
 pub mod stream;
 

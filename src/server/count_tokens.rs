@@ -1,4 +1,5 @@
-//! `POST /v1/messages/count_tokens`: the prompt tokens of a Messages request, counted by
+//! Token counting (`POST /v1/messages/count_tokens`, Gemini's `:countTokens`): the
+//! prompt tokens of a request, counted by
 //! the first target of its model that can count (vLLM's `/tokenize`, Anthropic's
 //! `count_tokens`, Gemini's `countTokens`), in the route's order. A target without the
 //! endpoint, or out of reach, passes the question to the next.
@@ -8,8 +9,11 @@ use super::dispatch::read_upstream_body;
 use super::error::ApiError;
 use super::handler::{Outcome, authenticated_request, json_response};
 use crate::api::anthropic::MessagesRequest;
+use crate::api::gemini::ingress;
+use crate::api::openai::ChatCompletionRequest;
 use crate::api::openai::upstream_error_message;
 use crate::providers::wire_format;
+use crate::tenancy::Principal;
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -17,6 +21,7 @@ use serde_json::Value;
 /// Largest counting answer read (vLLM's lists every token id).
 const MAX_COUNT_ANSWER: usize = 16 * 1024 * 1024;
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
 pub(super) async fn count_tokens(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
@@ -31,12 +36,45 @@ pub(super) async fn count_tokens(
     let chat = request
         .to_chat()
         .map_err(|e| ApiError::invalid_request(&e.0))?;
+    let tokens = count(ctx, &principal, &chat).await?;
+    let body = format!("{{\"input_tokens\":{tokens}}}");
+    Ok(Outcome::Response(json_response(
+        StatusCode::OK,
+        body.into_bytes(),
+    )))
+}
+
+/// Gemini's `models/NAME:countTokens`: `{"totalTokens": N}`.
+pub(super) async fn gemini_count_tokens(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+    model: &str,
+) -> Result<Outcome, ApiError> {
+    let (principal, body) = authenticated_request::<Value>(ctx, req).await?;
+    let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    let chat = ingress::counted_request(&body)
+        .and_then(|generate| ingress::to_chat(&generate, model, false))
+        .map_err(|e| ApiError::invalid_request(&e.0))?;
+    let tokens = count(ctx, &principal, &chat).await?;
+    let body = format!("{{\"totalTokens\":{tokens}}}");
+    Ok(Outcome::Response(json_response(
+        StatusCode::OK,
+        body.into_bytes(),
+    )))
+}
+
+/// The prompt tokens of `chat`, counted by the first target of its model that can.
+async fn count(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    chat: &ChatCompletionRequest,
+) -> Result<u64, ApiError> {
     let state = ctx.state().clone();
     let route = state
         .routes
-        .get(&request.model)
-        .filter(|_| principal.may_use(&request.model))
-        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+        .get(&chat.model)
+        .filter(|_| principal.may_use(&chat.model))
+        .ok_or_else(|| ApiError::model_not_found(&chat.model))?;
     ctx.record.model = Some(route.model.clone());
     for index in route.attempt_order() {
         let target = &route.targets[index];
@@ -44,7 +82,7 @@ pub(super) async fn count_tokens(
         if !upstream.is_healthy() {
             continue;
         }
-        let count = wire_format::count_request(upstream.kind, &chat, &target.upstream_model)?;
+        let count = wire_format::count_request(upstream.kind, chat, &target.upstream_model)?;
         ctx.record.upstream = Some(upstream.name.clone());
         ctx.record.upstream_model = Some(target.upstream_model.clone());
         ctx.record.attempts += 1;
@@ -71,14 +109,8 @@ pub(super) async fn count_tokens(
         ctx.upstream_end();
         let answer = answer?;
         if status.is_success() {
-            let tokens = wire_format::counted_tokens(upstream.kind, &answer).ok_or_else(|| {
-                ApiError::upstream_protocol("the token count answer has no count")
-            })?;
-            let body = format!("{{\"input_tokens\":{tokens}}}");
-            return Ok(Outcome::Response(json_response(
-                StatusCode::OK,
-                body.into_bytes(),
-            )));
+            return wire_format::counted_tokens(upstream.kind, &answer)
+                .ok_or_else(|| ApiError::upstream_protocol("the token count answer has no count"));
         }
         // No such endpoint there (llama.cpp, TGI, …), or it is failing: ask the next.
         if matches!(status.as_u16(), 404 | 405 | 501) || status.is_server_error() {

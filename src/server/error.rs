@@ -269,6 +269,13 @@ impl ApiError {
         self.into_response_with(body)
     }
 
+    /// The error as an HTTP response in Google's shape (Gemini's endpoints).
+    pub fn into_gemini_response(self) -> Response<GatewayBody> {
+        let body = crate::api::gemini::ingress::error_json(self.status.as_u16(), &self.message)
+            .to_string();
+        self.into_response_with(body.into_bytes())
+    }
+
     fn into_response_with(self, body: Vec<u8>) -> Response<GatewayBody> {
         let mut response = Response::new(GatewayBody::full(body));
         *response.status_mut() = self.status;

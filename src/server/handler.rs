@@ -3,13 +3,14 @@
 
 use super::body::GatewayBody;
 use super::context::RequestContext;
-use super::count_tokens::count_tokens;
+use super::count_tokens::{count_tokens, gemini_count_tokens};
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
 use crate::api::anthropic::stream::AnthropicStream;
 use crate::api::anthropic::{self, MessagesRequest};
+use crate::api::gemini::ingress::{self, GeminiEvents};
 use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
@@ -49,6 +50,9 @@ pub async fn handle(
         | Endpoint::Messages
         | Endpoint::Responses
         | Endpoint::CountTokens
+        | Endpoint::GenerateContent
+        | Endpoint::GeminiCountTokens
+        | Endpoint::GeminiModels
         | Endpoint::Completions
         | Endpoint::Embeddings => {
             let Some(permit) = state.log.reserve().await else {
@@ -62,13 +66,20 @@ pub async fn handle(
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
             let result = match endpoint {
-                Endpoint::Models => list_models(&mut ctx, req.headers()),
+                Endpoint::Models => list_models(&mut ctx, req.headers(), false),
                 Endpoint::ChatCompletions => {
                     forward::<ChatCompletionRequest>(&mut ctx, req, "/chat/completions").await
                 }
                 Endpoint::Messages => messages(&mut ctx, req).await,
                 Endpoint::Responses => responses(&mut ctx, req).await,
                 Endpoint::CountTokens => count_tokens(&mut ctx, req).await,
+                Endpoint::GenerateContent => generate_content(&mut ctx, req).await,
+                Endpoint::GeminiCountTokens => {
+                    let path = req.uri().path().to_string();
+                    let model = ingress::model_method(&path).map_or("", |(model, _)| model);
+                    gemini_count_tokens(&mut ctx, req, model).await
+                }
+                Endpoint::GeminiModels => list_models(&mut ctx, req.headers(), true),
                 Endpoint::Completions => {
                     forward::<CompletionRequest>(&mut ctx, req, "/completions").await
                 }
@@ -104,10 +115,12 @@ pub async fn handle(
                         );
                     }
                     ctx.finish(err.status.as_u16(), Some(err.code));
-                    if matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) {
-                        err.into_anthropic_response()
-                    } else {
-                        err.into_response()
+                    match endpoint {
+                        Endpoint::Messages | Endpoint::CountTokens => err.into_anthropic_response(),
+                        Endpoint::GenerateContent
+                        | Endpoint::GeminiCountTokens
+                        | Endpoint::GeminiModels => err.into_gemini_response(),
+                        _ => err.into_response(),
                     }
                 }
             }
@@ -164,7 +177,9 @@ fn metrics_response(state: &AppState) -> Response<GatewayBody> {
     response
 }
 
-/// The key a client presented: `Authorization: Bearer …` or `x-api-key: …`.
+/// The key a client presented: `Authorization: Bearer …`, `x-api-key: …` (Anthropic's
+/// clients) or `x-goog-api-key: …` (Gemini's). Never a URL's `?key=`: URLs end up in
+/// logs.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
@@ -179,6 +194,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     }
     headers
         .get("x-api-key")
+        .or_else(|| headers.get("x-goog-api-key"))
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -192,8 +208,13 @@ fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Princip
 }
 
 /// `GET /v1/models`: the models the caller's key may use, in OpenAI's list shape, or in
-/// Anthropic's when the request carries `anthropic-version` (Anthropic's SDKs do).
-fn list_models(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Outcome, ApiError> {
+/// Anthropic's when the request carries `anthropic-version` (Anthropic's SDKs do), or in
+/// Gemini's for `GET /v1beta/models` (`gemini`) or a request with `x-goog-api-key`.
+fn list_models(
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    gemini: bool,
+) -> Result<Outcome, ApiError> {
     let principal = authenticate(ctx, headers)?;
     let state = ctx.state();
     let names: Vec<&String> = state
@@ -202,7 +223,17 @@ fn list_models(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Outcome,
         .iter()
         .filter(|name| principal.may_use(name))
         .collect();
-    let list = if headers.contains_key("anthropic-version") {
+    // Gemini's SDK lists `/v1/models` too; its key header tells it apart.
+    let list = if gemini || headers.contains_key("x-goog-api-key") {
+        let models: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| {
+                serde_json::json!({"name": format!("models/{name}"), "displayName": name,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"]})
+            })
+            .collect();
+        serde_json::json!({"models": models})
+    } else if headers.contains_key("anthropic-version") {
         let created = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH
                 + std::time::Duration::from_secs(u64::try_from(state.started_unix).unwrap_or(0)),
@@ -314,6 +345,38 @@ pub(super) async fn authenticated_request<R: DeserializeOwned>(
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
     Ok((principal, parse(&body)?))
+}
+
+/// Gemini's `models/NAME:generateContent` and `:streamGenerateContent?alt=sse`, served
+/// through the chat path and answered in Gemini's shapes.
+async fn generate_content(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+) -> Result<Outcome, ApiError> {
+    let path = req.uri().path().to_string();
+    let (model, method) = ingress::model_method(&path).unwrap_or_default();
+    let stream = method == "streamGenerateContent";
+    if stream
+        && !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"))
+    {
+        return Err(ApiError::invalid_request(
+            "streamGenerateContent is served as server-sent events only: add `alt=sse`",
+        ));
+    }
+    let principal = authenticate(ctx, req.headers())?;
+    let state = ctx.state().clone();
+    let body = read_body(&state, req).await?;
+    through_chat(
+        ctx,
+        &principal,
+        ingress::to_chat(&body, model, stream),
+        |completion| ingress::from_chat(completion, model),
+        || Box::new(GeminiEvents::new(model, None)),
+    )
+    .await
 }
 
 /// Routes a chat request made from another format and turns the answer back into that

@@ -52,6 +52,12 @@ pub enum Endpoint {
     Responses,
     /// Anthropic's token counting for a Messages request.
     CountTokens,
+    /// Gemini's `models/NAME:generateContent` and `:streamGenerateContent`.
+    GenerateContent,
+    /// Gemini's `models/NAME:countTokens`.
+    GeminiCountTokens,
+    /// Gemini's model list.
+    GeminiModels,
     Completions,
     Embeddings,
     Models,
@@ -69,7 +75,28 @@ impl Endpoint {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        let (endpoint, allowed) = match path {
+        let gemini = crate::api::gemini::ingress::model_method(path).map(|(_, method)| method);
+        let (endpoint, allowed) = match (path, gemini) {
+            (_, Some("generateContent" | "streamGenerateContent")) => {
+                (Self::GenerateContent, Method::POST)
+            }
+            (_, Some("countTokens")) => (Self::GeminiCountTokens, Method::POST),
+            (_, Some(_)) => return Self::NotFound,
+            (path, None) => match Self::plain(path) {
+                Some(plain) => plain,
+                None => return Self::NotFound,
+            },
+        };
+        if *method == allowed || (allowed == Method::GET && *method == Method::HEAD) {
+            endpoint
+        } else {
+            Self::WrongMethod
+        }
+    }
+
+    /// The endpoint at a fixed path, and the method it takes.
+    fn plain(path: &str) -> Option<(Self, Method)> {
+        Some(match path {
             "/v1/chat/completions" => (Self::ChatCompletions, Method::POST),
             "/v1/messages" => (Self::Messages, Method::POST),
             "/v1/responses" => (Self::Responses, Method::POST),
@@ -80,13 +107,9 @@ impl Endpoint {
             "/healthz" => (Self::Healthz, Method::GET),
             "/readyz" => (Self::Readyz, Method::GET),
             "/metrics" => (Self::Metrics, Method::GET),
-            _ => return Self::NotFound,
-        };
-        if *method == allowed || (allowed == Method::GET && *method == Method::HEAD) {
-            endpoint
-        } else {
-            Self::WrongMethod
-        }
+            "/v1beta/models" => (Self::GeminiModels, Method::GET),
+            _ => return None,
+        })
     }
 
     /// The endpoint's name in logs and metrics.
@@ -96,6 +119,9 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::Responses => "responses",
             Self::CountTokens => "count_tokens",
+            Self::GenerateContent => "generate_content",
+            Self::GeminiCountTokens => "gemini_count_tokens",
+            Self::GeminiModels => "gemini_models",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
@@ -115,6 +141,9 @@ pub fn endpoint_name(stored: &str) -> &'static str {
         Endpoint::Messages,
         Endpoint::Responses,
         Endpoint::CountTokens,
+        Endpoint::GenerateContent,
+        Endpoint::GeminiCountTokens,
+        Endpoint::GeminiModels,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Models,

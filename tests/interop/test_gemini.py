@@ -151,3 +151,56 @@ def test_openai_sdk_through_airlock_to_gemini(gemini_gateway):
                 "type": "object", "properties": {"n": {"type": "integer", "not": {"const": 3}}}}}},
         )
     assert "`not`" in refused.value.message
+
+
+@pytest.fixture(scope="module")
+def via_airlock(instance):
+    """The google-genai SDK pointed at Airlock, whose `chat-model` is a vLLM-style upstream."""
+    return sdk(instance.base_url.removeprefix("http://").removesuffix("/v1"), instance.key)
+
+
+def test_google_genai_sdk_through_airlock(via_airlock, instance):
+    client = via_airlock
+    r = client.models.generate_content(
+        model="chat-model", contents="Hello there",
+        config=types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=5),
+    )
+    assert len(r.text.split()) == 5 and r.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert r.usage_metadata.candidates_token_count == 5
+    counted = client.models.count_tokens(model="chat-model", contents="Hello there")
+    plain = client.models.generate_content(model="chat-model", contents="Hello there",
+                                           config=types.GenerateContentConfig(max_output_tokens=1))
+    assert counted.total_tokens == plain.usage_metadata.prompt_token_count > 0
+
+    chunks = list(client.models.generate_content_stream(
+        model="chat-model", contents="Hello", config=types.GenerateContentConfig(max_output_tokens=4)))
+    assert len("".join(c.text or "" for c in chunks).split()) == 4
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert chunks[-1].usage_metadata.candidates_token_count == 4
+
+    tools = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])
+    asked = types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")])
+    called = client.models.generate_content(model="chat-model", contents=[asked], config=tools)
+    call = called.function_calls[0]
+    assert call.name == "get_weather" and set(call.args) == {"city", "days"}
+    answered = client.models.generate_content(model="chat-model", config=tools, contents=[
+        asked,
+        called.candidates[0].content,
+        types.Content(role="user", parts=[types.Part.from_function_response(name="get_weather", response={"sky": "sunny"})]),
+    ])
+    assert answered.candidates[0].finish_reason is not None
+
+    person = client.models.generate_content(
+        model="chat-model", contents="Who?",
+        config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=Person),
+    )
+    assert isinstance(person.parsed, Person)
+
+    assert "models/chat-model" in [m.name for m in client.models.list()]
+    denied = sdk(instance.base_url.removeprefix("http://").removesuffix("/v1"), "ak-not-a-key")
+    with pytest.raises(errors.ClientError) as unauthorized:
+        denied.models.generate_content(model="chat-model", contents="Hi")
+    assert unauthorized.value.code == 401 and unauthorized.value.status == "UNAUTHENTICATED"
+    with pytest.raises(errors.ClientError) as missing:
+        client.models.generate_content(model="no-such-model", contents="Hi")
+    assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"

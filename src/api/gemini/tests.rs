@@ -2,6 +2,7 @@
 
 use super::stream::ChunkStream;
 use super::*;
+use crate::api::ClientEvents;
 use crate::api::UpstreamEvents;
 
 fn chat(body: Value) -> ChatCompletionRequest {
@@ -270,4 +271,117 @@ fn a_stream_without_a_finish_reason_has_no_clean_end() {
         &json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}}),
     );
     assert_eq!(chunks[0]["error"]["message"], "Internal error");
+}
+
+#[test]
+fn gemini_requests_become_chat_requests() {
+    let body = json!({
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Weather?"}, {"inline_data": {"mime_type": "image/png", "data": "AAAA"}}]},
+            {"role": "model", "parts": [{"text": "plan", "thought": true},
+                {"functionCall": {"name": "w", "args": {"city": "Oslo"}}, "thoughtSignature": "c2ln"},
+                {"functionCall": {"name": "w", "args": {"city": "Rome"}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "w", "response": {"sky": "sun"}}},
+                                       {"functionResponse": {"name": "w", "response": {"sky": "rain"}}}]}
+        ],
+        "tools": [{"functionDeclarations": [{"name": "w", "description": "Weather", "parameters": {
+            "type": "OBJECT", "properties": {"city": {"type": "STRING", "nullable": true}}, "required": ["city"],
+            "propertyOrdering": ["city"]}}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["w"]}},
+        "generationConfig": {"maxOutputTokens": 50, "temperature": 0.1, "stopSequences": ["END"],
+                             "responseMimeType": "application/json",
+                             "responseSchema": {"type": "ARRAY", "items": {"type": "STRING"}}}
+    });
+    let chat = ingress::to_chat(body.to_string().as_bytes(), "alias", true).unwrap();
+    assert_eq!(
+        serde_json::to_value(&chat).unwrap(),
+        json!({
+            "model": "alias", "stream": true,
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Weather?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Rome\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"sky\":\"sun\"}"},
+                {"role": "tool", "tool_call_id": "call_2", "content": "{\"sky\":\"rain\"}"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "w", "description": "Weather", "parameters":
+                {"type": "object", "properties": {"city": {"type": ["string", "null"]}}, "required": ["city"]}}}],
+            "tool_choice": {"type": "function", "function": {"name": "w"}},
+            "max_tokens": 50, "temperature": 0.1, "stop": ["END"],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "response",
+                "schema": {"type": "array", "items": {"type": "string"}}}}
+        })
+    );
+    let refused = |body: Value| {
+        ingress::to_chat(body.to_string().as_bytes(), "m", false)
+            .unwrap_err()
+            .0
+    };
+    assert!(
+        refused(json!({"contents": [{"parts": [{"text": "x"}]}], "labels": {}}))
+            .contains("Unknown name \"labels\"")
+    );
+    assert!(
+        refused(
+            json!({"contents": [{"parts": [{"functionResponse": {"name": "w", "response": {}}}]}]})
+        )
+        .contains("answers no earlier functionCall")
+    );
+    assert!(refused(json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {
+        "responseMimeType": "application/json", "responseSchema": {"type": "OBJECT", "additionalProperties": false}}}))
+    .contains("Unknown name \"additionalProperties\""));
+}
+
+#[test]
+fn chat_answers_become_gemini_answers() {
+    let completion = json!({"id": "chatcmpl-r1", "choices": [{"index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": "Ok.", "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "w", "arguments": "{\"a\":1}"}}]}}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 6}});
+    assert_eq!(
+        ingress::from_chat(&completion, "alias"),
+        json!({"candidates": [{"content": {"parts": [{"text": "Ok."}, {"functionCall": {"name": "w", "args": {"a": 1}}}],
+                                           "role": "model"}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6, "totalTokenCount": 10,
+                                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4}]},
+               "modelVersion": "alias", "responseId": "r1"})
+    );
+
+    let mut events = ingress::GeminiEvents::new("alias", None);
+    let mut out = bytes::BytesMut::new();
+    for chunk in [
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "w", "arguments": "{\"a\""}}]}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":2}"}}]}, "finish_reason": "tool_calls"}]}),
+        json!({"id": "chatcmpl-s", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}),
+    ] {
+        events.on_chunk(&chunk, &mut out);
+    }
+    events.finish(&mut out);
+    let text = String::from_utf8(out.to_vec()).unwrap();
+    let events: Vec<Value> = text
+        .split("\r\n\r\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert_eq!(
+        events[0]["candidates"][0]["content"]["parts"][0]["text"],
+        "Hi"
+    );
+    assert!(
+        events[0].get("usageMetadata").is_none(),
+        "the prompt size is not known yet"
+    );
+    assert_eq!(
+        events[1]["candidates"][0],
+        json!({"content": {"parts": [{"functionCall": {"name": "w", "args": {"a": 2}}}], "role": "model"},
+               "finishReason": "STOP", "index": 0})
+    );
+    assert_eq!(events[1]["usageMetadata"]["totalTokenCount"], 8);
 }
