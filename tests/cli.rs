@@ -33,6 +33,10 @@ fn every_subcommand_has_help() {
         vec!["keys", "create", "--help"],
         vec!["keys", "list", "--help"],
         vec!["keys", "revoke", "--help"],
+        vec!["admin", "--help"],
+        vec!["admin", "token", "create", "--help"],
+        vec!["admin", "token", "list", "--help"],
+        vec!["admin", "token", "revoke", "--help"],
         vec!["requests", "--help"],
         vec!["experiments", "--help"],
         vec!["version", "--help"],
@@ -109,6 +113,59 @@ fn init_then_keys_lifecycle() {
     .unwrap();
     assert!(json[0]["revoked_at"].is_i64());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn admin_tokens_lifecycle() {
+    let dir = common::scratch_dir("cli-admin");
+    let d = dir.join("inst");
+    let d = d.to_str().unwrap();
+    assert!(airlock(&["init", "--dir", d]).status.success());
+    let config = Path::new(d).join("airlock.yaml");
+    let cfg = config.to_str().unwrap();
+    let create = |role: &str, extra: &[&str]| {
+        let mut args = vec![
+            "admin", "token", "create", "--config", cfg, "--name", "ops", "--role", role, "--json",
+        ];
+        args.extend_from_slice(extra);
+        airlock(&args)
+    };
+    let out = create("operator", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert!(token.starts_with("adm-") && created["role"] == "operator");
+    let bad_role = create("root", &[]);
+    assert!(!bad_role.status.success());
+    assert!(
+        stderr(&bad_role).contains("super-admin"),
+        "{}",
+        stderr(&bad_role)
+    );
+    let unscoped = create("tenant-admin", &[]);
+    assert!(
+        stderr(&unscoped).contains("--tenant"),
+        "{}",
+        stderr(&unscoped)
+    );
+
+    let listed = stdout(&airlock(&["admin", "token", "list", "--config", cfg]));
+    assert!(
+        listed.contains("operator") && !listed.contains(token),
+        "{listed}"
+    );
+    let id = created["id"].as_str().unwrap();
+    assert!(
+        airlock(&["admin", "token", "revoke", "--config", cfg, id])
+            .status
+            .success()
+    );
+    assert!(
+        !airlock(&["admin", "token", "revoke", "--config", cfg, id])
+            .status
+            .success()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,8 +1,6 @@
 //! `airlock keys`: create, list and revoke virtual keys of an instance.
 
-use crate::config::LoadedConfig;
-use crate::store::instance_key::InstanceKey;
-use crate::tenancy::{KeyInfo, KeyStore, NewKey, STATE_MIGRATIONS};
+use crate::tenancy::{KeyInfo, KeyStore, NewKey};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -52,13 +50,8 @@ enum KeysCommand {
 }
 
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
-    let config = args
-        .config
-        .ok_or_else(|| anyhow::anyhow!("pass --config FILE (or set AIRLOCK_CONFIG)"))?;
-    let loaded = LoadedConfig::load(&config)?;
-    let instance_key = InstanceKey::read(&loaded.key_file_path())?;
-    let conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
-    let store = KeyStore::new(&conn, &instance_key.key_hash_secret);
+    let state = super::open_state(args.config)?;
+    let store = KeyStore::new(&state.conn, &state.instance_key.key_hash_secret);
     let actor = super::cli_actor();
     match args.command {
         KeysCommand::Create {
@@ -70,8 +63,11 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         } => {
             if let Some(models) = &models {
                 for m in models {
-                    if !loaded.config.models.contains_key(m) {
-                        eprintln!("warning: model `{m}` is not in {}", config.display());
+                    if !state.loaded.config.models.contains_key(m) {
+                        eprintln!(
+                            "warning: model `{m}` is not in {}",
+                            state.config_path.display()
+                        );
                     }
                 }
             }
@@ -112,7 +108,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn time(unix: Option<i64>) -> String {
+/// A unix time as RFC 3339, or `-`.
+pub(super) fn time(unix: Option<i64>) -> String {
     match unix {
         None => "-".into(),
         Some(t) => humantime::format_rfc3339_seconds(

@@ -1,5 +1,6 @@
 //! The `airlock` command line: argument parsing and dispatch to the subcommands.
 
+mod admin;
 mod demo;
 mod experiments;
 mod init;
@@ -35,6 +36,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create, list and revoke virtual keys.
     Keys(keys::KeysArgs),
+    /// Administer the instance: admin API tokens.
+    Admin(admin::AdminArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MockUpstream(args) => mock_upstream(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Admin(args) => admin::run(args),
         Command::Requests(args) => requests::run(&args),
         Command::Experiments(args) => experiments::run(&args),
         Command::Version => {
@@ -130,6 +134,29 @@ fn mock_upstream(args: crate::mock_upstream::MockArgs) -> anyhow::Result<()> {
             listener.local_addr()?
         );
         crate::mock_upstream::serve(listener, args, crate::server::shutdown_signal()).await
+    })
+}
+
+/// An instance's state database, opened for an administrative command.
+struct StateAccess {
+    config_path: PathBuf,
+    loaded: LoadedConfig,
+    conn: rusqlite::Connection,
+    instance_key: crate::store::instance_key::InstanceKey,
+}
+
+/// Opens the state database of the instance `--config` names.
+fn open_state(config: Option<PathBuf>) -> anyhow::Result<StateAccess> {
+    let config_path =
+        config.ok_or_else(|| anyhow::anyhow!("pass --config FILE (or set AIRLOCK_CONFIG)"))?;
+    let loaded = LoadedConfig::load(&config_path)?;
+    let instance_key = crate::store::instance_key::InstanceKey::read(&loaded.key_file_path())?;
+    let conn = crate::store::open(&loaded.state_db_path(), crate::tenancy::STATE_MIGRATIONS)?;
+    Ok(StateAccess {
+        config_path,
+        loaded,
+        conn,
+        instance_key,
     })
 }
 

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Serve Prometheus metrics at `GET /metrics`.
     pub metrics: bool,
+    /// Serve the admin API under `/admin/` (admin tokens only).
+    pub admin_api: bool,
     /// Threads serving connections; 0 means one per CPU core.
     pub worker_threads: usize,
 }
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             client_body_timeout_secs: 60,
             shutdown_grace_secs: 30,
             metrics: true,
+            admin_api: true,
             worker_threads: 0,
         }
     }
@@ -330,7 +333,7 @@ pub struct TargetConfig {
 }
 
 /// How targets of the same priority are ordered for each request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// At random, in proportion to `weight`.

@@ -4,6 +4,7 @@
 
 use crate::config::BreakerConfig;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Buckets the sliding window is cut into.
@@ -56,6 +57,24 @@ pub struct Breaker {
     started: Instant,
     slice: Duration,
     inner: Mutex<Inner>,
+    /// Held open by an operator (the target drained) until closed again; applies even
+    /// when the breaker itself is disabled.
+    forced_open: AtomicBool,
+}
+
+/// A breaker as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BreakerSnapshot {
+    pub state: &'static str,
+    /// Held open by an operator.
+    pub forced: bool,
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    /// Attempts and failures in the sliding window.
+    pub window_attempts: u64,
+    pub window_failures: u64,
+    /// How long it stays open before a probe, when open.
+    pub open_for_ms: Option<u64>,
 }
 
 /// Leave to send one attempt; report how it went with [`Admission::settle`]. Dropped
@@ -83,11 +102,15 @@ impl Breaker {
                     failures: 0,
                 }; BUCKETS],
             }),
+            forced_open: AtomicBool::new(false),
         }
     }
 
     /// Whether an attempt may go to this target now.
     pub fn admit(&self, now: Instant) -> Option<Admission<'_>> {
+        if self.forced_open.load(Ordering::Relaxed) {
+            return None;
+        }
         if !self.config.enabled {
             return Some(self.admission(false));
         }
@@ -130,7 +153,75 @@ impl Breaker {
         }
     }
 
+    /// Holds the breaker open (the target takes no traffic) until [`Breaker::close`].
+    pub fn force_open(&self) {
+        self.forced_open.store(true, Ordering::Relaxed);
+    }
+
+    /// Closes the breaker now, forgetting past failures (and any operator hold).
+    pub fn close(&self) {
+        self.forced_open.store(false, Ordering::Relaxed);
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.mode = Mode::Closed;
+            inner.consecutive_failures = 0;
+            inner.buckets.iter_mut().for_each(|b| b.slice = u64::MAX);
+        }
+    }
+
+    /// The breaker's state and counters.
+    pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
+        let forced = self.forced_open.load(Ordering::Relaxed);
+        let state = self.state(now);
+        let (consecutive_failures, window_attempts, window_failures, open_for_ms) = match self
+            .inner
+            .lock()
+        {
+            Ok(inner) => {
+                let slice = self.slice_at(now);
+                let (ok, failed) = Self::window(&inner, slice);
+                let open_for = match inner.mode {
+                    Mode::Open { until } if now < until => Some((until - now).as_millis() as u64),
+                    _ => None,
+                };
+                (inner.consecutive_failures, ok + failed, failed, open_for)
+            }
+            Err(_) => (0, 0, 0, None),
+        };
+        BreakerSnapshot {
+            state: match (forced, state) {
+                (true, _) | (_, BreakerState::Open) => "open",
+                (_, BreakerState::HalfOpen) => "half_open",
+                (_, BreakerState::Closed) => "closed",
+            },
+            forced,
+            enabled: self.config.enabled,
+            consecutive_failures,
+            window_attempts,
+            window_failures,
+            open_for_ms,
+        }
+    }
+
+    fn slice_at(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.started).as_nanos() / self.slice.as_nanos().max(1))
+            as u64
+    }
+
+    /// Successes and failures in the window ending at `slice`.
+    fn window(inner: &Inner, slice: u64) -> (u64, u64) {
+        inner
+            .buckets
+            .iter()
+            .filter(|b| b.slice != u64::MAX && b.slice + BUCKETS as u64 > slice)
+            .fold((0u64, 0u64), |(ok, failed), b| {
+                (ok + u64::from(b.successes), failed + u64::from(b.failures))
+            })
+    }
+
     pub fn state(&self, now: Instant) -> BreakerState {
+        if self.forced_open.load(Ordering::Relaxed) {
+            return BreakerState::Open;
+        }
         match self.inner.lock().map(|i| match i.mode {
             Mode::Closed => BreakerState::Closed,
             Mode::Open { until } if now < until => BreakerState::Open,
@@ -145,8 +236,7 @@ impl Breaker {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let slice = (now.saturating_duration_since(self.started).as_nanos()
-            / self.slice.as_nanos().max(1)) as u64;
+        let slice = self.slice_at(now);
         let bucket = &mut inner.buckets[(slice % BUCKETS as u64) as usize];
         if bucket.slice != slice {
             *bucket = Bucket {
@@ -187,13 +277,7 @@ impl Breaker {
         if inner.consecutive_failures >= self.config.failure_threshold {
             return true;
         }
-        let recent = inner
-            .buckets
-            .iter()
-            .filter(|b| b.slice != u64::MAX && b.slice + BUCKETS as u64 > slice);
-        let (ok, failed) = recent.fold((0u64, 0u64), |(ok, failed), b| {
-            (ok + u64::from(b.successes), failed + u64::from(b.failures))
-        });
+        let (ok, failed) = Self::window(inner, slice);
         let total = ok + failed;
         total >= u64::from(self.config.min_requests)
             && total > 0
@@ -339,5 +423,43 @@ mod tests {
         breaker.rest_until(now + Duration::from_secs(2));
         assert!(breaker.admit(now).is_none());
         assert!(breaker.admit(now + Duration::from_secs(3)).is_some());
+    }
+
+    #[test]
+    fn operators_hold_a_breaker_open_and_close_it() {
+        let disabled = Breaker::new(&BreakerConfig {
+            enabled: false,
+            ..config()
+        });
+        let now = Instant::now();
+        disabled.force_open();
+        assert!(
+            disabled.admit(now).is_none(),
+            "held open even when disabled"
+        );
+        let snapshot = disabled.snapshot(now);
+        assert_eq!((snapshot.state, snapshot.forced), ("open", true));
+        disabled.close();
+        assert!(disabled.admit(now).is_some());
+
+        let breaker = Breaker::new(&config());
+        for _ in 0..3 {
+            attempt(&breaker, Outcome::Failure);
+        }
+        let snapshot = breaker.snapshot(Instant::now());
+        assert_eq!(snapshot.state, "open");
+        assert_eq!((snapshot.window_attempts, snapshot.window_failures), (3, 3));
+        assert!(snapshot.open_for_ms.is_some_and(|ms| ms <= 5_000));
+        breaker.close();
+        let snapshot = breaker.snapshot(Instant::now());
+        assert_eq!(
+            (
+                snapshot.state,
+                snapshot.consecutive_failures,
+                snapshot.window_attempts
+            ),
+            ("closed", 0, 0)
+        );
+        assert!(breaker.admit(Instant::now()).is_some());
     }
 }

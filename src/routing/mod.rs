@@ -81,6 +81,31 @@ impl Target {
             });
     }
 
+    /// The target as operators see it: where it goes, its health, breaker, load and
+    /// attempt counts.
+    pub fn snapshot(&self, index: usize) -> serde_json::Value {
+        let latency_us = self.latency_us.load(Ordering::Relaxed);
+        let attempts: serde_json::Map<String, serde_json::Value> = ATTEMPT_OUTCOMES
+            .iter()
+            .zip(&self.attempts)
+            .map(|(outcome, counter)| ((*outcome).to_string(), counter.get().into()))
+            .collect();
+        serde_json::json!({
+            "index": index,
+            "upstream": self.upstream.name,
+            "upstream_model": self.upstream_model,
+            "weight": self.weight,
+            "priority": self.priority,
+            "cost": self.cost,
+            "arm": self.arm,
+            "healthy": self.upstream.is_healthy(),
+            "breaker": self.breaker.snapshot(std::time::Instant::now()),
+            "outstanding": self.outstanding.load(Ordering::Relaxed),
+            "latency_ms": (latency_us > 0).then(|| latency_us as f64 / 1000.0),
+            "attempts": attempts,
+        })
+    }
+
     /// The sort key of this target under `strategy` (lower goes first).
     fn rank(&self, strategy: Strategy) -> f64 {
         match strategy {
@@ -126,6 +151,27 @@ pub struct Route {
     /// Some target declares it cannot do something: requests must be matched against
     /// capabilities (otherwise every target serves every request).
     pub limits_capabilities: bool,
+}
+
+impl Route {
+    /// The route as operators see it, with every target's state.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| target.snapshot(index))
+            .collect();
+        serde_json::json!({
+            "model": self.model,
+            "strategy": self.strategy,
+            "retry_attempts": self.retry.attempts,
+            "experiment": self.experiment.as_ref().map(|e| &e.name),
+            "hedge_after_ms": self.hedge.map(|h| h.as_millis() as u64),
+            "cache": self.cache.is_some(),
+            "targets": targets,
+        })
+    }
 }
 
 /// A streamed attempt's breaker outcome, known only when the stream ends; the attempt

@@ -39,6 +39,8 @@ pub async fn handle(
         Endpoint::Healthz => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         Endpoint::Readyz => readiness(&state),
         Endpoint::Metrics if state.metrics_enabled => metrics_response(&state),
+        Endpoint::Admin if state.admin.is_some() => crate::admin::handle(state, req).await,
+        Endpoint::Admin => ApiError::route_not_found(req.uri().path()).into_response(),
         Endpoint::Metrics | Endpoint::NotFound => {
             ApiError::route_not_found(req.uri().path()).into_response()
         }

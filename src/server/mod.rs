@@ -35,6 +35,8 @@ pub struct AppState {
     pub log: RequestLog,
     pub metrics: Metrics,
     pub metrics_enabled: bool,
+    /// Checks admin tokens and records admin events; `None` when the admin API is off.
+    pub admin: Option<crate::admin::AdminAccess>,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub started_unix: i64,
@@ -58,6 +60,8 @@ pub enum Endpoint {
     GeminiCountTokens,
     /// Gemini's model list.
     GeminiModels,
+    /// The admin API (`/admin/…`).
+    Admin,
     Completions,
     Embeddings,
     Models,
@@ -75,6 +79,9 @@ impl Endpoint {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
+        if path.starts_with("/admin/") {
+            return Self::Admin;
+        }
         let gemini = crate::api::gemini::ingress::model_method(path).map(|(_, method)| method);
         let (endpoint, allowed) = match (path, gemini) {
             (_, Some("generateContent" | "streamGenerateContent")) => {
@@ -122,6 +129,7 @@ impl Endpoint {
             Self::GenerateContent => "generate_content",
             Self::GeminiCountTokens => "gemini_count_tokens",
             Self::GeminiModels => "gemini_models",
+            Self::Admin => "admin",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
@@ -194,6 +202,10 @@ impl Gateway {
             log,
             metrics,
             metrics_enabled: server.metrics,
+            admin: server.admin_api.then(|| crate::admin::AdminAccess {
+                state_db: loaded.state_db_path(),
+                key_hash_secret: instance_key.key_hash_secret,
+            }),
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_secs(server.client_body_timeout_secs),
             started_unix: crate::store::now_unix(),

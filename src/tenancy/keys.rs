@@ -48,7 +48,7 @@ pub struct KeyStore<'a> {
     hmac_key: hmac::Key,
 }
 
-/// Computes the stored hash of a presented key.
+/// Computes the stored hash of a presented key (or admin token).
 pub(super) fn key_hash(hmac_key: &hmac::Key, secret: &str) -> [u8; 32] {
     let tag = hmac::sign(hmac_key, secret.as_bytes());
     let mut out = [0u8; 32];
@@ -56,7 +56,7 @@ pub(super) fn key_hash(hmac_key: &hmac::Key, secret: &str) -> [u8; 32] {
     out
 }
 
-fn random_hex(bytes: usize) -> Result<String, StoreError> {
+pub(super) fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     SystemRandom::new()
         .fill(&mut buf)
@@ -91,7 +91,7 @@ impl<'a> KeyStore<'a> {
             "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
             params![id, name, now_unix()],
         )?;
-        self.admin_event(actor, "tenant.create", &id, Some(name))?;
+        admin_event(self.conn, actor, "tenant.create", &id, Some(name))?;
         Ok(id)
     }
 
@@ -122,7 +122,7 @@ impl<'a> KeyStore<'a> {
                 new.expires_at
             ],
         )?;
-        self.admin_event(actor, "key.create", &id, Some(&new.tenant))?;
+        admin_event(self.conn, actor, "key.create", &id, Some(&new.tenant))?;
         Ok(CreatedKey {
             info: KeyInfo {
                 id,
@@ -176,20 +176,21 @@ impl<'a> KeyStore<'a> {
                 "no active key with id `{key_id}`"
             )));
         }
-        self.admin_event(actor, "key.revoke", key_id, None)
+        admin_event(self.conn, actor, "key.revoke", key_id, None)
     }
+}
 
-    fn admin_event(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO admin_events (ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now_unix(), actor, action, target, detail],
-        )?;
-        Ok(())
-    }
+/// Records an administrative change: who, what, on which object.
+pub(super) fn admin_event(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO admin_events (ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now_unix(), actor, action, target, detail],
+    )?;
+    Ok(())
 }

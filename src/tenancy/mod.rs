@@ -1,17 +1,24 @@
 //! Tenants and their virtual keys: the state database schema, key lifecycle, and the
-//! in-memory key snapshot the data path authenticates against.
+//! in-memory key snapshot the data path authenticates against; admin tokens and the
+//! roles they carry.
 
+mod admin_tokens;
 mod auth;
 mod change_watch;
 mod keys;
+pub mod rbac;
 
+pub use admin_tokens::{
+    ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore,
+};
 pub use auth::{AuthError, KeyCache, Principal};
 pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey};
 
 use crate::store::Migration;
 
 /// Schema of the state database (`airlock.db`).
-pub const STATE_MIGRATIONS: &[Migration] = &["CREATE TABLE tenants (
+pub const STATE_MIGRATIONS: &[Migration] = &[
+    "CREATE TABLE tenants (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         created_at INTEGER NOT NULL
@@ -35,4 +42,16 @@ pub const STATE_MIGRATIONS: &[Migration] = &["CREATE TABLE tenants (
         action TEXT NOT NULL,
         target TEXT NOT NULL,
         detail TEXT
-    );"];
+    );",
+    "CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        tenant_id TEXT REFERENCES tenants(id),
+        prefix TEXT NOT NULL,
+        hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+    );",
+];

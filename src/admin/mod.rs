@@ -1,0 +1,50 @@
+//! The admin API under `/admin/`: authenticated with admin tokens (never virtual keys),
+//! each route checking its permission against the role matrix (`tenancy::rbac`), every
+//! change recorded as an admin event. The routes are axum's; the gateway hands every
+//! `/admin/` request to [`handle`].
+
+mod auth;
+mod error;
+mod routes;
+
+use crate::server::AppState;
+use crate::server::body::GatewayBody;
+use axum::body::Body;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use tower::ServiceExt;
+
+/// What the admin API needs to check tokens and record events.
+pub struct AdminAccess {
+    /// The state database (`airlock.db`), opened per admin request.
+    pub state_db: PathBuf,
+    pub key_hash_secret: [u8; 32],
+}
+
+/// Serves one `/admin/` request.
+pub async fn handle(state: Arc<AppState>, mut req: Request<Incoming>) -> Response<GatewayBody> {
+    static ROUTER: OnceLock<axum::Router> = OnceLock::new();
+    let router = ROUTER.get_or_init(routes::router).clone();
+    req.extensions_mut().insert(state);
+    let req = req.map(Body::new);
+    let response = match router.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    // Admin answers are small JSON documents: collected, then sent whole.
+    let bytes = match http_body_util::Limited::new(body, 16 * 1024 * 1024)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::warn!("admin response body failed: {e}");
+            bytes::Bytes::new()
+        }
+    };
+    Response::from_parts(parts, GatewayBody::full(bytes))
+}

@@ -1,0 +1,104 @@
+//! Admin routes: the route table's live state (targets, health, breakers, load,
+//! attempts), and holding a target's breaker open or closing it.
+
+use super::auth::Authorized;
+use super::error::AdminError;
+use crate::tenancy::rbac::Permission;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Largest admin request body.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router {
+    Router::new()
+        .route("/admin/routes", get(list_routes))
+        .route("/admin/routes/{model}", get(get_route))
+        .route(
+            "/admin/routes/{model}/targets/{index}/breaker",
+            post(set_breaker),
+        )
+        .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// `GET /admin/routes`: every route with its targets' state.
+async fn list_routes(auth: Authorized) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::RoutesRead)?;
+    let routes = &auth.state.routes;
+    let list: Vec<Value> = routes
+        .names()
+        .iter()
+        .filter_map(|name| routes.get(name))
+        .map(|route| route.snapshot())
+        .collect();
+    Ok(Json(serde_json::json!({"routes": list})))
+}
+
+/// `GET /admin/routes/{model}`.
+async fn get_route(
+    auth: Authorized,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::RoutesRead)?;
+    let Path(model) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let route = auth
+        .state
+        .routes
+        .get(&model)
+        .ok_or_else(|| AdminError::not_found(format!("no model `{model}`")))?;
+    Ok(Json(route.snapshot()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BreakerAction {
+    /// Hold it open: the target takes no traffic until closed (drain it).
+    Open,
+    /// Close it now, forgetting past failures and any hold.
+    Close,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerRequest {
+    action: BreakerAction,
+}
+
+/// `POST /admin/routes/{model}/targets/{index}/breaker` with `{"action": "open"|"close"}`.
+async fn set_breaker(
+    auth: Authorized,
+    path: Result<Path<(String, usize)>, PathRejection>,
+    body: Result<Json<BreakerRequest>, JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::RoutesOperate)?;
+    let Path((model, index)) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let Json(request) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let route = auth
+        .state
+        .routes
+        .get(&model)
+        .ok_or_else(|| AdminError::not_found(format!("no model `{model}`")))?;
+    let target = route
+        .targets
+        .get(index)
+        .ok_or_else(|| AdminError::not_found(format!("model `{model}` has no target {index}")))?;
+    let action = match request.action {
+        BreakerAction::Open => {
+            target.breaker.force_open();
+            "breaker.hold_open"
+        }
+        BreakerAction::Close => {
+            target.breaker.close();
+            "breaker.close"
+        }
+    };
+    let object = format!("{model}#{index} ({})", target.upstream.name);
+    tracing::info!(admin = %auth.admin.actor(), action, target = %object, "admin action");
+    auth.record(action, object, None).await?;
+    Ok(Json(target.snapshot(index)))
+}

@@ -1,0 +1,300 @@
+//! Admin tokens: bearer credentials for the admin API, separate from virtual keys (a
+//! virtual key never opens `/admin`). Created with a role (and a tenant for
+//! tenant-admins), shown once, stored as a keyed hash; listed and revoked. Every change
+//! is an admin event.
+
+use super::keys::{admin_event, key_hash, random_hex};
+use super::rbac::Role;
+use crate::store::{StoreError, now_unix};
+use ring::hmac;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Prefix of every admin token, so it is told apart from a virtual key at a glance.
+pub const ADMIN_TOKEN_PREFIX: &str = "adm-";
+
+/// An admin token as listed (never the secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdminTokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// The tenant a tenant-admin acts for.
+    pub tenant: Option<String>,
+    pub prefix: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Who an admin request comes from.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub token_id: String,
+    pub name: String,
+    pub role: Role,
+    pub tenant_id: Option<String>,
+}
+
+impl Admin {
+    /// How admin events name this admin.
+    pub fn actor(&self) -> String {
+        format!("admin-token:{} ({})", self.token_id, self.name)
+    }
+}
+
+/// Why an admin token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuthError {
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+/// Admin token operations on the state database.
+pub struct AdminTokenStore<'a> {
+    conn: &'a Connection,
+    hmac_key: hmac::Key,
+}
+
+impl<'a> AdminTokenStore<'a> {
+    pub fn new(conn: &'a Connection, key_hash_secret: &[u8; 32]) -> Self {
+        Self {
+            conn,
+            hmac_key: hmac::Key::new(hmac::HMAC_SHA256, key_hash_secret),
+        }
+    }
+
+    /// Creates a token; the secret is returned once. A tenant-admin needs a tenant (an
+    /// existing one); other roles act across tenants.
+    pub fn create(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        expires_at: Option<i64>,
+        actor: &str,
+    ) -> Result<(AdminTokenInfo, String), StoreError> {
+        let tenant_id: Option<String> = match (role, tenant) {
+            (Role::TenantAdmin, Some(tenant)) => Some(
+                self.conn
+                    .query_row("SELECT id FROM tenants WHERE name = ?1", [tenant], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .ok_or_else(|| StoreError::Invalid(format!("no tenant `{tenant}`")))?,
+            ),
+            (Role::TenantAdmin, None) => {
+                return Err(StoreError::Invalid(
+                    "a tenant-admin token needs --tenant".into(),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(StoreError::Invalid(format!(
+                    "only tenant-admin tokens are bound to a tenant; a {role} acts across tenants"
+                )));
+            }
+            (_, None) => None,
+        };
+        let secret = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex(24)?);
+        let id = format!("adt_{}", random_hex(8)?);
+        let prefix: String = secret.chars().take(ADMIN_TOKEN_PREFIX.len() + 6).collect();
+        let created_at = now_unix();
+        self.conn.execute(
+            "INSERT INTO admin_tokens (id, name, role, tenant_id, prefix, hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                name,
+                role.name(),
+                tenant_id,
+                prefix,
+                key_hash(&self.hmac_key, &secret).as_slice(),
+                created_at,
+                expires_at
+            ],
+        )?;
+        admin_event(
+            self.conn,
+            actor,
+            "admin_token.create",
+            &id,
+            Some(role.name()),
+        )?;
+        let info = AdminTokenInfo {
+            id,
+            name: name.into(),
+            role: role.name().into(),
+            tenant: tenant.map(str::to_string),
+            prefix,
+            created_at,
+            expires_at,
+            revoked_at: None,
+        };
+        Ok((info, secret))
+    }
+
+    /// Every token, newest first.
+    pub fn list(&self) -> Result<Vec<AdminTokenInfo>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.id, a.name, a.role, t.name, a.prefix, a.created_at, a.expires_at, a.revoked_at
+             FROM admin_tokens a LEFT JOIN tenants t ON t.id = a.tenant_id
+             ORDER BY a.created_at DESC, a.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AdminTokenInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: r.get(2)?,
+                tenant: r.get(3)?,
+                prefix: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                revoked_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a token by id; effective for the next admin request.
+    pub fn revoke(&self, id: &str, actor: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE admin_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![now_unix(), id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no active admin token with id `{id}`"
+            )));
+        }
+        admin_event(self.conn, actor, "admin_token.revoke", id, None)
+    }
+
+    /// The admin a presented token belongs to.
+    pub fn authenticate(&self, secret: &str) -> Result<Result<Admin, AdminAuthError>, StoreError> {
+        let hash = key_hash(&self.hmac_key, secret);
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, name, role, tenant_id, expires_at, revoked_at FROM admin_tokens WHERE hash = ?1",
+                [hash.as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((token_id, name, role, tenant_id, expires_at, revoked_at)) = row else {
+            return Ok(Err(AdminAuthError::Unknown));
+        };
+        if revoked_at.is_some() {
+            return Ok(Err(AdminAuthError::Revoked));
+        }
+        if expires_at.is_some_and(|t| t <= now_unix()) {
+            return Ok(Err(AdminAuthError::Expired));
+        }
+        let role = role
+            .parse()
+            .map_err(|e: String| StoreError::Invalid(format!("admin token {token_id}: {e}")))?;
+        Ok(Ok(Admin {
+            token_id,
+            name,
+            role,
+            tenant_id,
+        }))
+    }
+
+    /// Records an admin action taken through the admin API.
+    pub fn record(
+        &self,
+        admin: &Admin,
+        action: &str,
+        target: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        admin_event(self.conn, &admin.actor(), action, target, detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenancy::{KeyStore, NewKey, STATE_MIGRATIONS};
+
+    #[test]
+    fn tokens_are_shown_once_scoped_and_revocable() {
+        let dir = crate::store::scratch_dir("admin-tokens");
+        let conn = crate::store::open(&dir.join("airlock.db"), STATE_MIGRATIONS).unwrap();
+        let secret = [9u8; 32];
+        let store = AdminTokenStore::new(&conn, &secret);
+        let (info, token) = store
+            .create("ops", Role::Operator, None, None, "test")
+            .unwrap();
+        assert!(token.starts_with(ADMIN_TOKEN_PREFIX) && info.prefix.len() == 10);
+        let admin = store.authenticate(&token).unwrap().unwrap();
+        assert_eq!((admin.role, admin.name.as_str()), (Role::Operator, "ops"));
+
+        // A virtual key is not an admin token.
+        let key = KeyStore::new(&conn, &secret)
+            .create(
+                &NewKey {
+                    tenant: "acme".into(),
+                    ..NewKey::default()
+                },
+                "test",
+            )
+            .unwrap();
+        assert_eq!(
+            store.authenticate(&key.secret).unwrap().unwrap_err(),
+            AdminAuthError::Unknown
+        );
+
+        assert!(
+            store
+                .create("t", Role::TenantAdmin, None, None, "test")
+                .is_err()
+        );
+        assert!(
+            store
+                .create("t", Role::Viewer, Some("acme"), None, "test")
+                .is_err()
+        );
+        assert!(
+            store
+                .create("t", Role::TenantAdmin, Some("nobody"), None, "test")
+                .is_err()
+        );
+        let (scoped, _) = store
+            .create("t", Role::TenantAdmin, Some("acme"), None, "test")
+            .unwrap();
+        assert_eq!(scoped.tenant.as_deref(), Some("acme"));
+        let (_, old) = store
+            .create("old", Role::Viewer, None, Some(now_unix() - 1), "test")
+            .unwrap();
+        assert_eq!(
+            store.authenticate(&old).unwrap().unwrap_err(),
+            AdminAuthError::Expired
+        );
+
+        store.revoke(&info.id, "test").unwrap();
+        assert_eq!(
+            store.authenticate(&token).unwrap().unwrap_err(),
+            AdminAuthError::Revoked
+        );
+        assert!(store.revoke(&info.id, "test").is_err());
+        assert_eq!(store.list().unwrap().len(), 3);
+        let events: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM admin_events WHERE action LIKE 'admin_token.%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 4);
+    }
+}

@@ -1,0 +1,110 @@
+//! Admin roles and what each may do: the permission matrix, in this one place.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An admin's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything, across tenants.
+    SuperAdmin,
+    /// One tenant's keys, budgets and policies.
+    TenantAdmin,
+    /// Runs the gateway: routes, breakers, health.
+    Operator,
+    /// Reads the audit trail and evidence, nothing else.
+    Auditor,
+    /// Reads configuration and state, changes nothing.
+    Viewer,
+}
+
+/// Something an admin request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// See routes, their targets, health and breakers.
+    RoutesRead,
+    /// Hold a target's breaker open (drain it) or close it.
+    RoutesOperate,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::SuperAdmin,
+        Role::TenantAdmin,
+        Role::Operator,
+        Role::Auditor,
+        Role::Viewer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super-admin",
+            Role::TenantAdmin => "tenant-admin",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether this role may do `permission`: the whole matrix.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match permission {
+            RoutesRead => matches!(self, SuperAdmin | Operator | Viewer),
+            RoutesOperate => matches!(self, SuperAdmin | Operator),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown role `{s}`; one of {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cell of the matrix, spelled out.
+    #[test]
+    fn the_permission_matrix() {
+        let expected = [
+            (
+                Permission::RoutesRead,
+                ["super-admin", "operator", "viewer"].as_slice(),
+            ),
+            (
+                Permission::RoutesOperate,
+                ["super-admin", "operator"].as_slice(),
+            ),
+        ];
+        for (permission, allowed) in expected {
+            for role in Role::ALL {
+                assert_eq!(
+                    role.allows(permission),
+                    allowed.contains(&role.name()),
+                    "{role} / {permission:?}"
+                );
+            }
+        }
+        assert_eq!("operator".parse::<Role>(), Ok(Role::Operator));
+        assert!("root".parse::<Role>().unwrap_err().contains("super-admin"));
+    }
+}

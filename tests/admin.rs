@@ -1,0 +1,199 @@
+//! The admin API on the wire: admin tokens (never virtual keys), the role matrix,
+//! route state, holding a breaker open to drain a target and closing it, every change
+//! recorded as an admin event.
+
+mod common;
+
+use airlock::store::instance_key::InstanceKey;
+use airlock::tenancy::rbac::Role;
+use airlock::tenancy::{AdminTokenStore, STATE_MIGRATIONS};
+use common::{Extra, Gateway, post, send, start_mock};
+use serde_json::{Value, json};
+
+fn admin_token(gw: &Gateway, role: Role) -> String {
+    let ik = InstanceKey::read(&gw.loaded.key_file_path()).unwrap();
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    AdminTokenStore::new(&conn, &ik.key_hash_secret)
+        .create(role.name(), role, None, None, "test")
+        .unwrap()
+        .1
+}
+
+async fn admin(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> common::Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    send(method, &gw.url(path), &headers, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_drain_a_target_through_the_admin_api() {
+    let (second, _s) = start_mock(&[]).await;
+    let extra = Extra {
+        upstreams: format!("  second:\n    base_url: http://{second}/v1\n"),
+        models: "  pair:\n    targets:\n      - {upstream: mock, model: mock-llama, priority: 0}\n      - {upstream: second, model: mock-llama, priority: 1}\n    retry: {attempts: 1}\n"
+            .into(),
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let (viewer, operator, auditor) = (
+        admin_token(&gw, Role::Viewer),
+        admin_token(&gw, Role::Operator),
+        admin_token(&gw, Role::Auditor),
+    );
+    let breaker = "/admin/routes/pair/targets/0/breaker";
+
+    let anonymous = admin(&gw, "GET", "/admin/routes", None, Value::Null).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json()["error"]["code"], "missing_admin_token");
+    assert_eq!(anonymous.headers["www-authenticate"], "Bearer");
+    let with_virtual_key = admin(&gw, "GET", "/admin/routes", Some(&gw.key), Value::Null).await;
+    assert_eq!(
+        with_virtual_key.json()["error"]["code"],
+        "invalid_admin_token"
+    );
+    let not_for_auditors = admin(&gw, "GET", "/admin/routes", Some(&auditor), Value::Null).await;
+    assert_eq!(not_for_auditors.status, 403);
+
+    let routes = admin(&gw, "GET", "/admin/routes", Some(&viewer), Value::Null).await;
+    assert_eq!(routes.status, 200, "{}", routes.text());
+    let pair = admin(&gw, "GET", "/admin/routes/pair", Some(&viewer), Value::Null)
+        .await
+        .json();
+    assert_eq!(pair["targets"][0]["upstream"], "mock");
+    assert_eq!(pair["targets"][0]["breaker"]["state"], "closed");
+    let denied = admin(
+        &gw,
+        "POST",
+        breaker,
+        Some(&viewer),
+        json!({"action": "open"}),
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.json()["error"]["type"], "permission_error");
+
+    let ask =
+        json!({"model": "pair", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]});
+    let chat = gw.url("/v1/chat/completions");
+    assert_eq!(post(&chat, &gw.key, &ask).await.status, 200);
+    let held = admin(
+        &gw,
+        "POST",
+        breaker,
+        Some(&operator),
+        json!({"action": "open"}),
+    )
+    .await;
+    assert_eq!(held.status, 200, "{}", held.text());
+    assert_eq!(
+        held.json()["breaker"],
+        json!({"state": "open", "forced": true, "enabled": true,
+        "consecutive_failures": 0, "window_attempts": 1, "window_failures": 0, "open_for_ms": null})
+    );
+    assert_eq!(post(&chat, &gw.key, &ask).await.status, 200);
+    let closed = admin(
+        &gw,
+        "POST",
+        breaker,
+        Some(&operator),
+        json!({"action": "close"}),
+    )
+    .await;
+    assert_eq!(closed.json()["breaker"]["state"], "closed");
+    assert_eq!(post(&chat, &gw.key, &ask).await.status, 200);
+
+    for (path, body, status) in [
+        (breaker, json!({"action": "explode"}), 400),
+        (breaker, json!({}), 400),
+        (
+            "/admin/routes/pair/targets/9/breaker",
+            json!({"action": "open"}),
+            404,
+        ),
+        (
+            "/admin/routes/pair/targets/x/breaker",
+            json!({"action": "open"}),
+            400,
+        ),
+        (
+            "/admin/routes/nope/targets/0/breaker",
+            json!({"action": "open"}),
+            404,
+        ),
+        ("/admin/nothing-here", json!({}), 404),
+    ] {
+        let reply = admin(&gw, "POST", path, Some(&operator), body).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text());
+        assert!(
+            reply.json()["error"]["message"].is_string(),
+            "JSON error for {path}"
+        );
+    }
+
+    let db = gw.loaded.state_db_path();
+    let rows = gw.stop_keeping_files().await;
+    let served: Vec<&str> = rows
+        .iter()
+        .rev()
+        .map(|r| r.upstream.as_deref().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        served,
+        ["mock", "second", "mock"],
+        "the held target was skipped"
+    );
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let events: Vec<(String, String, String)> = conn
+        .prepare("SELECT actor, action, target FROM admin_events WHERE action LIKE 'breaker.%' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert!(events[0].0.starts_with("admin-token:adt_") && events[0].0.ends_with("(operator)"));
+    assert_eq!(
+        (events[0].1.as_str(), events[0].2.as_str()),
+        ("breaker.hold_open", "pair#0 (mock)")
+    );
+    assert_eq!(events[1].1, "breaker.close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_can_be_switched_off_and_tokens_revoked() {
+    let gw = Gateway::start().await;
+    let token = admin_token(&gw, Role::SuperAdmin);
+    assert_eq!(
+        admin(&gw, "GET", "/admin/routes", Some(&token), Value::Null)
+            .await
+            .status,
+        200
+    );
+    let ik = InstanceKey::read(&gw.loaded.key_file_path()).unwrap();
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    let store = AdminTokenStore::new(&conn, &ik.key_hash_secret);
+    let id = store.list().unwrap()[0].id.clone();
+    store.revoke(&id, "test").unwrap();
+    let revoked = admin(&gw, "GET", "/admin/routes", Some(&token), Value::Null).await;
+    assert_eq!(revoked.json()["error"]["code"], "revoked_admin_token");
+    gw.stop().await;
+
+    let off = Gateway::start_with("  admin_api: false\n", &[]).await;
+    let token = admin_token(&off, Role::SuperAdmin);
+    let gone = admin(&off, "GET", "/admin/routes", Some(&token), Value::Null).await;
+    assert_eq!(gone.status, 404);
+    off.stop().await;
+}
