@@ -2,8 +2,8 @@
 # Load harness: mock-upstream directly, through nginx (one worker, keep-alive reverse
 # proxy: the floor of one proxy hop), and through Airlock, non-streaming and streaming,
 # saturated (wrk) and at a fixed 500 requests/s (oha); then failover time under a killed
-# primary (bench/failover.py) and the cost of translating to an Anthropic-format
-# upstream (bench/translation.py). Prints the results and writes docs/benchmarks.md
+# primary (bench/failover.py) and the cost of translating to Anthropic- and
+# Gemini-format upstreams (bench/translation.py). Prints the results and writes docs/benchmarks.md
 # (not with --no-write). Not a test: numbers on shared machines are noisy.
 #
 # Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).

@@ -1,7 +1,7 @@
 """What translating to another wire format costs (called by bench/run.sh): the same chat
-requests through Airlock to an OpenAI-format upstream (passthrough) and to an
-Anthropic-format one (request, answer and stream events translated), with Airlock's own
-CPU time per request read from /proc, which leaves the simulators' cost out."""
+requests through Airlock to an OpenAI-format upstream (passthrough) and to Anthropic- and
+Gemini-format ones (request, answer and stream events translated), with Airlock's own CPU
+time per request read from /proc, which leaves the simulators' cost out."""
 
 import argparse
 import json
@@ -14,7 +14,10 @@ from pathlib import Path
 
 from run import AIRLOCK, CHAT, WRK_SCRIPT, machine, publish, start, stop_all, wrk
 
-OPENAI_MOCK, ANTHROPIC_MOCK, GATEWAY = 18200, 18201, 18280
+OPENAI_MOCK, ANTHROPIC_MOCK, GEMINI_MOCK, GATEWAY = 18200, 18201, 18202, 18280
+# (model, upstream format as the table names it)
+TARGETS = (("passthrough", "OpenAI (passthrough)"), ("translated", "Anthropic (translated)"),
+           ("gemini", "Gemini (translated)"))
 BEGIN, END = "<!-- translation:begin (written by bench/translation.py) -->", "<!-- translation:end -->"
 
 
@@ -37,12 +40,16 @@ def main():
         procs.append(start([str(AIRLOCK), "mock-upstream", "--listen", f"127.0.0.1:{OPENAI_MOCK}"], "listening"))
         procs.append(start([str(AIRLOCK), "mock-upstream", "--listen", f"127.0.0.1:{ANTHROPIC_MOCK}", "--flavor", "anthropic"],
                            "listening"))
+        procs.append(start([str(AIRLOCK), "mock-upstream", "--listen", f"127.0.0.1:{GEMINI_MOCK}", "--flavor", "gemini"],
+                           "listening"))
         subprocess.run([str(AIRLOCK), "init", "--dir", str(work), "--upstream-url", f"http://127.0.0.1:{OPENAI_MOCK}/v1",
                         "--model", "passthrough", "--upstream-model", "mock-llama"], check=True, capture_output=True)
         cfg = work / "airlock.yaml"
         text = cfg.read_text().replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{GATEWAY}").replace("level: info", "level: error")
-        text = text.replace("upstreams:\n", f"upstreams:\n  claude:\n    kind: anthropic\n    base_url: http://127.0.0.1:{ANTHROPIC_MOCK}/v1\n", 1)
-        cfg.write_text(text.replace("models:\n", "models:\n  translated:\n    upstream: claude\n    model: mock-llama\n", 1))
+        text = text.replace("upstreams:\n", f"upstreams:\n  claude:\n    kind: anthropic\n    base_url: http://127.0.0.1:{ANTHROPIC_MOCK}/v1\n"
+                            f"  gem:\n    kind: gemini\n    base_url: http://127.0.0.1:{GEMINI_MOCK}/v1beta\n", 1)
+        cfg.write_text(text.replace("models:\n", "models:\n  translated:\n    upstream: claude\n    model: mock-llama\n"
+                                    "  gemini:\n    upstream: gem\n    model: mock-llama\n", 1))
         key = json.loads(subprocess.run([str(AIRLOCK), "keys", "create", "--config", str(cfg), "--tenant", "bench", "--json"],
                                         check=True, capture_output=True, text=True).stdout)["key"]
         gateway = start([str(AIRLOCK), "serve", "--config", str(cfg)], "listening")
@@ -52,12 +59,12 @@ def main():
         url = f"http://127.0.0.1:{GATEWAY}/v1/chat/completions"
         runs = {}
         for mode in ("chat", "stream"):
-            for model in ("passthrough", "translated"):
+            for model, _ in TARGETS:
                 body = dict(CHAT, model=model, stream=mode == "stream")
                 wrk(url, body, key, 2, 32, str(script))  # warm-up
                 runs[(mode, model)] = []
             for _ in range(opts.repeat):
-                for model in ("passthrough", "translated"):
+                for model, _ in TARGETS:
                     body = dict(CHAT, model=model, stream=mode == "stream")
                     before = cpu_seconds(gateway.pid)
                     result = wrk(url, body, key, opts.seconds, 32, str(script))
@@ -77,13 +84,15 @@ def main():
         "|---|---|---:|---:|---:|",
     ]
     for mode in ("chat", "stream"):
-        for model, label in (("passthrough", "OpenAI (passthrough)"), ("translated", "Anthropic (translated)")):
+        for model, label in TARGETS:
             r = results[(mode, model)]
             lines.append(f"| {mode} | {label} | {r['rps']:.0f} | {r['p50']:.3f} | {r['cpu_us']:.1f} µs |")
+    lines.append("")
     for mode in ("chat", "stream"):
-        extra = results[(mode, "translated")]["cpu_us"] - results[(mode, "passthrough")]["cpu_us"]
-        lines.append("")
-        lines.append(f"Translation adds {extra:.1f} µs of Airlock CPU per {mode} request.")
+        base = results[(mode, "passthrough")]["cpu_us"]
+        for model, label in TARGETS[1:]:
+            extra = results[(mode, model)]["cpu_us"] - base
+            lines.append(f"- {label.split()[0]} translation adds {extra:.1f} µs of Airlock CPU per {mode} request.")
     publish("\n".join(lines), opts.no_write, BEGIN, END)
 
 

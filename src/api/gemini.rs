@@ -319,18 +319,49 @@ fn call_id(part: &Value, response_id: &str, n: usize) -> Value {
 /// OpenAI usage for Gemini's `usageMetadata`: thinking counts as completion (it is billed
 /// as output), and the cached share of the prompt is reported.
 pub fn usage(metadata: &Value) -> Value {
-    let prompt = metadata["promptTokenCount"].as_u64().unwrap_or(0);
-    let thoughts = metadata["thoughtsTokenCount"].as_u64().unwrap_or(0);
-    let completion = metadata["candidatesTokenCount"].as_u64().unwrap_or(0) + thoughts;
-    let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
-                           "total_tokens": prompt + completion});
-    if let Some(cached) = metadata["cachedContentTokenCount"].as_u64() {
-        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    serde_json::from_value::<UsageMetadata>(metadata.clone())
+        .unwrap_or_default()
+        .to_openai()
+}
+
+/// Gemini's `usageMetadata`, the fields Airlock reads.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: u64,
+    #[serde(default)]
+    candidates_token_count: u64,
+    #[serde(default)]
+    thoughts_token_count: u64,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
+}
+
+impl UsageMetadata {
+    /// The counts as OpenAI usage: prompt and completion (thinking included).
+    pub fn counts(&self) -> crate::api::openai::Usage {
+        crate::api::openai::Usage {
+            prompt_tokens: self.prompt_token_count,
+            completion_tokens: self.candidates_token_count + self.thoughts_token_count,
+        }
     }
-    if thoughts > 0 {
-        usage["completion_tokens_details"] = json!({"reasoning_tokens": thoughts});
+
+    /// OpenAI's usage object, with reasoning and cached tokens.
+    pub fn to_openai(&self) -> Value {
+        let counts = self.counts();
+        let (prompt, completion) = (counts.prompt_tokens, counts.completion_tokens);
+        let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
+                               "total_tokens": prompt + completion});
+        if let Some(cached) = self.cached_content_token_count {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+        }
+        if self.thoughts_token_count > 0 {
+            usage["completion_tokens_details"] =
+                json!({"reasoning_tokens": self.thoughts_token_count});
+        }
+        usage
     }
-    usage
 }
 
 /// A candidate's answer parts: its text (thoughts left out) and its function calls.

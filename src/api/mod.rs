@@ -2,11 +2,13 @@
 //! formats upstreams speak.
 
 pub mod anthropic;
+pub mod chunk;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
 
 use bytes::BytesMut;
+use chunk::ChunkOut;
 use serde_json::{Value, json};
 
 /// Writes a client's own stream format from the OpenAI chat chunks of a stream.
@@ -31,13 +33,13 @@ pub(crate) fn emit_event(out: &mut BytesMut, data: &Value) {
 
 /// Rewrites an upstream's stream events, one at a time, as OpenAI chat chunks.
 pub trait UpstreamEvents: Send + std::fmt::Debug {
-    /// The chunks for one event's JSON data: chunk objects, `"[DONE]"` as that string,
-    /// or `{"error": …}` for an error the upstream reported.
-    fn on_event(&mut self, event: &Value) -> Vec<Value>;
+    /// What one event's data becomes; `Err` (with a detail for the log) when it is not
+    /// an event of the upstream's format.
+    fn on_event(&mut self, data: &[u8]) -> Result<Vec<ChunkOut>, String>;
 
-    /// The chunks after the upstream's stream ended, for formats without an end marker
-    /// of their own; without a `"[DONE]"` among them the stream counts as cut short.
-    fn on_end(&mut self) -> Vec<Value> {
+    /// What follows once the upstream's stream ended, for formats without an end marker
+    /// of their own; without a [`ChunkOut::Done`] the stream counts as cut short.
+    fn on_end(&mut self) -> Vec<ChunkOut> {
         Vec::new()
     }
 }

@@ -6,6 +6,7 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
+use crate::api::chunk::ChunkOut;
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::api::{ClientEvents, UpstreamEvents};
 use crate::routing::{StreamOutcome, breaker};
@@ -136,18 +137,19 @@ impl SseRelay {
                     }
                 }
                 Some(translator) => {
-                    let chunks = match data_payload(event) {
-                        Some(payload) => match serde_json::from_slice(&payload) {
-                            Ok(event) => translator.on_event(&event),
-                            // Passed on as it is, to fail as malformed.
-                            Err(_) => vec![serde_json::Value::String(
-                                String::from_utf8_lossy(&payload).into_owned(),
-                            )],
-                        },
-                        None => Vec::new(),
-                    };
-                    for chunk in chunks {
-                        self.forward_chunk(chunk);
+                    if let Some(payload) = data_payload(event) {
+                        match translator.on_event(&payload) {
+                            Ok(chunks) => {
+                                for chunk in chunks {
+                                    self.forward_chunk(chunk);
+                                }
+                            }
+                            Err(detail) => self.fail(
+                                "upstream_protocol_error",
+                                "the model server sent a malformed stream event",
+                                &detail,
+                            ),
+                        }
                     }
                 }
             }
@@ -208,40 +210,33 @@ impl SseRelay {
     }
 
     /// A chunk Airlock itself made from an upstream's events (`upstream_events`): judged
-    /// from its JSON tree, without writing it out and parsing it again.
-    fn forward_chunk(&mut self, chunk: serde_json::Value) {
-        if let serde_json::Value::String(raw) = &chunk {
-            // `[DONE]`, or an event that was not JSON, passed on to be judged as such.
-            let event = data_event(raw.as_bytes());
-            if self.forward_event(&event) {
-                self.out.extend_from_slice(&event);
+    /// from what the translator knows, without parsing it again.
+    fn forward_chunk(&mut self, chunk: ChunkOut) {
+        match chunk {
+            ChunkOut::Done => {
+                let done = data_event(b"[DONE]");
+                if self.forward_event(&done) {
+                    self.out.extend_from_slice(&done);
+                }
             }
-            return;
-        }
-        if let Some(error) = chunk.get("error") {
-            let message = error["message"]
-                .as_str()
-                .map_or_else(|| error.to_string(), str::to_string);
-            self.fail(
+            ChunkOut::Error(message) => self.fail(
                 "upstream_error",
                 "the model server failed while generating",
                 &message,
-            );
-            return;
-        }
-        let judged = Judged {
-            usage: chunk.get("usage").filter(|u| u.is_object()).map(|u| Usage {
-                prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
-                completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
-            }),
-            usage_only: chunk["choices"].as_array().is_none_or(Vec::is_empty),
-        };
-        let mut kept = Some(chunk);
-        if self.deliver(judged, || kept.take())
-            && let Some(chunk) = kept
-        {
-            self.out
-                .extend_from_slice(&data_event(chunk.to_string().as_bytes()));
+            ),
+            ChunkOut::Chunk {
+                json,
+                usage,
+                has_choices,
+            } => {
+                let judged = Judged {
+                    usage,
+                    usage_only: !has_choices,
+                };
+                if self.deliver(judged, || serde_json::from_str(&json).ok()) {
+                    self.out.extend_from_slice(&data_event(json.as_bytes()));
+                }
+            }
         }
     }
 

@@ -1,9 +1,12 @@
 //! Anthropic as an upstream: an OpenAI chat request rewritten as a Messages request, and
 //! the answer — a message, or the stream's events — rewritten as OpenAI's.
 
-use crate::api::openai::ChatCompletionRequest;
+use crate::api::chunk::{ChunkOut, ChunkWriter, json_string};
+use crate::api::openai::{ChatCompletionRequest, Usage};
 use crate::api::{Invalid, UpstreamEvents, invalid, response_schema, text_of, tool_input};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// `max_tokens` when the client set none (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -254,12 +257,69 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
     })
 }
 
+/// One Anthropic stream event, read into borrowed typed fields (not a JSON tree).
+#[derive(Debug, Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    message: Option<EventMessage<'a>>,
+    #[serde(default, borrow)]
+    content_block: Option<Block<'a>>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default)]
+    usage: Option<EventUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventMessage<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<EventUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EventUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
 /// Rewrites an Anthropic event stream as OpenAI chunks, one event at a time.
 #[derive(Debug)]
 pub struct ChunkStream {
     model: String,
     created: i64,
-    id: String,
+    writer: ChunkWriter,
     /// OpenAI tool-call index of each Anthropic content block that is a tool call.
     tool_index: Vec<(u64, u64)>,
     /// The content block carrying a structured-output answer, streamed as text.
@@ -272,91 +332,111 @@ impl ChunkStream {
         Self {
             model: model.to_string(),
             created,
-            id: chat_id(None),
+            writer: ChunkWriter::new(&chat_id(None), created, model),
             tool_index: Vec::new(),
             structured_block: None,
             input_tokens: 0,
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-    }
-}
-
-impl UpstreamEvents for ChunkStream {
-    fn on_event(&mut self, event: &Value) -> Vec<Value> {
-        match event["type"].as_str() {
-            Some("message_start") => {
-                let message = &event["message"];
-                self.id = chat_id(message["id"].as_str());
-                self.input_tokens = message["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
+    fn translate(&mut self, event: Event<'_>) -> Vec<ChunkOut> {
+        match event.kind.as_ref() {
+            "message_start" => {
+                let message = event.message.unwrap_or(EventMessage {
+                    id: None,
+                    usage: None,
+                });
+                self.writer =
+                    ChunkWriter::new(&chat_id(message.id.as_deref()), self.created, &self.model);
+                self.input_tokens = message.usage.and_then(|u| u.input_tokens).unwrap_or(0);
+                vec![
+                    self.writer
+                        .choice(0, r#"{"role":"assistant","content":""}"#, None),
+                ]
             }
-            Some("content_block_start")
-                if event["content_block"]["name"] == STRUCTURED_OUTPUT_TOOL =>
-            {
-                self.structured_block = event["index"].as_u64();
-                Vec::new()
-            }
-            Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
+            "content_block_start" => {
+                let Some(block) = event.content_block.filter(|b| b.kind == "tool_use") else {
+                    return Vec::new();
+                };
+                let name = block.name.unwrap_or_default();
+                if name == STRUCTURED_OUTPUT_TOOL {
+                    self.structured_block = event.index;
+                    return Vec::new();
+                }
                 let index = self.tool_index.len() as u64;
-                self.tool_index
-                    .push((event["index"].as_u64().unwrap_or(0), index));
-                let block = &event["content_block"];
-                vec![self.chunk(
-                    json!({"tool_calls": [{"index": index, "id": block["id"], "type": "function",
-                                           "function": {"name": block["name"], "arguments": ""}}]}),
-                    None,
-                )]
+                self.tool_index.push((event.index.unwrap_or(0), index));
+                let delta = format!(
+                    "{{\"tool_calls\":[{{\"index\":{index},\"id\":{},\"type\":\"function\",\"function\":{{\"name\":{},\"arguments\":\"\"}}}}]}}",
+                    json_string(&block.id.unwrap_or_default()),
+                    json_string(&name)
+                );
+                vec![self.writer.choice(0, &delta, None)]
             }
-            Some("content_block_delta") => {
-                let delta = &event["delta"];
-                match delta["type"].as_str() {
-                    Some("text_delta") => vec![self.chunk(json!({"content": delta["text"]}), None)],
-                    Some("input_json_delta")
-                        if event["index"].as_u64().is_some()
-                            && event["index"].as_u64() == self.structured_block =>
+            "content_block_delta" => {
+                let Some(delta) = event.delta else {
+                    return Vec::new();
+                };
+                match (delta.kind.as_deref(), delta.text, delta.partial_json) {
+                    (Some("text_delta"), Some(text), _) => vec![self.writer.text(0, &text)],
+                    (Some("input_json_delta"), _, Some(fragment))
+                        if event.index.is_some() && event.index == self.structured_block =>
                     {
-                        vec![self.chunk(json!({"content": delta["partial_json"]}), None)]
+                        vec![self.writer.text(0, &fragment)]
                     }
-                    Some("input_json_delta") => {
-                        let block = event["index"].as_u64().unwrap_or(0);
+                    (Some("input_json_delta"), _, Some(fragment)) => {
+                        let block = event.index.unwrap_or(0);
                         let index = self
                             .tool_index
                             .iter()
                             .find(|(b, _)| *b == block)
                             .map_or(0, |(_, i)| *i);
-                        vec![self.chunk(
-                            json!({"tool_calls": [{"index": index, "function": {"arguments": delta["partial_json"]}}]}),
-                            None,
-                        )]
+                        let delta = format!(
+                            "{{\"tool_calls\":[{{\"index\":{index},\"function\":{{\"arguments\":{}}}}}]}}",
+                            json_string(&fragment)
+                        );
+                        vec![self.writer.choice(0, &delta, None)]
                     }
                     _ => Vec::new(),
                 }
             }
-            Some("message_delta") => {
-                let output = event["usage"]["output_tokens"].as_u64().unwrap_or(0);
-                let input = event["usage"]["input_tokens"]
-                    .as_u64()
-                    .unwrap_or(self.input_tokens);
-                let stop_reason = event["delta"]["stop_reason"].as_str();
+            "message_delta" => {
+                let usage = event.usage.unwrap_or_default();
+                let output = usage.output_tokens.unwrap_or(0);
+                let input = usage.input_tokens.unwrap_or(self.input_tokens);
+                let stop_reason = event.delta.and_then(|d| d.stop_reason);
                 let finish = if self.structured_block.is_some() && self.tool_index.is_empty() {
                     "stop"
                 } else {
-                    finish_reason(stop_reason)
+                    finish_reason(stop_reason.as_deref())
                 };
-                let mut usage = self.chunk(json!({}), None);
-                usage["choices"] = json!([]);
-                usage["usage"] = json!({"prompt_tokens": input, "completion_tokens": output,
+                let counts = Usage {
+                    prompt_tokens: input,
+                    completion_tokens: output,
+                };
+                let usage_json = json!({"prompt_tokens": input, "completion_tokens": output,
                                         "total_tokens": input + output});
-                vec![self.chunk(json!({}), Some(finish)), usage]
+                vec![
+                    self.writer.choice(0, "{}", Some(finish)),
+                    self.writer.usage(counts, &usage_json),
+                ]
             }
-            Some("message_stop") => vec![Value::String("[DONE]".into())],
-            Some("error") => vec![json!({"error": event["error"]})],
+            "message_stop" => vec![ChunkOut::Done],
+            "error" => {
+                let error = event.error.unwrap_or_default();
+                let message = error["message"]
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string);
+                vec![ChunkOut::Error(message)]
+            }
             _ => Vec::new(),
         }
+    }
+}
+
+impl UpstreamEvents for ChunkStream {
+    fn on_event(&mut self, data: &[u8]) -> Result<Vec<ChunkOut>, String> {
+        let event: Event<'_> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+        Ok(self.translate(event))
     }
 }
 
@@ -447,7 +527,7 @@ mod tests {
             json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
             json!({"type": "message_stop"}),
         ];
-        let chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
+        let chunks = crate::api::chunk::translated(&mut stream, &events);
         assert_eq!(chunks.len(), 7);
         assert_eq!(chunks[0]["id"], "chatcmpl-9");
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -511,7 +591,7 @@ mod tests {
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"yes\"}"}}),
             json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}}),
         ];
-        let chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
+        let chunks = crate::api::chunk::translated(&mut stream, &events);
         let text: String = chunks
             .iter()
             .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())

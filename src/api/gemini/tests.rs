@@ -4,6 +4,7 @@ use super::stream::ChunkStream;
 use super::*;
 use crate::api::ClientEvents;
 use crate::api::UpstreamEvents;
+use crate::api::chunk::ChunkOut;
 
 fn chat(body: Value) -> ChatCompletionRequest {
     serde_json::from_value(body).unwrap()
@@ -239,8 +240,8 @@ fn stream_events_become_chunks() {
                {"functionCall": {"name": "w", "args": {"a": 1}}}]}, "finishReason": "STOP", "index": 0}],
                "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 9, "totalTokenCount": 14}}),
     ];
-    let mut chunks: Vec<Value> = events.iter().flat_map(|e| stream.on_event(e)).collect();
-    chunks.extend(stream.on_end());
+    let mut chunks = crate::api::chunk::translated(&mut stream, &events);
+    chunks.extend(stream.on_end().iter().map(ChunkOut::to_value));
     assert_eq!(chunks.len(), 7, "{chunks:#?}");
     assert_eq!(chunks[0]["id"], "chatcmpl-r9");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -261,16 +262,21 @@ fn stream_events_become_chunks() {
 #[test]
 fn a_stream_without_a_finish_reason_has_no_clean_end() {
     let mut stream = ChunkStream::new("gemini", 1);
-    stream.on_event(&json!({"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}));
+    crate::api::chunk::translated(
+        &mut stream,
+        &[json!({"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]})],
+    );
     assert!(
         stream.on_end().is_empty(),
         "no [DONE]: the relay reports it cut short"
     );
     let mut errored = ChunkStream::new("gemini", 1);
-    let chunks = errored.on_event(
-        &json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}}),
+    let chunks = crate::api::chunk::translated(
+        &mut errored,
+        &[json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}})],
     );
     assert_eq!(chunks[0]["error"]["message"], "Internal error");
+    assert!(errored.on_event(b"{not json").is_err());
 }
 
 #[test]
