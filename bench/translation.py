@@ -15,9 +15,33 @@ from pathlib import Path
 from run import AIRLOCK, CHAT, WRK_SCRIPT, machine, publish, start, stop_all, wrk
 
 OPENAI_MOCK, ANTHROPIC_MOCK, GEMINI_MOCK, GATEWAY = 18200, 18201, 18202, 18280
-# (model, upstream format as the table names it)
-TARGETS = (("passthrough", "OpenAI (passthrough)"), ("translated", "Anthropic (translated)"),
-           ("gemini", "Gemini (translated)"))
+PROMPT = CHAT["messages"][0]["content"]
+
+
+def upstream_scenario(model, stream):
+    """An OpenAI chat request to `model` (whose upstream speaks some format)."""
+    return "/v1/chat/completions", dict(CHAT, model=model, stream=stream)
+
+
+def client_scenario(client, stream):
+    """A request in a client's own format, to the OpenAI-format (vLLM-style) upstream."""
+    if client == "messages":
+        return "/v1/messages", {"model": "passthrough", "max_tokens": 16, "stream": stream,
+                                "messages": [{"role": "user", "content": PROMPT}]}
+    if client == "responses":
+        return "/v1/responses", {"model": "passthrough", "max_output_tokens": 16, "stream": stream, "input": PROMPT}
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"/v1beta/models/passthrough:{method}", {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+                                                    "generationConfig": {"maxOutputTokens": 16}}
+
+
+# (row label, request for a mode): the upstream side, then the client side.
+UPSTREAMS = (("OpenAI (passthrough)", lambda s: upstream_scenario("passthrough", s)),
+             ("Anthropic (translated)", lambda s: upstream_scenario("translated", s)),
+             ("Gemini (translated)", lambda s: upstream_scenario("gemini", s)))
+CLIENTS = (("Anthropic Messages", lambda s: client_scenario("messages", s)),
+           ("OpenAI Responses", lambda s: client_scenario("responses", s)),
+           ("Gemini generateContent", lambda s: client_scenario("gemini", s)))
 BEGIN, END = "<!-- translation:begin (written by bench/translation.py) -->", "<!-- translation:end -->"
 
 
@@ -56,21 +80,20 @@ def main():
         procs.append(gateway)
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
-        url = f"http://127.0.0.1:{GATEWAY}/v1/chat/completions"
         runs = {}
         for mode in ("chat", "stream"):
-            for model, _ in TARGETS:
-                body = dict(CHAT, model=model, stream=mode == "stream")
-                wrk(url, body, key, 2, 32, str(script))  # warm-up
-                runs[(mode, model)] = []
+            for label, scenario in UPSTREAMS + CLIENTS:
+                path, body = scenario(mode == "stream")
+                wrk(f"http://127.0.0.1:{GATEWAY}{path}", body, key, 2, 32, str(script))  # warm-up
+                runs[(mode, label)] = []
             for _ in range(opts.repeat):
-                for model, _ in TARGETS:
-                    body = dict(CHAT, model=model, stream=mode == "stream")
+                for label, scenario in UPSTREAMS + CLIENTS:
+                    path, body = scenario(mode == "stream")
                     before = cpu_seconds(gateway.pid)
-                    result = wrk(url, body, key, opts.seconds, 32, str(script))
+                    result = wrk(f"http://127.0.0.1:{GATEWAY}{path}", body, key, opts.seconds, 32, str(script))
                     spent = cpu_seconds(gateway.pid) - before
                     result["cpu_us"] = spent / (result["rps"] * opts.seconds) * 1e6
-                    runs[(mode, model)].append(result)
+                    runs[(mode, label)].append(result)
         for key_, values in runs.items():
             results[key_] = {k: statistics.median(v[k] for v in values) for k in ("rps", "p50", "cpu_us")}
     finally:
@@ -83,16 +106,24 @@ def main():
         "| mode | upstream format | req/s | p50 ms | Airlock CPU per request |",
         "|---|---|---:|---:|---:|",
     ]
+    row = lambda mode, label: results[(mode, label)]  # noqa: E731
     for mode in ("chat", "stream"):
-        for model, label in TARGETS:
-            r = results[(mode, model)]
+        for label, _ in UPSTREAMS:
+            r = row(mode, label)
+            lines.append(f"| {mode} | {label} | {r['rps']:.0f} | {r['p50']:.3f} | {r['cpu_us']:.1f} µs |")
+    lines += ["", "Clients in their own format, to the same OpenAI-format upstream:", "",
+              "| mode | client format | req/s | p50 ms | Airlock CPU per request |", "|---|---|---:|---:|---:|"]
+    for mode in ("chat", "stream"):
+        r = row(mode, UPSTREAMS[0][0])
+        lines.append(f"| {mode} | OpenAI chat (passthrough) | {r['rps']:.0f} | {r['p50']:.3f} | {r['cpu_us']:.1f} µs |")
+        for label, _ in CLIENTS:
+            r = row(mode, label)
             lines.append(f"| {mode} | {label} | {r['rps']:.0f} | {r['p50']:.3f} | {r['cpu_us']:.1f} µs |")
     lines.append("")
     for mode in ("chat", "stream"):
-        base = results[(mode, "passthrough")]["cpu_us"]
-        for model, label in TARGETS[1:]:
-            extra = results[(mode, model)]["cpu_us"] - base
-            lines.append(f"- {label.split()[0]} translation adds {extra:.1f} µs of Airlock CPU per {mode} request.")
+        base = row(mode, UPSTREAMS[0][0])["cpu_us"]
+        extras = ", ".join(f"{label} +{row(mode, label)['cpu_us'] - base:.1f}" for label, _ in UPSTREAMS[1:] + CLIENTS)
+        lines.append(f"- Airlock CPU per {mode} request over passthrough, in µs: {extras}.")
     publish("\n".join(lines), opts.no_write, BEGIN, END)
 
 

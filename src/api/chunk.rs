@@ -1,9 +1,106 @@
-//! OpenAI chat chunks written straight to JSON text by the stream translators: the
-//! fields every chunk of a stream repeats are rendered once, and each chunk appends only
-//! its choice or usage (no JSON tree per event).
+//! OpenAI chat chunks without JSON trees: written straight to text by the upstream
+//! translators (the fields every chunk of a stream repeats rendered once), and read into
+//! borrowed typed fields by the client-format writers.
 
 use super::openai::Usage;
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
+
+/// An OpenAI chat chunk as the client-format writers read it.
+#[derive(Debug, Default, Deserialize)]
+pub struct Chunk<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub created: Option<i64>,
+    #[serde(default, borrow)]
+    pub choices: Vec<ChoiceDelta<'a>>,
+    #[serde(default)]
+    pub usage: Option<ChunkUsage>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChoiceDelta<'a> {
+    #[serde(default)]
+    pub index: u64,
+    #[serde(default, borrow)]
+    pub delta: Delta<'a>,
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
+    /// vLLM's: the stop string or token that ended the choice.
+    #[serde(default)]
+    pub stop_reason: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Delta<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_calls: Vec<ToolCallDelta<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolCallDelta<'a> {
+    #[serde(default)]
+    pub index: u64,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub function: FunctionDelta<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionDelta<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+/// A chunk's usage, with the details some clients report.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct ChunkUsage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+impl ChunkUsage {
+    pub fn counts(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+        }
+    }
+}
+
+impl Chunk<'_> {
+    /// The first choice (the only one the other formats have).
+    pub fn first_choice(&self) -> Option<&ChoiceDelta<'_>> {
+        self.choices.iter().find(|c| c.index == 0)
+    }
+}
 
 /// One thing an upstream's stream event becomes, for the relay.
 #[derive(Debug, Clone, PartialEq)]

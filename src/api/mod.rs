@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// Writes a client's own stream format from the OpenAI chat chunks of a stream.
 pub trait ClientEvents: Send + std::fmt::Debug {
     /// Appends the events for one chunk.
-    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut);
+    fn on_chunk(&mut self, chunk: &chunk::Chunk<'_>, out: &mut BytesMut);
     /// Appends what ends a stream that ended cleanly (`[DONE]`).
     fn finish(&mut self, out: &mut BytesMut);
     /// Appends what ends a stream that failed after it started.
@@ -100,7 +100,9 @@ pub(crate) fn response_schema(format: &Value) -> Result<Option<Value>, Invalid> 
 pub(crate) fn written_events(mut events: impl ClientEvents, chunks: &[Value]) -> Vec<Value> {
     let mut out = BytesMut::new();
     for chunk in chunks {
-        events.on_chunk(chunk, &mut out);
+        let text = chunk.to_string();
+        let typed: chunk::Chunk<'_> = serde_json::from_str(&text).unwrap_or_default();
+        events.on_chunk(&typed, &mut out);
     }
     events.finish(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

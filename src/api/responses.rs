@@ -6,6 +6,7 @@
 
 pub mod stream;
 
+use super::chunk::ChunkUsage;
 use super::openai::{ChatCompletionRequest, Extra};
 use super::{Invalid, invalid, text_of};
 use serde::Deserialize;
@@ -313,14 +314,13 @@ pub fn id_suffix(chat_id: Option<&str>) -> String {
 }
 
 /// The Responses API's usage for chat usage.
-pub fn usage(usage: &Value) -> Value {
-    let input = usage["prompt_tokens"].as_u64().unwrap_or(0);
-    let output = usage["completion_tokens"].as_u64().unwrap_or(0);
+pub fn usage(usage: &ChunkUsage) -> Value {
+    let (input, output) = (usage.prompt_tokens, usage.completion_tokens);
     json!({
         "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)},
+        "input_tokens_details": {"cached_tokens": usage.prompt_tokens_details.map_or(0, |d| d.cached_tokens)},
         "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)},
+        "output_tokens_details": {"reasoning_tokens": usage.completion_tokens_details.map_or(0, |d| d.reasoning_tokens)},
         "total_tokens": input + output,
     })
 }
@@ -376,7 +376,9 @@ pub fn from_chat(completion: &Value, request: &ResponsesRequest) -> Value {
     response["status"] = status.into();
     response["incomplete_details"] = incomplete;
     response["output"] = output.into();
-    response["usage"] = usage(&completion["usage"]);
+    let counts: ChunkUsage =
+        serde_json::from_value(completion["usage"].clone()).unwrap_or_default();
+    response["usage"] = usage(&counts);
     response
 }
 

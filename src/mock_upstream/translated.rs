@@ -5,10 +5,10 @@
 use super::body::MockBody;
 use super::sse::SseBody;
 use crate::api::ClientEvents;
+use crate::api::chunk::Chunk;
 use bytes::{Bytes, BytesMut};
 use http::{Response, StatusCode, header};
 use http_body_util::BodyExt;
-use serde_json::Value;
 use std::io;
 use std::task::{Context, Poll, ready};
 
@@ -41,7 +41,7 @@ impl TranslatedSse {
             if payload == b"[DONE]" {
                 self.rewriter.finish(&mut out);
             } else {
-                match serde_json::from_slice::<Value>(payload) {
+                match serde_json::from_slice::<Chunk<'_>>(payload) {
                     Ok(chunk) => self.rewriter.on_chunk(&chunk, &mut out),
                     Err(_) => return Poll::Ready(Some(Ok(event))),
                 }

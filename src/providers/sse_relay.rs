@@ -6,7 +6,7 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
-use crate::api::chunk::ChunkOut;
+use crate::api::chunk::{Chunk, ChunkOut};
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::api::{ClientEvents, UpstreamEvents};
 use crate::routing::{StreamOutcome, breaker};
@@ -180,6 +180,10 @@ impl SseRelay {
             }
             return true;
         }
+        if translating {
+            self.translate(&payload);
+            return false;
+        }
         let probe: UsageProbe = match serde_json::from_slice(&payload) {
             Ok(p) => p,
             Err(_) => {
@@ -201,12 +205,45 @@ impl SseRelay {
             );
             return false;
         }
-        let judged = Judged {
+        self.pass_on(Judged {
             usage: probe.usage,
             usage_only: probe.choices.as_ref().is_none_or(Vec::is_empty),
+        })
+    }
+
+    /// For a client of another format: reads one chunk into typed fields, records its
+    /// usage, and writes the client's events for it.
+    fn translate(&mut self, payload: &[u8]) {
+        let chunk: Chunk<'_> = match serde_json::from_slice(payload) {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                self.fail(
+                    "upstream_protocol_error",
+                    "the model server sent a malformed stream event",
+                    "invalid JSON in a data event",
+                );
+                return;
+            }
         };
-        // Valid JSON (just checked): the Anthropic translation's parse succeeds.
-        self.deliver(judged, || serde_json::from_slice(&payload).ok())
+        if chunk.error.is_some() {
+            let message = upstream_error_message(payload)
+                .unwrap_or_else(|| "the model server reported an error".into());
+            self.fail(
+                "upstream_error",
+                "the model server failed while generating",
+                &message,
+            );
+            return;
+        }
+        if let Some(usage) = chunk.usage {
+            self.ctx.set_usage(usage.counts());
+        }
+        if !chunk.choices.is_empty() {
+            self.ctx.first_byte();
+        }
+        if let StreamDialect::Translated(stream) = &mut self.dialect {
+            stream.on_chunk(&chunk, &mut self.out);
+        }
     }
 
     /// A chunk Airlock itself made from an upstream's events (`upstream_events`): judged
@@ -229,36 +266,23 @@ impl SseRelay {
                 usage,
                 has_choices,
             } => {
-                let judged = Judged {
+                if matches!(self.dialect, StreamDialect::Translated(_)) {
+                    self.translate(json.as_bytes());
+                } else if self.pass_on(Judged {
                     usage,
                     usage_only: !has_choices,
-                };
-                if self.deliver(judged, || serde_json::from_str(&json).ok()) {
+                }) {
                     self.out.extend_from_slice(&data_event(json.as_bytes()));
                 }
             }
         }
     }
 
-    /// After a chunk passed its checks: records its usage and decides what the client
-    /// gets — for Anthropic clients the chunk's events, written here; for OpenAI
-    /// clients, whether the chunk itself goes on (true).
-    fn deliver(
-        &mut self,
-        judged: Judged,
-        chunk: impl FnOnce() -> Option<serde_json::Value>,
-    ) -> bool {
+    /// For an OpenAI client, after a chunk passed its checks: records its usage and
+    /// says whether the chunk goes on (a usage chunk the client did not ask for does not).
+    fn pass_on(&mut self, judged: Judged) -> bool {
         if let Some(usage) = judged.usage {
             self.ctx.set_usage(usage);
-        }
-        if let StreamDialect::Translated(stream) = &mut self.dialect {
-            if let Some(chunk) = chunk() {
-                stream.on_chunk(&chunk, &mut self.out);
-            }
-            if !judged.usage_only {
-                self.ctx.first_byte();
-            }
-            return false;
         }
         if judged.usage.is_some() && self.strip_usage_chunk && judged.usage_only {
             return false;

@@ -4,6 +4,7 @@
 //! (stop reason, usage) and `message_stop`.
 
 use super::{message_id, stop_reason};
+use crate::api::chunk::{Chunk, ToolCallDelta, json_string};
 use crate::api::{ClientEvents, emit_event as emit};
 use bytes::BytesMut;
 use serde_json::{Value, json};
@@ -67,48 +68,51 @@ impl AnthropicStream {
         }
     }
 
-    fn on_tool_call(&mut self, call: &Value, out: &mut BytesMut) {
-        let tool_index = call["index"].as_u64().unwrap_or(0);
+    fn on_tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut BytesMut) {
         let known = self
             .tool_blocks
             .iter()
-            .find(|(i, _)| *i == tool_index)
+            .find(|(i, _)| *i == call.index)
             .map(|(_, block)| *block);
         let block = match known {
             Some(block) => block,
             None => {
                 let block = json!({
                     "type": "tool_use",
-                    "id": call["id"].as_str().unwrap_or(""),
-                    "name": call["function"]["name"].as_str().unwrap_or(""),
+                    "id": call.id.as_deref().unwrap_or(""),
+                    "name": call.function.name.as_deref().unwrap_or(""),
                     "input": {},
                 });
                 let index = self.start_block(out, block, true);
-                self.tool_blocks.push((tool_index, index));
+                self.tool_blocks.push((call.index, index));
                 index
             }
         };
-        if let Some(fragment) = call["function"]["arguments"]
-            .as_str()
-            .filter(|a| !a.is_empty())
-        {
-            emit(
-                out,
-                &json!({"type": "content_block_delta", "index": block,
-                        "delta": {"type": "input_json_delta", "partial_json": fragment}}),
-            );
+        if let Some(fragment) = call.function.arguments.as_deref().filter(|a| !a.is_empty()) {
+            delta_event(out, block, "input_json_delta", "partial_json", fragment);
         }
     }
 }
 
+/// A `content_block_delta` event, written directly (the hottest event of a stream).
+fn delta_event(out: &mut BytesMut, index: usize, kind: &str, field: &str, value: &str) {
+    let data = format!(
+        "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{kind}\",\"{field}\":{}}}}}",
+        json_string(value)
+    );
+    out.extend_from_slice(b"event: content_block_delta\ndata: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
 impl ClientEvents for AnthropicStream {
-    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
+    fn on_chunk(&mut self, chunk: &Chunk<'_>, out: &mut BytesMut) {
         if !self.started {
             self.started = true;
             emit(
                 out,
                 &json!({"type": "message_start", "message": {
-                    "id": message_id(chunk["id"].as_str()),
+                    "id": message_id(chunk.id.as_deref()),
                     "type": "message",
                     "role": "assistant",
                     "model": self.model,
@@ -120,38 +124,32 @@ impl ClientEvents for AnthropicStream {
             );
             emit(out, &json!({"type": "ping"}));
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.input_tokens = usage["prompt_tokens"].as_u64().unwrap_or(self.input_tokens);
-            self.output_tokens = usage["completion_tokens"]
-                .as_u64()
-                .unwrap_or(self.output_tokens);
+        if let Some(usage) = chunk.usage {
+            self.input_tokens = usage.prompt_tokens;
+            self.output_tokens = usage.completion_tokens;
         }
-        let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choices.first() else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
             let index = match self.open {
                 Some(Open::Text(index)) => index,
                 _ => self.start_block(out, json!({"type": "text", "text": ""}), false),
             };
-            emit(
-                out,
-                &json!({"type": "content_block_delta", "index": index,
-                        "delta": {"type": "text_delta", "text": text}}),
-            );
+            delta_event(out, index, "text_delta", "text", text);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in &choice.delta.tool_calls {
             self.on_tool_call(call, out);
         }
-        if let Some(finish) = choice["finish_reason"].as_str() {
-            self.stop = stop_reason(Some(finish), choice["stop_reason"].as_str());
+        if let Some(finish) = choice.finish_reason.as_deref() {
+            let matched = choice.stop_reason.as_ref().and_then(Value::as_str);
+            self.stop = stop_reason(Some(finish), matched);
         }
     }
 
     fn finish(&mut self, out: &mut BytesMut) {
         if !self.started {
-            self.on_chunk(&json!({}), out);
+            self.on_chunk(&Chunk::default(), out);
         }
         self.close_block(out);
         let (stop_reason, stop_sequence) = self.stop.clone();

@@ -4,6 +4,7 @@
 //! the chat answer — a completion, or a stream (`GeminiEvents`) — rewritten as Gemini's.
 //! Used by the gateway's Gemini ingress and by mock-upstream's `--flavor gemini`.
 
+use crate::api::chunk::{Chunk, json_string};
 use crate::api::openai::ChatCompletionRequest;
 use crate::api::{ClientEvents, Invalid, invalid};
 use bytes::BytesMut;
@@ -601,18 +602,17 @@ impl GeminiEvents {
         &mut self.calls[index]
     }
 
-    fn rewrite(&mut self, chunk: &Value, out: &mut BytesMut) {
+    fn rewrite(&mut self, chunk: &Chunk<'_>, out: &mut BytesMut) {
         if self.response_id.is_none() {
-            let id = chunk["id"].as_str().unwrap_or("");
+            let id = chunk.id.as_deref().unwrap_or("");
             self.response_id = Some(id.trim_start_matches("chatcmpl-").to_string());
         }
-        for choice in chunk["choices"].as_array().into_iter().flatten() {
-            let index = choice["index"].as_u64().unwrap_or(0);
-            let delta = &choice["delta"];
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let fragment = call["function"]["arguments"].as_str().unwrap_or("");
+        for choice in &chunk.choices {
+            let index = choice.index;
+            for call in &choice.delta.tool_calls {
+                let fragment = call.function.arguments.as_deref().unwrap_or("");
                 let calls = self.calls_of(index);
-                match call["function"]["name"].as_str() {
+                match call.function.name.as_deref() {
                     Some(name) => calls.push((name.to_string(), fragment.to_string())),
                     None => {
                         if let Some(last) = calls.last_mut() {
@@ -621,26 +621,37 @@ impl GeminiEvents {
                     }
                 }
             }
-            if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                let part = json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": index});
-                self.event(vec![part], self.prompt_usage(), out);
+            if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                self.text_event(index, text, out);
             }
-            if let Some(reason) = choice["finish_reason"].as_str() {
+            if let Some(reason) = choice.finish_reason.as_deref() {
                 self.finishes.push((index, finish_reason(reason)));
             }
         }
-        if let Some(usage) = chunk["usage"].as_object() {
-            let prompt = usage
-                .get("prompt_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            self.prompt_tokens = Some(prompt);
-            let completion = usage
-                .get("completion_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            self.finish_candidates(Some(usage_metadata(prompt, completion)), out);
+        if let Some(usage) = chunk.usage {
+            self.prompt_tokens = Some(usage.prompt_tokens);
+            let metadata = usage_metadata(usage.prompt_tokens, usage.completion_tokens);
+            self.finish_candidates(Some(metadata), out);
         }
+    }
+
+    /// An event adding `text` to candidate `index`, written directly (the hottest event).
+    fn text_event(&self, index: u64, text: &str, out: &mut BytesMut) {
+        let usage = match self.prompt_tokens {
+            Some(p) => {
+                format!(",\"usageMetadata\":{{\"promptTokenCount\":{p},\"totalTokenCount\":{p}}}")
+            }
+            None => String::new(),
+        };
+        let event = format!(
+            "{{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":{}}}],\"role\":\"model\"}},\"index\":{index}}}],\"modelVersion\":{},\"responseId\":{}{usage}}}",
+            json_string(text),
+            json_string(&self.model),
+            json_string(self.response_id.as_deref().unwrap_or(""))
+        );
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
     }
 
     /// The last event: each finished candidate's function calls and finish reason.
@@ -667,8 +678,8 @@ impl GeminiEvents {
 }
 
 impl ClientEvents for GeminiEvents {
-    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
-        match chunk["error"]["message"].as_str() {
+    fn on_chunk(&mut self, chunk: &Chunk<'_>, out: &mut BytesMut) {
+        match chunk.error.as_ref().and_then(|e| e["message"].as_str()) {
             // An upstream's mid-stream error event, in Google's shape.
             Some(message) => self.error(message, out),
             None => self.rewrite(chunk, out),

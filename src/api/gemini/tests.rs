@@ -366,7 +366,8 @@ fn chat_answers_become_gemini_answers() {
         json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":2}"}}]}, "finish_reason": "tool_calls"}]}),
         json!({"id": "chatcmpl-s", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}),
     ] {
-        events.on_chunk(&chunk, &mut out);
+        let text = chunk.to_string();
+        events.on_chunk(&serde_json::from_str(&text).unwrap(), &mut out);
     }
     events.finish(&mut out);
     let text = String::from_utf8(out.to_vec()).unwrap();

@@ -9,6 +9,7 @@ use super::{
     ResponsesRequest, call_item_id, completion_status, function_call_item, id_suffix, message_item,
     usage,
 };
+use crate::api::chunk::{Chunk, ToolCallDelta, json_string};
 use crate::api::{ClientEvents, emit_event};
 use bytes::BytesMut;
 use serde_json::{Value, json};
@@ -70,11 +71,11 @@ impl ResponsesStream {
         emit_event(out, &event);
     }
 
-    fn start(&mut self, chunk: &Value, out: &mut BytesMut) {
+    fn start(&mut self, chunk: &Chunk<'_>, out: &mut BytesMut) {
         self.started = true;
-        self.suffix = id_suffix(chunk["id"].as_str());
+        self.suffix = id_suffix(chunk.id.as_deref());
         self.response["id"] = format!("resp_{}", self.suffix).into();
-        if let Some(created) = chunk["created"].as_i64() {
+        if let Some(created) = chunk.created {
             self.response["created_at"] = created.into();
         }
         let response = self.response.clone();
@@ -89,7 +90,9 @@ impl ResponsesStream {
         );
     }
 
-    fn on_text(&mut self, delta: &str, out: &mut BytesMut) {
+    /// Starts the message item if none is open (its `output_item.added` and
+    /// `content_part.added` events).
+    fn open_message(&mut self, out: &mut BytesMut) {
         if self.message.is_none() {
             let output_index = self.next_index;
             self.next_index += 1;
@@ -108,22 +111,35 @@ impl ResponsesStream {
                 text: String::new(),
             });
         }
+    }
+
+    fn on_text(&mut self, delta: &str, out: &mut BytesMut) {
+        self.open_message(out);
         let Some(message) = self.message.as_mut() else {
             return;
         };
         message.text.push_str(delta);
-        let event = json!({"type": "response.output_text.delta", "item_id": message.id,
-            "output_index": message.output_index, "content_index": 0, "delta": delta, "logprobs": []});
-        self.emit(out, event);
+        // The hottest event of a stream: written directly.
+        let data = format!(
+            "{{\"type\":\"response.output_text.delta\",\"item_id\":{},\"output_index\":{},\"content_index\":0,\"delta\":{},\"logprobs\":[],\"sequence_number\":{}}}",
+            json_string(&message.id),
+            message.output_index,
+            json_string(delta),
+            self.sequence
+        );
+        self.sequence += 1;
+        out.extend_from_slice(b"event: response.output_text.delta\ndata: ");
+        out.extend_from_slice(data.as_bytes());
+        out.extend_from_slice(b"\n\n");
     }
 
-    fn on_tool_call(&mut self, call: &Value, out: &mut BytesMut) {
-        let chat_index = call["index"].as_u64().unwrap_or(0);
-        if let Some(call_id) = call["id"].as_str() {
+    fn on_tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut BytesMut) {
+        let chat_index = call.index;
+        if let Some(call_id) = call.id.as_deref() {
             self.close_message(out);
             let output_index = self.next_index;
             self.next_index += 1;
-            let name = call["function"]["name"].as_str().unwrap_or("").to_string();
+            let name = call.function.name.as_deref().unwrap_or("").to_string();
             let item = function_call_item(call_id, &name, "", "in_progress");
             self.emit(out, json!({"type": "response.output_item.added", "output_index": output_index, "item": item}));
             self.calls.push(OpenCall {
@@ -134,7 +150,7 @@ impl ResponsesStream {
                 arguments: String::new(),
             });
         }
-        let fragment = call["function"]["arguments"].as_str().unwrap_or("");
+        let fragment = call.function.arguments.as_deref().unwrap_or("");
         let Some(open) = self
             .calls
             .iter_mut()
@@ -188,35 +204,31 @@ impl ResponsesStream {
 }
 
 impl ClientEvents for ResponsesStream {
-    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
+    fn on_chunk(&mut self, chunk: &Chunk<'_>, out: &mut BytesMut) {
         if !self.started {
             self.start(chunk, out);
         }
-        if chunk["usage"].is_object() {
-            self.usage = Some(usage(&chunk["usage"]));
+        if let Some(counts) = chunk.usage {
+            self.usage = Some(usage(&counts));
         }
         // The Responses API has one output; further choices (n > 1) are not asked for.
-        let Some(choice) = chunk["choices"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["index"] == 0))
-        else {
+        let Some(choice) = chunk.first_choice() else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
             self.on_text(text, out);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in &choice.delta.tool_calls {
             self.on_tool_call(call, out);
         }
-        if let Some(reason) = choice["finish_reason"].as_str() {
+        if let Some(reason) = choice.finish_reason.as_deref() {
             self.finish_reason = Some(reason.to_string());
         }
     }
 
     fn finish(&mut self, out: &mut BytesMut) {
         if !self.started {
-            self.start(&json!({}), out);
+            self.start(&Chunk::default(), out);
         }
         self.close_message(out);
         self.close_calls(out);

@@ -194,10 +194,8 @@ fn stream_chunks_become_response_events() {
 fn a_failed_stream_ends_with_error_and_response_failed() {
     let mut stream = ResponsesStream::new(&request(json!({"model": "m", "input": "hi"})));
     let mut out = BytesMut::new();
-    stream.on_chunk(
-        &json!({"id": "chatcmpl-f", "choices": [{"index": 0, "delta": {"content": "a"}}]}),
-        &mut out,
-    );
+    let chunk = r#"{"id": "chatcmpl-f", "choices": [{"index": 0, "delta": {"content": "a"}}]}"#;
+    stream.on_chunk(&serde_json::from_str(chunk).unwrap(), &mut out);
     stream.error("the model server failed", &mut out);
     let text = String::from_utf8(out.to_vec()).unwrap();
     assert!(
