@@ -1,6 +1,7 @@
 //! The `airlock` command line: argument parsing and dispatch to the subcommands.
 
 mod admin;
+mod audit;
 mod demo;
 mod experiments;
 mod init;
@@ -38,6 +39,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Administer the instance: admin API tokens.
     Admin(admin::AdminArgs),
+    /// Verify the tamper-evident audit trail; print its public key.
+    Audit(audit::AuditArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
@@ -80,6 +83,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Audit(args) => {
+            if audit::run(args)? {
+                Ok(())
+            } else {
+                anyhow::bail!("the audit trail does not verify")
+            }
+        }
         Command::Requests(args) => requests::run(&args),
         Command::Experiments(args) => experiments::run(&args),
         Command::Version => {

@@ -103,6 +103,11 @@ impl LoadedConfig {
         self.data_dir.join("requests.db")
     }
 
+    /// The audit log (`audit.db`).
+    pub fn audit_db_path(&self) -> PathBuf {
+        self.data_dir.join("audit.db")
+    }
+
     /// The instance key material file.
     pub fn key_file_path(&self) -> PathBuf {
         self.data_dir.join("instance.key")

@@ -54,4 +54,12 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
         expires_at INTEGER,
         revoked_at INTEGER
     );",
+    // The audit log's head (last sequence number and MAC), kept apart from the log so a
+    // log cut after its last checkpoint is noticed.
+    "CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        mac BLOB NOT NULL,
+        tag BLOB NOT NULL
+    );",
 ];

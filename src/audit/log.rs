@@ -1,0 +1,399 @@
+//! The audit log in `audit.db`: records appended in batches (one fsync'd transaction per
+//! batch), each chained to the one before by its MAC; signed checkpoints over ranges;
+//! payloads sealed with per-subject data keys; and the head (last sequence number and
+//! MAC) anchored in the state database, so a log cut after its last checkpoint is noticed.
+
+use super::keys::{self, chain_key, record_mac};
+use super::merkle::{self, Hash};
+use super::record::{AuditEvent, AuditRecord, VERSION};
+use crate::store::instance_key::{InstanceKey, hex};
+use crate::store::{Migration, StoreError, now_unix};
+use ring::digest::{SHA256, digest};
+use ring::hmac;
+use ring::signature::Ed25519KeyPair;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Schema of the audit database (`audit.db`).
+pub const AUDIT_MIGRATIONS: &[Migration] = &["CREATE TABLE records (
+        seq INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        tenant_id TEXT,
+        session_id TEXT,
+        request_id TEXT,
+        body TEXT NOT NULL,
+        mac BLOB NOT NULL
+    );
+    CREATE INDEX records_tenant_ts ON records(tenant_id, ts_ms);
+    CREATE INDEX records_session ON records(session_id, seq) WHERE session_id IS NOT NULL;
+    CREATE TABLE checkpoints (
+        last_seq INTEGER PRIMARY KEY,
+        first_seq INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        previous BLOB NOT NULL,
+        signature BLOB NOT NULL
+    );
+    CREATE TABLE data_keys (
+        id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        sealed BLOB,
+        created_at INTEGER NOT NULL,
+        destroyed_at INTEGER
+    );
+    CREATE INDEX data_keys_subject ON data_keys(subject);"];
+
+/// When checkpoints are made.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// After this many records since the last checkpoint.
+    pub every_records: u64,
+    /// Or once this long has passed with records not yet covered.
+    pub every: Duration,
+}
+
+/// A signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub ts_ms: i64,
+    #[serde(with = "merkle::hex_hash")]
+    pub root: Hash,
+    /// Hash of the previous checkpoint (zeros for the first).
+    #[serde(with = "merkle::hex_hash")]
+    pub previous: Hash,
+    /// Ed25519 over [`Checkpoint::statement`], hex.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The signed statement.
+    pub fn statement(&self) -> String {
+        format!(
+            "airlock audit checkpoint v1\nfirst={}\nlast={}\nroot={}\nprevious={}\nts_ms={}\n",
+            self.first_seq,
+            self.last_seq,
+            hex(&self.root),
+            hex(&self.previous),
+            self.ts_ms
+        )
+    }
+
+    /// What the next checkpoint names as its previous one.
+    pub fn hash(&self) -> Hash {
+        let text = format!("{}signature={}\n", self.statement(), self.signature);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest(&SHA256, text.as_bytes()).as_ref());
+        out
+    }
+}
+
+/// The head anchor's tag: an HMAC over the sequence number and MAC.
+pub fn head_tag(key: &hmac::Key, seq: u64, mac: &[u8]) -> Vec<u8> {
+    let mut context = hmac::Context::with_key(key);
+    context.update(b"head");
+    context.update(&seq.to_be_bytes());
+    context.update(mac);
+    context.sign().as_ref().to_vec()
+}
+
+/// The audit log, open for appending (one writer).
+pub struct AuditLog {
+    conn: Connection,
+    state: Connection,
+    chain: hmac::Key,
+    signing: Ed25519KeyPair,
+    seal_key: [u8; 32],
+    policy: CheckpointPolicy,
+    last_seq: u64,
+    last_mac: Vec<u8>,
+    /// Leaves of the records not yet under a checkpoint, oldest first.
+    pending: Vec<Hash>,
+    last_checkpoint: Option<Checkpoint>,
+    last_checkpoint_at: Instant,
+    /// Data keys by subject: (id, key).
+    data_keys: HashMap<String, (String, [u8; 32])>,
+    /// Largest payload stored (bytes); longer ones are cut.
+    max_payload: usize,
+}
+
+fn ts_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn signature_error(_: impl std::fmt::Debug) -> StoreError {
+    StoreError::Invalid("the instance signing key is not an Ed25519 key".into())
+}
+
+/// Opens `audit.db` with every commit fsync'd.
+pub fn open_audit_db(path: &Path) -> Result<Connection, StoreError> {
+    let conn = crate::store::open(path, AUDIT_MIGRATIONS)?;
+    conn.execute_batch("PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+impl AuditLog {
+    pub fn open(
+        audit_db: &Path,
+        state_db: &Path,
+        instance: &InstanceKey,
+        policy: CheckpointPolicy,
+        max_payload: usize,
+    ) -> Result<Self, StoreError> {
+        let conn = open_audit_db(audit_db)?;
+        let state = crate::store::open(state_db, crate::tenancy::STATE_MIGRATIONS)?;
+        let (last_seq, last_mac): (u64, Vec<u8>) = conn
+            .query_row(
+                "SELECT seq, mac FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0u8; 32]));
+        let last_checkpoint = conn
+            .query_row(
+                "SELECT first_seq, last_seq, ts_ms, root, previous, signature FROM checkpoints
+                 ORDER BY last_seq DESC LIMIT 1",
+                [],
+                checkpoint_row,
+            )
+            .optional()?;
+        let covered = last_checkpoint.as_ref().map_or(0, |c| c.last_seq);
+        let mut pending = Vec::new();
+        {
+            let mut stmt =
+                conn.prepare("SELECT body, mac FROM records WHERE seq > ?1 ORDER BY seq")?;
+            let rows = stmt.query_map([covered as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (body, mac) = row?;
+                pending.push(merkle::leaf(&mac, body.as_bytes()));
+            }
+        }
+        Ok(Self {
+            conn,
+            state,
+            chain: chain_key(instance),
+            signing: Ed25519KeyPair::from_pkcs8(&instance.signing_key_pkcs8)
+                .map_err(signature_error)?,
+            seal_key: instance.seal_key,
+            policy,
+            last_seq,
+            last_mac,
+            pending,
+            last_checkpoint,
+            last_checkpoint_at: Instant::now(),
+            data_keys: HashMap::new(),
+            max_payload,
+        })
+    }
+
+    /// The data key payloads of `subject` are sealed with, created on first use.
+    fn data_key(&mut self, subject: &str) -> Result<(String, [u8; 32]), StoreError> {
+        if let Some(found) = self.data_keys.get(subject) {
+            return Ok(found.clone());
+        }
+        let stored: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, sealed FROM data_keys WHERE subject = ?1 AND destroyed_at IS NULL
+                 ORDER BY created_at DESC LIMIT 1",
+                [subject],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let found = match stored {
+            Some((id, sealed)) => {
+                let plain =
+                    keys::open(&self.seal_key, id.as_bytes(), &sealed).ok_or_else(|| {
+                        StoreError::Invalid(format!("data key {id} cannot be unsealed"))
+                    })?;
+                let key: [u8; 32] = plain
+                    .try_into()
+                    .map_err(|_| StoreError::Invalid(format!("data key {id} is malformed")))?;
+                (id, key)
+            }
+            None => {
+                let key = keys::new_data_key()?;
+                let id = format!("dk_{}", hex(&keys::new_data_key()?[..8]));
+                let sealed = keys::seal(&self.seal_key, id.as_bytes(), &key)?;
+                self.conn.execute(
+                    "INSERT INTO data_keys (id, subject, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, subject, sealed, now_unix()],
+                )?;
+                (id, key)
+            }
+        };
+        self.data_keys.insert(subject.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// Seals an event's payloads into its record (cut to the maximum size first).
+    fn seal_payloads(&mut self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        let mut record = event.record;
+        if event.request_payload.is_none() && event.response_payload.is_none() {
+            return Ok(record);
+        }
+        let subject = match (&record.tenant_id, &record.user_id) {
+            (Some(tenant), Some(user)) => format!("user:{tenant}:{user}"),
+            (Some(tenant), None) => format!("tenant:{tenant}"),
+            _ => "instance".to_string(),
+        };
+        let (key_id, key) = self.data_key(&subject)?;
+        let max = self.max_payload;
+        let seal = |payload: Option<Vec<u8>>,
+                    truncated: &mut bool|
+         -> Result<Option<String>, StoreError> {
+            let Some(mut payload) = payload else {
+                return Ok(None);
+            };
+            if payload.len() > max {
+                payload.truncate(max);
+                *truncated = true;
+            }
+            keys::seal_payload(&key, &key_id, &payload).map(Some)
+        };
+        let mut truncated = false;
+        record.request_payload = seal(event.request_payload, &mut truncated)?;
+        record.response_payload = seal(event.response_payload, &mut truncated)?;
+        record.payload_truncated = truncated;
+        record.payload_key = Some(key_id);
+        Ok(record)
+    }
+
+    /// Appends events in one durable transaction; their sequence numbers, in order.
+    pub fn append(&mut self, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+        let mut rows = Vec::with_capacity(events.len());
+        let mut seq = self.last_seq;
+        let mut mac = self.last_mac.clone();
+        for event in events {
+            let mut record = self.seal_payloads(event)?;
+            seq += 1;
+            record.v = VERSION;
+            record.seq = seq;
+            if record.ts_ms == 0 {
+                record.ts_ms = ts_now_ms();
+            }
+            let body = record.canonical();
+            let next = record_mac(&self.chain, &mac, &body).to_vec();
+            rows.push((record, body, next.clone()));
+            mac = next;
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO records (seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (record, body, mac) in &rows {
+                insert.execute(params![
+                    record.seq as i64,
+                    record.ts_ms,
+                    record.kind,
+                    record.tenant_id,
+                    record.session_id,
+                    record.request_id,
+                    String::from_utf8_lossy(body),
+                    mac
+                ])?;
+            }
+        }
+        tx.commit()?;
+        let seqs: Vec<u64> = rows.iter().map(|(r, _, _)| r.seq).collect();
+        for (_, body, mac) in &rows {
+            self.pending.push(merkle::leaf(mac, body));
+        }
+        self.last_seq = seq;
+        self.last_mac = mac;
+        self.anchor_head()?;
+        if self.pending.len() as u64 >= self.policy.every_records {
+            self.checkpoint()?;
+        }
+        Ok(seqs)
+    }
+
+    /// Records the head in the state database.
+    fn anchor_head(&self) -> Result<(), StoreError> {
+        self.state.execute(
+            "INSERT INTO audit_head (id, seq, mac, tag) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, tag = excluded.tag",
+            params![
+                self.last_seq as i64,
+                self.last_mac,
+                head_tag(&self.chain, self.last_seq, &self.last_mac)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether records wait for a checkpoint longer than the policy allows.
+    pub fn checkpoint_due(&self) -> bool {
+        !self.pending.is_empty() && self.last_checkpoint_at.elapsed() >= self.policy.every
+    }
+
+    /// Signs a checkpoint over the records not yet covered (if any).
+    pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
+        self.last_checkpoint_at = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let first_seq = self.last_seq + 1 - self.pending.len() as u64;
+        let mut checkpoint = Checkpoint {
+            first_seq,
+            last_seq: self.last_seq,
+            ts_ms: ts_now_ms(),
+            root: merkle::root(&self.pending),
+            previous: self
+                .last_checkpoint
+                .as_ref()
+                .map_or([0u8; 32], Checkpoint::hash),
+            signature: String::new(),
+        };
+        checkpoint.signature = hex(self
+            .signing
+            .sign(checkpoint.statement().as_bytes())
+            .as_ref());
+        self.conn.execute(
+            "INSERT INTO checkpoints (last_seq, first_seq, ts_ms, root, previous, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                checkpoint.last_seq as i64,
+                checkpoint.first_seq as i64,
+                checkpoint.ts_ms,
+                checkpoint.root.as_slice(),
+                checkpoint.previous.as_slice(),
+                checkpoint.signature
+            ],
+        )?;
+        self.pending.clear();
+        self.last_checkpoint = Some(checkpoint.clone());
+        Ok(Some(checkpoint))
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+/// A checkpoint read from its row.
+pub fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    let hash = |bytes: Vec<u8>| -> Hash { bytes.try_into().unwrap_or([0u8; 32]) };
+    Ok(Checkpoint {
+        first_seq: r.get::<_, i64>(0)? as u64,
+        last_seq: r.get::<_, i64>(1)? as u64,
+        ts_ms: r.get(2)?,
+        root: hash(r.get(3)?),
+        previous: hash(r.get(4)?),
+        signature: r.get(5)?,
+    })
+}

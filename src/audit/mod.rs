@@ -1,0 +1,16 @@
+//! The tamper-evident audit trail: records of every decision (LLM requests, admin
+//! actions), chained by MAC, covered by signed Merkle checkpoints, their payloads sealed
+//! with per-subject keys; and its offline verification.
+//!
+//! Module map: `record` (the record and its canonical encoding), `keys` (chain MAC key,
+//! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
+//! checkpoints, the head anchor), `verify` (checking a log).
+
+pub mod keys;
+pub mod log;
+pub mod merkle;
+pub mod record;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
