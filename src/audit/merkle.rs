@@ -25,6 +25,18 @@ fn node(left: &Hash, right: &Hash) -> Hash {
     sha256(&[&[1u8], left, right])
 }
 
+/// The level above: pairs hashed together, an odd last node promoted as it is.
+fn next_level(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [left, right] => node(left, right),
+            [single] => *single,
+            _ => [0u8; 32],
+        })
+        .collect()
+}
+
 /// The root over `leaves` (all-zero for none).
 pub fn root(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
@@ -32,14 +44,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => node(left, right),
-                [single] => *single,
-                _ => [0u8; 32],
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
 }
@@ -64,14 +69,7 @@ pub fn proof(leaves: &[Hash], mut index: usize) -> Vec<Step> {
                 left: sibling < index,
             });
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => node(left, right),
-                [single] => *single,
-                _ => [0u8; 32],
-            })
-            .collect();
+        level = next_level(&level);
         index /= 2;
     }
     steps
