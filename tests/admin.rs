@@ -45,8 +45,7 @@ async fn operators_drain_a_target_through_the_admin_api() {
     let extra = Extra {
         upstreams: format!("  second:\n    base_url: http://{second}/v1\n"),
         models: "  pair:\n    targets:\n      - {upstream: mock, model: mock-llama, priority: 0}\n      - {upstream: second, model: mock-llama, priority: 1}\n    retry: {attempts: 1}\n"
-            .into(),
-    };
+            .into(), ..Extra::default() };
     let gw = Gateway::start_full("", &[], &extra).await;
     let (viewer, operator, auditor) = (
         admin_token(&gw, Role::Viewer),

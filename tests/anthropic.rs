@@ -125,8 +125,7 @@ async fn an_anthropic_upstream_answers_openai_clients_and_its_failures_map() {
             "  cut:\n    kind: anthropic\n    base_url: http://{cut}/v1\n  limited:\n    kind: anthropic\n    base_url: http://{limited}/v1\n"
         ),
         models: "  via-cut:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n  via-limited:\n    upstream: limited\n    model: mock-llama\n    retry: {attempts: 1}\n"
-            .into(),
-    };
+            .into(), ..Extra::default() };
     let gw = Gateway::start_full("", &[], &extra).await;
     let url = gw.url("/v1/chat/completions");
     let ask = |model: &str, stream: bool| {
@@ -168,8 +167,7 @@ async fn count_tokens_asks_the_first_target_that_can_count() {
         ),
         // `down` refuses connections; `mock` is the harness's vLLM simulator.
         models: "  via-claude:\n    upstream: claude\n    model: mock-llama\n  via-gemini:\n    upstream: gem\n    model: mock-llama\n  nowhere:\n    upstream: down\n    model: mock-llama\n  down-then-vllm:\n    targets:\n      - {upstream: down, model: mock-llama, priority: 0}\n      - {upstream: mock, model: mock-llama, priority: 1}\n"
-            .into(),
-    };
+            .into(), ..Extra::default() };
     let gw = Gateway::start_full("", &[], &extra).await;
     let ask = json!({"model": "chat-model", "max_tokens": 3, "system": "Be brief.",
                      "messages": [{"role": "user", "content": "How many tokens is this?"}]});

@@ -45,7 +45,16 @@ async fn gateway() -> (
             "  {name}:\n    upstream: {name}\n    model: gemini-2.5-flash\n    retry: {{attempts: 1}}\n"
         ));
     }
-    let gw = Gateway::start_full("", &[], &Extra { upstreams, models }).await;
+    let gw = Gateway::start_full(
+        "",
+        &[],
+        &Extra {
+            upstreams,
+            models,
+            ..Extra::default()
+        },
+    )
+    .await;
     (gw, healthy.unwrap(), stops)
 }
 

@@ -59,6 +59,7 @@ async fn primary_and_secondary(
             "[{upstream: primary, model: mock-llama}, {upstream: secondary, model: mock-llama, priority: 1}]",
             FAST_RETRY,
         ),
+        ..Extra::default()
     };
     (Gateway::start_full("", &[], &extra).await, [p, s])
 }
@@ -163,6 +164,7 @@ async fn a_short_retry_after_is_waited_for_and_a_long_one_rests_the_target() {
             "[{upstream: always, model: mock-llama}]",
             "{attempts: 3, backoff_ms: 1, max_backoff_ms: 1, max_retry_after_ms: 500}",
         ),
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
 
@@ -216,6 +218,7 @@ async fn client_errors_are_not_retried_and_weights_share_the_traffic() {
             "[{upstream: a, model: mock-llama, weight: 3}, {upstream: b, model: mock-llama}]",
             FAST_RETRY,
         ),
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let bad =
@@ -254,6 +257,7 @@ async fn requests_only_go_to_targets_that_can_serve_them() {
               {upstream: capable, model: mock-llama, priority: 1, capabilities: {vision: false}}]",
             FAST_RETRY,
         ),
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let url = gw.url("/v1/chat/completions");
@@ -312,6 +316,7 @@ async fn streams_are_retried_only_before_their_first_byte_and_breaks_count_again
             &format!("[{{upstream: cut_late, model: mock-llama}}, {fallback}]"),
             FAST_RETRY,
         ),
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let url = gw.url("/v1/chat/completions");
@@ -370,6 +375,7 @@ async fn the_latency_strategy_settles_on_the_fastest_target() {
             "[{upstream: slow, model: mock-llama}, {upstream: fast, model: mock-llama}]",
             FAST_RETRY,
         ) + "    strategy: latency\n",
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     for _ in 0..10 {
@@ -406,6 +412,7 @@ async fn experiment_arms_are_sticky_per_user_recorded_and_summed() {
             "[{upstream: stable, model: mock-llama, arm: stable}, {upstream: canary, model: mock-llama, arm: canary}]",
             FAST_RETRY,
         ) + "    experiment: {name: canary-1, arms: {stable: 70, canary: 30}}\n",
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     for round in 0..2 {
@@ -471,6 +478,7 @@ async fn a_failing_health_check_takes_an_upstream_out_of_rotation() {
             "[{upstream: primary, model: mock-llama}, {upstream: secondary, model: mock-llama, priority: 1}]",
             FAST_RETRY,
         ),
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let url = gw.url("/v1/chat/completions");
@@ -508,6 +516,7 @@ async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
             "[{upstream: solo, model: mock-llama}]",
             FAST_RETRY,
         ) + "    cache: {ttl_secs: 60, max_entries: 100}\n",
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let url = gw.url("/v1/chat/completions");
@@ -553,6 +562,7 @@ async fn hedging_races_a_second_target_when_the_first_is_slow() {
             "[{upstream: slow, model: mock-llama}, {upstream: fast, model: mock-llama, priority: 1}]",
             FAST_RETRY,
         ) + "    hedge: {after_ms: 100}\n",
+        ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
     let started = Instant::now();

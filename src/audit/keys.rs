@@ -6,8 +6,6 @@
 
 use crate::store::StoreError;
 use crate::store::instance_key::InstanceKey;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -78,14 +76,23 @@ pub fn new_data_key() -> Result<[u8; 32], StoreError> {
     random::<32>()
 }
 
-/// A payload sealed with a data key, as stored in a record (base64).
-pub fn seal_payload(data_key: &[u8; 32], key_id: &str, plain: &[u8]) -> Result<String, StoreError> {
-    Ok(STANDARD.encode(seal(data_key, key_id.as_bytes(), plain)?))
+/// A payload sealed with a data key (bound to the key's id).
+pub fn seal_payload(
+    data_key: &[u8; 32],
+    key_id: &str,
+    plain: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    seal(data_key, key_id.as_bytes(), plain)
 }
 
 /// A stored payload opened again; `None` once its data key is destroyed or if altered.
-pub fn open_payload(data_key: &[u8; 32], key_id: &str, stored: &str) -> Option<Vec<u8>> {
-    open(data_key, key_id.as_bytes(), &STANDARD.decode(stored).ok()?)
+pub fn open_payload(data_key: &[u8; 32], key_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    open(data_key, key_id.as_bytes(), sealed)
+}
+
+/// The hex SHA-256 a record names its sealed payload by.
+pub fn payload_digest(sealed: &[u8]) -> String {
+    crate::store::instance_key::hex(ring::digest::digest(&ring::digest::SHA256, sealed).as_ref())
 }
 
 #[cfg(test)]

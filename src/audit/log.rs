@@ -25,7 +25,9 @@ pub const AUDIT_MIGRATIONS: &[Migration] = &["CREATE TABLE records (
         session_id TEXT,
         request_id TEXT,
         body TEXT NOT NULL,
-        mac BLOB NOT NULL
+        mac BLOB NOT NULL,
+        request_payload BLOB,
+        response_payload BLOB
     );
     CREATE INDEX records_tenant_ts ON records(tenant_id, ts_ms);
     CREATE INDEX records_session ON records(session_id, seq) WHERE session_id IS NOT NULL;
@@ -45,6 +47,9 @@ pub const AUDIT_MIGRATIONS: &[Migration] = &["CREATE TABLE records (
         destroyed_at INTEGER
     );
     CREATE INDEX data_keys_subject ON data_keys(subject);"];
+
+/// A record's sealed request and response payloads.
+type Sealed = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// When checkpoints are made.
 #[derive(Debug, Clone, Copy)]
@@ -235,11 +240,12 @@ impl AuditLog {
         Ok(found)
     }
 
-    /// Seals an event's payloads into its record (cut to the maximum size first).
-    fn seal_payloads(&mut self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+    /// Seals an event's payloads (cut to the maximum size first) and names them in its
+    /// record; the sealed request and response payloads.
+    fn seal_payloads(&mut self, event: AuditEvent) -> Result<(AuditRecord, Sealed), StoreError> {
         let mut record = event.record;
         if event.request_payload.is_none() && event.response_payload.is_none() {
-            return Ok(record);
+            return Ok((record, (None, None)));
         }
         let subject = match (&record.tenant_id, &record.user_id) {
             (Some(tenant), Some(user)) => format!("user:{tenant}:{user}"),
@@ -250,7 +256,7 @@ impl AuditLog {
         let max = self.max_payload;
         let seal = |payload: Option<Vec<u8>>,
                     truncated: &mut bool|
-         -> Result<Option<String>, StoreError> {
+         -> Result<Option<Vec<u8>>, StoreError> {
             let Some(mut payload) = payload else {
                 return Ok(None);
             };
@@ -261,11 +267,13 @@ impl AuditLog {
             keys::seal_payload(&key, &key_id, &payload).map(Some)
         };
         let mut truncated = false;
-        record.request_payload = seal(event.request_payload, &mut truncated)?;
-        record.response_payload = seal(event.response_payload, &mut truncated)?;
+        let request = seal(event.request_payload, &mut truncated)?;
+        let response = seal(event.response_payload, &mut truncated)?;
+        record.request_payload_sha256 = request.as_deref().map(keys::payload_digest);
+        record.response_payload_sha256 = response.as_deref().map(keys::payload_digest);
         record.payload_truncated = truncated;
         record.payload_key = Some(key_id);
-        Ok(record)
+        Ok((record, (request, response)))
     }
 
     /// Appends events in one durable transaction; their sequence numbers, in order.
@@ -274,7 +282,7 @@ impl AuditLog {
         let mut seq = self.last_seq;
         let mut mac = self.last_mac.clone();
         for event in events {
-            let mut record = self.seal_payloads(event)?;
+            let (mut record, sealed) = self.seal_payloads(event)?;
             seq += 1;
             record.v = VERSION;
             record.seq = seq;
@@ -283,7 +291,7 @@ impl AuditLog {
             }
             let body = record.canonical();
             let next = record_mac(&self.chain, &mac, &body).to_vec();
-            rows.push((record, body, next.clone()));
+            rows.push((record, body, next.clone(), sealed));
             mac = next;
         }
         if rows.is_empty() {
@@ -292,10 +300,11 @@ impl AuditLog {
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO records (seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO records (seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac,
+                                      request_payload, response_payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            for (record, body, mac) in &rows {
+            for (record, body, mac, (request, response)) in &rows {
                 insert.execute(params![
                     record.seq as i64,
                     record.ts_ms,
@@ -304,13 +313,15 @@ impl AuditLog {
                     record.session_id,
                     record.request_id,
                     String::from_utf8_lossy(body),
-                    mac
+                    mac,
+                    request,
+                    response
                 ])?;
             }
         }
         tx.commit()?;
-        let seqs: Vec<u64> = rows.iter().map(|(r, _, _)| r.seq).collect();
-        for (_, body, mac) in &rows {
+        let seqs: Vec<u64> = rows.iter().map(|(r, ..)| r.seq).collect();
+        for (_, body, mac, _) in &rows {
             self.pending.push(merkle::leaf(mac, body));
         }
         self.last_seq = seq;
@@ -383,6 +394,27 @@ impl AuditLog {
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }
+}
+
+/// A data key opened with the instance's seal key; `None` if it is not one.
+fn unseal_data_key(seal_key: &[u8; 32], id: &str, sealed: &[u8]) -> Option<[u8; 32]> {
+    keys::open(seal_key, id.as_bytes(), sealed)?.try_into().ok()
+}
+
+/// The data key `id`, to open payloads with; `None` once destroyed.
+pub fn read_data_key(
+    audit: &Connection,
+    seal_key: &[u8; 32],
+    id: &str,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let sealed: Option<Option<Vec<u8>>> = audit
+        .query_row("SELECT sealed FROM data_keys WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(sealed
+        .flatten()
+        .and_then(|sealed| unseal_data_key(seal_key, id, &sealed)))
 }
 
 /// A checkpoint read from its row.

@@ -4,13 +4,15 @@
 //!
 //! Module map: `record` (the record and its canonical encoding), `keys` (chain MAC key,
 //! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
-//! checkpoints, the head anchor), `verify` (checking a log).
+//! checkpoints, the head anchor), `writer` (the thread that appends in batches and
+//! acknowledges durable records), `verify` (checking a log).
 
 pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod record;
 pub mod verify;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;

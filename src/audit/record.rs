@@ -60,9 +60,11 @@ pub struct AuditRecord {
     pub detail: Option<String>,
     /// The data key the payloads are encrypted with (destroyed on erasure).
     pub payload_key: Option<String>,
-    /// Base64 of nonce and AES-256-GCM ciphertext.
-    pub request_payload: Option<String>,
-    pub response_payload: Option<String>,
+    /// SHA-256 (hex) of the sealed request payload, which is stored beside the record:
+    /// the chain covers the ciphertext through it, and erasing the ciphertext (or its
+    /// key) leaves the chain whole.
+    pub request_payload_sha256: Option<String>,
+    pub response_payload_sha256: Option<String>,
     /// A payload was cut to the configured maximum before encryption.
     pub payload_truncated: bool,
 }

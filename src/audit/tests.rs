@@ -2,7 +2,7 @@
 //! verification naming the first bad record and what happened to it.
 
 use super::keys;
-use super::log::{AuditLog, CheckpointPolicy};
+use super::log::{AuditLog, CheckpointPolicy, read_data_key};
 use super::record::{AuditEvent, AuditRecord, kind};
 use super::verify::{Problem, Report, instance_keys, verify};
 use crate::store::instance_key::InstanceKey;
@@ -86,8 +86,12 @@ fn an_untouched_log_verifies_and_payloads_open_until_erased() {
     assert_eq!((report.records, report.checkpoints), (10, 2));
 
     let audit = fixture.audit();
-    let body: String = audit
-        .query_row("SELECT body FROM records WHERE seq = 1", [], |r| r.get(0))
+    let (body, request): (String, Vec<u8>) = audit
+        .query_row(
+            "SELECT body, request_payload FROM records WHERE seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let record: AuditRecord = serde_json::from_str(&body).unwrap();
     assert!(!body.contains("prompt 0"), "payloads are stored encrypted");
@@ -96,19 +100,15 @@ fn an_untouched_log_verifies_and_payloads_open_until_erased() {
         "the 2000-byte response was cut to 1024"
     );
     let key_id = record.payload_key.clone().unwrap();
-    let sealed: Vec<u8> = audit
-        .query_row(
-            "SELECT sealed FROM data_keys WHERE id = ?1",
-            [&key_id],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let data_key: [u8; 32] = keys::open(&fixture.instance.seal_key, key_id.as_bytes(), &sealed)
+    let data_key = read_data_key(&audit, &fixture.instance.seal_key, &key_id)
         .unwrap()
-        .try_into()
         .unwrap();
-    let prompt = keys::open_payload(&data_key, &key_id, record.request_payload.as_ref().unwrap());
+    let prompt = keys::open_payload(&data_key, &key_id, &request);
     assert_eq!(prompt.unwrap(), b"prompt 0");
+    assert_eq!(
+        record.request_payload_sha256.unwrap(),
+        keys::payload_digest(&request)
+    );
 
     // Crypto-shredding: the key goes, the chain stays whole.
     audit

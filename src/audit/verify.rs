@@ -3,7 +3,7 @@
 //! checkpoint's Merkle root, signature and link to the one before, and the head anchor
 //! (records cut after the last checkpoint).
 
-use super::keys::{chain_key, record_mac};
+use super::keys::{self, chain_key, record_mac};
 use super::log::{Checkpoint, checkpoint_row, head_tag};
 use super::merkle::{self, Hash};
 use super::record::AuditRecord;
@@ -63,6 +63,8 @@ struct Row {
     request_id: Option<String>,
     body: String,
     mac: Vec<u8>,
+    request_payload: Option<Vec<u8>>,
+    response_payload: Option<Vec<u8>>,
 }
 
 impl Row {
@@ -73,8 +75,13 @@ impl Row {
             .map(|r| r.seq)
     }
 
-    /// Whether the indexed columns say what the body says.
+    /// Whether the indexed columns say what the body says, and the stored payloads are
+    /// the ones it names (an erased payload is absent, not different).
     fn columns_match(&self) -> bool {
+        let payload_matches = |stored: &Option<Vec<u8>>, named: &Option<String>| match stored {
+            None => true,
+            Some(sealed) => named.as_deref() == Some(keys::payload_digest(sealed).as_str()),
+        };
         serde_json::from_str::<AuditRecord>(&self.body).is_ok_and(|r| {
             r.seq == self.seq
                 && r.ts_ms == self.ts_ms
@@ -82,6 +89,8 @@ impl Row {
                 && r.tenant_id == self.tenant_id
                 && r.session_id == self.session_id
                 && r.request_id == self.request_id
+                && payload_matches(&self.request_payload, &r.request_payload_sha256)
+                && payload_matches(&self.response_payload, &r.response_payload_sha256)
         })
     }
 }
@@ -126,7 +135,8 @@ pub fn verify(
         )?
         .collect::<Result<_, _>>()?;
     let mut stmt = audit.prepare(
-        "SELECT seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac FROM records
+        "SELECT seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac,
+                request_payload, response_payload FROM records
          WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
     )?;
     let mut rows = stmt.query_map(
@@ -141,6 +151,8 @@ pub fn verify(
                 request_id: r.get(5)?,
                 body: r.get(6)?,
                 mac: r.get(7)?,
+                request_payload: r.get(8)?,
+                response_payload: r.get(9)?,
             })
         },
     )?;

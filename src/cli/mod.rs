@@ -127,7 +127,7 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
 
 /// Stops the runtime (ending any request cut after the grace period, which logs it) and
 /// then waits until every request-log row is on disk.
-fn finish(rt: tokio::runtime::Runtime, writer: crate::store::request_log::RequestLogWriter) {
+fn finish(rt: tokio::runtime::Runtime, writer: crate::server::Writers) {
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     writer.finish();
     tracing::info!("stopped");

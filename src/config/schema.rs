@@ -25,6 +25,60 @@ pub struct Config {
     /// Logical model names clients use, each mapped to an upstream and its model name.
     #[serde(default)]
     pub models: BTreeMap<String, Spanned<ModelRoute>>,
+    /// The tamper-evident audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit trail: what is recorded and how durably.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record every request and admin action.
+    pub enabled: bool,
+    /// `durable`: a response waits until its record is on disk; `async`: it does not.
+    pub mode: AuditMode,
+    /// When a record cannot be written: `fail_closed` refuses the request, `fail_open`
+    /// serves it and logs the failure.
+    pub on_failure: OnAuditFailure,
+    /// Store request and response payloads (encrypted) in records.
+    pub store_payloads: bool,
+    /// Longest payload stored, in bytes; longer ones are cut (and flagged).
+    pub max_payload_bytes: usize,
+    /// Sign a checkpoint once this many records are not yet covered…
+    pub checkpoint_every_records: u64,
+    /// …or once this many seconds passed with records not yet covered.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: AuditMode::Durable,
+            on_failure: OnAuditFailure::FailClosed,
+            store_payloads: true,
+            max_payload_bytes: 256 * 1024,
+            checkpoint_every_records: 10_000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
+/// How long a response waits for its audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    Durable,
+    Async,
+}
+
+/// What happens when an audit record cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAuditFailure {
+    FailClosed,
+    FailOpen,
 }
 
 /// The client-facing listener.

@@ -9,11 +9,13 @@ use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
 use crate::api::chunk::{Chunk, ChunkOut};
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::api::{ClientEvents, UpstreamEvents};
+use crate::audit::writer::AuditUnavailable;
 use crate::routing::{StreamOutcome, breaker};
 use crate::server::context::RequestContext;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -79,6 +81,17 @@ pub struct SseRelay {
     /// Frames arrived since the idle timer last restarted.
     active: bool,
     ended: bool,
+    /// What the client was sent, kept for the audit record (when payloads are recorded).
+    sent: Option<BytesMut>,
+    /// The stream's audit record on its way to disk; the stream's end waits for it.
+    audit: Audit,
+}
+
+/// Where a stream's audit record stands.
+enum Audit {
+    NotYet,
+    Writing(Pin<Box<dyn Future<Output = Result<(), AuditUnavailable>> + Send>>),
+    Done,
 }
 
 /// Hand relayed bytes over once this many are waiting, burst or not.
@@ -116,7 +129,18 @@ impl SseRelay {
             hand_over_now: false,
             active: false,
             ended: false,
+            sent: None,
+            audit: Audit::NotYet,
         }
+        .keeping_payload()
+    }
+
+    /// Starts keeping a copy of what the client is sent, if the audit trail wants it.
+    fn keeping_payload(mut self) -> Self {
+        if self.ctx.wants_response_payload() {
+            self.sent = Some(BytesMut::new());
+        }
+        self
     }
 
     /// Turns newly arrived bytes into what the client gets (appended to `out`); stops at
@@ -314,7 +338,49 @@ impl SseRelay {
     /// Hands everything relayed so far to the client connection.
     fn flush(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.yielded = 0;
-        Poll::Ready(Some(Ok(Frame::data(self.out.split().freeze()))))
+        let frame = self.out.split().freeze();
+        if let Some(sent) = self.sent.as_mut() {
+            sent.extend_from_slice(&frame);
+        }
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+
+    /// Once the upstream is done: writes the stream's audit record and holds the stream's
+    /// last bytes until it is durable. If it cannot be written (and failures close), the
+    /// stream ends with an error event instead of its clean end.
+    fn poll_audit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if matches!(self.audit, Audit::NotYet) {
+            if let Some(mut sent) = self.sent.take() {
+                sent.extend_from_slice(&self.out);
+                self.ctx.set_response_payload(sent.freeze());
+            }
+            self.audit = match self.ctx.take_audit() {
+                Some((sink, event)) => {
+                    Audit::Writing(Box::pin(async move { sink.record(event).await }))
+                }
+                None => Audit::Done,
+            };
+        }
+        let Audit::Writing(writing) = &mut self.audit else {
+            return Poll::Ready(());
+        };
+        let written = std::task::ready!(writing.as_mut().poll(cx));
+        self.audit = Audit::Done;
+        if written.is_err() {
+            self.ctx.finish(200, Some("audit_unavailable"));
+            let message = "the stream could not be recorded in the audit trail";
+            self.out.clear();
+            match &mut self.dialect {
+                StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
+                    message,
+                    "server_error",
+                    None,
+                    Some("audit_unavailable"),
+                ))),
+                StreamDialect::Translated(stream) => stream.error(message, &mut self.out),
+            }
+        }
+        Poll::Ready(())
     }
 
     fn finish_clean(&mut self) {
@@ -447,6 +513,9 @@ impl Body for SseRelay {
             }
             if !std::mem::take(&mut this.hand_over_now) {
                 std::task::ready!(this.poll_burst(cx));
+            }
+            if this.done_pulling() {
+                std::task::ready!(this.poll_audit(cx));
             }
             if !this.out.is_empty() {
                 return this.flush();

@@ -3,8 +3,11 @@
 
 use super::AppState;
 use crate::api::openai::Usage;
+use crate::audit::record::{AuditEvent, AuditRecord, kind};
+use crate::audit::writer::AuditSink;
 use crate::store::request_log::RequestRecord;
 use crate::tenancy::Principal;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::OwnedPermit;
@@ -22,6 +25,10 @@ pub struct RequestContext {
     upstream_time: Duration,
     error_code: Option<&'static str>,
     finished: bool,
+    /// The audit record was handed over (or there is none to write).
+    audited: bool,
+    request_payload: Option<Bytes>,
+    response_payload: Option<Bytes>,
 }
 
 impl RequestContext {
@@ -51,6 +58,10 @@ impl RequestContext {
             upstream_time: Duration::ZERO,
             error_code: Some("client_closed"),
             finished: false,
+            // Listing models decides nothing worth a record.
+            audited: matches!(endpoint, "models" | "gemini_models"),
+            request_payload: None,
+            response_payload: None,
         }
     }
 
@@ -87,6 +98,67 @@ impl RequestContext {
     pub fn set_usage(&mut self, usage: Usage) {
         self.record.prompt_tokens = Some(usage.prompt_tokens);
         self.record.completion_tokens = Some(usage.completion_tokens);
+    }
+
+    /// Keeps the request body for the audit record (when payloads are recorded).
+    pub fn set_request_payload(&mut self, body: &Bytes) {
+        if self.state.audit_payloads {
+            self.request_payload = Some(body.clone());
+        }
+    }
+
+    /// Keeps the response body (or a stream's bytes) for the audit record.
+    pub fn set_response_payload(&mut self, body: Bytes) {
+        if self.state.audit_payloads {
+            self.response_payload = Some(body);
+        }
+    }
+
+    /// Whether the audit trail wants this request's response payload.
+    pub fn wants_response_payload(&self) -> bool {
+        self.state.audit_payloads && !self.audited
+    }
+
+    /// The audit record of this request, once, with where to write it: `None` when the
+    /// trail is off or the record was already handed over.
+    pub fn take_audit(&mut self) -> Option<(AuditSink, AuditEvent)> {
+        if std::mem::replace(&mut self.audited, true) {
+            return None;
+        }
+        let sink = self.state.audit.clone()?;
+        Some((sink, self.audit_event()))
+    }
+
+    fn audit_event(&mut self) -> AuditEvent {
+        let r = &self.record;
+        let text = |s: &Option<Arc<str>>| s.as_deref().map(str::to_string);
+        let record = AuditRecord {
+            ts_ms: r.ts_ms,
+            kind: kind::LLM_REQUEST.into(),
+            tenant_id: text(&r.tenant_id),
+            key_id: text(&r.key_id),
+            client_addr: text(&r.client_addr),
+            request_id: Some(r.id.to_string()),
+            endpoint: Some(r.endpoint.to_string()),
+            model: text(&r.model),
+            upstream: text(&r.upstream),
+            upstream_model: text(&r.upstream_model),
+            experiment: text(&r.experiment),
+            arm: text(&r.arm),
+            // Until the policy engine decides: what authentication decided.
+            decision: Some(if r.status == 401 { "deny" } else { "allow" }.into()),
+            status: Some(r.status),
+            error: self.error_code.map(str::to_string),
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            latency_ms: Some(ms(self.started.elapsed())),
+            ..AuditRecord::default()
+        };
+        AuditEvent {
+            record,
+            request_payload: self.request_payload.take().map(|b| b.to_vec()),
+            response_payload: self.response_payload.take().map(|b| b.to_vec()),
+        }
     }
 
     /// Records the outcome; the row is written when the context is dropped.
@@ -159,8 +231,13 @@ impl Drop for RequestContext {
         } else {
             tracing::info!(request_id = %record.id, "client closed the connection before the response ended");
         }
+        // A request that ended without a delivered response (the client went away)
+        // is recorded too, without anyone waiting for it.
+        if let Some((sink, event)) = self.take_audit() {
+            sink.record_detached(event);
+        }
         if let Some(permit) = self.permit.take() {
-            permit.send(std::mem::take(record));
+            permit.send(std::mem::take(&mut self.record));
         }
     }
 }

@@ -264,6 +264,7 @@ fn answer(
             if let (Some(cache), Some(key)) = (&route.cache, plan.cache_key) {
                 cache.put(key, answer.clone());
             }
+            ctx.set_response_payload(answer.body.clone());
             let cache_state = route.cache.as_ref().map(|_| "miss");
             Outcome::Response(whole_response(answer, cache_state))
         }

@@ -171,6 +171,16 @@ impl ApiError {
         .with_param(missing.param())
     }
 
+    /// The audit record could not be written and audit failures close.
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "audit_unavailable",
+            "the request could not be recorded in the audit trail, so it was not served",
+        )
+    }
+
     /// No target of the model can count tokens (no such endpoint, or none reachable).
     pub fn count_tokens_unavailable(model: &str) -> Self {
         Self::new(

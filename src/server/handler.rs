@@ -87,15 +87,16 @@ pub async fn handle(
                 }
                 _ => forward::<EmbeddingRequest>(&mut ctx, req, "/embeddings").await,
             };
-            match result {
+            let response = match result {
                 Ok(Outcome::Response(response)) => {
                     ctx.finish(response.status().as_u16(), None);
                     response
                 }
                 Ok(Outcome::Stream(stream)) => {
+                    // The relay records the stream when it ends, before its last bytes.
                     let mut relay = SseRelay::new(*stream, ctx);
                     relay.prime().await;
-                    stream_response(relay)
+                    return stream_response(relay);
                 }
                 Err(err) => {
                     let detail = err.detail.as_deref().unwrap_or("");
@@ -117,16 +118,30 @@ pub async fn handle(
                         );
                     }
                     ctx.finish(err.status.as_u16(), Some(err.code));
-                    match endpoint {
-                        Endpoint::Messages | Endpoint::CountTokens => err.into_anthropic_response(),
-                        Endpoint::GenerateContent
-                        | Endpoint::GeminiCountTokens
-                        | Endpoint::GeminiModels => err.into_gemini_response(),
-                        _ => err.into_response(),
-                    }
+                    error_response(endpoint, err)
                 }
+            };
+            // No response leaves before its audit record is durable (in durable mode).
+            if let Some((sink, event)) = ctx.take_audit()
+                && sink.record(event).await.is_err()
+            {
+                let err = ApiError::audit_unavailable();
+                ctx.finish(err.status.as_u16(), Some(err.code));
+                return error_response(endpoint, err);
             }
+            response
         }
+    }
+}
+
+/// An error in the wire format of the endpoint's callers.
+fn error_response(endpoint: Endpoint, err: ApiError) -> Response<GatewayBody> {
+    match endpoint {
+        Endpoint::Messages | Endpoint::CountTokens => err.into_anthropic_response(),
+        Endpoint::GenerateContent | Endpoint::GeminiCountTokens | Endpoint::GeminiModels => {
+            err.into_gemini_response()
+        }
+        _ => err.into_response(),
     }
 }
 
@@ -346,6 +361,7 @@ pub(super) async fn authenticated_request<R: DeserializeOwned>(
     let principal = authenticate(ctx, req.headers())?;
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
+    ctx.set_request_payload(&body);
     Ok((principal, parse(&body)?))
 }
 
@@ -371,6 +387,7 @@ async fn generate_content(
     let principal = authenticate(ctx, req.headers())?;
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
+    ctx.set_request_payload(&body);
     through_chat(
         ctx,
         &principal,
@@ -397,8 +414,11 @@ async fn through_chat(
             let Ok(collected) = body.collect().await;
             let completion: serde_json::Value = serde_json::from_slice(&collected.to_bytes())
                 .map_err(|_| ApiError::upstream_protocol("the response body is not valid JSON"))?;
-            let body = serde_json::to_vec(&whole(&completion))
-                .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?;
+            let body = Bytes::from(
+                serde_json::to_vec(&whole(&completion))
+                    .map_err(|e| ApiError::upstream_protocol(&e.to_string()))?,
+            );
+            ctx.set_response_payload(body.clone());
             Ok(Outcome::Response(Response::from_parts(
                 parts,
                 GatewayBody::full(body),
@@ -479,6 +499,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
     {
         ctx.record.cache_hit = true;
         ctx.first_byte();
+        ctx.set_response_payload(answer.body.clone());
         return Ok(Outcome::Response(whole_response(answer, Some("hit"))));
     }
     let plan = dispatch::Plan {

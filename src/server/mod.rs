@@ -37,6 +37,10 @@ pub struct AppState {
     pub metrics_enabled: bool,
     /// Checks admin tokens and records admin events; `None` when the admin API is off.
     pub admin: Option<crate::admin::AdminAccess>,
+    /// Where audit records go; `None` when the audit trail is off.
+    pub audit: Option<crate::audit::writer::AuditSink>,
+    /// Audit records carry the request and response payloads.
+    pub audit_payloads: bool,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub started_unix: i64,
@@ -162,10 +166,28 @@ pub fn endpoint_name(stored: &str) -> &'static str {
     .unwrap_or("other")
 }
 
+/// The writer threads a gateway leaves behind: call [`Writers::finish`] after the
+/// runtime stopped, so every queued row and record reaches the disk.
+pub struct Writers {
+    request_log: RequestLogWriter,
+    audit: Option<crate::audit::writer::AuditWriter>,
+}
+
+impl Writers {
+    /// Waits until the audit writer signed its last checkpoint and every request-log row
+    /// is written.
+    pub fn finish(self) {
+        if let Some(audit) = self.audit {
+            audit.finish();
+        }
+        self.request_log.finish();
+    }
+}
+
 /// A running gateway's parts that outlive the serve loop.
 pub struct Gateway {
     state: Arc<AppState>,
-    writer: RequestLogWriter,
+    writer: Writers,
     tls: Option<TlsAcceptor>,
     shutdown_grace: Duration,
     workers: usize,
@@ -191,7 +213,29 @@ impl Gateway {
         let metrics = Metrics::new();
         let routes =
             RouteTable::from_config(loaded, workers, &metrics).map_err(anyhow::Error::msg)?;
-        let (log, writer) = RequestLog::open(&loaded.request_log_db_path())?;
+        let (log, request_log) = RequestLog::open(&loaded.request_log_db_path())?;
+        let audit_config = &loaded.config.audit;
+        let (audit, audit_writer) = if audit_config.enabled {
+            let audit_log = crate::audit::log::AuditLog::open(
+                &loaded.audit_db_path(),
+                &loaded.state_db_path(),
+                &instance_key,
+                crate::audit::log::CheckpointPolicy {
+                    every_records: audit_config.checkpoint_every_records.max(1),
+                    every: Duration::from_secs(audit_config.checkpoint_interval_secs.max(1)),
+                },
+                audit_config.max_payload_bytes,
+            )?;
+            let (sink, writer) = crate::audit::writer::AuditWriter::start(
+                audit_log,
+                audit_config.mode,
+                audit_config.on_failure,
+            )
+            .context("cannot start the audit writer")?;
+            (Some(sink), Some(writer))
+        } else {
+            (None, None)
+        };
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
             None => None,
@@ -206,6 +250,8 @@ impl Gateway {
                 state_db: loaded.state_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
             }),
+            audit_payloads: audit.is_some() && audit_config.store_payloads,
+            audit,
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_secs(server.client_body_timeout_secs),
             started_unix: crate::store::now_unix(),
@@ -213,7 +259,10 @@ impl Gateway {
         });
         Ok(Self {
             state,
-            writer,
+            writer: Writers {
+                request_log,
+                audit: audit_writer,
+            },
             tls,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
             workers,
@@ -221,8 +270,8 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests for
-    /// up to the grace period. Returns the log writer: call
-    /// [`RequestLogWriter::finish`] after the runtime stopped to flush every row.
+    /// up to the grace period. Returns the writers: call [`Writers::finish`] after the
+    /// runtime stopped to write every row and record.
     ///
     /// The caller's task accepts connections and deals them round-robin to worker
     /// threads, each a single-threaded runtime with its own upstream connection pools: a
@@ -232,7 +281,7 @@ impl Gateway {
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
-    ) -> anyhow::Result<RequestLogWriter> {
+    ) -> anyhow::Result<Writers> {
         let Gateway {
             state,
             writer,
@@ -297,6 +346,9 @@ impl Gateway {
                 tracing::error!("a worker thread failed");
             }
         }
+        // The last reference to the state holds the audit queue's sender: dropping it
+        // lets the audit writer drain and stop.
+        drop(state);
         Ok(writer)
     }
 }

@@ -69,7 +69,7 @@ pub struct Gateway {
     pub key: String,
     stop: watch::Sender<bool>,
     mock_stop: watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<airlock::store::request_log::RequestLogWriter>>,
+    task: JoinHandle<anyhow::Result<airlock::server::Writers>>,
 }
 
 /// The gateway's config for a test; `extra_server` lines go under `server:`, `extra`
@@ -80,7 +80,11 @@ pub fn config_text(
     extra_server: &str,
     extra: &Extra,
 ) -> String {
-    let Extra { upstreams, models } = extra;
+    let Extra {
+        upstreams,
+        models,
+        top,
+    } = extra;
     format!(
         "server:
   listen: {gateway}
@@ -113,7 +117,7 @@ upstreams:
     upstream: down
     retry: {{attempts: 1}}
     breaker: {{enabled: false}}
-{models}"
+{models}{top}"
     )
 }
 
@@ -122,6 +126,8 @@ upstreams:
 pub struct Extra {
     pub upstreams: String,
     pub models: String,
+    /// Top-level sections (e.g. `audit:`), appended last.
+    pub top: String,
 }
 
 impl Gateway {
@@ -134,6 +140,7 @@ impl Gateway {
             models:
                 "  cut-model:\n    upstream: cut\n    model: mock-llama\n    retry: {attempts: 1}\n"
                     .into(),
+            ..Extra::default()
         };
         (Self::start_full("", &[], &extra).await, stop)
     }

@@ -1,0 +1,173 @@
+//! The audit writer: one thread appending events in batches (group commit: whatever
+//! arrived while the previous batch was being made durable goes in the next
+//! transaction), acknowledging each event once its batch is on disk, and signing
+//! checkpoints on time. Requests wait for room when it falls behind (bounded queue) and,
+//! in durable mode, for their acknowledgement.
+
+use super::log::AuditLog;
+use super::record::AuditEvent;
+use crate::config::{AuditMode, OnAuditFailure};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Events queued before requests start to wait.
+const QUEUE: usize = 8192;
+/// Most events in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// An event and, in durable mode, who waits for it to be on disk.
+struct Pending {
+    event: AuditEvent,
+    ack: Option<oneshot::Sender<bool>>,
+}
+
+/// The audit record could not be written; the request is refused (fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditUnavailable;
+
+/// Where requests hand their audit events. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Pending>,
+    mode: AuditMode,
+    on_failure: OnAuditFailure,
+}
+
+impl AuditSink {
+    /// Records `event`: waits for room in the queue and, in durable mode, until it is on
+    /// disk. Fails only when the record could not be written and failures close.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        let durable = self.mode == AuditMode::Durable;
+        let (ack, done) = if durable {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let written = match self.tx.send(Pending { event, ack }).await {
+            Err(_) => false,
+            Ok(()) => match done {
+                None => true,
+                Some(done) => done.await.unwrap_or(false),
+            },
+        };
+        if written || self.on_failure == OnAuditFailure::FailOpen {
+            if !written {
+                tracing::error!(
+                    "audit record not written; serving anyway (audit.on_failure: fail_open)"
+                );
+            }
+            return Ok(());
+        }
+        Err(AuditUnavailable)
+    }
+
+    /// Records `event` without waiting for the disk (a request that ended without a
+    /// delivered response, e.g. the client went away).
+    pub fn record_detached(&self, event: AuditEvent) {
+        if let Err(mpsc::error::TrySendError::Full(pending)) =
+            self.tx.try_send(Pending { event, ack: None })
+        {
+            let tx = self.tx.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = tx.send(pending).await;
+                });
+            }
+        }
+    }
+}
+
+/// The writer thread; [`AuditWriter::finish`] waits until every queued event is written
+/// and the last checkpoint signed.
+pub struct AuditWriter {
+    thread: JoinHandle<()>,
+}
+
+impl AuditWriter {
+    /// Starts the writer on `log`.
+    pub fn start(
+        log: AuditLog,
+        mode: AuditMode,
+        on_failure: OnAuditFailure,
+    ) -> std::io::Result<(AuditSink, Self)> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("airlock-audit".into())
+            .spawn(move || run(log, rx))?;
+        Ok((
+            AuditSink {
+                tx,
+                mode,
+                on_failure,
+            },
+            Self { thread },
+        ))
+    }
+
+    /// Waits for the writer to drain (every sink must be dropped first).
+    pub fn finish(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("the audit writer thread panicked");
+        }
+    }
+}
+
+fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("audit writer cannot start: {e}");
+            return;
+        }
+    };
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Wait for the next event, waking for a due checkpoint.
+        let first = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await });
+        match first {
+            Ok(Some(pending)) => batch.push(pending),
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        write(&mut log, &mut batch);
+        if log.checkpoint_due()
+            && let Err(e) = log.checkpoint()
+        {
+            tracing::error!("audit checkpoint failed: {e}");
+        }
+    }
+    if let Err(e) = log.checkpoint() {
+        tracing::error!("final audit checkpoint failed: {e}");
+    }
+}
+
+/// Appends one batch and tells each waiter whether its record is on disk.
+fn write(log: &mut AuditLog, batch: &mut Vec<Pending>) {
+    if batch.is_empty() {
+        return;
+    }
+    let (events, acks): (Vec<AuditEvent>, Vec<Option<oneshot::Sender<bool>>>) =
+        batch.drain(..).map(|p| (p.event, p.ack)).unzip();
+    let written = match log.append(events) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!("audit append failed: {e}");
+            false
+        }
+    };
+    for ack in acks.into_iter().flatten() {
+        let _ = ack.send(written);
+    }
+}
