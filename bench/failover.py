@@ -52,7 +52,8 @@ def main():
         text = cfg.read_text().replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{GATEWAY}").replace("level: info", "level: error")
         text = text.replace("upstreams:\n", f"upstreams:\n  primary: {{base_url: 'http://127.0.0.1:{PRIMARY}/v1'}}\n"
                             f"  secondary: {{base_url: 'http://127.0.0.1:{SECONDARY}/v1'}}\n", 1)
-        cfg.write_text(text.replace("models:\n", "models:\n" + ROUTE, 1))
+        # Routing alone is measured: the audit trail (bench/run.py measures it) is off.
+        cfg.write_text(text.replace("models:\n", "models:\n" + ROUTE, 1) + "audit:\n  enabled: false\n")
         key = json.loads(subprocess.run([str(AIRLOCK), "keys", "create", "--config", str(cfg), "--tenant", "bench", "--json"],
                                         check=True, capture_output=True, text=True).stdout)["key"]
         procs.append(start([str(AIRLOCK), "serve", "--config", str(cfg)], "listening"))

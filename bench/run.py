@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRLOCK = ROOT / "target" / "release" / "airlock"
-MOCK_PORT, NGINX_PORT, AIRLOCK_PORT = 18000, 18081, 18080
+MOCK_PORT, NGINX_PORT, AIRLOCK_PORT, AIRLOCK_AUDIT_PORT = 18000, 18081, 18080, 18082
 CHAT = {"model": "MODEL", "messages": [{"role": "user", "content": "Summarise the quarterly report in one line."}], "max_tokens": 16}
 
 NGINX_CONF = """
@@ -129,14 +129,21 @@ def main():
     procs = []
     try:
         procs.append(start([str(AIRLOCK), "mock-upstream", "--listen", f"127.0.0.1:{MOCK_PORT}", "--models", "mock-llama"], "listening"))
-        subprocess.run([str(AIRLOCK), "init", "--dir", str(work / "airlock"), "--upstream-url", f"http://127.0.0.1:{MOCK_PORT}/v1",
-                        "--model", "bench", "--upstream-model", "mock-llama"], check=True, capture_output=True)
-        cfg = work / "airlock" / "airlock.yaml"
-        cfg.write_text(cfg.read_text().replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{AIRLOCK_PORT}").replace("level: info", "level: warn"))
-        key = json.loads(subprocess.run([str(AIRLOCK), "keys", "create", "--config", str(cfg), "--tenant", "bench", "--json"],
-                                        check=True, capture_output=True, text=True).stdout)["key"]
-        gateway = start([str(AIRLOCK), "serve", "--config", str(cfg)], "listening")
-        procs.append(gateway)
+        # "airlock" only proxies (audit off), like nginx; "airlock+audit" runs the default
+        # configuration, every response waiting for its durable audit record.
+        gateways = {}
+        for name, port, audit in (("airlock", AIRLOCK_PORT, "audit:\n  enabled: false\n"),
+                                  ("airlock+audit", AIRLOCK_AUDIT_PORT, "")):
+            subprocess.run([str(AIRLOCK), "init", "--dir", str(work / name), "--upstream-url", f"http://127.0.0.1:{MOCK_PORT}/v1",
+                            "--model", "bench", "--upstream-model", "mock-llama"], check=True, capture_output=True)
+            cfg = work / name / "airlock.yaml"
+            text = cfg.read_text().replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}").replace("level: info", "level: warn")
+            cfg.write_text(text + audit)
+            key = json.loads(subprocess.run([str(AIRLOCK), "keys", "create", "--config", str(cfg), "--tenant", "bench", "--json"],
+                                            check=True, capture_output=True, text=True).stdout)["key"]
+            gateway = start([str(AIRLOCK), "serve", "--config", str(cfg)], "listening")
+            procs.append(gateway)
+            gateways[name] = (port, key, gateway)
         (work / "nginx").mkdir()
         conf = work / "nginx" / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=work / "nginx", mock=MOCK_PORT, port=NGINX_PORT))
@@ -148,7 +155,7 @@ def main():
         targets = {
             "direct": (f"http://127.0.0.1:{MOCK_PORT}", "mock-llama", None),
             "nginx": (f"http://127.0.0.1:{NGINX_PORT}", "mock-llama", None),
-            "airlock": (f"http://127.0.0.1:{AIRLOCK_PORT}", "bench", key),
+            **{name: (f"http://127.0.0.1:{port}", "bench", key) for name, (port, key, _) in gateways.items()},
         }
         results = {}
         for mode in ("chat", "stream"):
@@ -168,15 +175,17 @@ def main():
                 sat = {key: statistics.median(r[key] for r in runs[name]) for key in ("rps", "p50", "p99")}
                 fixed = oha(f"{base}/v1/chat/completions", bodies[name], k, opts.seconds, opts.rate)
                 results[(mode, name)] = {"sat": sat, "fixed": fixed}
-                print(f"{mode:6} {name:8} saturated {sat['rps']:9.0f} req/s p50 {sat['p50']:7.3f} ms p99 {sat['p99']:7.3f} ms "
+                print(f"{mode:6} {name:13} saturated {sat['rps']:9.0f} req/s p50 {sat['p50']:7.3f} ms p99 {sat['p99']:7.3f} ms "
                       f"(runs: {' '.join(str(round(r['rps'])) for r in runs[name])}) | "
                       f"{opts.rate} req/s: p50 {fixed['p50']:.3f} ms p99 {fixed['p99']:.3f} ms", flush=True)
-        rss = rss_mb(gateway.pid)
+        rss = rss_mb(gateways["airlock"][2].pid)
         print(f"airlock peak RSS: {rss:.1f} MB")
     finally:
         stop_all(procs)
     publish(render(results, rss, opts), opts.no_write)
 
+
+TARGET_NAMES = ("direct", "nginx", "airlock", "airlock+audit")
 
 BEGIN, END = "<!-- results:begin (written by bench/run.py) -->", "<!-- results:end -->"
 
@@ -220,7 +229,9 @@ def render(results, rss, opts):
         "",
         "Upstream: `airlock mock-upstream` (vLLM wire format, no added latency, 16 tokens per answer).",
         "nginx: Debian's nginx, one worker, keep-alive upstream pool, `proxy_buffering off`.",
-        "Airlock: release build, request log and metrics on, one virtual key, `logging.level: warn`.",
+        "Airlock: release build, request log and metrics on, one virtual key, `logging.level: warn`; `airlock` only",
+        "proxies (`audit.enabled: false`, the comparison with nginx), `airlock+audit` is the default configuration:",
+        "every response waits until its audit record (with its sealed payloads) is durable.",
         "",
         "## Saturated throughput (wrk, 2 threads)",
         "",
@@ -230,7 +241,7 @@ def render(results, rss, opts):
     for mode in ("chat", "stream"):
         direct = results[(mode, "direct")]["sat"]["rps"]
         nginx = results[(mode, "nginx")]["sat"]["rps"]
-        for name in ("direct", "nginx", "airlock"):
+        for name in TARGET_NAMES:
             s = results[(mode, name)]["sat"]
             lines.append(f"| {mode} | {name} | {s['rps']:.0f} | {s['p50']:.3f} | {s['p99']:.3f} | {s['rps']/direct:.2f}× | {s['rps']/nginx:.2f}× |")
     lines += [
@@ -242,7 +253,7 @@ def render(results, rss, opts):
     ]
     for mode in ("chat", "stream"):
         d = results[(mode, "direct")]["fixed"]
-        for name in ("direct", "nginx", "airlock"):
+        for name in TARGET_NAMES:
             f = results[(mode, name)]["fixed"]
             lines.append(f"| {mode} | {name} | {f['p50']:.3f} | {f['p99']:.3f} | {f['p50']-d['p50']:+.3f} | {f['p99']-d['p99']:+.3f} |")
     lines += ["", f"Airlock peak RSS over the whole run: {rss:.1f} MB.", ""]

@@ -72,8 +72,9 @@ def main():
         text = cfg.read_text().replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{GATEWAY}").replace("level: info", "level: error")
         text = text.replace("upstreams:\n", f"upstreams:\n  claude:\n    kind: anthropic\n    base_url: http://127.0.0.1:{ANTHROPIC_MOCK}/v1\n"
                             f"  gem:\n    kind: gemini\n    base_url: http://127.0.0.1:{GEMINI_MOCK}/v1beta\n", 1)
+        # Translation alone is measured: the audit trail (bench/run.py measures it) is off.
         cfg.write_text(text.replace("models:\n", "models:\n  translated:\n    upstream: claude\n    model: mock-llama\n"
-                                    "  gemini:\n    upstream: gem\n    model: mock-llama\n", 1))
+                                    "  gemini:\n    upstream: gem\n    model: mock-llama\n", 1) + "audit:\n  enabled: false\n")
         key = json.loads(subprocess.run([str(AIRLOCK), "keys", "create", "--config", str(cfg), "--tenant", "bench", "--json"],
                                         check=True, capture_output=True, text=True).stdout)["key"]
         gateway = start([str(AIRLOCK), "serve", "--config", str(cfg)], "listening")

@@ -18,13 +18,14 @@ pub struct AuditEvent {
     pub record: AuditRecord,
     /// The request payload (after redaction), to be encrypted.
     pub request_payload: Option<Vec<u8>>,
-    /// The response payload (a stream aggregated), to be encrypted.
+    /// The response payload (a stream: the bytes the client was sent), to be encrypted.
     pub response_payload: Option<Vec<u8>>,
 }
 
 /// A stored record. Field order is the canonical order: do not reorder, only append.
+/// Absent values are left out of the encoding.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditRecord {
     /// Encoding version.
     pub v: u32,
@@ -32,40 +33,67 @@ pub struct AuditRecord {
     pub seq: u64,
     pub ts_ms: i64,
     pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     /// The natural person, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched_rules: Vec<String>,
     /// Data classes found, with counts (never the values).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub data_classes: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     /// What an admin action changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The data key the payloads are encrypted with (destroyed on erasure).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_key: Option<String>,
     /// SHA-256 (hex) of the sealed request payload, which is stored beside the record:
     /// the chain covers the ciphertext through it, and erasing the ciphertext (or its
     /// key) leaves the chain whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_payload_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_payload_sha256: Option<String>,
     /// A payload was cut to the configured maximum before encryption.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub payload_truncated: bool,
 }
 
@@ -73,7 +101,8 @@ pub struct AuditRecord {
 pub const VERSION: u32 = 1;
 
 impl AuditRecord {
-    /// The canonical encoding: compact JSON of the fields in declaration order.
+    /// The canonical encoding: compact JSON of the fields in declaration order, absent
+    /// ones left out.
     pub fn canonical(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -147,6 +147,9 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
         {
             tracing::error!("audit checkpoint failed: {e}");
         }
+        if rx.is_empty() {
+            log.fold_wal();
+        }
     }
     if let Err(e) = log.checkpoint() {
         tracing::error!("final audit checkpoint failed: {e}");
