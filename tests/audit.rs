@@ -149,3 +149,161 @@ async fn unwritable_records_close_the_gate_unless_configured_open() {
     );
     gw.stop().await;
 }
+
+/// Starts `airlock serve` on an instance made with the CLI; its address.
+fn serve(config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("airlock listening on http://") {
+            return (child, addr.to_string());
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("airlock serve did not start");
+}
+
+/// `airlock audit verify` on an instance: whether it passed, and what it printed.
+fn verify_cli(config: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `kill -9` under load loses no record of a response a client received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_record_of_a_delivered_response() {
+    let (mock, _stop) = common::start_mock(&[]).await;
+    let dir = common::scratch_dir("audit-kill");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let d = dir.join("inst");
+    let upstream = format!("http://{mock}/v1");
+    cli(&[
+        "init",
+        "--dir",
+        d.to_str().unwrap(),
+        "--upstream-url",
+        &upstream,
+        "--model",
+        "chat-model",
+        "--upstream-model",
+        "mock-llama",
+    ]);
+    let config = d.join("airlock.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    std::fs::write(&config, text).unwrap();
+    let created = cli(&[
+        "keys",
+        "create",
+        "--config",
+        config.to_str().unwrap(),
+        "--tenant",
+        "t",
+        "--json",
+    ]);
+    let key: String = serde_json::from_str::<serde_json::Value>(&created).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .into();
+
+    let (mut gateway, addr) = serve(&config);
+    let url = format!("http://{addr}/v1/chat/completions");
+    let delivered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut load = Vec::new();
+    for client in 0..8 {
+        let (url, key, delivered) = (url.clone(), key.clone(), delivered.clone());
+        load.push(tokio::spawn(async move {
+            for i in 0.. {
+                let reply = common::send(
+                    "POST",
+                    &url,
+                    &[
+                        ("authorization", &format!("Bearer {key}")),
+                        ("content-type", "application/json"),
+                    ],
+                    serde_json::to_vec(&ask(i % 2 == client % 2)).unwrap(),
+                )
+                .await;
+                // A fully read 200 is a delivered response; anything cut is not.
+                if reply.status == 200
+                    && (reply.text().ends_with("[DONE]\n\n") || reply.text().starts_with('{'))
+                {
+                    let id = reply.headers["x-request-id"].to_str().unwrap().to_string();
+                    delivered.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    gateway.kill().unwrap(); // SIGKILL
+    gateway.wait().unwrap();
+    for task in load {
+        task.abort();
+    }
+    let delivered = delivered.lock().unwrap().clone();
+    assert!(delivered.len() > 20, "the load ran: {}", delivered.len());
+
+    let audit = open_audit_db(&d.join("audit.db")).unwrap();
+    let recorded: std::collections::HashSet<String> = audit
+        .prepare("SELECT request_id FROM records")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing: Vec<&String> = delivered
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} delivered responses without a record: {missing:?}",
+        missing.len()
+    );
+    drop(audit);
+    let (ok, report) = verify_cli(&config);
+    assert!(ok, "{report}");
+
+    // The instance comes back and keeps the chain going.
+    let (mut gateway, addr) = serve(&config);
+    let again = common::post(
+        &format!("http://{addr}/v1/chat/completions"),
+        &key,
+        &ask(false),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    let (ok, report) = verify_cli(&config);
+    assert!(ok, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
