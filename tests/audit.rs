@@ -307,3 +307,41 @@ async fn kill_9_loses_no_record_of_a_delivered_response() {
     assert!(ok, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_records_are_listed_in_order() {
+    let gw = Gateway::start().await;
+    let url = gw.url("/v1/chat/completions");
+    let auth = format!("Bearer {}", gw.key);
+    for (session, stream) in [("run-7", false), ("other", false), ("run-7", true)] {
+        let reply = send(
+            "POST",
+            &url,
+            &[("authorization", &auth), ("x-session-id", session)],
+            serde_json::to_vec(&ask(stream)).unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "session", "run-7", "--json", "--config"])
+        .arg(&loaded.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<AuditRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 3]);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.session_id.as_deref() == Some("run-7"))
+    );
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}

@@ -414,6 +414,21 @@ impl AuditLog {
     }
 }
 
+/// The records of one session, in order.
+pub fn session_records(audit: &Connection, session: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut stmt = audit.prepare("SELECT body FROM records WHERE session_id = ?1 ORDER BY seq")?;
+    let bodies = stmt.query_map([session], |r| r.get::<_, String>(0))?;
+    let mut records = Vec::new();
+    for body in bodies {
+        let body = body?;
+        records
+            .push(serde_json::from_str(&body).map_err(|e| {
+                StoreError::Invalid(format!("an audit record does not parse: {e}"))
+            })?);
+    }
+    Ok(records)
+}
+
 /// A data key opened with the instance's seal key; `None` if it is not one.
 fn unseal_data_key(seal_key: &[u8; 32], id: &str, sealed: &[u8]) -> Option<[u8; 32]> {
     keys::open(seal_key, id.as_bytes(), sealed)?.try_into().ok()

@@ -29,7 +29,15 @@ pub struct RequestContext {
     audited: bool,
     request_payload: Option<Bytes>,
     response_payload: Option<Bytes>,
+    /// The agent or conversation session the caller names (`x-session-id`).
+    session_id: Option<String>,
 }
+
+/// The header a caller names its session with (an agent run, a conversation).
+pub const SESSION_HEADER: &str = "x-session-id";
+
+/// Longest session id kept.
+const MAX_SESSION_ID: usize = 128;
 
 impl RequestContext {
     /// Starts a context; the permit guarantees room for the log row, so the row is never
@@ -62,7 +70,18 @@ impl RequestContext {
             audited: matches!(endpoint, "models" | "gemini_models"),
             request_payload: None,
             response_payload: None,
+            session_id: None,
         }
+    }
+
+    /// Keeps the session the caller names, if it is a sane one (printable, short).
+    pub fn set_session(&mut self, headers: &http::HeaderMap) {
+        self.session_id = headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_SESSION_ID)
+            .map(str::to_string);
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -139,6 +158,7 @@ impl RequestContext {
             key_id: text(&r.key_id),
             client_addr: text(&r.client_addr),
             request_id: Some(r.id.to_string()),
+            session_id: self.session_id.clone(),
             endpoint: Some(r.endpoint.to_string()),
             model: text(&r.model),
             upstream: text(&r.upstream),

@@ -67,6 +67,7 @@ pub async fn handle(
                 .unwrap_or_else(|| Arc::from(""));
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
+            ctx.set_session(req.headers());
             let result = match endpoint {
                 Endpoint::Models => list_models(&mut ctx, req.headers(), false),
                 Endpoint::ChatCompletions => {
