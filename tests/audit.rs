@@ -150,6 +150,20 @@ async fn unwritable_records_close_the_gate_unless_configured_open() {
     gw.stop().await;
 }
 
+/// Runs an `airlock` command that must succeed; its standard output.
+fn airlock_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Starts `airlock serve` on an instance made with the CLI; its address.
 fn serve(config: &std::path::Path) -> (std::process::Child, String) {
     use std::io::BufRead;
@@ -190,18 +204,7 @@ fn verify_cli(config: &std::path::Path) -> (bool, String) {
 async fn kill_9_loses_no_record_of_a_delivered_response() {
     let (mock, _stop) = common::start_mock(&[]).await;
     let dir = common::scratch_dir("audit-kill");
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = airlock_cli;
     let d = dir.join("inst");
     let upstream = format!("http://{mock}/v1");
     cli(&[
@@ -325,17 +328,15 @@ async fn a_sessions_records_are_listed_in_order() {
     }
     let loaded = gw.loaded.clone();
     gw.stop_keeping_files().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "session", "run-7", "--json", "--config"])
-        .arg(&loaded.path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<AuditRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = airlock_cli(&[
+        "audit",
+        "session",
+        "run-7",
+        "--json",
+        "--config",
+        loaded.path.to_str().unwrap(),
+    ]);
+    let records: Vec<AuditRecord> = serde_json::from_str(&out).unwrap();
     let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 3]);
     assert!(
