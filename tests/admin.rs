@@ -11,10 +11,14 @@ use common::{Extra, Gateway, post, send, start_mock};
 use serde_json::{Value, json};
 
 fn admin_token(gw: &Gateway, role: Role) -> String {
+    scoped_token(gw, role, None)
+}
+
+fn scoped_token(gw: &Gateway, role: Role, tenant: Option<&str>) -> String {
     let ik = InstanceKey::read(&gw.loaded.key_file_path()).unwrap();
     let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
     AdminTokenStore::new(&conn, &ik.key_hash_secret)
-        .create(role.name(), role, None, None, "test")
+        .create(role.name(), role, tenant, None, "test")
         .unwrap()
         .1
 }
@@ -195,4 +199,80 @@ async fn the_admin_api_can_be_switched_off_and_tokens_revoked() {
     let gone = admin(&off, "GET", "/admin/routes", Some(&token), Value::Null).await;
     assert_eq!(gone.status, 404);
     off.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timelines_are_scoped_to_the_callers_tenant() {
+    let gw = Gateway::start().await;
+    let beta_key = gw.create_key("beta", None, None);
+    let ask = json!({"model": "chat-model", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]});
+    for (key, session) in [
+        (&gw.key, "s1"),
+        (&beta_key, "s1"),
+        (&gw.key, "s1"),
+        (&beta_key, "beta-only"),
+    ] {
+        let reply = send(
+            "POST",
+            &gw.url("/v1/chat/completions"),
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("x-session-id", session),
+            ],
+            serde_json::to_vec(&ask).unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let auditor = admin_token(&gw, Role::Auditor);
+    let acme_admin = scoped_token(&gw, Role::TenantAdmin, Some("acme"));
+    let viewer = admin_token(&gw, Role::Viewer);
+
+    let all = admin(
+        &gw,
+        "GET",
+        "/admin/sessions/s1",
+        Some(&auditor),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    let events = all.json()["events"].as_array().unwrap().clone();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let acme = admin(
+        &gw,
+        "GET",
+        "/admin/sessions/s1",
+        Some(&acme_admin),
+        Value::Null,
+    )
+    .await
+    .json();
+    let tenants: Vec<&str> = acme["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["tenant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(tenants.len(), 2);
+    assert!(
+        tenants.iter().all(|t| *t == tenants[0]),
+        "only acme's records"
+    );
+    let other = admin(
+        &gw,
+        "GET",
+        "/admin/sessions/beta-only",
+        Some(&acme_admin),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        other.status, 404,
+        "another tenant's session does not exist for acme"
+    );
+    let denied = admin(&gw, "GET", "/admin/sessions/s1", Some(&viewer), Value::Null).await;
+    assert_eq!(denied.status, 403);
+    gw.stop().await;
 }

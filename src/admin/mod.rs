@@ -3,6 +3,7 @@
 //! change recorded as an admin event. The routes are axum's; the gateway hands every
 //! `/admin/` request to [`handle`].
 
+mod audit;
 mod auth;
 mod error;
 mod routes;
@@ -21,6 +22,8 @@ use tower::ServiceExt;
 pub struct AdminAccess {
     /// The state database (`airlock.db`), opened per admin request.
     pub state_db: PathBuf,
+    /// The audit log (`audit.db`), read per admin request.
+    pub audit_db: PathBuf,
     pub key_hash_secret: [u8; 32],
 }
 

@@ -1,5 +1,5 @@
-//! Admin routes: the route table's live state (targets, health, breakers, load,
-//! attempts), and holding a target's breaker open or closing it.
+//! The admin router, and its route-table endpoints: live state (targets, health,
+//! breakers, load, attempts), and holding a target's breaker open or closing it.
 
 use super::auth::Authorized;
 use super::error::AdminError;
@@ -22,6 +22,7 @@ pub fn router() -> Router {
             "/admin/routes/{model}/targets/{index}/breaker",
             post(set_breaker),
         )
+        .route("/admin/sessions/{id}", get(super::audit::session))
         .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

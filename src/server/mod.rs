@@ -248,6 +248,7 @@ impl Gateway {
             metrics_enabled: server.metrics,
             admin: server.admin_api.then(|| crate::admin::AdminAccess {
                 state_db: loaded.state_db_path(),
+                audit_db: loaded.audit_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
             }),
             audit_payloads: audit.is_some() && audit_config.store_payloads,

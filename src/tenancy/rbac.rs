@@ -26,6 +26,8 @@ pub enum Permission {
     RoutesRead,
     /// Hold a target's breaker open (drain it) or close it.
     RoutesOperate,
+    /// Read audit records (a tenant-admin: its own tenant's only).
+    AuditRead,
 }
 
 impl Role {
@@ -54,6 +56,7 @@ impl Role {
         match permission {
             RoutesRead => matches!(self, SuperAdmin | Operator | Viewer),
             RoutesOperate => matches!(self, SuperAdmin | Operator),
+            AuditRead => matches!(self, SuperAdmin | TenantAdmin | Auditor),
         }
     }
 }
