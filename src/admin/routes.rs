@@ -3,6 +3,7 @@
 
 use super::auth::Authorized;
 use super::error::AdminError;
+use crate::routing::Route;
 use crate::tenancy::rbac::Permission;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path};
@@ -10,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Largest admin request body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -40,6 +42,14 @@ async fn list_routes(auth: Authorized) -> Result<Json<Value>, AdminError> {
     Ok(Json(serde_json::json!({"routes": list})))
 }
 
+/// The route of `model`, or 404.
+fn route_of<'a>(auth: &'a Authorized, model: &str) -> Result<&'a Arc<Route>, AdminError> {
+    auth.state
+        .routes
+        .get(model)
+        .ok_or_else(|| AdminError::not_found(format!("no model `{model}`")))
+}
+
 /// `GET /admin/routes/{model}`.
 async fn get_route(
     auth: Authorized,
@@ -47,11 +57,7 @@ async fn get_route(
 ) -> Result<Json<Value>, AdminError> {
     auth.require(Permission::RoutesRead)?;
     let Path(model) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
-    let route = auth
-        .state
-        .routes
-        .get(&model)
-        .ok_or_else(|| AdminError::not_found(format!("no model `{model}`")))?;
+    let route = route_of(&auth, &model)?;
     Ok(Json(route.snapshot()))
 }
 
@@ -79,11 +85,7 @@ async fn set_breaker(
     auth.require(Permission::RoutesOperate)?;
     let Path((model, index)) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let Json(request) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
-    let route = auth
-        .state
-        .routes
-        .get(&model)
-        .ok_or_else(|| AdminError::not_found(format!("no model `{model}`")))?;
+    let route = route_of(&auth, &model)?;
     let target = route
         .targets
         .get(index)

@@ -261,17 +261,15 @@ impl AuditLog {
         };
         let (key_id, key) = self.data_key(&subject)?;
         let max = self.max_payload;
-        let seal = |payload: Option<Vec<u8>>,
+        let seal = |payload: Option<bytes::Bytes>,
                     truncated: &mut bool|
          -> Result<Option<Vec<u8>>, StoreError> {
-            let Some(mut payload) = payload else {
+            let Some(payload) = payload else {
                 return Ok(None);
             };
-            if payload.len() > max {
-                payload.truncate(max);
-                *truncated = true;
-            }
-            keys::seal_payload(&key, &key_id, &payload).map(Some)
+            *truncated |= payload.len() > max;
+            let kept = &payload[..payload.len().min(max)];
+            keys::seal_payload(&key, &key_id, kept).map(Some)
         };
         let mut truncated = false;
         let request = seal(event.request_payload, &mut truncated)?;

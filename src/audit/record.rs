@@ -17,9 +17,9 @@ pub mod kind {
 pub struct AuditEvent {
     pub record: AuditRecord,
     /// The request payload (after redaction), to be encrypted.
-    pub request_payload: Option<Vec<u8>>,
+    pub request_payload: Option<bytes::Bytes>,
     /// The response payload (a stream: the bytes the client was sent), to be encrypted.
-    pub response_payload: Option<Vec<u8>>,
+    pub response_payload: Option<bytes::Bytes>,
 }
 
 /// A stored record. Field order is the canonical order: do not reorder, only append.

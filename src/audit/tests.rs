@@ -43,8 +43,8 @@ impl Fixture {
                         status: Some(200),
                         ..AuditRecord::default()
                     },
-                    request_payload: Some(format!("prompt {i}").into_bytes()),
-                    response_payload: Some(vec![b'x'; 2000]),
+                    request_payload: Some(format!("prompt {i}").into_bytes().into()),
+                    response_payload: Some(vec![b'x'; 2000].into()),
                 })
                 .collect();
             log.append(events).unwrap();

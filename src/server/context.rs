@@ -176,8 +176,8 @@ impl RequestContext {
         };
         AuditEvent {
             record,
-            request_payload: self.request_payload.take().map(|b| b.to_vec()),
-            response_payload: self.response_payload.take().map(|b| b.to_vec()),
+            request_payload: self.request_payload.take(),
+            response_payload: self.response_payload.take(),
         }
     }
 

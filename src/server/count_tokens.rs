@@ -7,7 +7,7 @@
 use super::context::RequestContext;
 use super::dispatch::read_upstream_body;
 use super::error::ApiError;
-use super::handler::{Outcome, authenticated_request, json_response};
+use super::handler::{Outcome, authenticated_body, authenticated_request, json_response};
 use crate::api::anthropic::MessagesRequest;
 use crate::api::gemini::ingress;
 use crate::api::openai::ChatCompletionRequest;
@@ -50,8 +50,7 @@ pub(super) async fn gemini_count_tokens(
     req: Request<Incoming>,
     model: &str,
 ) -> Result<Outcome, ApiError> {
-    let (principal, body) = authenticated_request::<Value>(ctx, req).await?;
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    let (principal, body) = authenticated_body(ctx, req).await?;
     let chat = ingress::counted_request(&body)
         .and_then(|generate| ingress::to_chat(&generate, model, false))
         .map_err(|e| ApiError::invalid_request(&e.0))?;

@@ -359,11 +359,21 @@ pub(super) async fn authenticated_request<R: DeserializeOwned>(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
 ) -> Result<(Principal, R), ApiError> {
+    let (principal, body) = authenticated_body(ctx, req).await?;
+    Ok((principal, parse(&body)?))
+}
+
+/// The caller (authenticated first) and its request body as sent, kept for the audit
+/// record.
+pub(super) async fn authenticated_body(
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+) -> Result<(Principal, Bytes), ApiError> {
     let principal = authenticate(ctx, req.headers())?;
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
     ctx.set_request_payload(&body);
-    Ok((principal, parse(&body)?))
+    Ok((principal, body))
 }
 
 /// Gemini's `models/NAME:generateContent` and `:streamGenerateContent?alt=sse`, served
@@ -385,10 +395,7 @@ async fn generate_content(
             "streamGenerateContent is served as server-sent events only: add `alt=sse`",
         ));
     }
-    let principal = authenticate(ctx, req.headers())?;
-    let state = ctx.state().clone();
-    let body = read_body(&state, req).await?;
-    ctx.set_request_payload(&body);
+    let (principal, body) = authenticated_body(ctx, req).await?;
     through_chat(
         ctx,
         &principal,
