@@ -3,6 +3,7 @@
 //! payloads sealed with per-subject data keys; and the head (last sequence number and
 //! MAC) anchored in the state database, so a log cut after its last checkpoint is noticed.
 
+use super::admin_events;
 use super::keys::{self, chain_key, record_mac};
 use super::merkle::{self, Hash};
 use super::record::{AuditEvent, AuditRecord, VERSION};
@@ -17,7 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Schema of the audit database (`audit.db`).
-pub const AUDIT_MIGRATIONS: &[Migration] = &["CREATE TABLE records (
+pub const AUDIT_MIGRATIONS: &[Migration] = &[
+    "CREATE TABLE records (
         seq INTEGER PRIMARY KEY,
         ts_ms INTEGER NOT NULL,
         kind TEXT NOT NULL,
@@ -45,7 +47,13 @@ pub const AUDIT_MIGRATIONS: &[Migration] = &["CREATE TABLE records (
         created_at INTEGER NOT NULL,
         destroyed_at INTEGER
     );
-    CREATE INDEX data_keys_subject ON data_keys(subject);"];
+    CREATE INDEX data_keys_subject ON data_keys(subject);",
+    // How far other sources (the state database's admin events) have been copied in.
+    "CREATE TABLE ingested (
+        source TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    );",
+];
 
 /// A record's sealed request and response payloads.
 type Sealed = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -113,11 +121,7 @@ pub struct AuditLog {
     signing: Ed25519KeyPair,
     seal_key: [u8; 32],
     policy: CheckpointPolicy,
-    last_seq: u64,
-    last_mac: Vec<u8>,
-    /// Leaves of the records not yet under a checkpoint, oldest first.
-    pending: Vec<Hash>,
-    last_checkpoint: Option<Checkpoint>,
+    tail: Tail,
     last_checkpoint_at: Instant,
     /// Data keys by subject: (id, key).
     data_keys: HashMap<String, (String, [u8; 32])>,
@@ -125,6 +129,59 @@ pub struct AuditLog {
     max_payload: usize,
     /// `last_seq` when the WAL was last copied into the database.
     folded_at: u64,
+    /// SQLite's `data_version` when this connection last caught up: it changes when
+    /// another connection commits.
+    data_version: i64,
+}
+
+/// Where the log ends: what the next record and checkpoint continue from.
+struct Tail {
+    last_seq: u64,
+    last_mac: Vec<u8>,
+    /// Leaves of the records not yet under a checkpoint, oldest first.
+    pending: Vec<Hash>,
+    last_checkpoint: Option<Checkpoint>,
+}
+
+impl Tail {
+    fn read(conn: &Connection) -> Result<Self, StoreError> {
+        let (last_seq, last_mac): (u64, Vec<u8>) = conn
+            .query_row(
+                "SELECT seq, mac FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0u8; 32]));
+        let last_checkpoint = conn
+            .query_row(
+                "SELECT first_seq, last_seq, ts_ms, root, previous, signature FROM checkpoints
+                 ORDER BY last_seq DESC LIMIT 1",
+                [],
+                checkpoint_row,
+            )
+            .optional()?;
+        let covered = last_checkpoint.as_ref().map_or(0, |c| c.last_seq);
+        let mut pending = Vec::new();
+        let mut stmt = conn.prepare("SELECT body, mac FROM records WHERE seq > ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([covered as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (body, mac) = row?;
+            pending.push(merkle::leaf(&mac, body.as_bytes()));
+        }
+        Ok(Self {
+            last_seq,
+            last_mac,
+            pending,
+            last_checkpoint,
+        })
+    }
+}
+
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
 /// Records appended between two copies of the WAL into the database.
@@ -150,6 +207,24 @@ pub fn open_audit_db(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl AuditLog {
+    /// The log of the instance `loaded` configures.
+    pub fn open_configured(
+        loaded: &crate::config::LoadedConfig,
+        instance: &InstanceKey,
+    ) -> Result<Self, StoreError> {
+        let audit = &loaded.config.audit;
+        Self::open(
+            &loaded.audit_db_path(),
+            &loaded.state_db_path(),
+            instance,
+            CheckpointPolicy {
+                every_records: audit.checkpoint_every_records.max(1),
+                every: Duration::from_secs(audit.checkpoint_interval_secs.max(1)),
+            },
+            audit.max_payload_bytes,
+        )
+    }
+
     pub fn open(
         audit_db: &Path,
         state_db: &Path,
@@ -159,35 +234,7 @@ impl AuditLog {
     ) -> Result<Self, StoreError> {
         let conn = open_audit_db(audit_db)?;
         let state = crate::store::open(state_db, crate::tenancy::STATE_MIGRATIONS)?;
-        let (last_seq, last_mac): (u64, Vec<u8>) = conn
-            .query_row(
-                "SELECT seq, mac FROM records ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, vec![0u8; 32]));
-        let last_checkpoint = conn
-            .query_row(
-                "SELECT first_seq, last_seq, ts_ms, root, previous, signature FROM checkpoints
-                 ORDER BY last_seq DESC LIMIT 1",
-                [],
-                checkpoint_row,
-            )
-            .optional()?;
-        let covered = last_checkpoint.as_ref().map_or(0, |c| c.last_seq);
-        let mut pending = Vec::new();
-        {
-            let mut stmt =
-                conn.prepare("SELECT body, mac FROM records WHERE seq > ?1 ORDER BY seq")?;
-            let rows = stmt.query_map([covered as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            for row in rows {
-                let (body, mac) = row?;
-                pending.push(merkle::leaf(&mac, body.as_bytes()));
-            }
-        }
+        let tail = Tail::read(&conn)?;
         Ok(Self {
             conn,
             state,
@@ -196,15 +243,46 @@ impl AuditLog {
                 .map_err(signature_error)?,
             seal_key: instance.seal_key,
             policy,
-            last_seq,
-            last_mac,
-            pending,
-            last_checkpoint,
+            folded_at: tail.last_seq,
+            tail,
             last_checkpoint_at: Instant::now(),
             data_keys: HashMap::new(),
             max_payload,
-            folded_at: last_seq,
+            // Unknown: the first write re-reads the tail under the write lock.
+            data_version: -1,
         })
+    }
+
+    /// Runs `work` in an immediate transaction (the log's write lock across processes),
+    /// first catching up with what another process (a CLI command) appended, so the
+    /// chain continues from the true tail.
+    fn locked<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = self
+            .catch_up()
+            .and_then(|()| work(self))
+            .and_then(|done| Ok(self.conn.execute_batch("COMMIT").map(|()| done)?));
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            // What this process believed it wrote is not there: read the log back.
+            self.data_version = -1;
+        }
+        result
+    }
+
+    /// Re-reads the tail and forgets cached data keys when another connection changed
+    /// the log since this one last looked.
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let version = data_version(&self.conn)?;
+        if version != self.data_version {
+            self.tail = Tail::read(&self.conn)?;
+            self.data_keys.clear();
+            self.data_version = version;
+        }
+        Ok(())
     }
 
     /// The data key payloads of `subject` are sealed with, created on first use.
@@ -283,11 +361,27 @@ impl AuditLog {
 
     /// Appends events in one durable transaction; their sequence numbers, in order.
     pub fn append(&mut self, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
-        let mut rows = Vec::with_capacity(events.len());
-        let mut seq = self.last_seq;
-        let mut mac = self.last_mac.clone();
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs = self.locked(|log| {
+            let seqs = log.append_locked(events)?;
+            if log.tail.pending.len() as u64 >= log.policy.every_records {
+                log.checkpoint_locked()?;
+            }
+            Ok(seqs)
+        })?;
+        self.anchor_head()?;
+        Ok(seqs)
+    }
+
+    fn append_locked(&mut self, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+        let mut seq = self.tail.last_seq;
+        let mut mac = self.tail.last_mac.clone();
+        let mut leaves = Vec::with_capacity(events.len());
+        let mut seqs = Vec::with_capacity(events.len());
         for event in events {
-            let (mut record, sealed) = self.seal_payloads(event)?;
+            let (mut record, (request, response)) = self.seal_payloads(event)?;
             seq += 1;
             record.v = VERSION;
             record.seq = seq;
@@ -295,58 +389,90 @@ impl AuditLog {
                 record.ts_ms = ts_now_ms();
             }
             let body = record.canonical();
-            let next = record_mac(&self.chain, &mac, &body).to_vec();
-            rows.push((record, body, next.clone(), sealed));
-            mac = next;
-        }
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let tx = self.conn.unchecked_transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO records (seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac,
-                                      request_payload, response_payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for (record, body, mac, (request, response)) in &rows {
-                insert.execute(params![
+            mac = record_mac(&self.chain, &mac, &body).to_vec();
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO records (seq, ts_ms, kind, tenant_id, session_id, request_id, body,
+                                          mac, request_payload, response_payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
                     record.seq as i64,
                     record.ts_ms,
                     record.kind,
                     record.tenant_id,
                     record.session_id,
                     record.request_id,
-                    String::from_utf8_lossy(body),
+                    String::from_utf8_lossy(&body),
                     mac,
                     request,
                     response
                 ])?;
-            }
+            leaves.push(merkle::leaf(&mac, &body));
+            seqs.push(seq);
         }
-        tx.commit()?;
-        let seqs: Vec<u64> = rows.iter().map(|(r, ..)| r.seq).collect();
-        for (_, body, mac, _) in &rows {
-            self.pending.push(merkle::leaf(mac, body));
-        }
-        self.last_seq = seq;
-        self.last_mac = mac;
-        self.anchor_head()?;
-        if self.pending.len() as u64 >= self.policy.every_records {
-            self.checkpoint()?;
-        }
+        self.tail.pending.extend(leaves);
+        self.tail.last_seq = seq;
+        self.tail.last_mac = mac;
         Ok(seqs)
     }
 
-    /// Records the head in the state database.
+    /// Copies admin events not yet in the log into it; how many.
+    pub fn ingest_admin_events(&mut self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let copied = self.ingest_admin_batch()?;
+            total += copied;
+            if copied < admin_events::BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn ingest_admin_batch(&mut self) -> Result<usize, StoreError> {
+        let copied = self.locked(|log| {
+            let done: i64 = log
+                .conn
+                .query_row(
+                    "SELECT last_id FROM ingested WHERE source = ?1",
+                    [admin_events::SOURCE],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let events = admin_events::after(&log.state, done)?;
+            let Some(&(last, _)) = events.last() else {
+                return Ok(0);
+            };
+            let count = events.len();
+            log.append_locked(events.into_iter().map(|(_, event)| event).collect())?;
+            log.conn.execute(
+                "INSERT INTO ingested (source, last_id) VALUES (?1, ?2)
+                 ON CONFLICT(source) DO UPDATE SET last_id = excluded.last_id",
+                params![admin_events::SOURCE, last],
+            )?;
+            Ok(count)
+        })?;
+        if copied > 0 {
+            self.anchor_head()?;
+        }
+        Ok(copied)
+    }
+
+    /// Records the head in the state database (never moving it back: another process
+    /// may have anchored a later one).
     fn anchor_head(&self) -> Result<(), StoreError> {
+        let Tail {
+            last_seq, last_mac, ..
+        } = &self.tail;
         self.state.execute(
             "INSERT INTO audit_head (id, seq, mac, tag) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, tag = excluded.tag",
+             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, tag = excluded.tag
+             WHERE excluded.seq > audit_head.seq",
             params![
-                self.last_seq as i64,
-                self.last_mac,
-                head_tag(&self.chain, self.last_seq, &self.last_mac)
+                *last_seq as i64,
+                last_mac,
+                head_tag(&self.chain, *last_seq, last_mac)
             ],
         )?;
         Ok(())
@@ -354,22 +480,26 @@ impl AuditLog {
 
     /// Whether records wait for a checkpoint longer than the policy allows.
     pub fn checkpoint_due(&self) -> bool {
-        !self.pending.is_empty() && self.last_checkpoint_at.elapsed() >= self.policy.every
+        !self.tail.pending.is_empty() && self.last_checkpoint_at.elapsed() >= self.policy.every
     }
 
     /// Signs a checkpoint over the records not yet covered (if any).
     pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
+        self.locked(Self::checkpoint_locked)
+    }
+
+    fn checkpoint_locked(&mut self) -> Result<Option<Checkpoint>, StoreError> {
         self.last_checkpoint_at = Instant::now();
-        if self.pending.is_empty() {
+        let tail = &mut self.tail;
+        if tail.pending.is_empty() {
             return Ok(None);
         }
-        let first_seq = self.last_seq + 1 - self.pending.len() as u64;
         let mut checkpoint = Checkpoint {
-            first_seq,
-            last_seq: self.last_seq,
+            first_seq: tail.last_seq + 1 - tail.pending.len() as u64,
+            last_seq: tail.last_seq,
             ts_ms: ts_now_ms(),
-            root: merkle::root(&self.pending),
-            previous: self
+            root: merkle::root(&tail.pending),
+            previous: tail
                 .last_checkpoint
                 .as_ref()
                 .map_or([0u8; 32], Checkpoint::hash),
@@ -391,21 +521,21 @@ impl AuditLog {
                 checkpoint.signature
             ],
         )?;
-        self.pending.clear();
-        self.last_checkpoint = Some(checkpoint.clone());
+        tail.pending.clear();
+        tail.last_checkpoint = Some(checkpoint.clone());
         Ok(Some(checkpoint))
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.last_seq
+        self.tail.last_seq
     }
 
     /// Copies the WAL into the database when it has grown (called while nothing waits).
     pub fn fold_wal(&mut self) {
-        if self.last_seq.saturating_sub(self.folded_at) < WAL_FOLD_RECORDS {
+        if self.tail.last_seq.saturating_sub(self.folded_at) < WAL_FOLD_RECORDS {
             return;
         }
-        self.folded_at = self.last_seq;
+        self.folded_at = self.tail.last_seq;
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
             tracing::warn!("audit WAL checkpoint failed: {e}");
         }

@@ -4,9 +4,11 @@
 //!
 //! Module map: `record` (the record and its canonical encoding), `keys` (chain MAC key,
 //! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
-//! checkpoints, the head anchor), `writer` (the thread that appends in batches and
+//! checkpoints, the head anchor), `admin_events` (admin actions copied
+//! in from the state database), `writer` (the thread that appends in batches and
 //! acknowledges durable records), `verify` (checking a log).
 
+pub mod admin_events;
 pub mod keys;
 pub mod log;
 pub mod merkle;

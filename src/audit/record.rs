@@ -95,6 +95,15 @@ pub struct AuditRecord {
     /// A payload was cut to the configured maximum before encryption.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub payload_truncated: bool,
+    /// An admin action's name (`key.create`, `admin_token.revoke`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Who took an admin action (an admin token, or `cli:USER` on the box).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// What an admin action acted on (a key id, a token id, a route target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// The encoding version written now.

@@ -1,20 +1,22 @@
 //! The audit writer: one thread appending events in batches (group commit: whatever
 //! arrived while the previous batch was being made durable goes in the next
-//! transaction), acknowledging each event once its batch is on disk, and signing
-//! checkpoints on time. Requests wait for room when it falls behind (bounded queue) and,
+//! transaction), acknowledging each event once its batch is on disk, signing checkpoints
+//! on time, and copying admin actions in from the state database every second. Requests wait for room when it falls behind (bounded queue) and,
 //! in durable mode, for their acknowledgement.
 
 use super::log::AuditLog;
 use super::record::AuditEvent;
 use crate::config::{AuditMode, OnAuditFailure};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Events queued before requests start to wait.
 const QUEUE: usize = 8192;
 /// Most events in one transaction.
 const MAX_BATCH: usize = 1024;
+/// How often admin events are copied in from the state database.
+const ADMIN_EVENTS_EVERY: Duration = Duration::from_secs(1);
 
 /// An event and, in durable mode, who waits for it to be on disk.
 struct Pending {
@@ -126,6 +128,8 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
         }
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut admin_events_read = Instant::now();
+    ingest_admin_events(&mut log);
     loop {
         // Wait for the next event, waking for a due checkpoint.
         let first = runtime
@@ -142,6 +146,10 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         write(&mut log, &mut batch);
+        if admin_events_read.elapsed() >= ADMIN_EVENTS_EVERY {
+            admin_events_read = Instant::now();
+            ingest_admin_events(&mut log);
+        }
         if log.checkpoint_due()
             && let Err(e) = log.checkpoint()
         {
@@ -151,8 +159,16 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
             log.fold_wal();
         }
     }
+    ingest_admin_events(&mut log);
     if let Err(e) = log.checkpoint() {
         tracing::error!("final audit checkpoint failed: {e}");
+    }
+}
+
+/// Copies admin actions (taken through the admin API or the command line) into the log.
+fn ingest_admin_events(log: &mut AuditLog) {
+    if let Err(e) = log.ingest_admin_events() {
+        tracing::error!("copying admin events into the audit log failed: {e}");
     }
 }
 

@@ -71,6 +71,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             let expires_at = expires_in.map(|d| crate::store::now_unix() + d.as_secs() as i64);
             let (info, secret) =
                 store.create(&name, role, tenant.as_deref(), expires_at, &actor)?;
+            super::audit_admin_changes(&state);
             if json {
                 let mut value = serde_json::to_value(&info)?;
                 value["token"] = secret.into();
@@ -92,6 +93,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { id } => {
             store.revoke(&id, &actor)?;
+            super::audit_admin_changes(&state);
             println!("revoked {id}");
         }
     }

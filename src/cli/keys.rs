@@ -81,6 +81,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                 },
                 &actor,
             )?;
+            super::audit_admin_changes(&state);
             if json {
                 let mut value = serde_json::to_value(&created.info)?;
                 value["key"] = created.secret.clone().into();
@@ -102,6 +103,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { key_id } => {
             store.revoke(&key_id, &actor)?;
+            super::audit_admin_changes(&state);
             println!("revoked {key_id}");
         }
     }

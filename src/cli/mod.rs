@@ -170,6 +170,22 @@ fn open_state(config: Option<PathBuf>) -> anyhow::Result<StateAccess> {
     })
 }
 
+/// Copies the admin changes just made into the audit trail (when auditing is on), so
+/// they are there even while no gateway runs. The change itself is already recorded in
+/// the state database, which a running gateway copies in, so a failure here only warns.
+fn audit_admin_changes(state: &StateAccess) {
+    if !state.loaded.config.audit.enabled {
+        return;
+    }
+    let copied = crate::audit::log::AuditLog::open_configured(&state.loaded, &state.instance_key)
+        .and_then(|mut log| log.ingest_admin_events());
+    if let Err(e) = copied {
+        eprintln!(
+            "warning: the change is not in the audit trail yet ({e}); the gateway copies it in when it runs"
+        );
+    }
+}
+
 /// Who performs an admin action from the command line.
 fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")

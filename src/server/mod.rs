@@ -216,16 +216,7 @@ impl Gateway {
         let (log, request_log) = RequestLog::open(&loaded.request_log_db_path())?;
         let audit_config = &loaded.config.audit;
         let (audit, audit_writer) = if audit_config.enabled {
-            let audit_log = crate::audit::log::AuditLog::open(
-                &loaded.audit_db_path(),
-                &loaded.state_db_path(),
-                &instance_key,
-                crate::audit::log::CheckpointPolicy {
-                    every_records: audit_config.checkpoint_every_records.max(1),
-                    every: Duration::from_secs(audit_config.checkpoint_interval_secs.max(1)),
-                },
-                audit_config.max_payload_bytes,
-            )?;
+            let audit_log = crate::audit::log::AuditLog::open_configured(loaded, &instance_key)?;
             let (sink, writer) = crate::audit::writer::AuditWriter::start(
                 audit_log,
                 audit_config.mode,

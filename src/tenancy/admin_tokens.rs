@@ -3,7 +3,7 @@
 //! tenant-admins), shown once, stored as a keyed hash; listed and revoked. Every change
 //! is an admin event.
 
-use super::keys::{admin_event, key_hash, random_hex};
+use super::keys::{Credential, admin_event, atomically, key_hash, random_hex, revoke};
 use super::rbac::Role;
 use crate::store::{StoreError, now_unix};
 use ring::hmac;
@@ -74,32 +74,33 @@ impl<'a> AdminTokenStore<'a> {
         expires_at: Option<i64>,
         actor: &str,
     ) -> Result<(AdminTokenInfo, String), StoreError> {
-        let tenant_id: Option<String> = match (role, tenant) {
-            (Role::TenantAdmin, Some(tenant)) => Some(
-                self.conn
-                    .query_row("SELECT id FROM tenants WHERE name = ?1", [tenant], |r| {
-                        r.get(0)
-                    })
-                    .optional()?
-                    .ok_or_else(|| StoreError::Invalid(format!("no tenant `{tenant}`")))?,
-            ),
-            (Role::TenantAdmin, None) => {
-                return Err(StoreError::Invalid(
-                    "a tenant-admin token needs --tenant".into(),
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(StoreError::Invalid(format!(
-                    "only tenant-admin tokens are bound to a tenant; a {role} acts across tenants"
-                )));
-            }
-            (_, None) => None,
-        };
-        let secret = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex(24)?);
-        let id = format!("adt_{}", random_hex(8)?);
-        let prefix: String = secret.chars().take(ADMIN_TOKEN_PREFIX.len() + 6).collect();
-        let created_at = now_unix();
-        self.conn.execute(
+        atomically(self.conn, || {
+            let tenant_id: Option<String> = match (role, tenant) {
+                (Role::TenantAdmin, Some(tenant)) => Some(
+                    self.conn
+                        .query_row("SELECT id FROM tenants WHERE name = ?1", [tenant], |r| {
+                            r.get(0)
+                        })
+                        .optional()?
+                        .ok_or_else(|| StoreError::Invalid(format!("no tenant `{tenant}`")))?,
+                ),
+                (Role::TenantAdmin, None) => {
+                    return Err(StoreError::Invalid(
+                        "a tenant-admin token needs --tenant".into(),
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(StoreError::Invalid(format!(
+                        "only tenant-admin tokens are bound to a tenant; a {role} acts across tenants"
+                    )));
+                }
+                (_, None) => None,
+            };
+            let secret = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex(24)?);
+            let id = format!("adt_{}", random_hex(8)?);
+            let prefix: String = secret.chars().take(ADMIN_TOKEN_PREFIX.len() + 6).collect();
+            let created_at = now_unix();
+            self.conn.execute(
             "INSERT INTO admin_tokens (id, name, role, tenant_id, prefix, hash, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -113,24 +114,26 @@ impl<'a> AdminTokenStore<'a> {
                 expires_at
             ],
         )?;
-        admin_event(
-            self.conn,
-            actor,
-            "admin_token.create",
-            &id,
-            Some(role.name()),
-        )?;
-        let info = AdminTokenInfo {
-            id,
-            name: name.into(),
-            role: role.name().into(),
-            tenant: tenant.map(str::to_string),
-            prefix,
-            created_at,
-            expires_at,
-            revoked_at: None,
-        };
-        Ok((info, secret))
+            admin_event(
+                self.conn,
+                actor,
+                "admin_token.create",
+                &id,
+                tenant_id.as_deref(),
+                Some(role.name()),
+            )?;
+            let info = AdminTokenInfo {
+                id,
+                name: name.into(),
+                role: role.name().into(),
+                tenant: tenant.map(str::to_string),
+                prefix,
+                created_at,
+                expires_at,
+                revoked_at: None,
+            };
+            Ok((info, secret))
+        })
     }
 
     /// Every token, newest first.
@@ -157,16 +160,7 @@ impl<'a> AdminTokenStore<'a> {
 
     /// Revokes a token by id; effective for the next admin request.
     pub fn revoke(&self, id: &str, actor: &str) -> Result<(), StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE admin_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-            params![now_unix(), id],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Invalid(format!(
-                "no active admin token with id `{id}`"
-            )));
-        }
-        admin_event(self.conn, actor, "admin_token.revoke", id, None)
+        revoke(self.conn, Credential::AdminToken, id, actor)
     }
 
     /// The admin a presented token belongs to.
@@ -217,7 +211,14 @@ impl<'a> AdminTokenStore<'a> {
         target: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        admin_event(self.conn, &admin.actor(), action, target, detail)
+        admin_event(
+            self.conn,
+            &admin.actor(),
+            action,
+            target,
+            admin.tenant_id.as_deref(),
+            detail,
+        )
     }
 }
 

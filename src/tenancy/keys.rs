@@ -91,12 +91,23 @@ impl<'a> KeyStore<'a> {
             "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
             params![id, name, now_unix()],
         )?;
-        admin_event(self.conn, actor, "tenant.create", &id, Some(name))?;
+        admin_event(
+            self.conn,
+            actor,
+            "tenant.create",
+            &id,
+            Some(&id),
+            Some(name),
+        )?;
         Ok(id)
     }
 
     /// Creates a key for a tenant (creating the tenant if needed).
     pub fn create(&self, new: &NewKey, actor: &str) -> Result<CreatedKey, StoreError> {
+        atomically(self.conn, || self.create_now(new, actor))
+    }
+
+    fn create_now(&self, new: &NewKey, actor: &str) -> Result<CreatedKey, StoreError> {
         let tenant_id = self.ensure_tenant(&new.tenant, actor)?;
         let secret = format!("{KEY_PREFIX}{}", random_hex(24)?);
         let id = format!("key_{}", random_hex(8)?);
@@ -122,7 +133,14 @@ impl<'a> KeyStore<'a> {
                 new.expires_at
             ],
         )?;
-        admin_event(self.conn, actor, "key.create", &id, Some(&new.tenant))?;
+        admin_event(
+            self.conn,
+            actor,
+            "key.create",
+            &id,
+            Some(&tenant_id),
+            Some(&new.name),
+        )?;
         Ok(CreatedKey {
             info: KeyInfo {
                 id,
@@ -167,30 +185,73 @@ impl<'a> KeyStore<'a> {
 
     /// Revokes a key by id; revoking twice is an error so scripts notice typos.
     pub fn revoke(&self, key_id: &str, actor: &str) -> Result<(), StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE virtual_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-            params![now_unix(), key_id],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Invalid(format!(
-                "no active key with id `{key_id}`"
-            )));
-        }
-        admin_event(self.conn, actor, "key.revoke", key_id, None)
+        revoke(self.conn, Credential::Key, key_id, actor)
     }
 }
 
-/// Records an administrative change: who, what, on which object.
+/// What can be revoked: a virtual key or an admin token.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Credential {
+    Key,
+    AdminToken,
+}
+
+/// Revokes an active credential and records who did it, in one transaction.
+pub(super) fn revoke(
+    conn: &Connection,
+    credential: Credential,
+    id: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let (sql, action, what) = match credential {
+        Credential::Key => (
+            "UPDATE virtual_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
+             RETURNING tenant_id",
+            "key.revoke",
+            "key",
+        ),
+        Credential::AdminToken => (
+            "UPDATE admin_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
+             RETURNING tenant_id",
+            "admin_token.revoke",
+            "admin token",
+        ),
+    };
+    atomically(conn, || {
+        let tenant: Option<String> = conn
+            .query_row(sql, params![now_unix(), id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Invalid(format!("no active {what} with id `{id}`")))?;
+        admin_event(conn, actor, action, id, tenant.as_deref(), None)
+    })
+}
+
+/// Runs a change and its admin event as one transaction, taking the write lock first
+/// (the gateway writes this database too: a read upgraded to a write could not wait).
+pub(super) fn atomically<T>(
+    conn: &Connection,
+    change: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let done = change()?;
+    tx.commit()?;
+    Ok(done)
+}
+
+/// Records an administrative change: who, what, on which object, in which tenant. The
+/// audit log copies it in (`audit::admin_events`).
 pub(super) fn admin_event(
     conn: &Connection,
     actor: &str,
     action: &str,
     target: &str,
+    tenant: Option<&str>,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO admin_events (ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now_unix(), actor, action, target, detail],
+        "INSERT INTO admin_events (ts, actor, action, target, tenant_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_unix(), actor, action, target, tenant, detail],
     )?;
     Ok(())
 }

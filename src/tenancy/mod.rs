@@ -62,4 +62,6 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
         mac BLOB NOT NULL,
         tag BLOB NOT NULL
     );",
+    // The tenant an admin action concerns, so tenant admins see their own.
+    "ALTER TABLE admin_events ADD COLUMN tenant_id TEXT;",
 ];
