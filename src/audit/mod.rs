@@ -13,6 +13,7 @@ pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod record;
+pub mod search;
 pub mod verify;
 pub mod writer;
 

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub mod kind {
     pub const LLM_REQUEST: &str = "llm.request";
     pub const ADMIN_ACTION: &str = "admin.action";
+    /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids.
+    pub const AUDIT_ERASE: &str = "audit.erase";
 }
 
 /// An event as the gateway reports it, before the log gives it a place: no sequence

@@ -108,6 +108,11 @@ impl LoadedConfig {
         self.data_dir.join("audit.db")
     }
 
+    /// The audit search index (a view of `audit.db`, rebuildable).
+    pub fn audit_index_dir(&self) -> PathBuf {
+        self.data_dir.join("audit-index")
+    }
+
     /// The instance key material file.
     pub fn key_file_path(&self) -> PathBuf {
         self.data_dir.join("instance.key")

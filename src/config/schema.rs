@@ -49,6 +49,31 @@ pub struct AuditConfig {
     pub checkpoint_every_records: u64,
     /// …or once this many seconds passed with records not yet covered.
     pub checkpoint_interval_secs: u64,
+    /// The search index over the log.
+    pub search: AuditSearchConfig,
+}
+
+/// `audit.search`: the tantivy view of the log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSearchConfig {
+    /// Index records as the gateway writes them.
+    pub enabled: bool,
+    /// Seconds between index commits (records become searchable within about this).
+    pub commit_interval_secs: u64,
+    /// Delete index partitions (days) older than this many days; 0 keeps them. The log
+    /// itself is not touched: the index can be rebuilt from it.
+    pub retention_days: u64,
+}
+
+impl Default for AuditSearchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            commit_interval_secs: 2,
+            retention_days: 0,
+        }
+    }
 }
 
 impl Default for AuditConfig {
@@ -61,6 +86,7 @@ impl Default for AuditConfig {
             max_payload_bytes: 256 * 1024,
             checkpoint_every_records: 10_000,
             checkpoint_interval_secs: 60,
+            search: AuditSearchConfig::default(),
         }
     }
 }

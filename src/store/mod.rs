@@ -20,6 +20,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One schema migration: applied once, in order, tracked by `PRAGMA user_version`.

@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests, errors, latency, upstream latency and gateway overhead.
+//! Prometheus metrics: requests, errors, latency, upstream latency, gateway overhead,
+//! routing state and the audit index's lag.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -75,6 +76,15 @@ pub struct Metrics {
     pub upstream_attempts: Family<AttemptLabels, Counter>,
     pub breaker_state: Family<TargetLabels, Gauge>,
     pub upstream_healthy: Family<UpstreamLabels, Gauge>,
+    pub audit_index: AuditIndexMetrics,
+}
+
+/// How far the audit search index trails the log.
+#[derive(Clone, Default)]
+pub struct AuditIndexMetrics {
+    pub lag_records: Gauge,
+    pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub indexed: Counter,
 }
 
 impl Default for Metrics {
@@ -152,8 +162,25 @@ impl Metrics {
             "Whether each upstream is in rotation: 1, or 0 while its health check fails",
             upstream_healthy.clone(),
         );
+        let audit_index = AuditIndexMetrics::default();
+        registry.register(
+            "audit_index_lag_records",
+            "Audit records not yet searchable, when the indexer last looked",
+            audit_index.lag_records.clone(),
+        );
+        registry.register(
+            "audit_index_lag_seconds",
+            "Age of the oldest audit record not yet searchable, when the indexer last looked",
+            audit_index.lag_seconds.clone(),
+        );
+        registry.register(
+            "audit_indexed_records",
+            "Audit records added to the search index",
+            audit_index.indexed.clone(),
+        );
         Self {
             registry,
+            audit_index,
             requests,
             errors,
             request_duration,

@@ -1,0 +1,13 @@
+//! Search over the audit trail with tantivy: a rebuildable view of the log (the log is
+//! the record; the index can be dropped and rebuilt from it), partitioned by day.
+//!
+//! `schema` (fields), `text` (what of a payload is searchable), `partitions` (the index
+//! on disk), `indexer` (keeping it up with the log), `query` (running a search),
+//! `service` (the gateway's indexing thread and the search handle it shares).
+
+pub mod indexer;
+pub mod partitions;
+pub mod query;
+pub mod schema;
+pub mod service;
+pub mod text;

@@ -1,0 +1,229 @@
+//! Searching the index: a query string (full text, or `field:value`, ranges, phrases)
+//! narrowed by filters — the tenant first, which a caller's own query cannot widen — and
+//! the matching records' sequence numbers, sorted and paged across the day partitions
+//! the time range touches.
+
+use super::partitions::{Partitions, index_error};
+use crate::store::StoreError;
+use std::ops::Bound;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocAddress, Order, Searcher, Term};
+
+/// Deepest result reachable by paging (offset + limit).
+pub const MAX_WINDOW: usize = 10_000;
+
+/// What to sort results by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// Log order (sequence number), which is time order.
+    #[default]
+    Time,
+    Cost,
+    Latency,
+    Tokens,
+}
+
+/// A search: the query and its filters, sort and page.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    /// Only this tenant's records (by tenant id).
+    pub tenant: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub kind: Option<String>,
+    pub model: Option<String>,
+    pub decision: Option<String>,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub data_class: Option<String>,
+    pub status: Option<u16>,
+    pub sort: SortBy,
+    pub ascending: bool,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPage {
+    /// Every match, across pages.
+    pub total: u64,
+    /// This page's records, in order.
+    pub seqs: Vec<u64>,
+}
+
+/// Why a search could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs `request` over the partitions its time range touches.
+pub fn search(parts: &mut Partitions, request: &SearchRequest) -> Result<SearchPage, SearchError> {
+    let window = request.offset.saturating_add(request.limit);
+    if window > MAX_WINDOW {
+        return Err(SearchError::BadRequest(format!(
+            "offset + limit may be at most {MAX_WINDOW}; narrow the search instead"
+        )));
+    }
+    let names = parts.overlapping(request.since_ms, request.until_ms)?;
+    let Some(first) = names.first() else {
+        return Ok(SearchPage::default());
+    };
+    let query = build_query(parts, first, request)?;
+    let mut total = 0u64;
+    // (sort key, seq) of each partition's best `window` matches.
+    let mut hits: Vec<(f64, u64)> = Vec::new();
+    for name in &names {
+        let searcher = parts.get(name)?.reader.searcher();
+        total += searcher.search(&query, &Count).map_err(index_error)? as u64;
+        if window > 0 {
+            hits.extend(top(&searcher, &query, request, window)?);
+        }
+    }
+    let sign = if request.ascending { 1.0 } else { -1.0 };
+    hits.sort_by(|a, b| {
+        (sign * a.0).total_cmp(&(sign * b.0)).then_with(|| {
+            if request.ascending {
+                a.1.cmp(&b.1)
+            } else {
+                b.1.cmp(&a.1)
+            }
+        })
+    });
+    let seqs = hits
+        .into_iter()
+        .skip(request.offset)
+        .take(request.limit)
+        .map(|(_, seq)| seq)
+        .collect();
+    Ok(SearchPage { total, seqs })
+}
+
+/// One partition's best `window` matches as (sort key, seq).
+fn top(
+    searcher: &Searcher,
+    query: &dyn Query,
+    request: &SearchRequest,
+    window: usize,
+) -> Result<Vec<(f64, u64)>, SearchError> {
+    let order = if request.ascending {
+        Order::Asc
+    } else {
+        Order::Desc
+    };
+    let docs = TopDocs::with_limit(window);
+    let keyed: Vec<(f64, DocAddress)> = match request.sort {
+        SortBy::Time => {
+            let found = searcher
+                .search(query, &docs.order_by_fast_field::<u64>("seq", order))
+                .map_err(index_error)?;
+            return Ok(found
+                .into_iter()
+                .filter_map(|(seq, _)| seq.map(|s| (s as f64, s)))
+                .collect());
+        }
+        SortBy::Tokens => searcher
+            .search(query, &docs.order_by_fast_field::<u64>("tokens", order))
+            .map_err(index_error)?
+            .into_iter()
+            .map(|(v, a)| (v.unwrap_or(0) as f64, a))
+            .collect(),
+        SortBy::Cost | SortBy::Latency => {
+            let field = if request.sort == SortBy::Cost {
+                "cost"
+            } else {
+                "latency"
+            };
+            searcher
+                .search(query, &docs.order_by_fast_field::<f64>(field, order))
+                .map_err(index_error)?
+                .into_iter()
+                .map(|(v, a)| (v.unwrap_or(0.0), a))
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(keyed.len());
+    for (key, address) in keyed {
+        let column = searcher
+            .segment_reader(address.segment_ord)
+            .fast_fields()
+            .u64("seq")
+            .map_err(index_error)?;
+        out.extend(column.first(address.doc_id).map(|seq| (key, seq)));
+    }
+    Ok(out)
+}
+
+/// The query string and every filter, all required.
+fn build_query(
+    parts: &mut Partitions,
+    any_partition: &str,
+    request: &SearchRequest,
+) -> Result<Box<dyn Query>, SearchError> {
+    let f = parts.fields;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let text = request.query.trim();
+    if !text.is_empty() {
+        let index = &parts.get(any_partition)?.index;
+        let mut parser = QueryParser::for_index(index, vec![f.text]);
+        parser.set_conjunction_by_default();
+        let parsed = parser
+            .parse_query(text)
+            .map_err(|e| SearchError::BadRequest(format!("the query does not parse: {e}")))?;
+        clauses.push((Occur::Must, parsed));
+    }
+    let terms: [(Field, &Option<String>); 7] = [
+        (f.tenant, &request.tenant),
+        (f.kind, &request.kind),
+        (f.model, &request.model),
+        (f.decision, &request.decision),
+        (f.user, &request.user),
+        (f.session, &request.session),
+        (f.data_class, &request.data_class),
+    ];
+    for (field, value) in terms {
+        if let Some(value) = value {
+            let term = Term::from_field_text(field, value);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+    }
+    if let Some(status) = request.status {
+        let term = Term::from_field_u64(f.status, u64::from(status));
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        ));
+    }
+    if request.since_ms.is_some() || request.until_ms.is_some() {
+        let bound = |ms: Option<i64>| {
+            ms.map_or(Bound::Unbounded, |ms| {
+                Bound::Included(Term::from_field_i64(f.ts_ms, ms))
+            })
+        };
+        let (lower, upper) = (bound(request.since_ms), bound(request.until_ms));
+        // A range needs one bounded side to name its field.
+        let (lower, upper) = match (lower, upper) {
+            (Bound::Unbounded, upper) => (
+                Bound::Included(Term::from_field_i64(f.ts_ms, i64::MIN)),
+                upper,
+            ),
+            pair => pair,
+        };
+        clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+    }
+    Ok(match clauses.len() {
+        0 => Box::new(AllQuery),
+        _ => Box::new(BooleanQuery::new(clauses)),
+    })
+}

@@ -1,0 +1,138 @@
+//! The search index's schema: full text over redacted payloads, and the record's fields
+//! as exact-match terms and fast columns for filters, ranges and sorting.
+
+use crate::audit::record::AuditRecord;
+use tantivy::TantivyDocument;
+use tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, TEXT};
+
+/// Handles of the index's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    pub seq: Field,
+    pub ts_ms: Field,
+    pub kind: Field,
+    pub tenant: Field,
+    pub user: Field,
+    pub key: Field,
+    pub session: Field,
+    pub endpoint: Field,
+    pub model: Field,
+    pub upstream: Field,
+    pub decision: Field,
+    pub action: Field,
+    pub actor: Field,
+    pub data_class: Field,
+    pub payload_key: Field,
+    pub status: Field,
+    pub cost: Field,
+    pub latency: Field,
+    pub tokens: Field,
+    pub text: Field,
+}
+
+/// Names of the exact-match fields a query may name (`model:chat-model`).
+pub const TERM_FIELDS: &[&str] = &[
+    "kind",
+    "tenant",
+    "user",
+    "key",
+    "session",
+    "endpoint",
+    "model",
+    "upstream",
+    "decision",
+    "action",
+    "actor",
+    "data_class",
+];
+
+/// The schema and its field handles.
+pub fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let seq = b.add_u64_field("seq", INDEXED | FAST | STORED);
+    let ts_ms = b.add_i64_field("ts_ms", INDEXED | FAST);
+    let mut term = |name: &str| b.add_text_field(name, STRING);
+    let kind = term("kind");
+    let tenant = term("tenant");
+    let user = term("user");
+    let key = term("key");
+    let session = term("session");
+    let endpoint = term("endpoint");
+    let model = term("model");
+    let upstream = term("upstream");
+    let decision = term("decision");
+    let action = term("action");
+    let actor = term("actor");
+    let data_class = term("data_class");
+    let payload_key = term("payload_key");
+    let status = b.add_u64_field("status", INDEXED | FAST);
+    let cost = b.add_f64_field("cost", INDEXED | FAST);
+    let latency = b.add_f64_field("latency", INDEXED | FAST);
+    let tokens = b.add_u64_field("tokens", INDEXED | FAST);
+    let text = b.add_text_field("text", TEXT);
+    let fields = Fields {
+        seq,
+        ts_ms,
+        kind,
+        tenant,
+        user,
+        key,
+        session,
+        endpoint,
+        model,
+        upstream,
+        decision,
+        action,
+        actor,
+        data_class,
+        payload_key,
+        status,
+        cost,
+        latency,
+        tokens,
+        text,
+    };
+    (b.build(), fields)
+}
+
+/// The index document of a record, with the searchable text of its payloads.
+pub fn document(f: &Fields, record: &AuditRecord, text: &str) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_u64(f.seq, record.seq);
+    doc.add_i64(f.ts_ms, record.ts_ms);
+    doc.add_text(f.kind, &record.kind);
+    let terms = [
+        (f.tenant, &record.tenant_id),
+        (f.user, &record.user_id),
+        (f.key, &record.key_id),
+        (f.session, &record.session_id),
+        (f.endpoint, &record.endpoint),
+        (f.model, &record.model),
+        (f.upstream, &record.upstream),
+        (f.decision, &record.decision),
+        (f.action, &record.action),
+        (f.actor, &record.actor),
+        (f.payload_key, &record.payload_key),
+    ];
+    for (field, value) in terms {
+        if let Some(value) = value {
+            doc.add_text(field, value);
+        }
+    }
+    for class in record.data_classes.keys() {
+        doc.add_text(f.data_class, class);
+    }
+    if let Some(status) = record.status {
+        doc.add_u64(f.status, u64::from(status));
+    }
+    doc.add_f64(f.cost, record.cost_usd.unwrap_or(0.0));
+    doc.add_f64(f.latency, record.latency_ms.unwrap_or(0.0));
+    doc.add_u64(
+        f.tokens,
+        record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0),
+    );
+    if !text.is_empty() {
+        doc.add_text(f.text, text);
+    }
+    doc
+}
