@@ -93,6 +93,27 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     }
     let virtual_key = gw.key.clone();
     let loaded = gw.loaded.clone();
+
+    // Exported while the gateway runs: its records are not yet under a checkpoint, so
+    // the package verifies but says what it could not check offline.
+    let live = loaded.data_dir.join("live.tar");
+    let live_out = export(
+        &loaded.path,
+        "2000-01-01T00:00:00Z",
+        "2100-01-01T00:00:00Z",
+        &live,
+    );
+    assert!(
+        stdout(&live_out).contains("3 records are after the last checkpoint"),
+        "{}",
+        stdout(&live_out)
+    );
+    let checked = verify(&live, None);
+    assert!(checked.status.success(), "{}", stdout(&checked));
+    assert!(
+        String::from_utf8_lossy(&checked.stderr)
+            .contains("3 records after the last checkpoint are not yet covered")
+    );
     gw.stop_keeping_files().await;
     let config = loaded.path.clone();
     let cfg = config.to_str().unwrap();
@@ -279,6 +300,24 @@ async fn packages_export_verify_offline_and_reject_tampering() {
         unkeyed.contains("the signature does not verify"),
         "{unkeyed}"
     );
+
+    // A window holding only record 2: the extract widens to its whole checkpoint, so the
+    // checkpoint's root is still recomputed.
+    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    let ts: i64 = audit
+        .query_row("SELECT ts_ms FROM records WHERE seq = 2", [], |r| r.get(0))
+        .unwrap();
+    let at = airlock::evidence::rfc3339_ms(ts);
+    let narrow = loaded.data_dir.join("narrow.tar");
+    export(&config, &at, &at, &narrow);
+    let ok = verify(&narrow, Some(&public_key));
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    let info = json_of(&archive::read(&narrow).unwrap(), path::EXTRACT);
+    assert_eq!(
+        (info["first_seq"].as_u64(), info["last_seq"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert!(info["window_records"].as_u64().unwrap() >= 1);
 
     // A window with no records: an empty extract, still a valid package.
     let empty = loaded.data_dir.join("empty.tar");

@@ -68,7 +68,10 @@ pub fn read(path: &Path) -> Result<Files, String> {
         if name.starts_with('/') || name.split('/').any(|part| part == "..") {
             return Err(format!("{name}: path leaves the package"));
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // The header's size is not trusted for the allocation: a forged one could ask for
+        // any amount; the bytes actually present are what is read.
+        let hint = entry.size().min(1 << 20) as usize;
+        let mut bytes = Vec::with_capacity(hint);
         std::io::Read::read_to_end(&mut entry, &mut bytes)
             .map_err(|e| format!("{name}: cannot read: {e}"))?;
         if files.insert(name.clone(), bytes).is_some() {

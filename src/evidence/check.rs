@@ -429,3 +429,110 @@ fn check_extract_info(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::instance_key::{InstanceKey, hex};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    /// Records 1..=4 under two signed, linked checkpoints (1..2, 3..4).
+    fn extract(signer: &Ed25519KeyPair) -> (Vec<StoredRecord>, Vec<Checkpoint>) {
+        let records: Vec<StoredRecord> = (1..=4u64)
+            .map(|seq| StoredRecord {
+                seq,
+                mac: hex(&[seq as u8; 32]),
+                body: format!("{{\"v\":1,\"seq\":{seq}}}"),
+            })
+            .collect();
+        let leaf = |r: &StoredRecord| merkle::leaf(&unhex(&r.mac).unwrap(), r.body.as_bytes());
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        for range in [&records[0..2], &records[2..4]] {
+            let mut checkpoint = Checkpoint {
+                first_seq: range[0].seq,
+                last_seq: range[1].seq,
+                ts_ms: 0,
+                root: merkle::root(&range.iter().map(leaf).collect::<Vec<_>>()),
+                previous: checkpoints.last().map_or([0u8; 32], Checkpoint::hash),
+                signature: String::new(),
+            };
+            sign(&mut checkpoint, signer);
+            checkpoints.push(checkpoint);
+        }
+        (records, checkpoints)
+    }
+
+    fn sign(checkpoint: &mut Checkpoint, signer: &Ed25519KeyPair) {
+        checkpoint.signature = hex(signer.sign(checkpoint.statement().as_bytes()).as_ref());
+    }
+
+    fn failures(records: &[StoredRecord], checkpoints: &[Checkpoint], key: &[u8]) -> Vec<String> {
+        let mut files = Files::new();
+        files.insert(
+            path::RECORDS.into(),
+            super::super::extract::records_file(records).unwrap(),
+        );
+        files.insert(
+            path::CHECKPOINTS.into(),
+            serde_json::to_vec(checkpoints).unwrap(),
+        );
+        let mut report = CheckReport::default();
+        check_audit_extract(&files, key, &mut report);
+        report.failures().map(|c| c.what.clone()).collect()
+    }
+
+    #[test]
+    fn checkpoint_signatures_roots_and_links_are_checked() {
+        let instance = InstanceKey::generate().unwrap();
+        let signer = Ed25519KeyPair::from_pkcs8(&instance.signing_key_pkcs8).unwrap();
+        let key = signer.public_key().as_ref().to_vec();
+        let (records, checkpoints) = extract(&signer);
+        // Only the extract.json check fails: the test gives it none.
+        let ok = failures(&records, &checkpoints, &key);
+        assert_eq!(ok.len(), 1, "{ok:?}");
+        assert!(ok[0].contains("extract.json"));
+
+        let mut relinked = checkpoints.clone();
+        relinked[1].previous = [7u8; 32];
+        sign(&mut relinked[1], &signer);
+        let found = failures(&records, &relinked, &key);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("does not name checkpoint 1..2")),
+            "{found:?}"
+        );
+
+        let found = failures(&records, &checkpoints[1..], &key);
+        assert!(
+            found.iter().any(|f| f.contains("2 records precede")),
+            "{found:?}"
+        );
+
+        let mut forged = checkpoints.clone();
+        forged[0].root = [1u8; 32];
+        let found = failures(&records, &forged, &key);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("checkpoint 1..2: the signature")),
+            "{found:?}"
+        );
+
+        let mut swapped = records.clone();
+        swapped.swap(1, 2);
+        let found = failures(&swapped, &checkpoints, &key);
+        assert!(
+            found.iter().any(|f| f.contains("gap or disorder")),
+            "{found:?}"
+        );
+
+        let mut short = records.clone();
+        short.pop();
+        let found = failures(&short, &checkpoints, &key);
+        assert!(
+            found.iter().any(|f| f.contains("holds 1 of its 2 records")),
+            "{found:?}"
+        );
+    }
+}
