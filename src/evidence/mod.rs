@@ -7,10 +7,12 @@
 //! Module map: `controls` (the embedded control matrix), `extract` (the audit extract),
 //! `stats` (PII statistics, admin actions), `inventory` (tenants, keys, tokens, admin
 //! events), `redact` (the config snapshot), `manifest` (digests and signature), `archive`
-//! (tar in and out), `export` (building a package), `check` (verifying one offline).
+//! (tar in and out), `export` (building a package), `check` and `check_extract`
+//! (verifying one offline).
 
 pub mod archive;
 pub mod check;
+mod check_extract;
 pub mod controls;
 pub mod export;
 pub mod extract;
