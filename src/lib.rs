@@ -10,6 +10,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod mock_upstream;
 pub mod providers;
 pub mod random;

@@ -39,6 +39,8 @@ fn every_subcommand_has_help() {
         vec!["admin", "token", "revoke", "--help"],
         vec!["requests", "--help"],
         vec!["experiments", "--help"],
+        vec!["evidence", "export", "--help"],
+        vec!["evidence", "verify", "--help"],
         vec!["version", "--help"],
     ] {
         let out = airlock(&sub);

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod demo;
+mod evidence;
 mod experiments;
 mod init;
 mod keys;
@@ -41,6 +42,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Verify the tamper-evident audit trail; print its public key.
     Audit(audit::AuditArgs),
+    /// Export an evidence package for an auditor; verify one offline.
+    Evidence(evidence::EvidenceArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
@@ -88,6 +91,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             } else {
                 anyhow::bail!("the audit trail does not verify")
+            }
+        }
+        Command::Evidence(args) => {
+            if evidence::run(args)? {
+                Ok(())
+            } else {
+                anyhow::bail!("the evidence package does not verify")
             }
         }
         Command::Requests(args) => requests::run(&args),

@@ -1,0 +1,146 @@
+//! Access inventories for review: tenants, virtual keys and admin tokens as they stand
+//! (ids, names, roles, dates: never a secret, a hash of one or its prefix), and the
+//! change history of the window from the `admin_events` table.
+
+use super::EvidenceError;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VirtualKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// Models the key is limited to (JSON list); all when absent.
+    pub models: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminToken {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub tenant_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminEvent {
+    pub seq: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+}
+
+/// An inventory file: when it was taken, what its times mean, and the rows.
+#[derive(Debug, Serialize)]
+pub struct Listing<T> {
+    pub note: &'static str,
+    pub rows: Vec<T>,
+}
+
+const TIMES: &str = "Times are seconds since the Unix epoch (UTC). Secrets, their hashes \
+and their prefixes are never included.";
+
+pub fn tenants(state: &Connection) -> Result<Listing<Tenant>, EvidenceError> {
+    let rows = state
+        .prepare("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")?
+        .query_map([], |r| {
+            Ok(Tenant {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Listing { note: TIMES, rows })
+}
+
+pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceError> {
+    let rows = state
+        .prepare(
+            "SELECT id, tenant_id, name, models, created_at, expires_at, revoked_at
+             FROM virtual_keys ORDER BY created_at, id",
+        )?
+        .query_map([], |r| {
+            let models: Option<String> = r.get(3)?;
+            Ok(VirtualKey {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                name: r.get(2)?,
+                models: models.and_then(|m| serde_json::from_str(&m).ok()),
+                created_at: r.get(4)?,
+                expires_at: r.get(5)?,
+                revoked_at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Listing { note: TIMES, rows })
+}
+
+pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceError> {
+    let rows = state
+        .prepare(
+            "SELECT id, name, role, tenant_id, created_at, expires_at, revoked_at
+             FROM admin_tokens ORDER BY created_at, id",
+        )?
+        .query_map([], |r| {
+            Ok(AdminToken {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: r.get(2)?,
+                tenant_id: r.get(3)?,
+                created_at: r.get(4)?,
+                expires_at: r.get(5)?,
+                revoked_at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Listing { note: TIMES, rows })
+}
+
+/// Admin events of the window (`from_ms..=to_ms`; events are stamped in seconds).
+pub fn admin_events(
+    state: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Listing<AdminEvent>, EvidenceError> {
+    let rows = state
+        .prepare(
+            "SELECT seq, ts, actor, action, target, detail FROM admin_events
+             WHERE ts >= ?1 AND ts <= ?2 ORDER BY seq",
+        )?
+        .query_map(
+            params![from_ms.div_euclid(1000), to_ms.div_euclid(1000)],
+            |r| {
+                Ok(AdminEvent {
+                    seq: r.get(0)?,
+                    ts: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(Listing {
+        note: "Changes to tenants, virtual keys and admin tokens in the window, from the \
+               state database's admin_events table. Times are seconds since the Unix epoch.",
+        rows,
+    })
+}
