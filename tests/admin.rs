@@ -7,41 +7,8 @@ mod common;
 use airlock::store::instance_key::InstanceKey;
 use airlock::tenancy::rbac::Role;
 use airlock::tenancy::{AdminTokenStore, STATE_MIGRATIONS};
-use common::{Extra, Gateway, post, send, start_mock};
+use common::{Extra, Gateway, admin, admin_token, post, scoped_token, send, start_mock};
 use serde_json::{Value, json};
-
-fn admin_token(gw: &Gateway, role: Role) -> String {
-    scoped_token(gw, role, None)
-}
-
-fn scoped_token(gw: &Gateway, role: Role, tenant: Option<&str>) -> String {
-    let ik = InstanceKey::read(&gw.loaded.key_file_path()).unwrap();
-    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
-    AdminTokenStore::new(&conn, &ik.key_hash_secret)
-        .create(role.name(), role, tenant, None, "test")
-        .unwrap()
-        .1
-}
-
-async fn admin(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> common::Reply {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth.as_str()));
-    }
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    send(method, &gw.url(path), &headers, body).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_drain_a_target_through_the_admin_api() {

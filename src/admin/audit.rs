@@ -1,14 +1,70 @@
-//! Admin routes over the audit trail: a session's timeline, scoped to the caller's
-//! tenant (a tenant-admin sees only its own tenant's records).
+//! Admin routes over the audit trail: search and a session's timeline, scoped to the
+//! caller's tenant (a tenant-admin sees only its own tenant's records).
 
 use super::auth::Authorized;
 use super::error::AdminError;
 use crate::audit::log::{open_audit_db, session_records};
+use crate::audit::search::query::{SearchError, SearchParams};
 use crate::tenancy::rbac::Permission;
 use axum::Json;
-use axum::extract::Path;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use serde_json::Value;
+
+/// Results per page unless the caller asks otherwise, and the most it may ask for.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+
+/// `GET /admin/audit/search`: matching records, newest first unless sorted otherwise,
+/// one page at a time; a tenant-admin searches only its own tenant.
+pub async fn search(
+    auth: Authorized,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::AuditRead)?;
+    let Query(mut params) = params.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let tenant = match (auth.admin.tenant_id.as_deref(), params.tenant.take()) {
+        (Some(own), Some(asked)) if asked != own => {
+            return Err(AdminError::forbidden(format!(
+                "this token may search only tenant `{own}`"
+            )));
+        }
+        (Some(own), _) => Some(own.to_string()),
+        (None, asked) => asked,
+    };
+    if params.limit.is_some_and(|limit| limit > MAX_LIMIT) {
+        return Err(AdminError::invalid(format!(
+            "limit may be at most {MAX_LIMIT}"
+        )));
+    }
+    let request = params
+        .into_request(tenant, crate::store::now_unix_ms(), DEFAULT_LIMIT)
+        .map_err(AdminError::invalid)?;
+    let handle = auth
+        .state
+        .admin
+        .as_ref()
+        .and_then(|access| access.audit_search.clone())
+        .ok_or_else(|| {
+            AdminError::not_found("audit search is off (audit.search.enabled)".into())
+        })?;
+    let (offset, wanted) = (request.offset, request.limit);
+    let found = tokio::task::spawn_blocking(move || handle.run(&request))
+        .await
+        .map_err(AdminError::internal)?
+        .map_err(|e| match e {
+            SearchError::BadRequest(message) => AdminError::invalid(message),
+            SearchError::Store(e) => AdminError::internal(e),
+        })?;
+    let next = offset + found.records.len();
+    Ok(Json(serde_json::json!({
+        "total": found.total,
+        "offset": offset,
+        "limit": wanted,
+        "next_offset": (found.records.len() == wanted && (next as u64) < found.total).then_some(next),
+        "records": found.records,
+    })))
+}
 
 /// `GET /admin/sessions/{id}`: the session's records in order, payloads left out.
 pub async fn session(

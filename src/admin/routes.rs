@@ -25,6 +25,7 @@ pub fn router() -> Router {
             post(set_breaker),
         )
         .route("/admin/sessions/{id}", get(super::audit::session))
+        .route("/admin/audit/search", get(super::audit::search))
         .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

@@ -1,9 +1,18 @@
-//! `airlock audit`: verify the audit trail offline, list a session's records, and print
-//! the key that checks its checkpoints elsewhere.
+//! `airlock audit`: verify the audit trail offline, search it, list a session's
+//! records, rebuild the search index, and print the key that checks its checkpoints
+//! elsewhere.
 
+use super::progress::Progress;
 use crate::audit::log::open_audit_db;
+use crate::audit::search::indexer::Indexer;
+use crate::audit::search::query::SearchParams;
+use crate::audit::search::service::SearchHandle;
 use crate::audit::verify::{instance_keys, verify};
+use rusqlite::OptionalExtension;
 use std::path::PathBuf;
+
+/// Records `audit search` prints unless asked for more.
+const DEFAULT_LIMIT: usize = 20;
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -31,6 +40,11 @@ enum AuditCommand {
     },
     /// Print the instance's Ed25519 public key (hex), which verifies checkpoints.
     PublicKey,
+    /// Search the records: full text over their (redacted) payloads and `field:value`
+    /// terms (tantivy query syntax), narrowed by the filters below.
+    Search(Box<SearchArgs>),
+    /// Rebuild the search index from the log (stop the gateway first).
+    Reindex,
     /// List one session's records in order (requests that named it in `x-session-id`).
     Session {
         /// The session id.
@@ -41,9 +55,26 @@ enum AuditCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    params: SearchParams,
+    /// Print the records as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
     let state = super::open_state(args.config)?;
     match args.command {
+        AuditCommand::Search(search) => {
+            run_search(&state, *search)?;
+            Ok(true)
+        }
+        AuditCommand::Reindex => {
+            reindex(&state)?;
+            Ok(true)
+        }
         AuditCommand::PublicKey => {
             println!("{}", state.instance_key.public_key_hex());
             Ok(true)
@@ -54,7 +85,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
-                print_session(&records);
+                print_records(&records);
             }
             Ok(true)
         }
@@ -87,10 +118,90 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
     }
 }
 
-fn print_session(records: &[crate::audit::record::AuditRecord]) {
+/// Brings the index up to date when no gateway is indexing (with a progress bar when
+/// that takes a while); the indexer, if it could take the lock.
+fn catch_up(state: &super::StateAccess, from_scratch: bool) -> anyhow::Result<Option<Indexer>> {
+    let Ok(mut indexer) =
+        Indexer::open(&state.loaded.audit_index_dir(), state.instance_key.seal_key)?
+    else {
+        return Ok(None);
+    };
+    if from_scratch {
+        indexer.clear()?;
+    }
+    let audit = open_audit_db(&state.loaded.audit_db_path())?;
+    let mut progress = Progress::new("indexing");
+    let mut shown = false;
+    indexer.catch_up(&audit, &mut |done, total| {
+        if total >= 10_000 || from_scratch {
+            shown = true;
+            progress.update(done, total);
+        }
+    })?;
+    if shown {
+        progress.finish();
+    }
+    Ok(Some(indexer))
+}
+
+fn reindex(state: &super::StateAccess) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let Some(indexer) = catch_up(state, true)? else {
+        anyhow::bail!(
+            "another process (the running gateway, or a reindex) is indexing this log; stop it first"
+        );
+    };
+    let records = indexer.watermark();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "indexed {records} records in {seconds:.1}s ({:.0}/s); the index takes {} bytes in {}",
+        records as f64 / seconds.max(1e-3),
+        indexer.partitions().size_on_disk(),
+        state.loaded.audit_index_dir().display()
+    );
+    Ok(())
+}
+
+fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()> {
+    // The gateway indexes as it runs; without one, catch up here.
+    drop(catch_up(state, false)?);
+    let mut params = args.params;
+    let tenant = match params.tenant.take() {
+        None => None,
+        Some(tenant) => Some(
+            state
+                .conn
+                .query_row(
+                    "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
+                    [&tenant],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}`"))?,
+        ),
+    };
+    let request = params
+        .into_request(tenant, crate::store::now_unix_ms(), DEFAULT_LIMIT)
+        .map_err(anyhow::Error::msg)?;
+    let found = SearchHandle::open(&state.loaded)?.run(&request)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        print_records(&found.records);
+        println!(
+            "{} of {} matching records (from {})",
+            found.records.len(),
+            found.total,
+            request.offset
+        );
+    }
+    Ok(())
+}
+
+fn print_records(records: &[crate::audit::record::AuditRecord]) {
     println!(
         "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>10}",
-        "SEQ", "TIME", "ENDPOINT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
+        "SEQ", "TIME", "WHAT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
     );
     for r in records {
         let time = humantime::format_rfc3339_millis(
@@ -102,7 +213,7 @@ fn print_session(records: &[crate::audit::record::AuditRecord]) {
             "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>8.1}ms",
             r.seq,
             time.to_string(),
-            or_dash(&r.endpoint),
+            or_dash(&r.endpoint.clone().or_else(|| r.action.clone())),
             or_dash(&r.model),
             r.status.map_or_else(|| "-".into(), |s| s.to_string()),
             or_dash(&r.decision),

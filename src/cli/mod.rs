@@ -7,6 +7,7 @@ mod evidence;
 mod experiments;
 mod init;
 mod keys;
+mod progress;
 mod requests;
 
 use crate::config::LoadedConfig;

@@ -9,6 +9,7 @@ pub mod error;
 mod handler;
 pub mod request_id;
 
+use crate::audit::search::service::{IndexerThread, SearchHandle};
 use crate::config::LoadedConfig;
 use crate::routing::RouteTable;
 use crate::store::instance_key::InstanceKey;
@@ -171,14 +172,18 @@ pub fn endpoint_name(stored: &str) -> &'static str {
 pub struct Writers {
     request_log: RequestLogWriter,
     audit: Option<crate::audit::writer::AuditWriter>,
+    audit_index: Option<IndexerThread>,
 }
 
 impl Writers {
-    /// Waits until the audit writer signed its last checkpoint and every request-log row
-    /// is written.
+    /// Waits until the audit writer signed its last checkpoint, the search index took
+    /// every record, and every request-log row is written.
     pub fn finish(self) {
         if let Some(audit) = self.audit {
             audit.finish();
+        }
+        if let Some(index) = self.audit_index {
+            index.finish();
         }
         self.request_log.finish();
     }
@@ -227,6 +232,16 @@ impl Gateway {
         } else {
             (None, None)
         };
+        let searchable = audit_config.enabled && audit_config.search.enabled;
+        let audit_index = searchable
+            .then(|| {
+                IndexerThread::start(loaded, instance_key.seal_key, metrics.audit_index.clone())
+            })
+            .transpose()
+            .context("cannot start the audit indexer")?;
+        let audit_search = searchable
+            .then(|| SearchHandle::open(loaded).map(Arc::new))
+            .transpose()?;
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
             None => None,
@@ -241,6 +256,7 @@ impl Gateway {
                 state_db: loaded.state_db_path(),
                 audit_db: loaded.audit_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
+                audit_search,
             }),
             audit_payloads: audit.is_some() && audit_config.store_payloads,
             audit,
@@ -254,6 +270,7 @@ impl Gateway {
             writer: Writers {
                 request_log,
                 audit: audit_writer,
+                audit_index,
             },
             tls,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),

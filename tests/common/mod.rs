@@ -121,6 +121,46 @@ upstreams:
     )
 }
 
+/// An admin token of `role` across tenants.
+pub fn admin_token(gw: &Gateway, role: airlock::tenancy::rbac::Role) -> String {
+    scoped_token(gw, role, None)
+}
+
+/// An admin token of `role`, scoped to `tenant` when given.
+pub fn scoped_token(
+    gw: &Gateway,
+    role: airlock::tenancy::rbac::Role,
+    tenant: Option<&str>,
+) -> String {
+    let ik = InstanceKey::read(&gw.loaded.key_file_path()).unwrap();
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    airlock::tenancy::AdminTokenStore::new(&conn, &ik.key_hash_secret)
+        .create(role.name(), role, tenant, None, "test")
+        .unwrap()
+        .1
+}
+
+/// An admin API request with `token`; a null body sends none.
+pub async fn admin(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    send(method, &gw.url(path), &headers, body).await
+}
+
 /// More upstreams and models for a test's gateway.
 #[derive(Default)]
 pub struct Extra {
@@ -277,7 +317,19 @@ impl Reply {
         assert!(e.get("param").is_some(), "{v}");
     }
 
-    /// The `data:` payloads of an SSE body.
+    /// Asserts an admin API error: its status and `error.code`, with a message.
+    pub fn assert_admin_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        let v = self.json();
+        assert_eq!(v["error"]["code"], code, "body: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    }
+
     /// `(event name, data)` of each named event of an SSE body (Anthropic's and the
     /// Responses API's streams).
     pub fn named_events(&self) -> Vec<(String, Value)> {

@@ -26,6 +26,94 @@ pub enum SortBy {
     Tokens,
 }
 
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Desc,
+    Asc,
+}
+
+/// A search as a caller writes it — the command line's flags, the admin API's query
+/// parameters — before times are resolved and the tenant is scoped.
+#[derive(Debug, Default, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words to find (all of them), `"a phrase"`, `field:value` (model, decision, user,
+    /// kind, status, …), `status:[500 TO 599]`; empty lists everything.
+    #[arg(default_value = "")]
+    #[serde(rename = "q", default)]
+    pub query: String,
+    /// Only this tenant's records.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// From this time: RFC 3339, a date (YYYY-MM-DD, UTC) or an age (24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Record kind: llm.request, admin.action, audit.erase.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// allow or deny.
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// The natural person, as recorded.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub session: Option<String>,
+    /// A data class found in the payloads (EMAIL, …).
+    #[arg(long)]
+    pub data_class: Option<String>,
+    /// HTTP status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// time (log order), cost, latency or tokens.
+    #[arg(long, value_enum)]
+    pub sort: Option<SortBy>,
+    /// desc (the default: newest, largest first) or asc.
+    #[arg(long, value_enum)]
+    pub order: Option<Direction>,
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub offset: Option<usize>,
+}
+
+impl SearchParams {
+    /// The search to run, confined to `tenant` (a tenant id, already checked), with
+    /// `default_limit` results unless asked otherwise.
+    pub fn into_request(
+        self,
+        tenant: Option<String>,
+        now_ms: i64,
+        default_limit: usize,
+    ) -> Result<SearchRequest, String> {
+        let time = |t: Option<String>| t.map(|t| parse_time(&t, now_ms)).transpose();
+        Ok(SearchRequest {
+            query: self.query,
+            tenant,
+            since_ms: time(self.since)?,
+            until_ms: time(self.until)?,
+            kind: self.kind,
+            model: self.model,
+            decision: self.decision,
+            user: self.user,
+            session: self.session,
+            data_class: self.data_class,
+            status: self.status,
+            sort: self.sort.unwrap_or_default(),
+            ascending: self.order == Some(Direction::Asc),
+            limit: self.limit.unwrap_or(default_limit),
+            offset: self.offset.unwrap_or(0),
+        })
+    }
+}
+
 /// A search: the query and its filters, sort and page.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
@@ -63,6 +151,30 @@ pub enum SearchError {
     BadRequest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A time as RFC 3339 (`2026-11-26T10:00:00Z`), a date (`2026-11-26`: its start, UTC),
+/// or an age (`15m`, `24h`, `7d`: that long before `now_ms`); in ms since the epoch.
+pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
+    let text = text.trim();
+    let stamp = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    if let Ok(at) = humantime::parse_rfc3339_weak(&stamp) {
+        return at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .map_err(|_| format!("`{text}` is before 1970"));
+    }
+    humantime::parse_duration(text)
+        .map(|ago| now_ms - ago.as_millis() as i64)
+        .map_err(|_| {
+            format!(
+                "`{text}` is not a time: give RFC 3339, a date (YYYY-MM-DD) or an age (24h, 7d)"
+            )
+        })
 }
 
 /// Runs `request` over the partitions its time range touches.
@@ -226,4 +338,20 @@ fn build_query(
         0 => Box::new(AllQuery),
         _ => Box::new(BooleanQuery::new(clauses)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_stamps_dates_or_ages() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time("1970-01-02", now).unwrap(), 86_400_000);
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", now).unwrap(), 1000);
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z", now).unwrap(), 1500);
+        assert_eq!(parse_time("2h", now).unwrap(), now - 7_200_000);
+        assert_eq!(parse_time("7d", now).unwrap(), now - 7 * 86_400_000);
+        assert!(parse_time("yesterday-ish", now).is_err());
+    }
 }
