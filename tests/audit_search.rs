@@ -260,3 +260,150 @@ async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
     assert!(ok && out.contains("1 of 1 matching records"), "{out}");
     let _ = std::fs::remove_dir_all(&loaded.data_dir);
 }
+
+/// `airlock audit erase` crypto-shreds one person's payloads while the gateway runs: the
+/// words leave the search index (and its files), the records and the chain stay, and
+/// everyone else's payloads are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
+    let extra = Extra {
+        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    let auth = format!("Bearer {}", gw.key);
+    for stream in [false, true] {
+        let mut body = ask("chat-model", "my diagnosis is hypertension");
+        body["stream"] = stream.into();
+        let reply = common::send(
+            "POST",
+            &url,
+            &[("authorization", &auth), ("x-user-id", "alice")],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let mut bobs = ask("chat-model", "an ordinary question about hypertension");
+    bobs["user"] = "bob".into();
+    assert_eq!(post(&url, &gw.key, &bobs).await.status, 200);
+
+    let auditor = admin_token(&gw, Role::Auditor);
+    let until = |query: &'static str, total: u64| {
+        let (gw, auditor) = (&gw, &auditor);
+        async move {
+            let mut found = Value::Null;
+            for _ in 0..100 {
+                found = search(gw, auditor, query).await.json();
+                if found["total"] == total {
+                    return found;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{query}: never {total}: {found}");
+        }
+    };
+    let before = until("q=hypertension", 3).await;
+    assert!(
+        before["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["user_id"] == "bob"),
+        "the body's `user` names the person"
+    );
+
+    let (ok, out, err) = cli(
+        &gw.loaded.path,
+        &["erase", "--tenant", "acme", "--user", "alice", "--json"],
+    );
+    assert!(ok, "{err}");
+    let erasure: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(erasure["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(erasure["records"], 2);
+
+    // The running gateway's indexer drops alice's words; bob's stay; the records stay.
+    let after = until("q=hypertension", 1).await;
+    assert_eq!(after["records"][0]["user_id"], "bob");
+    let alices = until("user=alice", 3).await;
+    let kinds: Vec<&str> = alices["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["audit.erase", "llm.request", "llm.request"]);
+
+    // Alice's later requests are sealed with a new key, and searchable.
+    let reply = common::send(
+        "POST",
+        &url,
+        &[("authorization", &auth), ("x-user-id", "alice")],
+        serde_json::to_vec(&ask("chat-model", "a fresh start")).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    until("q=fresh", 1).await;
+
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let (ok, out, _) = cli(&loaded.path, &["verify"]);
+    assert!(ok, "the chain still verifies after erasure: {out}");
+
+    // The log: alice's old payloads gone, her old key destroyed; bob's intact.
+    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    let kept: Vec<(String, bool)> = audit
+        .prepare(
+            "SELECT json_extract(body, '$.user_id'), request_payload IS NOT NULL FROM records
+             WHERE kind = 'llm.request' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("alice".to_string(), false),
+            ("alice".to_string(), false),
+            ("bob".to_string(), true),
+            ("alice".to_string(), true)
+        ]
+    );
+    let destroyed: i64 = audit
+        .query_row(
+            "SELECT COUNT(*) FROM data_keys WHERE sealed IS NULL AND destroyed_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(destroyed, 1);
+
+    // The index files no longer hold the word for any of alice's documents: bob's is the
+    // only document with it, and no deleted document lingers in a segment.
+    let mut holders = 0;
+    let mut lingering = 0;
+    for day in std::fs::read_dir(loaded.audit_index_dir()).unwrap() {
+        let day = day.unwrap().path();
+        if !day.is_dir() {
+            continue;
+        }
+        let index = tantivy::Index::open_in_dir(&day).unwrap();
+        let text = index.schema().get_field("text").unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        for segment in searcher.segment_readers() {
+            lingering += segment.num_deleted_docs();
+            let postings = segment.inverted_index(text).unwrap();
+            if let Some(info) = postings
+                .get_term_info(&tantivy::Term::from_field_text(text, "hypertension"))
+                .unwrap()
+            {
+                holders += info.doc_freq;
+            }
+        }
+    }
+    assert_eq!((holders, lingering), (1, 0));
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}

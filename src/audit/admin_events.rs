@@ -16,13 +16,14 @@ pub const SOURCE: &str = "admin_events";
 /// Admin events after `after` (their id), oldest first, as audit events.
 pub fn after(state: &Connection, after: i64) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
     let mut stmt = state.prepare_cached(
-        "SELECT seq, ts, actor, action, target, detail, tenant_id FROM admin_events
+        "SELECT seq, COALESCE(ts_ms, ts * 1000), actor, action, target, detail, tenant_id
+         FROM admin_events
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(rusqlite::params![after, BATCH as i64], |r| {
         let record = AuditRecord {
             kind: kind::ADMIN_ACTION.into(),
-            ts_ms: r.get::<_, i64>(1)?.saturating_mul(1000),
+            ts_ms: r.get(1)?,
             actor: Some(r.get(2)?),
             action: Some(r.get(3)?),
             target: Some(r.get(4)?),

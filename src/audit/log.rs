@@ -6,7 +6,7 @@
 use super::admin_events;
 use super::keys::{self, chain_key, record_mac};
 use super::merkle::{self, Hash};
-use super::record::{AuditEvent, AuditRecord, VERSION};
+use super::record::{AuditEvent, AuditRecord, VERSION, kind};
 use crate::store::instance_key::{InstanceKey, hex};
 use crate::store::{Migration, StoreError, now_unix};
 use ring::digest::{SHA256, digest};
@@ -202,7 +202,11 @@ pub fn open_audit_db(path: &Path) -> Result<Connection, StoreError> {
     let conn = crate::store::open(path, AUDIT_MIGRATIONS)?;
     // Commits only append to the WAL; the writer copies it into the database between
     // batches (`fold_wal`), so no request waits behind that copy.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")?;
+    // Deleted content (an erased key, an erased payload) is overwritten, not left in
+    // free pages.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA secure_delete = ON;",
+    )?;
     Ok(conn)
 }
 
@@ -332,11 +336,7 @@ impl AuditLog {
         if event.request_payload.is_none() && event.response_payload.is_none() {
             return Ok((record, (None, None)));
         }
-        let subject = match (&record.tenant_id, &record.user_id) {
-            (Some(tenant), Some(user)) => format!("user:{tenant}:{user}"),
-            (Some(tenant), None) => format!("tenant:{tenant}"),
-            _ => "instance".to_string(),
-        };
+        let subject = payload_subject(record.tenant_id.as_deref(), record.user_id.as_deref());
         let (key_id, key) = self.data_key(&subject)?;
         let max = self.max_payload;
         let seal = |payload: Option<bytes::Bytes>,
@@ -459,6 +459,67 @@ impl AuditLog {
         Ok(copied)
     }
 
+    /// Erases a person's payloads (GDPR Art. 17) without breaking the chain: destroys
+    /// the data keys of the user `user` in `tenant` (crypto-shredding), deletes the
+    /// payloads sealed with them (the records name them by digest, so the chain and the
+    /// checkpoints still verify), and appends a record of the erasure — one transaction.
+    /// The search index drops the text when it reaches that record.
+    pub fn erase_user(
+        &mut self,
+        tenant: &str,
+        user: &str,
+        actor: &str,
+    ) -> Result<Erasure, StoreError> {
+        let subject = payload_subject(Some(tenant), Some(user));
+        let erasure = self.locked(|log| {
+            let keys: Vec<String> = log
+                .conn
+                .prepare(
+                    "UPDATE data_keys SET sealed = NULL, destroyed_at = ?1
+                     WHERE subject = ?2 AND destroyed_at IS NULL RETURNING id",
+                )?
+                .query_map(params![now_unix(), subject], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut records = 0u64;
+            for key in &keys {
+                records += log.conn.execute(
+                    "UPDATE records SET request_payload = NULL, response_payload = NULL
+                     WHERE json_extract(body, '$.payload_key') = ?1
+                       AND (request_payload IS NOT NULL OR response_payload IS NOT NULL)",
+                    [key],
+                )? as u64;
+            }
+            log.data_keys.remove(&subject);
+            let record = AuditRecord {
+                kind: kind::AUDIT_ERASE.into(),
+                tenant_id: Some(tenant.to_string()),
+                user_id: Some(user.to_string()),
+                decision: Some("allow".into()),
+                action: Some("audit.erase".into()),
+                actor: Some(actor.to_string()),
+                target: Some(subject.clone()),
+                detail: Some(keys.join(",")),
+                ..AuditRecord::default()
+            };
+            let seqs = log.append_locked(vec![AuditEvent {
+                record,
+                ..AuditEvent::default()
+            }])?;
+            Ok(Erasure {
+                seq: seqs.first().copied().unwrap_or(0),
+                subject: subject.clone(),
+                keys,
+                records,
+            })
+        })?;
+        self.anchor_head()?;
+        // Old page images (the sealed keys) leave the write-ahead log now.
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!("audit WAL checkpoint after erasure failed: {e}");
+        }
+        Ok(erasure)
+    }
+
     /// Records the head in the state database (never moving it back: another process
     /// may have anchored a later one).
     fn anchor_head(&self) -> Result<(), StoreError> {
@@ -540,6 +601,28 @@ impl AuditLog {
             tracing::warn!("audit WAL checkpoint failed: {e}");
         }
     }
+}
+
+/// Whose data key seals a record's payloads: the user within the tenant when known, else
+/// the tenant, else the instance.
+pub fn payload_subject(tenant: Option<&str>, user: Option<&str>) -> String {
+    match (tenant, user) {
+        (Some(tenant), Some(user)) => format!("user:{tenant}:{user}"),
+        (Some(tenant), None) => format!("tenant:{tenant}"),
+        _ => "instance".to_string(),
+    }
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Erasure {
+    /// The record of the erasure itself.
+    pub seq: u64,
+    pub subject: String,
+    /// Data keys destroyed.
+    pub keys: Vec<String>,
+    /// Records whose stored payloads were deleted.
+    pub records: u64,
 }
 
 /// The records of one session, in order.

@@ -45,6 +45,19 @@ enum AuditCommand {
     Search(Box<SearchArgs>),
     /// Rebuild the search index from the log (stop the gateway first).
     Reindex,
+    /// Erase a person's payloads (GDPR Art. 17): destroy their data keys, delete their
+    /// stored payloads and their words from the search index, and record the erasure;
+    /// the chain still verifies.
+    Erase {
+        /// The tenant (name or id) the person belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// The person, as recorded (`x-user-id`, or the request's `user`).
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List one session's records in order (requests that named it in `x-session-id`).
     Session {
         /// The session id.
@@ -73,6 +86,32 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
         }
         AuditCommand::Reindex => {
             reindex(&state)?;
+            Ok(true)
+        }
+        AuditCommand::Erase { tenant, user, json } => {
+            let tenant = tenant_id(&state, &tenant)?;
+            let erasure =
+                crate::audit::log::AuditLog::open_configured(&state.loaded, &state.instance_key)?
+                    .erase_user(&tenant, &user, &super::cli_actor())?;
+            // The running gateway's indexer drops the text within seconds; without
+            // one, do it now.
+            let indexed_now = catch_up(&state, false)?.is_some();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&erasure)?);
+            } else {
+                println!(
+                    "erased {}: {} data key(s) destroyed, stored payloads of {} record(s) deleted; recorded as #{}",
+                    erasure.subject,
+                    erasure.keys.len(),
+                    erasure.records,
+                    erasure.seq
+                );
+                if !indexed_now {
+                    println!(
+                        "the running gateway removes the words from the search index within seconds"
+                    );
+                }
+            }
             Ok(true)
         }
         AuditCommand::PublicKey => {
@@ -166,20 +205,11 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
     // The gateway indexes as it runs; without one, catch up here.
     drop(catch_up(state, false)?);
     let mut params = args.params;
-    let tenant = match params.tenant.take() {
-        None => None,
-        Some(tenant) => Some(
-            state
-                .conn
-                .query_row(
-                    "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
-                    [&tenant],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?
-                .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}`"))?,
-        ),
-    };
+    let tenant = params
+        .tenant
+        .take()
+        .map(|tenant| tenant_id(state, &tenant))
+        .transpose()?;
     let request = params
         .into_request(tenant, crate::store::now_unix_ms(), DEFAULT_LIMIT)
         .map_err(anyhow::Error::msg)?;
@@ -196,6 +226,19 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+/// The id of the tenant named (by name or id).
+fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String> {
+    state
+        .conn
+        .query_row(
+            "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
+            [tenant],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}`"))
 }
 
 fn print_records(records: &[crate::audit::record::AuditRecord]) {

@@ -31,13 +31,27 @@ pub struct RequestContext {
     response_payload: Option<Bytes>,
     /// The agent or conversation session the caller names (`x-session-id`).
     session_id: Option<String>,
+    /// The natural person the caller acts for (`x-user-id`, else the request's `user`).
+    user_id: Option<String>,
 }
 
 /// The header a caller names its session with (an agent run, a conversation).
 pub const SESSION_HEADER: &str = "x-session-id";
 
-/// Longest session id kept.
-const MAX_SESSION_ID: usize = 128;
+/// The header a caller names the person it acts for with (their payloads are sealed
+/// with that person's key, so they can be erased on request).
+pub const USER_HEADER: &str = "x-user-id";
+
+/// Longest session or user id kept.
+const MAX_LABEL: usize = 128;
+
+/// A caller-given label, if it is a sane one (present, short).
+fn label(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_LABEL)
+        .map(str::to_string)
+}
 
 impl RequestContext {
     /// Starts a context; the permit guarantees room for the log row, so the row is never
@@ -71,17 +85,22 @@ impl RequestContext {
             request_payload: None,
             response_payload: None,
             session_id: None,
+            user_id: None,
         }
     }
 
-    /// Keeps the session the caller names, if it is a sane one (printable, short).
-    pub fn set_session(&mut self, headers: &http::HeaderMap) {
-        self.session_id = headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= MAX_SESSION_ID)
-            .map(str::to_string);
+    /// Keeps the session and the user the caller names in headers, if sane.
+    pub fn set_caller_labels(&mut self, headers: &http::HeaderMap) {
+        let header = |name: &str| label(headers.get(name).and_then(|v| v.to_str().ok()));
+        self.session_id = header(SESSION_HEADER);
+        self.user_id = header(USER_HEADER);
+    }
+
+    /// Keeps the end user a request names in its body, unless a header named one.
+    pub fn set_end_user(&mut self, user: Option<&str>) {
+        if self.user_id.is_none() {
+            self.user_id = label(user);
+        }
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -156,6 +175,7 @@ impl RequestContext {
             kind: kind::LLM_REQUEST.into(),
             tenant_id: text(&r.tenant_id),
             key_id: text(&r.key_id),
+            user_id: self.user_id.clone(),
             client_addr: text(&r.client_addr),
             request_id: Some(r.id.to_string()),
             session_id: self.session_id.clone(),

@@ -67,7 +67,7 @@ pub async fn handle(
                 .unwrap_or_else(|| Arc::from(""));
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
-            ctx.set_session(req.headers());
+            ctx.set_caller_labels(req.headers());
             let result = match endpoint {
                 Endpoint::Models => list_models(&mut ctx, req.headers(), false),
                 Endpoint::ChatCompletions => {
@@ -453,6 +453,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         .get(request.model())
         .filter(|_| principal.may_use(request.model()))
         .ok_or_else(|| ApiError::model_not_found(request.model()))?;
+    ctx.set_end_user(request.end_user());
     let stream = request.is_stream();
     ctx.record.stream = stream;
     ctx.record.model = Some(route.model.clone());

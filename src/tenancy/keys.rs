@@ -249,9 +249,17 @@ pub(super) fn admin_event(
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO admin_events (ts, actor, action, target, tenant_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_unix(), actor, action, target, tenant, detail],
+        "INSERT INTO admin_events (ts, ts_ms, actor, action, target, tenant_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            now_unix(),
+            crate::store::now_unix_ms(),
+            actor,
+            action,
+            target,
+            tenant,
+            detail
+        ],
     )?;
     Ok(())
 }

@@ -64,4 +64,6 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     );",
     // The tenant an admin action concerns, so tenant admins see their own.
     "ALTER TABLE admin_events ADD COLUMN tenant_id TEXT;",
+    // Milliseconds, so admin actions order among requests in the audit trail.
+    "ALTER TABLE admin_events ADD COLUMN ts_ms INTEGER;",
 ];

@@ -203,9 +203,11 @@ impl Indexer {
     }
 
     /// After an erasure: re-adds the records whose payloads were sealed with the
-    /// destroyed keys, without their text.
+    /// destroyed keys, without their text, and merges the partitions it touched so the
+    /// deleted documents (and their words) leave the index files.
     fn forget_text(&mut self, audit: &Connection, erase: &AuditRecord) -> Result<(), StoreError> {
         let field = self.parts.fields.payload_key;
+        let mut touched = Vec::new();
         for key_id in erase.detail.as_deref().unwrap_or("").split(',') {
             let key_id = key_id.trim();
             if key_id.is_empty() {
@@ -231,6 +233,7 @@ impl Indexer {
                     seqs.extend(column.first(hit.doc_id));
                 }
                 let fields = self.parts.fields;
+                touched.push(name.clone());
                 let writer = self.writer(&name)?;
                 writer.delete_term(term.clone());
                 for seq in seqs {
@@ -246,6 +249,23 @@ impl Indexer {
                         .map_err(index_error)?;
                 }
             }
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        self.commit()?;
+        for name in touched {
+            let segments = self
+                .parts
+                .get(&name)?
+                .index
+                .searchable_segment_ids()
+                .map_err(index_error)?;
+            let writer = self.writer(&name)?;
+            if !segments.is_empty() {
+                writer.merge(&segments).wait().map_err(index_error)?;
+            }
+            writer.garbage_collect_files().wait().map_err(index_error)?;
         }
         Ok(())
     }
