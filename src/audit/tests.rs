@@ -60,9 +60,13 @@ impl Fixture {
     }
 
     fn verify(&self) -> Report {
+        self.verify_range(None, None)
+    }
+
+    fn verify_range(&self, from: Option<u64>, to: Option<u64>) -> Report {
         let state = Connection::open(self.dir.join("airlock.db")).unwrap();
         let (key, public) = instance_keys(&self.instance);
-        verify(&self.audit(), &state, &key, &public, None, None).unwrap()
+        verify(&self.audit(), &state, &key, &public, from, to).unwrap()
     }
 
     /// The first finding after `mutate`.
@@ -170,4 +174,13 @@ fn checkpoint_tampering_is_named() {
 fn hex_signature(instance: &InstanceKey, text: &str) -> String {
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&instance.signing_key_pkcs8).unwrap();
     crate::store::instance_key::hex(pair.sign(text.as_bytes()).as_ref())
+}
+
+#[test]
+fn a_range_cutting_into_checkpoints_widens_to_them() {
+    let log = Fixture::new("range", true);
+    let report = log.verify_range(Some(3), Some(5));
+    assert!(report.ok(), "{:?}", report.findings);
+    assert_eq!((report.first_seq, report.last_seq), (Some(1), Some(7)));
+    let _ = std::fs::remove_dir_all(&log.dir);
 }

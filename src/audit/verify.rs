@@ -99,7 +99,26 @@ fn chains(key: &hmac::Key, previous: &[u8], row: &Row) -> bool {
     record_mac(key, previous, row.body.as_bytes()).as_slice() == row.mac.as_slice()
 }
 
-/// Verifies records `from..=to` (all when `None`) against the chain key and the public key
+/// `from..=to` widened to the whole checkpoints it cuts into, since a checkpoint's
+/// root can be checked only with all its records.
+fn whole_checkpoints(audit: &Connection, from: u64, to: u64) -> Result<(u64, u64), StoreError> {
+    let widened = |sql: &str, seq: u64| -> Result<u64, StoreError> {
+        let edge: Option<i64> = audit.query_row(sql, [seq as i64], |r| r.get(0))?;
+        Ok(edge.map_or(seq, |edge| edge as u64))
+    };
+    Ok((
+        widened(
+            "SELECT MIN(first_seq) FROM checkpoints WHERE first_seq <= ?1 AND last_seq >= ?1",
+            from,
+        )?,
+        widened(
+            "SELECT MAX(last_seq) FROM checkpoints WHERE first_seq <= ?1 AND last_seq >= ?1",
+            to,
+        )?,
+    ))
+}
+
+/// Verifies records `from..=to` (all when `None`; widened to whole checkpoints) against the chain key and the public key
 /// (hex Ed25519).
 pub fn verify(
     audit: &Connection,
@@ -109,8 +128,12 @@ pub fn verify(
     from: Option<u64>,
     to: Option<u64>,
 ) -> Result<Report, StoreError> {
-    let from = from.unwrap_or(1).max(1);
-    let to = to.unwrap_or(u64::MAX);
+    let whole_log = to.is_none();
+    let (from, to) = whole_checkpoints(
+        audit,
+        from.unwrap_or(1).max(1),
+        to.unwrap_or(i64::MAX as u64),
+    )?;
     let mut report = Report::default();
     let mut previous: Vec<u8> = if from > 1 {
         audit
@@ -129,33 +152,27 @@ pub fn verify(
             "SELECT first_seq, last_seq, ts_ms, root, previous, signature FROM checkpoints
              WHERE last_seq >= ?1 AND first_seq <= ?2 ORDER BY last_seq",
         )?
-        .query_map(
-            rusqlite::params![from as i64, to.min(i64::MAX as u64) as i64],
-            checkpoint_row,
-        )?
+        .query_map(rusqlite::params![from as i64, to as i64], checkpoint_row)?
         .collect::<Result<_, _>>()?;
     let mut stmt = audit.prepare(
         "SELECT seq, ts_ms, kind, tenant_id, session_id, request_id, body, mac,
                 request_payload, response_payload FROM records
          WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
     )?;
-    let mut rows = stmt.query_map(
-        rusqlite::params![from as i64, to.min(i64::MAX as u64) as i64],
-        |r| {
-            Ok(Row {
-                seq: r.get::<_, i64>(0)? as u64,
-                ts_ms: r.get(1)?,
-                kind: r.get(2)?,
-                tenant_id: r.get(3)?,
-                session_id: r.get(4)?,
-                request_id: r.get(5)?,
-                body: r.get(6)?,
-                mac: r.get(7)?,
-                request_payload: r.get(8)?,
-                response_payload: r.get(9)?,
-            })
-        },
-    )?;
+    let mut rows = stmt.query_map(rusqlite::params![from as i64, to as i64], |r| {
+        Ok(Row {
+            seq: r.get::<_, i64>(0)? as u64,
+            ts_ms: r.get(1)?,
+            kind: r.get(2)?,
+            tenant_id: r.get(3)?,
+            session_id: r.get(4)?,
+            request_id: r.get(5)?,
+            body: r.get(6)?,
+            mac: r.get(7)?,
+            request_payload: r.get(8)?,
+            response_payload: r.get(9)?,
+        })
+    })?;
     // Two records of lookahead, to tell an insertion or a swap from an alteration.
     let mut window: VecDeque<Row> = VecDeque::new();
     let mut leaves: Vec<(u64, Hash)> = Vec::new();
@@ -204,7 +221,7 @@ pub fn verify(
             }
         }
     }
-    if !chain_broken && to == u64::MAX {
+    if !chain_broken && whole_log {
         let head = check_head(state, key, &report, &previous);
         report.findings.extend(head);
     }

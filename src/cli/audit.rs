@@ -28,10 +28,10 @@ enum AuditCommand {
     /// Check the MAC chain, every checkpoint's Merkle root and signature, and the head:
     /// names the first bad record and what is wrong. Exits 1 when anything is.
     Verify {
-        /// First sequence number to check.
+        /// First sequence number to check (widened to the start of its checkpoint).
         #[arg(long)]
         from: Option<u64>,
-        /// Last sequence number to check.
+        /// Last sequence number to check (widened to the end of its checkpoint).
         #[arg(long)]
         to: Option<u64>,
         /// Print the report as JSON.
