@@ -587,6 +587,11 @@ impl AuditLog {
         Ok(Some(checkpoint))
     }
 
+    /// Stops syncing commits to disk (benchmarks only: measures what fsync costs).
+    pub fn without_fsync(&mut self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("PRAGMA synchronous = OFF;")?)
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.tail.last_seq
     }

@@ -14,6 +14,7 @@ pub mod log;
 pub mod merkle;
 pub mod record;
 pub mod search;
+pub mod seed;
 pub mod verify;
 pub mod writer;
 
