@@ -7,11 +7,11 @@ use super::admin_events;
 use super::keys::{self, chain_key, record_mac};
 use super::merkle::{self, Hash};
 use super::record::{AuditEvent, AuditRecord, VERSION, kind};
-use crate::store::instance_key::{InstanceKey, hex};
+use crate::store::instance_key::{InstanceKey, hex, unhex};
 use crate::store::{Migration, StoreError, now_unix};
 use ring::digest::{SHA256, digest};
 use ring::hmac;
-use ring::signature::Ed25519KeyPair;
+use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
@@ -93,6 +93,17 @@ impl Checkpoint {
             hex(&self.previous),
             self.ts_ms
         )
+    }
+
+    /// Whether the signature is the Ed25519 signature of [`Checkpoint::statement`] by
+    /// `public_key` (32 raw bytes).
+    pub fn signature_valid(&self, public_key: &[u8]) -> bool {
+        let Some(signature) = unhex(&self.signature) else {
+            return false;
+        };
+        UnparsedPublicKey::new(&ED25519, public_key)
+            .verify(self.statement().as_bytes(), &signature)
+            .is_ok()
     }
 
     /// What the next checkpoint names as its previous one.

@@ -75,6 +75,21 @@ pub fn proof(leaves: &[Hash], mut index: usize) -> Vec<Step> {
     steps
 }
 
+/// The sides (`left` of each step) the proof of leaf `index` in a tree of `size` leaves
+/// has, in order: a proof of another shape is not one this tree makes.
+pub fn proof_shape(mut size: usize, mut index: usize) -> Vec<bool> {
+    let mut sides = Vec::new();
+    while size > 1 {
+        let sibling = index ^ 1;
+        if sibling < size {
+            sides.push(sibling < index);
+        }
+        size = size.div_ceil(2);
+        index /= 2;
+    }
+    sides
+}
+
 /// The root a leaf and its proof lead to.
 pub fn root_from_proof(leaf: Hash, steps: &[Step]) -> Hash {
     steps.iter().fold(leaf, |acc, step| {
@@ -109,14 +124,40 @@ mod tests {
 
     #[test]
     fn every_leaf_proves_into_the_root() {
-        for n in 1..=9 {
-            let leaves: Vec<Hash> = (0..n).map(|i| leaf(&[i as u8], b"record")).collect();
+        for n in 1..=9usize {
+            let bodies: Vec<Vec<u8>> = (0..n)
+                .map(|i| format!("{{\"seq\":{}}}", i + 1).into_bytes())
+                .collect();
+            let macs: Vec<[u8; 32]> = (0..n).map(|i| [i as u8; 32]).collect();
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf(&macs[i], &bodies[i])).collect();
             let top = root(&leaves);
-            for (i, l) in leaves.iter().enumerate() {
-                assert_eq!(root_from_proof(*l, &proof(&leaves, i)), top, "n={n} i={i}");
+            for i in 0..n {
+                let steps = proof(&leaves, i);
+                assert_eq!(root_from_proof(leaves[i], &steps), top, "n={n} i={i}");
+                let sides: Vec<bool> = steps.iter().map(|s| s.left).collect();
+                assert_eq!(sides, proof_shape(n, i), "n={n} i={i}");
+
+                let mut body = bodies[i].clone();
+                body[2] ^= 1;
+                let altered = leaf(&macs[i], &body);
+                assert_ne!(root_from_proof(altered, &steps), top, "body n={n} i={i}");
+                let mut mac = macs[i];
+                mac[0] ^= 0x80;
+                let altered = leaf(&mac, &bodies[i]);
+                assert_ne!(root_from_proof(altered, &steps), top, "mac n={n} i={i}");
+                for s in 0..steps.len() {
+                    let mut flipped = steps.clone();
+                    flipped[s].sibling[31] ^= 1;
+                    assert_ne!(root_from_proof(leaves[i], &flipped), top, "n={n} i={i}");
+                    let mut turned = steps.clone();
+                    turned[s].left = !turned[s].left;
+                    assert_ne!(root_from_proof(leaves[i], &turned), top, "n={n} i={i}");
+                }
+                if n > 1 {
+                    assert_ne!(root_from_proof(leaves[i], &steps[1..]), top);
+                    assert_ne!(root_from_proof(leaves[(i + 1) % n], &steps), top);
+                }
             }
-            let forged = leaf(&[99], b"record");
-            assert_ne!(root_from_proof(forged, &proof(&leaves, 0)), top);
         }
     }
 }

@@ -6,12 +6,16 @@
 //! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
 //! checkpoints, the head anchor), `admin_events` (admin actions copied
 //! in from the state database), `writer` (the thread that appends in batches and
-//! acknowledges durable records), `verify` (checking a log).
+//! acknowledges durable records), `verify` (checking a log), `proof` (one record
+//! exported with its inclusion proof and checked without the log), `checks` (the
+//! pass/fail report of offline checks).
 
 pub mod admin_events;
+pub mod checks;
 pub mod keys;
 pub mod log;
 pub mod merkle;
+pub mod proof;
 pub mod record;
 pub mod search;
 pub mod seed;

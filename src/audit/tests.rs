@@ -3,6 +3,7 @@
 
 use super::keys;
 use super::log::{AuditLog, CheckpointPolicy, read_data_key};
+use super::proof;
 use super::record::{AuditEvent, AuditRecord, kind};
 use super::verify::{Problem, Report, instance_keys, verify};
 use crate::store::instance_key::InstanceKey;
@@ -183,4 +184,38 @@ fn a_range_cutting_into_checkpoints_widens_to_them() {
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!((report.first_seq, report.last_seq), (Some(1), Some(7)));
     let _ = std::fs::remove_dir_all(&log.dir);
+}
+
+#[test]
+fn records_export_with_proofs_that_verify_without_the_log() {
+    let fixture = Fixture::new("proof", false);
+    let public = fixture.instance.public_key_hex();
+    let audit = fixture.audit();
+    for seq in 1..=7 {
+        let exported = proof::export(&audit, seq, &public).unwrap();
+        assert_eq!(exported.leaf_index, seq - 1);
+        let file = serde_json::to_vec(&exported).unwrap();
+        let checked = proof::check(&file, Some(&public));
+        assert!(checked.report.ok(), "{seq}: {:?}", checked.report);
+        assert_eq!(checked.record.unwrap().seq, seq);
+    }
+    // Records 8..10 are after the last checkpoint; 11 does not exist.
+    assert!(matches!(
+        proof::export(&audit, 9, &public),
+        Err(proof::ExportError::NotCheckpointed { seq: 9, covered: 7 })
+    ));
+    assert!(matches!(
+        proof::export(&audit, 11, &public),
+        Err(proof::ExportError::NoRecord { seq: 11, last: 10 })
+    ));
+    // A log altered under a checkpoint gives no proof of it.
+    audit
+        .execute_batch("UPDATE records SET body = replace(body, 'chat', 'chaT') WHERE seq = 2")
+        .unwrap();
+    let error = proof::export(&audit, 5, &public).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("no longer match its signed root")
+    );
 }

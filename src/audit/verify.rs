@@ -10,7 +10,6 @@ use super::record::AuditRecord;
 use crate::store::StoreError;
 use crate::store::instance_key::unhex;
 use ring::hmac;
-use ring::signature::{ED25519, UnparsedPublicKey};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::VecDeque;
 
@@ -320,16 +319,11 @@ fn check_checkpoints(
     public_key: &[u8],
     report: &mut Report,
 ) {
-    let verifier = UnparsedPublicKey::new(&ED25519, public_key);
     let mut previous: Option<&Checkpoint> = None;
     for checkpoint in checkpoints {
         report.checkpoints += 1;
         let seq = checkpoint.last_seq;
-        let signature = unhex(&checkpoint.signature).unwrap_or_default();
-        if verifier
-            .verify(checkpoint.statement().as_bytes(), &signature)
-            .is_err()
-        {
+        if !checkpoint.signature_valid(public_key) {
             report.findings.push(Finding {
                 problem: Problem::CheckpointSignature,
                 seq,

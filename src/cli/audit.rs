@@ -1,15 +1,20 @@
 //! `airlock audit`: verify the audit trail offline, search it, list a session's
-//! records, rebuild the search index, and print the key that checks its checkpoints
-//! elsewhere.
+//! records, rebuild the search index, print the key that checks its checkpoints
+//! elsewhere, and export one record with its inclusion proof (checked elsewhere by
+//! `verify-record`, without the database).
 
 use super::progress::Progress;
 use crate::audit::log::open_audit_db;
+use crate::audit::proof;
+use crate::audit::record::AuditRecord;
 use crate::audit::search::indexer::Indexer;
 use crate::audit::search::query::SearchParams;
 use crate::audit::search::service::SearchHandle;
 use crate::audit::verify::{instance_keys, verify};
+use crate::evidence::rfc3339_ms;
+use anyhow::Context;
 use rusqlite::OptionalExtension;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Records `audit search` prints unless asked for more.
 const DEFAULT_LIMIT: usize = 20;
@@ -40,6 +45,30 @@ enum AuditCommand {
     },
     /// Print the instance's Ed25519 public key (hex), which verifies checkpoints.
     PublicKey,
+    /// Write one record with its Merkle inclusion proof, the signed checkpoint that
+    /// covers it and the public key, for `verify-record` on another machine. The record
+    /// must be under a checkpoint already.
+    ExportRecord {
+        /// The record's sequence number.
+        seq: u64,
+        /// The file to write (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a file from `export-record` offline, without any database or config: the
+    /// record's place in its checkpoint, its inclusion proof up to the signed root, and
+    /// the checkpoint's signature. Exits 1 when anything fails.
+    VerifyRecord {
+        /// The file `export-record` wrote.
+        file: PathBuf,
+        /// The instance public key (hex), obtained apart from the file (`airlock audit
+        /// public-key` on the instance).
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Search the records: full text over their (redacted) payloads and `field:value`
     /// terms (tantivy query syntax), narrowed by the filters below.
     Search(Box<SearchArgs>),
@@ -92,8 +121,24 @@ struct SearchArgs {
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
+    // Runs on any machine: no config, no database.
+    if let AuditCommand::VerifyRecord {
+        file,
+        public_key,
+        json,
+    } = &args.command
+    {
+        verify_record(file, public_key.as_deref(), *json)?;
+        return Ok(true);
+    }
     let state = super::open_state(args.config)?;
     match args.command {
+        // Checked above, before any config or database is opened.
+        AuditCommand::VerifyRecord { .. } => Ok(true),
+        AuditCommand::ExportRecord { seq, out } => {
+            export_record(&state, seq, &out)?;
+            Ok(true)
+        }
         AuditCommand::Search(search) => {
             run_search(&state, *search)?;
             Ok(true)
@@ -200,6 +245,99 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
     }
 }
 
+fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Result<()> {
+    let audit = open_audit_db(&state.loaded.audit_db_path())?;
+    let public_key = state.instance_key.public_key_hex();
+    let exported = match proof::export(&audit, seq, &public_key) {
+        Ok(exported) => exported,
+        Err(e @ proof::ExportError::NotCheckpointed { .. }) => {
+            let config = &state.loaded.config.audit;
+            anyhow::bail!(
+                "{e} (a running gateway signs one within {}s, or once {} records are uncovered, and when it stops)",
+                config.checkpoint_interval_secs.max(1),
+                config.checkpoint_every_records.max(1)
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut text = serde_json::to_vec_pretty(&exported)?;
+    text.push(b'\n');
+    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    let checkpoint = &exported.checkpoint;
+    println!(
+        "wrote {}: record {seq}, leaf {} of checkpoint {}..{} ({} proof steps)",
+        out.display(),
+        exported.leaf_index,
+        checkpoint.first_seq,
+        checkpoint.last_seq,
+        exported.proof.len()
+    );
+    println!("public key: {public_key}");
+    Ok(())
+}
+
+/// Checks a record proof; an error (exit 1) naming the file when anything fails.
+fn verify_record(file: &Path, public_key: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let checked = proof::check(&bytes, public_key);
+    let ok = checked.report.ok();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checked)?);
+    } else {
+        for c in &checked.report.checks {
+            println!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
+        }
+        if let Some(record) = &checked.record {
+            if ok {
+                println!("record:");
+            } else {
+                println!("record, as the file states it (NOT verified):");
+            }
+            print_record_fields(record);
+        }
+        for warning in &checked.report.warnings {
+            eprintln!("WARNING: {warning}");
+        }
+    }
+    if !ok {
+        anyhow::bail!("{} does not verify", file.display());
+    }
+    if !json {
+        let whose = if public_key.is_some() {
+            "the instance key given with --public-key"
+        } else {
+            "the key in the file (not checked against one obtained apart)"
+        };
+        let seq = checked.record.as_ref().map_or(0, |r| r.seq);
+        println!("OK: record {seq} is covered by a checkpoint signed with {whose}");
+    }
+    Ok(())
+}
+
+/// The key fields of a record, one per line.
+fn print_record_fields(r: &AuditRecord) {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let fields = [
+        ("seq", r.seq.to_string()),
+        ("time", rfc3339_ms(r.ts_ms)),
+        ("kind", r.kind.clone()),
+        ("tenant", or_dash(&r.tenant_id)),
+        ("model", or_dash(&r.model)),
+        ("action", or_dash(&r.action)),
+        ("decision", or_dash(&r.decision)),
+        (
+            "status",
+            r.status.map_or_else(|| "-".into(), |s| s.to_string()),
+        ),
+        ("request id", or_dash(&r.request_id)),
+        ("request sha256", or_dash(&r.request_payload_sha256)),
+        ("response sha256", or_dash(&r.response_payload_sha256)),
+    ];
+    for (name, value) in fields {
+        println!("  {name:<16} {value}");
+    }
+}
+
 /// Brings the index up to date when no gateway is indexing (with a progress bar when
 /// that takes a while); the indexer, if it could take the lock.
 fn catch_up(state: &super::StateAccess, from_scratch: bool) -> anyhow::Result<Option<Indexer>> {
@@ -287,21 +425,19 @@ fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String>
         .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}`"))
 }
 
-fn print_records(records: &[crate::audit::record::AuditRecord]) {
+fn print_records(records: &[AuditRecord]) {
     println!(
         "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>10}",
         "SEQ", "TIME", "WHAT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
     );
     for r in records {
-        let time = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.ts_ms.max(0) as u64),
-        );
+        let time = rfc3339_ms(r.ts_ms);
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let num = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
         println!(
             "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>8.1}ms",
             r.seq,
-            time.to_string(),
+            time,
             or_dash(&r.endpoint.clone().or_else(|| r.action.clone())),
             or_dash(&r.model),
             r.status.map_or_else(|| "-".into(), |s| s.to_string()),

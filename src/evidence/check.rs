@@ -6,48 +6,10 @@
 use super::check_extract::check_audit_extract;
 use super::manifest::{self, FORMAT, Manifest};
 use super::{Files, path, sha256_hex};
+use crate::audit::checks::trusted_key_hex;
+pub use crate::audit::checks::{Check, CheckReport};
 use crate::store::instance_key::unhex;
 use std::collections::BTreeSet;
-
-/// One thing checked.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Check {
-    pub ok: bool,
-    pub what: String,
-}
-
-/// What checking a package found.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct CheckReport {
-    pub checks: Vec<Check>,
-    /// Not failures, but limits of what could be checked.
-    pub warnings: Vec<String>,
-}
-
-impl CheckReport {
-    pub fn ok(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
-    }
-
-    pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| !c.ok)
-    }
-
-    pub(super) fn pass(&mut self, what: impl Into<String>) {
-        self.push(true, what);
-    }
-
-    pub(super) fn fail(&mut self, what: impl Into<String>) {
-        self.push(false, what);
-    }
-
-    fn push(&mut self, ok: bool, what: impl Into<String>) {
-        self.checks.push(Check {
-            ok,
-            what: what.into(),
-        });
-    }
-}
 
 /// Checks the files of a package; `trusted_key` is the instance public key (hex) as
 /// obtained apart from the package.
@@ -114,37 +76,14 @@ fn check_signature(
             manifest.public_key
         ));
     }
-    let key_hex = match trusted_key {
-        Some(trusted) => {
-            let trusted = trusted.trim().to_ascii_lowercase();
-            if trusted == manifest.public_key.to_ascii_lowercase() {
-                report.pass("the package's public key is the one given with --public-key");
-            } else {
-                report.fail(format!(
-                    "the package's public key ({}) is not the one given with --public-key ({trusted})",
-                    manifest.public_key
-                ));
-            }
-            if manifest::signature_valid(manifest_bytes, signature, &trusted) {
-                report.pass("manifest signature verifies with the key given with --public-key");
-            } else {
-                report.fail(
-                    "manifest signature does not verify with the key given with --public-key",
-                );
-            }
-            trusted
+    let key_hex = trusted_key_hex(&manifest.public_key, trusted_key, "package", report);
+    if trusted_key.is_some() {
+        if manifest::signature_valid(manifest_bytes, signature, &key_hex) {
+            report.pass("manifest signature verifies with the key given with --public-key");
+        } else {
+            report.fail("manifest signature does not verify with the key given with --public-key");
         }
-        None => {
-            report.warnings.push(
-                "no --public-key given: the package was checked only against the key it \
-                 carries, which proves it is self-consistent, not who made it. Compare \
-                 that key with one obtained independently (`airlock audit public-key` on \
-                 the instance)."
-                    .into(),
-            );
-            manifest.public_key.clone()
-        }
-    };
+    }
     let key = unhex(&key_hex).filter(|k| k.len() == 32);
     if key.is_none() {
         report.fail(format!("the public key {key_hex:?} is not 32 bytes of hex"));

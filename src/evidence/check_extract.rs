@@ -8,7 +8,6 @@ use super::{Files, path};
 use crate::audit::log::Checkpoint;
 use crate::audit::merkle::{self, Hash};
 use crate::store::instance_key::unhex;
-use ring::signature::{ED25519, UnparsedPublicKey};
 
 /// Checks the records and checkpoints of the package with the public key `key`.
 pub(super) fn check_audit_extract(files: &Files, key: &[u8], report: &mut CheckReport) {
@@ -87,16 +86,11 @@ fn check_checkpoints(
     key: &[u8],
     report: &mut CheckReport,
 ) {
-    let verifier = UnparsedPublicKey::new(&ED25519, key);
     let mut previous: Option<&Checkpoint> = None;
     let mut problems = 0;
     for checkpoint in checkpoints {
         let (first, last) = (checkpoint.first_seq, checkpoint.last_seq);
-        let signature = unhex(&checkpoint.signature).unwrap_or_default();
-        if verifier
-            .verify(checkpoint.statement().as_bytes(), &signature)
-            .is_err()
-        {
+        if !checkpoint.signature_valid(key) {
             report.fail(format!(
                 "checkpoint {first}..{last}: the signature does not verify"
             ));
