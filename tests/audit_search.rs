@@ -204,9 +204,13 @@ async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
     );
     let other = search(&gw, &acme_admin, &format!("tenant={beta_tenant}")).await;
     other.assert_admin_error(403, "permission_denied");
-    let beta_only = search(&gw, &auditor, &format!("tenant={beta_tenant}"))
-        .await
-        .json();
+    let beta_only = search(
+        &gw,
+        &auditor,
+        &format!("tenant={beta_tenant}&kind=llm.request"),
+    )
+    .await
+    .json();
     assert_eq!(beta_only["total"], 3);
 
     // Bad searches: 400 with a reason; roles without audit read: 403.
