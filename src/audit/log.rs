@@ -531,6 +531,61 @@ impl AuditLog {
         Ok(erasure)
     }
 
+    /// Deletes the stored payloads of `tenant`'s records from before `before_ms` (the
+    /// chain covers their digests, so it still verifies) and, when there were any,
+    /// records the sweep; how many records lost their payloads.
+    pub fn expire_payloads(&mut self, tenant: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let expired = self.locked(|log| {
+            let expired = log.conn.execute(
+                "UPDATE records SET request_payload = NULL, response_payload = NULL
+                 WHERE tenant_id = ?1 AND ts_ms < ?2
+                   AND (request_payload IS NOT NULL OR response_payload IS NOT NULL)",
+                params![tenant, before_ms],
+            )? as u64;
+            if expired > 0 {
+                let record = AuditRecord {
+                    kind: kind::AUDIT_RETENTION.into(),
+                    tenant_id: Some(tenant.to_string()),
+                    decision: Some("allow".into()),
+                    action: Some("audit.retention".into()),
+                    actor: Some("airlock".into()),
+                    target: Some(format!("{expired} records")),
+                    detail: Some(format!("before_ms={before_ms}")),
+                    ..AuditRecord::default()
+                };
+                log.append_locked(vec![AuditEvent {
+                    record,
+                    ..AuditEvent::default()
+                }])?;
+            }
+            Ok(expired)
+        })?;
+        if expired > 0 {
+            self.anchor_head()?;
+        }
+        Ok(expired)
+    }
+
+    /// Applies payload retention to every tenant: `days_of(tenant name)` gives its
+    /// retention in days (0 keeps payloads).
+    pub fn apply_retention(&mut self, days_of: impl Fn(&str) -> u64) -> Result<u64, StoreError> {
+        let tenants: Vec<(String, String)> = self
+            .state
+            .prepare("SELECT id, name FROM tenants")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let now = ts_now_ms();
+        let mut expired = 0;
+        for (id, name) in tenants {
+            let days = days_of(&name);
+            if days > 0 {
+                let cutoff = now - (days as i64).saturating_mul(86_400_000);
+                expired += self.expire_payloads(&id, cutoff)?;
+            }
+        }
+        Ok(expired)
+    }
+
     /// Records the head in the state database (never moving it back: another process
     /// may have anchored a later one).
     fn anchor_head(&self) -> Result<(), StoreError> {
@@ -627,6 +682,16 @@ pub fn payload_subject(tenant: Option<&str>, user: Option<&str>) -> String {
         (Some(tenant), None) => format!("tenant:{tenant}"),
         _ => "instance".to_string(),
     }
+}
+
+/// The cutoff a retention record names (`before_ms=…` in its detail).
+pub fn retention_cutoff(record: &AuditRecord) -> Option<i64> {
+    record
+        .detail
+        .as_deref()?
+        .strip_prefix("before_ms=")?
+        .parse()
+        .ok()
 }
 
 /// What an erasure did.

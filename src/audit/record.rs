@@ -11,6 +11,9 @@ pub mod kind {
     pub const ADMIN_ACTION: &str = "admin.action";
     /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids.
     pub const AUDIT_ERASE: &str = "audit.erase";
+    /// A tenant's stored payloads older than its retention deleted; `detail` names the
+    /// cutoff (`before_ms=…`).
+    pub const AUDIT_RETENTION: &str = "audit.retention";
 }
 
 /// An event as the gateway reports it, before the log gives it a place: no sequence

@@ -1,12 +1,13 @@
 //! The audit writer: one thread appending events in batches (group commit: whatever
 //! arrived while the previous batch was being made durable goes in the next
 //! transaction), acknowledging each event once its batch is on disk, signing checkpoints
-//! on time, and copying admin actions in from the state database every second. Requests wait for room when it falls behind (bounded queue) and,
+//! on time, copying admin actions in from the state database every second, and deleting
+//! payloads past their tenant's retention every hour. Requests wait for room when it falls behind (bounded queue) and,
 //! in durable mode, for their acknowledgement.
 
 use super::log::AuditLog;
 use super::record::AuditEvent;
-use crate::config::{AuditMode, OnAuditFailure};
+use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 8192;
 /// Most events in one transaction.
 const MAX_BATCH: usize = 1024;
+/// How often payload retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How often admin events are copied in from the state database.
 const ADMIN_EVENTS_EVERY: Duration = Duration::from_secs(1);
 
@@ -88,21 +91,18 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer on `log`.
-    pub fn start(
-        log: AuditLog,
-        mode: AuditMode,
-        on_failure: OnAuditFailure,
-    ) -> std::io::Result<(AuditSink, Self)> {
+    /// Starts the writer on `log`, as `config` says.
+    pub fn start(log: AuditLog, config: &AuditConfig) -> std::io::Result<(AuditSink, Self)> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let retention = config.retention.clone();
         let thread = std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || run(log, rx))?;
+            .spawn(move || run(log, rx, retention))?;
         Ok((
             AuditSink {
                 tx,
-                mode,
-                on_failure,
+                mode: config.mode,
+                on_failure: config.on_failure,
             },
             Self { thread },
         ))
@@ -116,7 +116,7 @@ impl AuditWriter {
     }
 }
 
-fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
+fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditRetentionConfig) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -130,6 +130,7 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut admin_events_read = Instant::now();
     ingest_admin_events(&mut log);
+    let mut swept: Option<Instant> = None;
     loop {
         // Wait for the next event, waking for a due checkpoint.
         let first = runtime
@@ -149,6 +150,14 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>) {
         if admin_events_read.elapsed() >= ADMIN_EVENTS_EVERY {
             admin_events_read = Instant::now();
             ingest_admin_events(&mut log);
+        }
+        if retention.any() && swept.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+            swept = Some(Instant::now());
+            match log.apply_retention(|tenant| retention.payload_days_of(tenant)) {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "audit payload retention applied"),
+                Err(e) => tracing::error!("audit payload retention failed: {e}"),
+            }
         }
         if log.checkpoint_due()
             && let Err(e) = log.checkpoint()

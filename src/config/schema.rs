@@ -51,6 +51,33 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// The search index over the log.
     pub search: AuditSearchConfig,
+    /// How long stored payloads are kept.
+    pub retention: AuditRetentionConfig,
+}
+
+/// `audit.retention`: stored payloads are deleted once older than this (the records,
+/// and the chain, are kept).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditRetentionConfig {
+    /// Days a payload is kept; 0 keeps payloads.
+    pub payload_days: u64,
+    /// Per tenant (by name), overriding `payload_days`.
+    pub tenants: BTreeMap<String, u64>,
+}
+
+impl AuditRetentionConfig {
+    /// Days `tenant`'s payloads are kept (0: for ever).
+    pub fn payload_days_of(&self, tenant: &str) -> u64 {
+        self.tenants
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.payload_days)
+    }
+
+    pub fn any(&self) -> bool {
+        self.payload_days > 0 || self.tenants.values().any(|d| *d > 0)
+    }
 }
 
 /// `audit.search`: the tantivy view of the log.
@@ -87,6 +114,7 @@ impl Default for AuditConfig {
             checkpoint_every_records: 10_000,
             checkpoint_interval_secs: 60,
             search: AuditSearchConfig::default(),
+            retention: AuditRetentionConfig::default(),
         }
     }
 }

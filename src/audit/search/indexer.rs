@@ -7,7 +7,7 @@ use super::partitions::{Partitions, index_error, partition_of};
 use super::schema::document;
 use super::text::searchable;
 use crate::audit::keys::open_payload;
-use crate::audit::log::read_data_key;
+use crate::audit::log::{read_data_key, retention_cutoff};
 use crate::audit::record::{AuditRecord, kind};
 use crate::store::StoreError;
 use rusqlite::Connection;
@@ -16,7 +16,7 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::Path;
 use tantivy::collector::DocSetCollector;
-use tantivy::query::{RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{IndexWriter, Term};
 
@@ -28,6 +28,9 @@ const COMMIT_EVERY: u64 = 200_000;
 /// Memory for one partition's writer (tantivy's minimum is 15 MB).
 const WRITER_MEMORY: usize = 48_000_000;
 const WATERMARK_FILE: &str = "indexed";
+const SCHEMA_FILE: &str = "schema";
+/// Changed with the schema: an index of another version is rebuilt from the log.
+const SCHEMA_VERSION: &str = "airlock audit index 2";
 const LOCK_FILE: &str = ".indexer.lock";
 
 /// Another process holds the indexer lock.
@@ -48,12 +51,21 @@ impl Indexer {
     /// Opens the index under `dir` for writing; `Ok(Err(Busy))` when another process
     /// (the running gateway, a reindex) is indexing it.
     pub fn open(dir: &Path, seal_key: [u8; 32]) -> Result<Result<Self, Busy>, StoreError> {
-        let parts = Partitions::open(dir)?;
+        let mut parts = Partitions::open(dir)?;
         let lock = File::create(dir.join(LOCK_FILE))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(Busy)),
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).unwrap_or_default();
+        if schema.trim() != SCHEMA_VERSION {
+            if !parts.names()?.is_empty() {
+                tracing::info!("the audit index has another schema: rebuilding it from the log");
+            }
+            parts.drop_before(i64::MAX)?;
+            let _ = std::fs::remove_file(dir.join(WATERMARK_FILE));
+            std::fs::write(dir.join(SCHEMA_FILE), SCHEMA_VERSION)?;
         }
         let watermark = std::fs::read_to_string(dir.join(WATERMARK_FILE))
             .ok()
@@ -143,12 +155,12 @@ impl Indexer {
                 let record: AuditRecord = serde_json::from_str(&row.body).map_err(|e| {
                     StoreError::Invalid(format!("record {} does not parse: {e}", row.seq))
                 })?;
-                if record.kind == kind::AUDIT_ERASE {
-                    // Everything before it committed first, so the erased text is
-                    // found and removed wherever it was indexed.
+                if record.kind == kind::AUDIT_ERASE || record.kind == kind::AUDIT_RETENTION {
+                    // Everything before it committed first, so the text it removes is
+                    // found wherever it was indexed.
                     self.watermark = position;
                     self.commit()?;
-                    self.forget_text(audit, &record)?;
+                    self.apply_housekeeping(audit, &record)?;
                     keys.clear();
                     since_commit = 0;
                 }
@@ -202,52 +214,96 @@ impl Indexer {
         Ok(text)
     }
 
-    /// After an erasure: re-adds the records whose payloads were sealed with the
-    /// destroyed keys, without their text, and merges the partitions it touched so the
-    /// deleted documents (and their words) leave the index files.
-    fn forget_text(&mut self, audit: &Connection, erase: &AuditRecord) -> Result<(), StoreError> {
-        let field = self.parts.fields.payload_key;
+    /// What a record of the log's own housekeeping asks of the index: an erasure drops
+    /// the text of the records sealed with the destroyed keys; a retention sweep drops
+    /// the text of a tenant's records older than its cutoff.
+    fn apply_housekeeping(
+        &mut self,
+        audit: &Connection,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let f = self.parts.fields;
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        let mut before = None;
+        if record.kind == kind::AUDIT_ERASE {
+            for key_id in record.detail.as_deref().unwrap_or("").split(',') {
+                let key_id = key_id.trim();
+                if !key_id.is_empty() {
+                    clauses.push(Box::new(TermQuery::new(
+                        Term::from_field_text(f.payload_key, key_id),
+                        IndexRecordOption::Basic,
+                    )));
+                }
+            }
+        } else if let (Some(tenant), Some(cutoff)) = (&record.tenant_id, retention_cutoff(record)) {
+            before = Some(cutoff);
+            let in_tenant = TermQuery::new(
+                Term::from_field_text(f.tenant, tenant),
+                IndexRecordOption::Basic,
+            );
+            let older = RangeQuery::new(
+                Bound::Included(Term::from_field_i64(f.ts_ms, i64::MIN)),
+                Bound::Excluded(Term::from_field_i64(f.ts_ms, cutoff)),
+            );
+            let with_text = TermQuery::new(
+                Term::from_field_u64(f.has_text, 1),
+                IndexRecordOption::Basic,
+            );
+            clauses.push(Box::new(BooleanQuery::intersection(vec![
+                Box::new(in_tenant),
+                Box::new(older),
+                Box::new(with_text),
+            ])));
+        }
+        if clauses.is_empty() {
+            return Ok(());
+        }
+        let query = BooleanQuery::union(clauses);
+        self.strip_text(audit, &query, before)
+    }
+
+    /// Re-adds the records `query` finds without their text (in partitions starting
+    /// before `before`, when given), then merges the partitions it touched so the
+    /// deleted documents, and their words, leave the index files.
+    fn strip_text(
+        &mut self,
+        audit: &Connection,
+        query: &dyn Query,
+        before: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let fields = self.parts.fields;
         let mut touched = Vec::new();
-        for key_id in erase.detail.as_deref().unwrap_or("").split(',') {
-            let key_id = key_id.trim();
-            if key_id.is_empty() {
+        for name in self.parts.overlapping(None, before)? {
+            let searcher = self.parts.get(&name)?.reader.searcher();
+            let hits = searcher
+                .search(query, &DocSetCollector)
+                .map_err(index_error)?;
+            if hits.is_empty() {
                 continue;
             }
-            let term = Term::from_field_text(field, key_id);
-            for name in self.parts.names()? {
-                let searcher = self.parts.get(&name)?.reader.searcher();
-                let query = TermQuery::new(term.clone(), IndexRecordOption::Basic);
-                let hits = searcher
-                    .search(&query, &DocSetCollector)
+            let mut seqs = Vec::with_capacity(hits.len());
+            for hit in hits {
+                let column = searcher
+                    .segment_reader(hit.segment_ord)
+                    .fast_fields()
+                    .u64("seq")
                     .map_err(index_error)?;
-                if hits.is_empty() {
-                    continue;
-                }
-                let mut seqs = Vec::with_capacity(hits.len());
-                for hit in hits {
-                    let column = searcher
-                        .segment_reader(hit.segment_ord)
-                        .fast_fields()
-                        .u64("seq")
-                        .map_err(index_error)?;
-                    seqs.extend(column.first(hit.doc_id));
-                }
-                let fields = self.parts.fields;
-                touched.push(name.clone());
-                let writer = self.writer(&name)?;
-                writer.delete_term(term.clone());
-                for seq in seqs {
-                    let body: String = audit.query_row(
-                        "SELECT body FROM records WHERE seq = ?1",
-                        [seq as i64],
-                        |r| r.get(0),
-                    )?;
-                    let record: AuditRecord = serde_json::from_str(&body)
-                        .map_err(|e| StoreError::Invalid(format!("record {seq}: {e}")))?;
-                    writer
-                        .add_document(document(&fields, &record, ""))
-                        .map_err(index_error)?;
-                }
+                seqs.extend(column.first(hit.doc_id));
+            }
+            touched.push(name.clone());
+            let writer = self.writer(&name)?;
+            for seq in seqs {
+                writer.delete_term(Term::from_field_u64(fields.seq, seq));
+                let body: String = audit.query_row(
+                    "SELECT body FROM records WHERE seq = ?1",
+                    [seq as i64],
+                    |r| r.get(0),
+                )?;
+                let record: AuditRecord = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Invalid(format!("record {seq}: {e}")))?;
+                writer
+                    .add_document(document(&fields, &record, ""))
+                    .map_err(index_error)?;
             }
         }
         if touched.is_empty() {

@@ -11,3 +11,6 @@ pub mod query;
 pub mod schema;
 pub mod service;
 pub mod text;
+
+#[cfg(test)]
+mod tests;

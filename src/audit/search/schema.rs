@@ -27,6 +27,8 @@ pub struct Fields {
     pub cost: Field,
     pub latency: Field,
     pub tokens: Field,
+    /// 1 when the document holds payload text (retention finds what to strip by it).
+    pub has_text: Field,
     pub text: Field,
 }
 
@@ -69,6 +71,7 @@ pub fn schema() -> (Schema, Fields) {
     let cost = b.add_f64_field("cost", INDEXED | FAST);
     let latency = b.add_f64_field("latency", INDEXED | FAST);
     let tokens = b.add_u64_field("tokens", INDEXED | FAST);
+    let has_text = b.add_u64_field("has_text", INDEXED);
     let text = b.add_text_field("text", TEXT);
     let fields = Fields {
         seq,
@@ -90,6 +93,7 @@ pub fn schema() -> (Schema, Fields) {
         cost,
         latency,
         tokens,
+        has_text,
         text,
     };
     (b.build(), fields)
@@ -131,6 +135,7 @@ pub fn document(f: &Fields, record: &AuditRecord, text: &str) -> TantivyDocument
         f.tokens,
         record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0),
     );
+    doc.add_u64(f.has_text, u64::from(!text.is_empty()));
     if !text.is_empty() {
         doc.add_text(f.text, text);
     }

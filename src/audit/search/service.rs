@@ -82,11 +82,8 @@ impl IndexerThread {
                 let mut indexer = None;
                 let mut audit = None;
                 let mut retention_at: Option<Instant> = None;
+                let mut last_round = false;
                 loop {
-                    let last_round = !matches!(
-                        stopped.recv_timeout(interval),
-                        Err(RecvTimeoutError::Timeout)
-                    );
                     if indexer.is_none() {
                         indexer = open_indexer(&index_dir, seal_key);
                     }
@@ -115,6 +112,10 @@ impl IndexerThread {
                     if last_round {
                         return;
                     }
+                    last_round = !matches!(
+                        stopped.recv_timeout(interval),
+                        Err(RecvTimeoutError::Timeout)
+                    );
                 }
             })?;
         Ok(Self { stop, thread })
