@@ -138,11 +138,25 @@ pub struct AuditLog {
     data_keys: HashMap<String, (String, [u8; 32])>,
     /// Largest payload stored (bytes); longer ones are cut.
     max_payload: usize,
-    /// `last_seq` when the WAL was last copied into the database.
-    folded_at: u64,
     /// SQLite's `data_version` when this connection last caught up: it changes when
     /// another connection commits.
     data_version: i64,
+    /// The sequence number last anchored, and when.
+    anchored: (u64, Instant),
+}
+
+/// Appends anchor the head at most this often: each anchor is a write to the state
+/// database, whose own WAL upkeep would otherwise stall the writer every few seconds.
+/// A crash can cost the anchor of the last records written in this window — as it
+/// could anyway, the state database not syncing each commit.
+const ANCHOR_EVERY: Duration = Duration::from_millis(100);
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.anchor_if_behind() {
+            tracing::error!("anchoring the audit head failed: {e}");
+        }
+    }
 }
 
 /// Where the log ends: what the next record and checkpoint continue from.
@@ -195,9 +209,6 @@ fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
-/// Records appended between two copies of the WAL into the database.
-const WAL_FOLD_RECORDS: u64 = 2048;
-
 fn ts_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -211,8 +222,8 @@ fn signature_error(_: impl std::fmt::Debug) -> StoreError {
 /// Opens `audit.db` with every commit fsync'd.
 pub fn open_audit_db(path: &Path) -> Result<Connection, StoreError> {
     let conn = crate::store::open(path, AUDIT_MIGRATIONS)?;
-    // Commits only append to the WAL; the writer copies it into the database between
-    // batches (`fold_wal`), so no request waits behind that copy.
+    // Commits only append to the WAL; a thread of its own copies it into the database
+    // (`wal::WalFolder`), so no request waits behind that copy.
     // Deleted content (an erased key, an erased payload) is overwritten, not left in
     // free pages.
     conn.execute_batch(
@@ -250,6 +261,7 @@ impl AuditLog {
         let conn = open_audit_db(audit_db)?;
         let state = crate::store::open(state_db, crate::tenancy::STATE_MIGRATIONS)?;
         let tail = Tail::read(&conn)?;
+        let tail_seq = tail.last_seq;
         Ok(Self {
             conn,
             state,
@@ -258,13 +270,13 @@ impl AuditLog {
                 .map_err(signature_error)?,
             seal_key: instance.seal_key,
             policy,
-            folded_at: tail.last_seq,
             tail,
             last_checkpoint_at: Instant::now(),
             data_keys: HashMap::new(),
             max_payload,
             // Unknown: the first write re-reads the tail under the write lock.
             data_version: -1,
+            anchored: (tail_seq, Instant::now()),
         })
     }
 
@@ -382,7 +394,9 @@ impl AuditLog {
             }
             Ok(seqs)
         })?;
-        self.anchor_head()?;
+        if self.anchored.1.elapsed() >= ANCHOR_EVERY {
+            self.anchor_head()?;
+        }
         Ok(seqs)
     }
 
@@ -586,9 +600,19 @@ impl AuditLog {
         Ok(expired)
     }
 
+    /// Anchors the head now if records were appended since it was last anchored (the
+    /// writer calls this when idle; appends anchor at most every [`ANCHOR_EVERY`]).
+    pub fn anchor_if_behind(&mut self) -> Result<(), StoreError> {
+        if self.anchored.0 < self.tail.last_seq {
+            self.anchor_head()?;
+        }
+        Ok(())
+    }
+
     /// Records the head in the state database (never moving it back: another process
     /// may have anchored a later one).
-    fn anchor_head(&self) -> Result<(), StoreError> {
+    fn anchor_head(&mut self) -> Result<(), StoreError> {
+        self.anchored = (self.tail.last_seq, Instant::now());
         let Tail {
             last_seq, last_mac, ..
         } = &self.tail;
@@ -612,7 +636,9 @@ impl AuditLog {
 
     /// Signs a checkpoint over the records not yet covered (if any).
     pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
-        self.locked(Self::checkpoint_locked)
+        let checkpoint = self.locked(Self::checkpoint_locked)?;
+        self.anchor_if_behind()?;
+        Ok(checkpoint)
     }
 
     fn checkpoint_locked(&mut self) -> Result<Option<Checkpoint>, StoreError> {
@@ -660,17 +686,6 @@ impl AuditLog {
 
     pub fn last_seq(&self) -> u64 {
         self.tail.last_seq
-    }
-
-    /// Copies the WAL into the database when it has grown (called while nothing waits).
-    pub fn fold_wal(&mut self) {
-        if self.tail.last_seq.saturating_sub(self.folded_at) < WAL_FOLD_RECORDS {
-            return;
-        }
-        self.folded_at = self.tail.last_seq;
-        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!("audit WAL checkpoint failed: {e}");
-        }
     }
 }
 

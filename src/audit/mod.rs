@@ -6,7 +6,8 @@
 //! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
 //! checkpoints, the head anchor), `admin_events` (admin actions copied
 //! in from the state database), `writer` (the thread that appends in batches and
-//! acknowledges durable records), `verify` (checking a log), `proof` (one record
+//! acknowledges durable records), `wal` (folding the WAL into the database off the
+//! writer's path), `verify` (checking a log), `proof` (one record
 //! exported with its inclusion proof and checked without the log), `checks` (the
 //! pass/fail report of offline checks).
 
@@ -20,6 +21,7 @@ pub mod record;
 pub mod search;
 pub mod seed;
 pub mod verify;
+pub mod wal;
 pub mod writer;
 
 #[cfg(test)]

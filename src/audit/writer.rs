@@ -7,6 +7,7 @@
 
 use super::log::AuditLog;
 use super::record::AuditEvent;
+use super::wal::WalFolder;
 use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,11 +89,17 @@ impl AuditSink {
 /// and the last checkpoint signed.
 pub struct AuditWriter {
     thread: JoinHandle<()>,
+    wal: WalFolder,
 }
 
 impl AuditWriter {
     /// Starts the writer on `log`, as `config` says.
-    pub fn start(log: AuditLog, config: &AuditConfig) -> std::io::Result<(AuditSink, Self)> {
+    pub fn start(
+        log: AuditLog,
+        config: &AuditConfig,
+        audit_db: &std::path::Path,
+    ) -> std::io::Result<(AuditSink, Self)> {
+        let wal = WalFolder::start(audit_db)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let retention = config.retention.clone();
         let thread = std::thread::Builder::new()
@@ -104,7 +111,7 @@ impl AuditWriter {
                 mode: config.mode,
                 on_failure: config.on_failure,
             },
-            Self { thread },
+            Self { thread, wal },
         ))
     }
 
@@ -113,6 +120,7 @@ impl AuditWriter {
         if self.thread.join().is_err() {
             tracing::error!("the audit writer thread panicked");
         }
+        self.wal.stop();
     }
 }
 
@@ -138,7 +146,11 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditReten
         match first {
             Ok(Some(pending)) => batch.push(pending),
             Ok(None) => break,
-            Err(_) => {}
+            Err(_) => {
+                if let Err(e) = log.anchor_if_behind() {
+                    tracing::error!("anchoring the audit head failed: {e}");
+                }
+            }
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -163,9 +175,6 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditReten
             && let Err(e) = log.checkpoint()
         {
             tracing::error!("audit checkpoint failed: {e}");
-        }
-        if rx.is_empty() {
-            log.fold_wal();
         }
     }
     ingest_admin_events(&mut log);

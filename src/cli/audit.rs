@@ -158,6 +158,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if no_fsync {
                 log.without_fsync()?;
             }
+            // Folded as the gateway folds it, so the rate includes that work.
+            let _wal = crate::audit::wal::WalFolder::start(&state.loaded.audit_db_path())?;
             let mut progress = Progress::new("seeding");
             let seeded = crate::audit::seed::seed(&mut log, records, days, &mut |done, total| {
                 progress.update(done, total)

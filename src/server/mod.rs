@@ -222,8 +222,12 @@ impl Gateway {
         let audit_config = &loaded.config.audit;
         let (audit, audit_writer) = if audit_config.enabled {
             let audit_log = crate::audit::log::AuditLog::open_configured(loaded, &instance_key)?;
-            let (sink, writer) = crate::audit::writer::AuditWriter::start(audit_log, audit_config)
-                .context("cannot start the audit writer")?;
+            let (sink, writer) = crate::audit::writer::AuditWriter::start(
+                audit_log,
+                audit_config,
+                &loaded.audit_db_path(),
+            )
+            .context("cannot start the audit writer")?;
             (Some(sink), Some(writer))
         } else {
             (None, None)

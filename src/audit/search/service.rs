@@ -78,6 +78,7 @@ impl IndexerThread {
         let thread = std::thread::Builder::new()
             .name("airlock-audit-index".into())
             .spawn(move || {
+                lower_priority();
                 let interval = Duration::from_secs(config.commit_interval_secs.max(1));
                 let mut indexer = None;
                 let mut audit = None;
@@ -127,6 +128,15 @@ impl IndexerThread {
         if self.thread.join().is_err() {
             tracing::error!("the audit index thread panicked");
         }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10), and so that of the index
+/// writers' threads it starts: indexing yields the cores to requests.
+fn lower_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), 10) {
+        tracing::debug!("audit indexer keeps its priority: {e}");
     }
 }
 
