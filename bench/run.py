@@ -105,6 +105,22 @@ def oha(url, body, key, seconds, rate):
     return {"p50": pct["p50"] * 1000, "p99": pct["p99"] * 1000, "rps": out["summary"]["requestsPerSec"]}
 
 
+def settle(port, timeout=120):
+    """Waits until a gateway's audit index has caught up (its lag metric reads 0), so
+    background indexing of a saturated run does not load the next measurement."""
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        except OSError:
+            return
+        lag = re.search(r"^airlock_audit_index_lag_records (\d+)", metrics, re.M)
+        if lag is None or lag.group(1) == "0":
+            return
+        time.sleep(1)
+
+
 def rss_mb(pid):
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
@@ -173,6 +189,8 @@ def main():
                     runs[name].append(wrk(f"{base}/v1/chat/completions", bodies[name], k, opts.seconds, opts.conns, str(script)))
             for name, (base, model, k) in targets.items():
                 sat = {key: statistics.median(r[key] for r in runs[name]) for key in ("rps", "p50", "p99")}
+                if name in gateways:
+                    settle(gateways[name][0])
                 fixed = oha(f"{base}/v1/chat/completions", bodies[name], k, opts.seconds, opts.rate)
                 results[(mode, name)] = {"sat": sat, "fixed": fixed}
                 print(f"{mode:6} {name:13} saturated {sat['rps']:9.0f} req/s p50 {sat['p50']:7.3f} ms p99 {sat['p99']:7.3f} ms "

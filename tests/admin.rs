@@ -158,7 +158,31 @@ async fn the_admin_api_can_be_switched_off_and_tokens_revoked() {
     store.revoke(&id, "test").unwrap();
     let revoked = admin(&gw, "GET", "/admin/routes", Some(&token), Value::Null).await;
     assert_eq!(revoked.json()["error"]["code"], "revoked_admin_token");
-    gw.stop().await;
+    let guessed = admin(&gw, "GET", "/admin/routes", Some("adm-guess"), Value::Null).await;
+    assert_eq!(guessed.json()["error"]["code"], "invalid_admin_token");
+    // Refused logins are audit records: who (when known) and why, never the secret.
+    let audit_db = gw.loaded.audit_db_path();
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let refused: Vec<(String, String)> = rusqlite::Connection::open(audit_db)
+        .unwrap()
+        .prepare(
+            "SELECT json_extract(body, '$.actor'), json_extract(body, '$.detail') FROM records
+             WHERE json_extract(body, '$.action') = 'admin.login_refused' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].0.starts_with(&format!("admin-token:{id}")));
+    assert_eq!(refused[0].1, "revoked token");
+    assert_eq!(
+        refused[1],
+        ("unknown".to_string(), "unknown token".to_string())
+    );
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
 
     let off = Gateway::start_with("  admin_api: false\n", &[]).await;
     let token = admin_token(&off, Role::SuperAdmin);

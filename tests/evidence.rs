@@ -134,7 +134,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
         &package,
     );
     assert!(
-        stdout(&exported).contains("6 records in the window"),
+        stdout(&exported).contains("7 records in the window"),
         "{}",
         stdout(&exported)
     );
@@ -149,7 +149,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     for expected in [
         "ok   manifest signature verifies with the key given with --public-key",
         "match their SHA-256",
-        "audit/records.jsonl: 6 records",
+        "audit/records.jsonl: 7 records",
         "Merkle roots recomputed from the records match",
         "OK:",
     ] {
@@ -168,11 +168,17 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     );
     assert_eq!(
         json_of(&files, path::PII_STATISTICS)["records_in_window"],
-        6
+        7
     );
-    // Admin actions are audit records: the harness's tenant and key, the token.
+    // Admin actions are audit records: the harness's tenant and key, the first
+    // export, the token.
     let admin_actions = json_of(&files, path::ADMIN_ACTIONS).to_string();
-    for action in ["tenant.create", "key.create", "admin_token.create"] {
+    for action in [
+        "tenant.create",
+        "key.create",
+        "evidence.export",
+        "admin_token.create",
+    ] {
         assert!(
             admin_actions.contains(action),
             "{action} not in {admin_actions}"
@@ -323,7 +329,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     let info = json_of(&archive::read(&narrow).unwrap(), path::EXTRACT);
     assert_eq!(
         (info["first_seq"].as_u64(), info["last_seq"].as_u64()),
-        (Some(1), Some(5))
+        (Some(1), Some(6))
     );
     assert!(info["window_records"].as_u64().unwrap() >= 1);
 

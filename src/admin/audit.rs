@@ -49,13 +49,21 @@ pub async fn search(
             AdminError::not_found("audit search is off (audit.search.enabled)".into())
         })?;
     let (offset, wanted) = (request.offset, request.limit);
-    let found = tokio::task::spawn_blocking(move || handle.run(&request))
-        .await
-        .map_err(AdminError::internal)?
-        .map_err(|e| match e {
-            SearchError::BadRequest(message) => AdminError::invalid(message),
-            SearchError::Store(e) => AdminError::internal(e),
-        })?;
+    let (found, request) =
+        tokio::task::spawn_blocking(move || handle.run(&request).map(|found| (found, request)))
+            .await
+            .map_err(AdminError::internal)?
+            .map_err(|e| match e {
+                SearchError::BadRequest(message) => AdminError::invalid(message),
+                SearchError::Store(e) => AdminError::internal(e),
+            })?;
+    // Reading the audit trail is itself audited.
+    auth.record(
+        "audit.search",
+        "audit-log".into(),
+        Some(request.describe(found.total)),
+    )
+    .await?;
     let next = offset + found.records.len();
     Ok(Json(serde_json::json!({
         "total": found.total,
@@ -93,6 +101,7 @@ pub async fn session(
         .filter(|r| scope.is_none_or(|tenant| r.tenant_id.as_deref() == Some(tenant)))
         .map(|r| serde_json::to_value(&r).unwrap_or_default())
         .collect();
+    auth.record("audit.session", id.clone(), None).await?;
     if events.is_empty() {
         return Err(AdminError::not_found(format!("no session `{id}`")));
     }

@@ -1,15 +1,17 @@
 //! The tamper-evident audit trail: records of every decision (LLM requests, admin
-//! actions), chained by MAC, covered by signed Merkle checkpoints, their payloads sealed
-//! with per-subject keys; and its offline verification.
+//! actions, erasures, retention sweeps), chained by MAC, covered by signed Merkle
+//! checkpoints, their payloads sealed with per-person keys; searchable on the box, and
+//! verifiable offline.
 //!
 //! Module map: `record` (the record and its canonical encoding), `keys` (chain MAC key,
-//! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending,
-//! checkpoints, the head anchor), `admin_events` (admin actions copied
-//! in from the state database), `writer` (the thread that appends in batches and
-//! acknowledges durable records), `wal` (folding the WAL into the database off the
-//! writer's path), `verify` (checking a log), `proof` (one record
-//! exported with its inclusion proof and checked without the log), `checks` (the
-//! pass/fail report of offline checks).
+//! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending from any
+//! process, checkpoints, the head anchor, erasure, retention), `admin_events` (admin
+//! actions copied in from the state database), `writer` (the thread that appends in
+//! batches and acknowledges durable records), `wal` (folding the WAL into the database
+//! off the writer's path), `verify` (checking a log), `proof` (one record exported with
+//! its inclusion proof and checked without the log), `checks` (the pass/fail report of
+//! offline checks), `search` (the tantivy view of the log), `seed` (synthetic records
+//! for benchmarks).
 
 pub mod admin_events;
 pub mod checks;

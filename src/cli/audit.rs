@@ -137,6 +137,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
         AuditCommand::VerifyRecord { .. } => Ok(true),
         AuditCommand::ExportRecord { seq, out } => {
             export_record(&state, seq, &out)?;
+            super::record_access(&state, "audit.export_record", &seq.to_string(), None);
             Ok(true)
         }
         AuditCommand::Search(search) => {
@@ -211,6 +212,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
         AuditCommand::Session { id, json } => {
             let audit = open_audit_db(&state.loaded.audit_db_path())?;
             let records = crate::audit::log::session_records(&audit, &id)?;
+            super::record_access(&state, "audit.session", &id, None);
             if json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
@@ -400,6 +402,12 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
         .into_request(tenant, crate::store::now_unix_ms(), DEFAULT_LIMIT)
         .map_err(anyhow::Error::msg)?;
     let found = SearchHandle::open(&state.loaded)?.run(&request)?;
+    super::record_access(
+        state,
+        "audit.search",
+        "audit-log",
+        Some(&request.describe(found.total)),
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {

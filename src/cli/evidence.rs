@@ -80,6 +80,17 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
                 to_ms,
             };
             let summary = export(&sources, &request, &out)?;
+            super::record_access(
+                &state,
+                "evidence.export",
+                &out.display().to_string(),
+                Some(&format!(
+                    "framework {}; {} to {}",
+                    framework.name(),
+                    request.from,
+                    request.to
+                )),
+            );
             println!(
                 "wrote {} ({} files, framework {})",
                 out.display(),

@@ -197,6 +197,17 @@ fn audit_admin_changes(state: &StateAccess) {
     }
 }
 
+/// Records that the audit trail was read or exported from the command line (who, what,
+/// on which object), and copies it into the trail.
+fn record_access(state: &StateAccess, action: &str, target: &str, detail: Option<&str>) {
+    let recorded =
+        crate::tenancy::admin_event(&state.conn, &cli_actor(), action, target, None, detail);
+    match recorded {
+        Ok(()) => audit_admin_changes(state),
+        Err(e) => eprintln!("warning: this access could not be recorded: {e}"),
+    }
+}
+
 /// Who performs an admin action from the command line.
 fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")

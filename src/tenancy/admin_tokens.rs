@@ -38,8 +38,13 @@ pub struct Admin {
 impl Admin {
     /// How admin events name this admin.
     pub fn actor(&self) -> String {
-        format!("admin-token:{} ({})", self.token_id, self.name)
+        token_actor(&self.token_id, &self.name)
     }
+}
+
+/// How audit records name the admin behind a token.
+fn token_actor(id: &str, name: &str) -> String {
+    format!("admin-token:{id} ({name})")
 }
 
 /// Why an admin token was refused.
@@ -48,6 +53,16 @@ pub enum AdminAuthError {
     Unknown,
     Revoked,
     Expired,
+}
+
+impl AdminAuthError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown token",
+            Self::Revoked => "revoked token",
+            Self::Expired => "expired token",
+        }
+    }
 }
 
 /// Admin token operations on the state database.
@@ -183,14 +198,28 @@ impl<'a> AdminTokenStore<'a> {
                 },
             )
             .optional()?;
-        let Some((token_id, name, role, tenant_id, expires_at, revoked_at)) = row else {
-            return Ok(Err(AdminAuthError::Unknown));
+        let refused = |actor: &str, tenant: Option<&str>, reason: AdminAuthError| {
+            // A refused admin login is an audit event: who (if the token is known),
+            // why. Never the presented secret.
+            admin_event(
+                self.conn,
+                actor,
+                "admin.login_refused",
+                "admin-api",
+                tenant,
+                Some(reason.as_str()),
+            )
+            .map(|()| Err(reason))
         };
+        let Some((token_id, name, role, tenant_id, expires_at, revoked_at)) = row else {
+            return refused("unknown", None, AdminAuthError::Unknown);
+        };
+        let actor = token_actor(&token_id, &name);
         if revoked_at.is_some() {
-            return Ok(Err(AdminAuthError::Revoked));
+            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Revoked);
         }
         if expires_at.is_some_and(|t| t <= now_unix()) {
-            return Ok(Err(AdminAuthError::Expired));
+            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Expired);
         }
         let role = role
             .parse()

@@ -240,7 +240,7 @@ pub(super) fn atomically<T>(
 
 /// Records an administrative change: who, what, on which object, in which tenant. The
 /// audit log copies it in (`audit::admin_events`).
-pub(super) fn admin_event(
+pub fn admin_event(
     conn: &Connection,
     actor: &str,
     action: &str,

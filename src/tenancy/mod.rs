@@ -12,7 +12,7 @@ pub use admin_tokens::{
     ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore,
 };
 pub use auth::{AuthError, KeyCache, Principal};
-pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey};
+pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event};
 
 use crate::store::Migration;
 

@@ -135,6 +135,38 @@ pub struct SearchRequest {
     pub offset: usize,
 }
 
+impl SearchRequest {
+    /// What an audit record of this search says: which filters it used and how much it
+    /// found — never the words or values searched for, which may name a person and
+    /// would otherwise sit unencrypted, and unerasable, in the chain.
+    pub fn describe(&self, total: u64) -> String {
+        let used: Vec<&str> = [
+            ("text", !self.query.trim().is_empty()),
+            ("since", self.since_ms.is_some()),
+            ("until", self.until_ms.is_some()),
+            ("kind", self.kind.is_some()),
+            ("model", self.model.is_some()),
+            ("decision", self.decision.is_some()),
+            ("user", self.user.is_some()),
+            ("session", self.session.is_some()),
+            ("data_class", self.data_class.is_some()),
+            ("status", self.status.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        format!(
+            "filters: {}; tenant: {}; {total} matches",
+            if used.is_empty() {
+                "none".to_string()
+            } else {
+                used.join(", ")
+            },
+            self.tenant.as_deref().unwrap_or("all")
+        )
+    }
+}
+
 /// One page of results.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchPage {
