@@ -6,10 +6,11 @@ use super::partitions::Partitions;
 use super::query::{SearchError, SearchRequest, search};
 use crate::audit::log::{open_audit_db, records_by_seq};
 use crate::audit::record::AuditRecord;
-use crate::config::LoadedConfig;
+use crate::config::{AuditSearchConfig, LoadedConfig};
 use crate::store::StoreError;
 use crate::telemetry::metrics::AuditIndexMetrics;
 use rusqlite::{Connection, OptionalExtension};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -79,45 +80,7 @@ impl IndexerThread {
             .name("airlock-audit-index".into())
             .spawn(move || {
                 lower_priority();
-                let interval = Duration::from_secs(config.commit_interval_secs.max(1));
-                let mut indexer = None;
-                let mut audit = None;
-                let mut retention_at: Option<Instant> = None;
-                let mut last_round = false;
-                loop {
-                    if indexer.is_none() {
-                        indexer = open_indexer(&index_dir, seal_key);
-                    }
-                    if audit.is_none() {
-                        audit = open_audit_db(&audit_db)
-                            .inspect_err(|e| {
-                                tracing::error!("audit index cannot read the log: {e}")
-                            })
-                            .ok();
-                    }
-                    if let (Some(indexer), Some(audit)) = (indexer.as_mut(), audit.as_ref()) {
-                        index_round(indexer, audit, &metrics);
-                        if config.retention_days > 0
-                            && retention_at.is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
-                        {
-                            retention_at = Some(Instant::now());
-                            match indexer.apply_retention(config.retention_days) {
-                                Ok(dropped) if !dropped.is_empty() => {
-                                    tracing::info!(?dropped, "audit index retention dropped days")
-                                }
-                                Ok(_) => {}
-                                Err(e) => tracing::error!("audit index retention failed: {e}"),
-                            }
-                        }
-                    }
-                    if last_round {
-                        return;
-                    }
-                    last_round = !matches!(
-                        stopped.recv_timeout(interval),
-                        Err(RecvTimeoutError::Timeout)
-                    );
-                }
+                run(&index_dir, &audit_db, seal_key, &config, &metrics, &stopped);
             })?;
         Ok(Self { stop, thread })
     }
@@ -131,6 +94,57 @@ impl IndexerThread {
     }
 }
 
+/// Indexes a round every `commit_interval_secs` (retention hourly) until told to stop,
+/// then a last round.
+fn run(
+    index_dir: &Path,
+    audit_db: &Path,
+    seal_key: [u8; 32],
+    config: &AuditSearchConfig,
+    metrics: &AuditIndexMetrics,
+    stopped: &mpsc::Receiver<()>,
+) {
+    let interval = Duration::from_secs(config.commit_interval_secs.max(1));
+    let mut indexer = None;
+    let mut audit = None;
+    let mut retention_at: Option<Instant> = None;
+    loop {
+        if indexer.is_none() {
+            indexer = open_indexer(index_dir, seal_key);
+        }
+        if audit.is_none() {
+            audit = open_audit_db(audit_db)
+                .inspect_err(|e| tracing::error!("audit index cannot read the log: {e}"))
+                .ok();
+        }
+        if let (Some(indexer), Some(audit)) = (indexer.as_mut(), audit.as_ref()) {
+            index_round(indexer, audit, metrics);
+            if config.retention_days > 0
+                && retention_at.is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
+            {
+                retention_at = Some(Instant::now());
+                match indexer.apply_retention(config.retention_days) {
+                    Ok(dropped) if !dropped.is_empty() => {
+                        tracing::info!(?dropped, "audit index retention dropped days")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("audit index retention failed: {e}"),
+                }
+            }
+        }
+        if !matches!(
+            stopped.recv_timeout(interval),
+            Err(RecvTimeoutError::Timeout)
+        ) {
+            break;
+        }
+    }
+    // The last round: what was written before the writer stopped.
+    if let (Some(indexer), Some(audit)) = (indexer.as_mut(), audit.as_ref()) {
+        index_round(indexer, audit, metrics);
+    }
+}
+
 /// Lowers the calling thread's CPU priority (nice 10), and so that of the index
 /// writers' threads it starts: indexing yields the cores to requests.
 fn lower_priority() {
@@ -140,7 +154,7 @@ fn lower_priority() {
     }
 }
 
-fn open_indexer(dir: &std::path::Path, seal_key: [u8; 32]) -> Option<Indexer> {
+fn open_indexer(dir: &Path, seal_key: [u8; 32]) -> Option<Indexer> {
     match Indexer::open(dir, seal_key) {
         Ok(Ok(indexer)) => Some(indexer),
         Ok(Err(_busy)) => {
