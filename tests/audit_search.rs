@@ -214,8 +214,12 @@ async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
     assert_eq!(beta_only["total"], 3);
 
     // Bad searches: 400 with a reason; roles without audit read: 403.
+    let nested = format!("q={}x{}", "%28".repeat(100), "%29".repeat(100));
+    let long = format!("q={}", "word%20".repeat(1000));
     for bad in [
         "q=%28%28%28",
+        &nested,
+        &long,
         "limit=5000",
         "offset=9990&limit=20",
         "order=sideways",

@@ -13,6 +13,11 @@ use tantivy::{DocAddress, Order, Searcher, Term};
 
 /// Deepest result reachable by paging (offset + limit).
 pub const MAX_WINDOW: usize = 10_000;
+/// Longest query string, in characters.
+const MAX_QUERY_CHARS: usize = 2048;
+/// Deepest nesting of parentheses in a query (the parser recurses on each level; a
+/// hostile query must not exhaust the stack).
+const MAX_QUERY_DEPTH: usize = 16;
 
 /// What to sort results by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -306,6 +311,33 @@ fn top(
     Ok(out)
 }
 
+/// Refuses queries too long or nested too deeply to parse safely.
+fn check_shape(text: &str) -> Result<(), SearchError> {
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(SearchError::BadRequest(format!(
+            "the query is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let (mut depth, mut deepest, mut quoted) = (0usize, 0usize, false);
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' if !quoted => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_QUERY_DEPTH {
+        return Err(SearchError::BadRequest(format!(
+            "the query nests parentheses {deepest} deep; at most {MAX_QUERY_DEPTH}"
+        )));
+    }
+    Ok(())
+}
+
 /// The query string and every filter, all required.
 fn build_query(
     parts: &mut Partitions,
@@ -315,6 +347,7 @@ fn build_query(
     let f = parts.fields;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let text = request.query.trim();
+    check_shape(text)?;
     if !text.is_empty() {
         let index = &parts.get(any_partition)?.index;
         let mut parser = QueryParser::for_index(index, vec![f.text]);
@@ -385,5 +418,16 @@ mod tests {
         assert_eq!(parse_time("2h", now).unwrap(), now - 7_200_000);
         assert_eq!(parse_time("7d", now).unwrap(), now - 7 * 86_400_000);
         assert!(parse_time("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn hostile_queries_are_refused_before_parsing() {
+        assert!(check_shape(&format!("{}x{}", "(".repeat(17), ")".repeat(17))).is_err());
+        assert!(check_shape(&"x ".repeat(1500)).is_err());
+        assert!(check_shape(&format!("{}x{}", "(".repeat(16), ")".repeat(16))).is_ok());
+        assert!(
+            check_shape(r#""((((((((((((((((((" merger"#).is_ok(),
+            "quoted"
+        );
     }
 }
