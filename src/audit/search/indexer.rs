@@ -58,10 +58,14 @@ impl Indexer {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(Busy)),
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
+        // The index is a view of the log: one of another schema, or damaged (a crash
+        // mid-write on a machine that lost power), is rebuilt from it.
         let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).unwrap_or_default();
-        if schema.trim() != SCHEMA_VERSION {
-            if !parts.names()?.is_empty() {
-                tracing::info!("the audit index has another schema: rebuilding it from the log");
+        let other_schema = schema.trim() != SCHEMA_VERSION;
+        let damaged = !other_schema && parts.first_damaged()?.is_some();
+        if other_schema || damaged {
+            if damaged || !parts.names()?.is_empty() {
+                tracing::warn!("rebuilding the audit search index from the log");
             }
             parts.drop_before(i64::MAX)?;
             let _ = std::fs::remove_file(dir.join(WATERMARK_FILE));

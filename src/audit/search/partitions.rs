@@ -114,6 +114,17 @@ impl Partitions {
         Ok(partition)
     }
 
+    /// The first partition that does not open (damaged files), if any.
+    pub fn first_damaged(&mut self) -> Result<Option<String>, StoreError> {
+        for name in self.names()? {
+            if let Err(e) = self.get(&name) {
+                tracing::warn!("audit index partition {name} does not open: {e}");
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     /// Deletes the partitions whose whole day ended before `cutoff_ms`; their names.
     pub fn drop_before(&mut self, cutoff_ms: i64) -> Result<Vec<String>, StoreError> {
         let mut dropped = Vec::new();
