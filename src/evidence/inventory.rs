@@ -56,27 +56,42 @@ pub struct Listing<T> {
 const TIMES: &str = "Times are seconds since the Unix epoch (UTC). Secrets, their hashes \
 and their prefixes are never included.";
 
+/// The rows `sql` selects (with `parameters`), each made by `row`.
+fn rows<T>(
+    state: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, EvidenceError> {
+    Ok(state
+        .prepare(sql)?
+        .query_map(parameters, row)?
+        .collect::<Result<_, _>>()?)
+}
+
 pub fn tenants(state: &Connection) -> Result<Listing<Tenant>, EvidenceError> {
-    let rows = state
-        .prepare("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")?
-        .query_map([], |r| {
+    let rows = rows(
+        state,
+        "SELECT id, name, created_at FROM tenants ORDER BY created_at, id",
+        [],
+        |r| {
             Ok(Tenant {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 created_at: r.get(2)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     Ok(Listing { note: TIMES, rows })
 }
 
 pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceError> {
-    let rows = state
-        .prepare(
-            "SELECT id, tenant_id, name, models, created_at, expires_at, revoked_at
-             FROM virtual_keys ORDER BY created_at, id",
-        )?
-        .query_map([], |r| {
+    let rows = rows(
+        state,
+        "SELECT id, tenant_id, name, models, created_at, expires_at, revoked_at
+         FROM virtual_keys ORDER BY created_at, id",
+        [],
+        |r| {
             let models: Option<String> = r.get(3)?;
             Ok(VirtualKey {
                 id: r.get(0)?,
@@ -87,18 +102,18 @@ pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceE
                 expires_at: r.get(5)?,
                 revoked_at: r.get(6)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     Ok(Listing { note: TIMES, rows })
 }
 
 pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceError> {
-    let rows = state
-        .prepare(
-            "SELECT id, name, role, tenant_id, created_at, expires_at, revoked_at
-             FROM admin_tokens ORDER BY created_at, id",
-        )?
-        .query_map([], |r| {
+    let rows = rows(
+        state,
+        "SELECT id, name, role, tenant_id, created_at, expires_at, revoked_at
+         FROM admin_tokens ORDER BY created_at, id",
+        [],
+        |r| {
             Ok(AdminToken {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -108,8 +123,8 @@ pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceE
                 expires_at: r.get(5)?,
                 revoked_at: r.get(6)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     Ok(Listing { note: TIMES, rows })
 }
 
@@ -119,25 +134,22 @@ pub fn admin_events(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Listing<AdminEvent>, EvidenceError> {
-    let rows = state
-        .prepare(
-            "SELECT seq, ts, actor, action, target, detail FROM admin_events
-             WHERE ts >= ?1 AND ts <= ?2 ORDER BY seq",
-        )?
-        .query_map(
-            params![from_ms.div_euclid(1000), to_ms.div_euclid(1000)],
-            |r| {
-                Ok(AdminEvent {
-                    seq: r.get(0)?,
-                    ts: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    target: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            },
-        )?
-        .collect::<Result<_, _>>()?;
+    let rows = rows(
+        state,
+        "SELECT seq, ts, actor, action, target, detail FROM admin_events
+         WHERE ts >= ?1 AND ts <= ?2 ORDER BY seq",
+        params![from_ms.div_euclid(1000), to_ms.div_euclid(1000)],
+        |r| {
+            Ok(AdminEvent {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        },
+    )?;
     Ok(Listing {
         note: "Changes to tenants, virtual keys and admin tokens in the window, from the \
                state database's admin_events table. Times are seconds since the Unix epoch.",
