@@ -243,3 +243,100 @@ async fn a_record_exports_with_its_proof_and_verifies_elsewhere() {
     assert!(!late.exists());
     let _ = std::fs::remove_dir_all(&loaded.data_dir);
 }
+
+/// `GET /admin/audit/records/{seq}/proof` serves the same proof over the admin API,
+/// confined to the caller's tenant; the file it gives verifies offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_serves_record_proofs_within_the_callers_tenant() {
+    use airlock::tenancy::rbac::Role;
+    use common::{Extra, admin, admin_token, scoped_token};
+    let extra = Extra {
+        top: "audit:\n  checkpoint_every_records: 1\n".into(),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let beta = gw.create_key("beta", None, None);
+    let url = gw.url("/v1/chat/completions");
+    let ask = json!({"model": "chat-model", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]});
+    for key in [&gw.key, &beta] {
+        assert_eq!(post(&url, key, &ask).await.status, 200);
+    }
+    let audit = open_audit_db(&gw.loaded.audit_db_path()).unwrap();
+    // The requests were recorded in order: acme's, then beta's.
+    let requests: Vec<u64> = audit
+        .prepare("SELECT seq FROM records WHERE kind = 'llm.request' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|seq| seq.unwrap() as u64)
+        .collect();
+    let (acme_seq, beta_seq) = (requests[0], requests[1]);
+    let proof_path = |seq: u64| format!("/admin/audit/records/{seq}/proof");
+
+    let auditor = admin_token(&gw, Role::Auditor);
+    let got = admin(
+        &gw,
+        "GET",
+        &proof_path(acme_seq),
+        Some(&auditor),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let file = gw.loaded.data_dir.join("proof.json");
+    std::fs::write(&file, &got.body).unwrap();
+    let key = InstanceKey::read(&gw.loaded.key_file_path())
+        .unwrap()
+        .public_key_hex();
+    let checked = verify_record(&file, Some(&key));
+    assert!(checked.status.success(), "{:?}", text(&checked));
+
+    let acme_admin = scoped_token(&gw, Role::TenantAdmin, Some("acme"));
+    let own = admin(
+        &gw,
+        "GET",
+        &proof_path(acme_seq),
+        Some(&acme_admin),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(own.status, 200);
+    admin(
+        &gw,
+        "GET",
+        &proof_path(beta_seq),
+        Some(&acme_admin),
+        Value::Null,
+    )
+    .await
+    .assert_admin_error(404, "not_found");
+    admin(
+        &gw,
+        "GET",
+        &proof_path(999_999),
+        Some(&auditor),
+        Value::Null,
+    )
+    .await
+    .assert_admin_error(404, "not_found");
+    admin(
+        &gw,
+        "GET",
+        "/admin/audit/records/x/proof",
+        Some(&auditor),
+        Value::Null,
+    )
+    .await
+    .assert_admin_error(400, "invalid_request");
+    let viewer = admin_token(&gw, Role::Viewer);
+    admin(
+        &gw,
+        "GET",
+        &proof_path(acme_seq),
+        Some(&viewer),
+        Value::Null,
+    )
+    .await
+    .assert_admin_error(403, "permission_denied");
+    gw.stop().await;
+}

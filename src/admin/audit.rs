@@ -1,14 +1,18 @@
-//! Admin routes over the audit trail: search and a session's timeline, scoped to the
-//! caller's tenant (a tenant-admin sees only its own tenant's records).
+//! Admin routes over the audit trail: search, a session's timeline and one record's
+//! inclusion proof, scoped to the caller's tenant (a tenant-admin sees only its own
+//! tenant's records).
 
 use super::auth::Authorized;
 use super::error::AdminError;
 use crate::audit::log::{open_audit_db, session_records};
+use crate::audit::proof::{ExportError, export};
+use crate::audit::record::AuditRecord;
 use crate::audit::search::query::{SearchError, SearchParams};
 use crate::tenancy::rbac::Permission;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
+use http::StatusCode;
 use serde_json::Value;
 
 /// Results per page unless the caller asks otherwise, and the most it may ask for.
@@ -106,4 +110,56 @@ pub async fn session(
         return Err(AdminError::not_found(format!("no session `{id}`")));
     }
     Ok(Json(serde_json::json!({"session": id, "events": events})))
+}
+
+/// `GET /admin/audit/records/{seq}/proof`: the record with its Merkle inclusion proof
+/// and the signed checkpoint covering it — what `airlock audit verify-record` checks
+/// anywhere. 404 for a record outside the caller's tenant, 409 before a checkpoint
+/// covers it.
+pub async fn record_proof(
+    auth: Authorized,
+    path: Result<Path<u64>, PathRejection>,
+) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::AuditRead)?;
+    let Path(seq) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let access = auth
+        .state
+        .admin
+        .as_ref()
+        .ok_or_else(|| AdminError::internal("admin API off"))?;
+    let (audit_db, public_key) = (access.audit_db.clone(), access.public_key.clone());
+    let exported = tokio::task::spawn_blocking(move || {
+        let audit = open_audit_db(&audit_db)?;
+        Ok::<_, ExportError>(export(&audit, seq, &public_key))
+    })
+    .await
+    .map_err(AdminError::internal)?
+    .map_err(AdminError::internal)?;
+    let proof = match exported {
+        Ok(proof) => proof,
+        Err(ExportError::NoRecord { .. }) => {
+            return Err(AdminError::not_found(format!("no record {seq}")));
+        }
+        Err(e @ ExportError::NotCheckpointed { .. }) => {
+            return Err(AdminError::new(
+                StatusCode::CONFLICT,
+                "not_checkpointed",
+                e.to_string(),
+            ));
+        }
+        Err(e) => return Err(AdminError::internal(e)),
+    };
+    let tenant = serde_json::from_str::<AuditRecord>(&proof.body)
+        .map_err(AdminError::internal)?
+        .tenant_id;
+    if let Some(own) = auth.admin.tenant_id.as_deref()
+        && tenant.as_deref() != Some(own)
+    {
+        return Err(AdminError::not_found(format!("no record {seq}")));
+    }
+    auth.record("audit.export_record", seq.to_string(), None)
+        .await?;
+    Ok(Json(
+        serde_json::to_value(&proof).map_err(AdminError::internal)?,
+    ))
 }

@@ -25,6 +25,8 @@ pub struct AdminAccess {
     /// The audit log (`audit.db`), read per admin request.
     pub audit_db: PathBuf,
     pub key_hash_secret: [u8; 32],
+    /// The instance's Ed25519 public key (hex), named in record proofs.
+    pub public_key: String,
     /// Audit search; `None` when the audit trail or its index is off.
     pub audit_search: Option<Arc<crate::audit::search::service::SearchHandle>>,
 }

@@ -26,6 +26,10 @@ pub fn router() -> Router {
         )
         .route("/admin/sessions/{id}", get(super::audit::session))
         .route("/admin/audit/search", get(super::audit::search))
+        .route(
+            "/admin/audit/records/{seq}/proof",
+            get(super::audit::record_proof),
+        )
         .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

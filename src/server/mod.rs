@@ -256,6 +256,7 @@ impl Gateway {
                 state_db: loaded.state_db_path(),
                 audit_db: loaded.audit_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
+                public_key: instance_key.public_key_hex(),
                 audit_search,
             }),
             audit_payloads: audit.is_some() && audit_config.store_payloads,
