@@ -32,22 +32,6 @@ pub struct Fields {
     pub text: Field,
 }
 
-/// Names of the exact-match fields a query may name (`model:chat-model`).
-pub const TERM_FIELDS: &[&str] = &[
-    "kind",
-    "tenant",
-    "user",
-    "key",
-    "session",
-    "endpoint",
-    "model",
-    "upstream",
-    "decision",
-    "action",
-    "actor",
-    "data_class",
-];
-
 /// The schema and its field handles.
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
