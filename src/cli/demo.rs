@@ -149,6 +149,11 @@ Or from Python (pip install openai):
   for chunk in stream:
       print(chunk.choices[0].delta.content or "", end="", flush=True)
 
+Then, in another shell, the audit trail of what you sent (searchable within seconds):
+
+  airlock audit search Hello --config {config}
+  airlock audit verify --config {config}
+
 Press Ctrl-C to stop."#,
         dir = dir.display(),
         config = config.display(),
