@@ -5,7 +5,7 @@
 //! payloads past their tenant's retention every hour. Requests wait for room when it falls behind (bounded queue) and,
 //! in durable mode, for their acknowledgement.
 
-use super::log::AuditLog;
+use super::log::{AuditLog, RetentionSweep};
 use super::record::AuditEvent;
 use super::wal::WalFolder;
 use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
@@ -139,10 +139,16 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditReten
     let mut admin_events_read = Instant::now();
     ingest_admin_events(&mut log);
     let mut swept: Option<Instant> = None;
+    let mut sweep: Option<RetentionSweep> = None;
     loop {
         // Wait for the next event, waking for a due checkpoint.
-        let first = runtime
-            .block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await });
+        // A retention sweep under way goes on between batches without waiting.
+        let wait = if sweep.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        let first = runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
         match first {
             Ok(Some(pending)) => batch.push(pending),
             Ok(None) => break,
@@ -165,10 +171,25 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditReten
         }
         if retention.any() && swept.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
             swept = Some(Instant::now());
-            match log.apply_retention(|tenant| retention.payload_days_of(tenant)) {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "audit payload retention applied"),
+            match RetentionSweep::start(&log, |tenant| retention.payload_days_of(tenant)) {
+                Ok(started) => sweep = Some(started),
                 Err(e) => tracing::error!("audit payload retention failed: {e}"),
+            }
+        }
+        // One chunk per round: no request waits behind more than that.
+        if let Some(running) = sweep.as_mut() {
+            match running.step(&mut log) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if running.expired > 0 {
+                        tracing::info!(running.expired, "audit payload retention applied");
+                    }
+                    sweep = None;
+                }
+                Err(e) => {
+                    tracing::error!("audit payload retention failed: {e}");
+                    sweep = None;
+                }
             }
         }
         if log.checkpoint_due()
