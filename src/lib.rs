@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod evidence;
 pub mod mock_upstream;
+pub mod pii;
 pub mod policy;
 pub mod providers;
 pub mod random;

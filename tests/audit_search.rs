@@ -35,18 +35,11 @@ fn seqs(reply: &Value) -> Vec<u64> {
 
 /// Runs `airlock audit …` on the gateway's instance: success, stdout, stderr.
 fn cli(gw_config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .arg("audit")
-        .args(args)
-        .arg("--config")
-        .arg(gw_config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let config = gw_config.to_str().unwrap();
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", config]);
+    common::run_airlock(&all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

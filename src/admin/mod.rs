@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod error;
+mod policy;
 mod routes;
 
 use crate::server::AppState;
@@ -29,6 +30,8 @@ pub struct AdminAccess {
     pub public_key: String,
     /// Audit search; `None` when the audit trail or its index is off.
     pub audit_search: Option<Arc<crate::audit::search::service::SearchHandle>>,
+    /// Opens the data keys that seal audit payloads (policy dry runs read prompts).
+    pub seal_key: [u8; 32],
 }
 
 /// Serves one `/admin/` request.

@@ -32,6 +32,27 @@ pub fn router() -> Router {
         )
         .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(policy_router())
+}
+
+/// Policy routes: their bodies carry whole policy files, up to the policy size limit.
+fn policy_router() -> Router {
+    use super::policy;
+    Router::new()
+        .route("/admin/policies", get(policy::list).post(policy::apply))
+        .route("/admin/policies/lint", post(policy::lint_source))
+        .route("/admin/policies/test", post(policy::test))
+        .route("/admin/policies/dry-run", post(policy::dry_run_source))
+        .route("/admin/policies/diff", get(policy::diff_versions))
+        .route("/admin/policies/rollback", post(policy::rollback))
+        .route(
+            "/admin/policies/shadow",
+            axum::routing::put(policy::set_shadow).delete(policy::clear_shadow),
+        )
+        .route("/admin/policies/{version}", get(policy::get))
+        .layer(DefaultBodyLimit::max(
+            crate::policy::compile::MAX_FILE_BYTES * 2 + 64 * 1024,
+        ))
 }
 
 /// `GET /admin/routes`: every route with its targets' state.

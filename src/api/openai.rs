@@ -82,6 +82,12 @@ pub trait ForwardedRequest: Serialize {
     fn as_chat(&self) -> Option<&ChatCompletionRequest> {
         None
     }
+    /// The prompt's text (messages, prompt or input), for policy content rules.
+    fn prompt_text(&self) -> String;
+    /// The completion length the request asks for (0: unsaid).
+    fn completion_budget(&self) -> u64 {
+        completion_budget(self.extra())
+    }
     /// The end user the caller names in OpenAI's `user` field, if any.
     fn end_user(&self) -> Option<&str> {
         self.extra()
@@ -178,7 +184,7 @@ fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
 }
 
 macro_rules! streaming_request {
-    ($t:ty, $features:expr, $as_chat:expr) => {
+    ($t:ty, $features:expr, $as_chat:expr, $text:expr) => {
         impl ForwardedRequest for $t {
             fn model(&self) -> &str {
                 &self.model
@@ -201,13 +207,19 @@ macro_rules! streaming_request {
             fn as_chat(&self) -> Option<&ChatCompletionRequest> {
                 $as_chat(self)
             }
+            fn prompt_text(&self) -> String {
+                $text(self)
+            }
         }
     };
 }
 streaming_request!(
     ChatCompletionRequest,
     ChatCompletionRequest::chat_features,
-    Some
+    Some,
+    |r: &ChatCompletionRequest| crate::policy::facts::chat_text(
+        r.messages.iter().filter_map(|m| m.content.as_ref())
+    )
 );
 streaming_request!(
     CompletionRequest,
@@ -216,7 +228,8 @@ streaming_request!(
         context_tokens: text_bytes(&r.prompt).div_ceil(4) + completion_budget(&r.extra),
         ..Features::default()
     },
-    |_| None
+    |_| None,
+    |r: &CompletionRequest| crate::policy::facts::chat_text(std::iter::once(&r.prompt))
 );
 
 impl ForwardedRequest for EmbeddingRequest {
@@ -240,6 +253,9 @@ impl ForwardedRequest for EmbeddingRequest {
     }
     fn extra(&self) -> &Extra {
         &self.extra
+    }
+    fn prompt_text(&self) -> String {
+        crate::policy::facts::chat_text(std::iter::once(&self.input))
     }
 }
 

@@ -109,6 +109,18 @@ pub struct AuditRecord {
     /// What an admin action acted on (a key id, a token id, a route target).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Labels the policy's `tag` rules added.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The shadow policy version evaluated beside the active one (enforced never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_policy_version: Option<String>,
+    /// What the shadow version would have decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_decision: Option<String>,
+    /// The rules of the shadow version that matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_rules: Vec<String>,
 }
 
 /// The encoding version written now.

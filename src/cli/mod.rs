@@ -7,6 +7,7 @@ mod evidence;
 mod experiments;
 mod init;
 mod keys;
+mod policy;
 mod progress;
 mod requests;
 
@@ -45,6 +46,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Export an evidence package for an auditor; verify one offline.
     Evidence(evidence::EvidenceArgs),
+    /// Lint, test, dry-run, apply, diff and roll back policies.
+    Policy(policy::PolicyArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
@@ -101,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("the evidence package does not verify")
             }
         }
+        Command::Policy(args) => policy::run(args),
         Command::Requests(args) => requests::run(&args),
         Command::Experiments(args) => experiments::run(&args),
         Command::Version => {

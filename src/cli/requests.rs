@@ -26,7 +26,7 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} ERROR",
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} {:<8} ERROR / RULES",
         "TIME",
         "ID",
         "ENDPOINT",
@@ -37,7 +37,8 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         "MS",
         "UPSTR_MS",
         "IN_TOK",
-        "OUT_TOK"
+        "OUT_TOK",
+        "DECISION"
     );
     for r in &rows {
         print_row(r);
@@ -52,7 +53,7 @@ fn print_row(r: &RequestRecord) {
     let num = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {}",
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {:<8} {}",
         time.to_string(),
         r.id,
         format!("{}{}", r.endpoint, if r.stream { " (sse)" } else { "" }),
@@ -64,6 +65,11 @@ fn print_row(r: &RequestRecord) {
         ms(r.upstream_latency_ms),
         num(r.prompt_tokens),
         num(r.completion_tokens),
-        r.error_type.as_deref().unwrap_or(""),
+        r.decision.unwrap_or("-"),
+        [r.error_type.as_deref(), r.policy_rules.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
     );
 }

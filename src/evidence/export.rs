@@ -54,7 +54,8 @@ struct Verification<'a> {
 #[derive(Debug, Serialize)]
 struct PolicyVersions {
     note: &'static str,
-    versions: Vec<serde_json::Value>,
+    versions: Vec<crate::policy::versions::Version>,
+    activations: Vec<crate::policy::versions::Activation>,
 }
 
 const README: &str = include_str!("../../assets/evidence/README.txt");
@@ -102,13 +103,22 @@ fn gather(
         path::CONTROLS.into(),
         json_file(&controls::matrix(request.framework)?)?,
     );
+    let versions = crate::policy::versions::history(sources.state)?;
+    for version in &versions {
+        files.insert(
+            format!("policy/v{}.yaml", version.version),
+            crate::policy::versions::source(sources.state, version.version)?,
+        );
+    }
     files.insert(
         path::POLICY_VERSIONS.into(),
         json_file(&PolicyVersions {
-            note: "No policy versions exist: the policy engine is not built yet, so requests \
-                   are decided by authentication and routing alone and records carry no \
-                   policy version. This list fills once policies are versioned.",
-            versions: Vec::new(),
+            note: "Every policy version ever stored (its text is policy/vN.yaml; sha256 is \
+                   the SHA-256 of that text), newest first, and every activation in order: \
+                   which version became active or shadow, when, by whom and why. Audit \
+                   records name the version that decided them (policy_version vN-HASH8).",
+            versions,
+            activations: crate::policy::versions::activations(sources.state)?,
         })?,
     );
     files.insert(

@@ -1,3 +1,27 @@
-//! Policy as code: rules evaluated on every request and response passing the gateway.
+//! Policy as code: a YAML DSL of ordered rules (declarative matchers plus CEL), compiled
+//! once and evaluated per request and response; lint, unit tests, versions and dry runs.
 
+pub mod active;
+pub mod bench;
+pub mod cases;
+pub mod cel;
+pub mod compile;
+pub mod content_index;
+pub mod diff;
+pub mod dry_run;
+pub mod eval;
+pub mod facts;
 pub mod guardrails;
+pub mod limiter;
+pub mod lint;
+pub mod matchers;
+pub mod source;
+pub mod time;
+pub mod versions;
+
+#[cfg(test)]
+mod tests;
+
+pub use compile::{Policy, Problem, Severity, load};
+pub use eval::{Decision, Verdict, evaluate};
+pub use facts::{Facts, Phase};

@@ -33,6 +33,10 @@ pub struct RequestContext {
     session_id: Option<String>,
     /// The natural person the caller acts for (`x-user-id`, else the request's `user`).
     user_id: Option<String>,
+    /// The policies in force for this request and what they decided.
+    pub policy: super::policy_stage::PolicyState,
+    /// A policy said to keep no payloads.
+    payloads_dropped: bool,
 }
 
 /// The header a caller names its session with (an agent run, a conversation).
@@ -86,6 +90,8 @@ impl RequestContext {
             response_payload: None,
             session_id: None,
             user_id: None,
+            policy: Default::default(),
+            payloads_dropped: false,
         }
     }
 
@@ -101,6 +107,18 @@ impl RequestContext {
         if self.user_id.is_none() {
             self.user_id = label(user);
         }
+    }
+
+    /// The natural person the caller acts for, when named.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// Keeps no payload in the audit record (a policy's `log: metadata`).
+    pub fn drop_payloads(&mut self) {
+        self.request_payload = None;
+        self.response_payload = None;
+        self.payloads_dropped = true;
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -147,14 +165,14 @@ impl RequestContext {
 
     /// Keeps the response body (or a stream's bytes) for the audit record.
     pub fn set_response_payload(&mut self, body: Bytes) {
-        if self.state.audit_payloads {
+        if self.state.audit_payloads && !self.payloads_dropped {
             self.response_payload = Some(body);
         }
     }
 
     /// Whether the audit trail wants this request's response payload.
     pub fn wants_response_payload(&self) -> bool {
-        self.state.audit_payloads && !self.audited
+        self.state.audit_payloads && !self.audited && !self.payloads_dropped
     }
 
     /// The audit record of this request, once, with where to write it: `None` when the
@@ -168,7 +186,11 @@ impl RequestContext {
     }
 
     fn audit_event(&mut self) -> AuditEvent {
+        self.note_policy();
         let r = &self.record;
+        let trace = self.policy.trace.as_ref();
+        let shadow = trace.and_then(|t| t.shadow.as_ref());
+        let strings = |list: &[Arc<str>]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let text = |s: &Option<Arc<str>>| s.as_deref().map(str::to_string);
         let record = AuditRecord {
             ts_ms: r.ts_ms,
@@ -185,8 +207,17 @@ impl RequestContext {
             upstream_model: text(&r.upstream_model),
             experiment: text(&r.experiment),
             arm: text(&r.arm),
-            // Until the policy engine decides: what authentication decided.
-            decision: Some(if r.status == 401 { "deny" } else { "allow" }.into()),
+            decision: Some(
+                r.decision
+                    .unwrap_or(if r.status == 401 { "deny" } else { "allow" })
+                    .into(),
+            ),
+            policy_version: text(&r.policy_version),
+            matched_rules: trace.map(|t| strings(&t.rules)).unwrap_or_default(),
+            tags: trace.map(|t| strings(&t.tags)).unwrap_or_default(),
+            shadow_policy_version: shadow.map(|s| s.version.to_string()),
+            shadow_decision: shadow.map(|s| s.verdict.name().to_string()),
+            shadow_rules: shadow.map(|s| strings(&s.rules)).unwrap_or_default(),
             status: Some(r.status),
             error: self.error_code.map(str::to_string),
             prompt_tokens: r.prompt_tokens,
@@ -198,6 +229,22 @@ impl RequestContext {
             record,
             request_payload: self.request_payload.take(),
             response_payload: self.response_payload.take(),
+        }
+    }
+
+    /// Copies the policy's verdict, version and rules into the request log row.
+    fn note_policy(&mut self) {
+        let Some(trace) = &self.policy.trace else {
+            return;
+        };
+        if trace.version.is_empty() {
+            return;
+        }
+        self.record.decision = Some(trace.verdict.name());
+        self.record.policy_version = Some(trace.version.clone());
+        if !trace.rules.is_empty() {
+            let rules: Vec<&str> = trace.rules.iter().map(|r| &**r).collect();
+            self.record.policy_rules = Some(rules.join(",").into());
         }
     }
 
@@ -276,6 +323,7 @@ impl Drop for RequestContext {
         if let Some((sink, event)) = self.take_audit() {
             sink.record_detached(event);
         }
+        self.note_policy();
         if let Some(permit) = self.permit.take() {
             permit.send(std::mem::take(&mut self.record));
         }

@@ -171,6 +171,51 @@ impl ApiError {
         .with_param(missing.param())
     }
 
+    /// A policy rule refused the request (or withheld the answer).
+    pub fn policy_denied(message: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "policy_denied",
+            message,
+        )
+    }
+
+    /// A policy rule holds the request for a human's approval, which LLM calls cannot
+    /// wait for: refused, saying so.
+    pub fn approval_required(message: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "approval_required",
+            message,
+        )
+    }
+
+    /// A policy's `rate_limit` rule was reached; retry after `wait_secs`.
+    pub fn policy_rate_limited(wait_secs: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "policy_rate_limited",
+            format!("rate limit reached; retry in {wait_secs} s"),
+        );
+        err.retry_after = HeaderValue::from_str(&wait_secs.to_string())
+            .ok()
+            .map(Box::new);
+        err
+    }
+
+    /// A policy routes the request to a model this gateway does not serve.
+    pub fn policy_route_invalid(model: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "policy_route_invalid",
+            format!("the policy sends this request to model `{model}`, which is not configured"),
+        )
+    }
+
     /// The audit record could not be written and audit failures close.
     pub fn audit_unavailable() -> Self {
         Self::new(
@@ -297,6 +342,11 @@ impl ApiError {
         if let Some(v) = self.retry_after {
             headers.insert(header::RETRY_AFTER, *v);
         }
+        // The stable code, for callers whose error format has no field for it.
+        headers.insert(
+            http::HeaderName::from_static("x-airlock-error-code"),
+            HeaderValue::from_static(self.code),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

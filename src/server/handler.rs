@@ -6,6 +6,7 @@ use super::context::RequestContext;
 use super::count_tokens::{count_tokens, gemini_count_tokens};
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
+use super::policy_stage::{self, PolicyState};
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
 use crate::api::anthropic::stream::AnthropicStream;
@@ -68,6 +69,7 @@ pub async fn handle(
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
             ctx.set_caller_labels(req.headers());
+            ctx.policy = PolicyState::begin(state.policies.current(), req.headers());
             let result = match endpoint {
                 Endpoint::Models => list_models(&mut ctx, req.headers(), false),
                 Endpoint::ChatCompletions => {
@@ -448,12 +450,20 @@ async fn route_and_dispatch<T: ForwardedRequest>(
     upstream_path: &str,
 ) -> Result<Outcome, ApiError> {
     let state = ctx.state().clone();
-    let route = state
+    let mut route = state
         .routes
         .get(request.model())
         .filter(|_| principal.may_use(request.model()))
         .ok_or_else(|| ApiError::model_not_found(request.model()))?;
     ctx.set_end_user(request.end_user());
+    ctx.record.model = Some(route.model.clone());
+    if let Some(model) = policy_stage::request_phase(ctx, principal, &request, route)? {
+        route = state
+            .routes
+            .get(&model)
+            .ok_or_else(|| ApiError::policy_route_invalid(&model))?;
+        request.set_model(model.to_string());
+    }
     let stream = request.is_stream();
     ctx.record.stream = stream;
     ctx.record.model = Some(route.model.clone());
@@ -519,5 +529,19 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         strip_usage_chunk,
         cache_key,
     };
-    dispatch::dispatch(ctx, plan, &mut request).await
+    match dispatch::dispatch(ctx, plan, &mut request).await? {
+        Outcome::Response(response) if ctx.policy.judges_responses() => {
+            let (parts, body) = response.into_parts();
+            let Ok(collected) = body.collect().await;
+            let bytes = collected.to_bytes();
+            if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                policy_stage::response_phase(ctx, &answer)?;
+            }
+            Ok(Outcome::Response(Response::from_parts(
+                parts,
+                GatewayBody::full(bytes),
+            )))
+        }
+        outcome => Ok(outcome),
+    }
 }

@@ -7,6 +7,7 @@ mod count_tokens;
 mod dispatch;
 pub mod error;
 mod handler;
+pub mod policy_stage;
 pub mod request_id;
 
 use crate::audit::search::service::{IndexerThread, SearchHandle};
@@ -32,6 +33,10 @@ use tokio_rustls::TlsAcceptor;
 /// Everything a request handler needs, shared by all connections.
 pub struct AppState {
     pub keys: KeyCache,
+    /// The active and shadow policy versions, refreshed when they change.
+    pub policies: crate::policy::active::PolicyCache,
+    /// Counters of the policies' `rate_limit` rules.
+    pub rate_limiter: crate::policy::limiter::RateLimiter,
     pub routes: RouteTable,
     pub log: RequestLog,
     pub metrics: Metrics,
@@ -210,6 +215,10 @@ impl Gateway {
             &loaded.state_db_path(),
             &instance_key.key_hash_secret,
         )?;
+        let policies = crate::policy::active::PolicyCache::open(
+            crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?,
+            &loaded.state_db_path(),
+        )?;
         let server = &loaded.config.server;
         let workers = match server.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -248,6 +257,8 @@ impl Gateway {
         };
         let state = Arc::new(AppState {
             keys,
+            policies,
+            rate_limiter: Default::default(),
             routes,
             log,
             metrics,
@@ -256,6 +267,7 @@ impl Gateway {
                 state_db: loaded.state_db_path(),
                 audit_db: loaded.audit_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
+                seal_key: instance_key.seal_key,
                 public_key: instance_key.public_key_hex(),
                 audit_search,
             }),

@@ -38,6 +38,10 @@ const MIGRATIONS: &[Migration] = &[
      ALTER TABLE request_log ADD COLUMN arm TEXT;",
     // Answered from the route's response cache, without an upstream attempt.
     "ALTER TABLE request_log ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
+    // What the policy decided, which version, and the rules that matched (comma-separated).
+    "ALTER TABLE request_log ADD COLUMN decision TEXT;
+     ALTER TABLE request_log ADD COLUMN policy_version TEXT;
+     ALTER TABLE request_log ADD COLUMN policy_rules TEXT;",
 ];
 
 /// Rows written per transaction at most.
@@ -76,6 +80,12 @@ pub struct RequestRecord {
     pub arm: Option<Arc<str>>,
     /// Answered from the response cache.
     pub cache_hit: bool,
+    /// What the policy decided (`allow`, `deny`, `require_approval`); none without a policy.
+    pub decision: Option<&'static str>,
+    /// The policy version that decided (`v3-1a2b3c4d`).
+    pub policy_version: Option<Arc<str>>,
+    /// The rules that matched, comma-separated, in evaluation order.
+    pub policy_rules: Option<Arc<str>>,
 }
 
 /// Sends records to the writer thread. Cheap to clone.
@@ -151,8 +161,9 @@ fn drain_into(rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRec
 /// Columns written per record, in `bind_record`'s order.
 const COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model,
     status, error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
-    completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit";
-const COLUMN_COUNT: usize = 21;
+    completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit, decision,
+    policy_version, policy_rules";
+const COLUMN_COUNT: usize = 24;
 /// Records per multi-row INSERT: a third less CPU per row than one statement per row.
 const ROWS_PER_INSERT: usize = 16;
 
@@ -216,6 +227,9 @@ fn bind_record(
         &r.experiment,
         &r.arm,
         &r.cache_hit,
+        &r.decision,
+        &r.policy_version,
+        &r.policy_rules,
     ];
     for (index, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(offset + index + 1, value)?;
@@ -271,7 +285,8 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
     let mut stmt = conn.prepare(
         "SELECT id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model, status,
                 error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
-                completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit
+                completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit,
+                decision, policy_version, policy_rules
          FROM request_log ORDER BY seq DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |row| {
@@ -301,6 +316,12 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
             arm: text(19)?,
             cache_hit: row.get(20)?,
             client_addr: text(16)?,
+            decision: row
+                .get::<_, Option<String>>(21)?
+                .and_then(|d| crate::policy::Verdict::from_name(&d))
+                .map(crate::policy::Verdict::name),
+            policy_version: text(22)?,
+            policy_rules: text(23)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -367,6 +388,9 @@ mod tests {
                 experiment: (i % 5 == 0).then(|| "exp".into()),
                 arm: (i % 5 == 0).then(|| format!("arm{}", i % 2).into()),
                 cache_hit: i % 7 == 0,
+                decision: [Some("allow"), Some("deny"), None][i as usize % 3],
+                policy_version: (i % 3 != 2).then(|| format!("v{i}-abcdef12").into()),
+                policy_rules: (i % 4 == 0).then(|| format!("r{i},s{i}").into()),
             })
             .collect();
         write_batch(&mut conn, &records).unwrap();

@@ -228,7 +228,7 @@ pub(super) fn revoke(
 
 /// Runs a change and its admin event as one transaction, taking the write lock first
 /// (the gateway writes this database too: a read upgraded to a write could not wait).
-pub(super) fn atomically<T>(
+pub fn atomically<T>(
     conn: &Connection,
     change: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

@@ -12,7 +12,8 @@ pub use admin_tokens::{
     ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore,
 };
 pub use auth::{AuthError, KeyCache, Principal};
-pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event};
+pub use change_watch::ChangeWatch;
+pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event, atomically};
 
 use crate::store::Migration;
 
@@ -66,4 +67,28 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     "ALTER TABLE admin_events ADD COLUMN tenant_id TEXT;",
     // Milliseconds, so admin actions order among requests in the audit trail.
     "ALTER TABLE admin_events ADD COLUMN ts_ms INTEGER;",
+    // Policy versions (immutable), which one is active and which shadows it, and every
+    // activation in order (for history, rollback and evidence).
+    "CREATE TABLE policy_versions (
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        source BLOB NOT NULL,
+        author TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE policy_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        active INTEGER REFERENCES policy_versions(version),
+        shadow INTEGER REFERENCES policy_versions(version)
+    );
+    CREATE TABLE policy_activations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        version INTEGER REFERENCES policy_versions(version),
+        role TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        message TEXT
+    );",
 ];

@@ -28,6 +28,10 @@ pub enum Permission {
     RoutesOperate,
     /// Read audit records (a tenant-admin: its own tenant's only).
     AuditRead,
+    /// Read policy versions; lint and test policy text.
+    PolicyRead,
+    /// Apply, roll back and shadow policy versions; dry-run on every tenant's traffic.
+    PolicyWrite,
 }
 
 impl Role {
@@ -57,6 +61,9 @@ impl Role {
             RoutesRead => matches!(self, SuperAdmin | Operator | Viewer),
             RoutesOperate => matches!(self, SuperAdmin | Operator),
             AuditRead => matches!(self, SuperAdmin | TenantAdmin | Auditor),
+            PolicyRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Auditor | Viewer),
+            // The policy governs every tenant: only a super-admin changes it.
+            PolicyWrite => matches!(self, SuperAdmin),
         }
     }
 }

@@ -407,3 +407,16 @@ pub async fn last_upstream_request(mock: SocketAddr) -> Value {
     .await
     .json()
 }
+
+/// Runs the `airlock` binary with `args`: success, stdout, stderr.
+pub fn run_airlock(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

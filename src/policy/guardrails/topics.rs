@@ -4,9 +4,6 @@
 //! topic, avoiding words with everyday business senses ("election" in leader election,
 //! "candidate", "execute", "attack surface", "side effects" of code).
 
-use super::keywords::KeywordMatcher;
-use std::sync::LazyLock;
-
 const MEDICAL: &[&str] = &[
     "medical diagnosis",
     "my diagnosis",
@@ -346,25 +343,6 @@ pub const TOPICS: &[&str] = &[
     "politics_elections",
 ];
 
-type LazyMatcher = LazyLock<Option<KeywordMatcher>>;
-
-fn build(index: usize) -> Option<KeywordMatcher> {
-    let (_, terms) = TABLE.get(index)?;
-    KeywordMatcher::new(terms.iter(), true).ok()
-}
-
-/// One matcher per topic, built on first use.
-static MATCHERS: [LazyMatcher; TABLE.len()] = [
-    LazyLock::new(|| build(0)),
-    LazyLock::new(|| build(1)),
-    LazyLock::new(|| build(2)),
-    LazyLock::new(|| build(3)),
-    LazyLock::new(|| build(4)),
-    LazyLock::new(|| build(5)),
-    LazyLock::new(|| build(6)),
-    LazyLock::new(|| build(7)),
-];
-
 fn index_of(name: &str) -> Option<usize> {
     TABLE.iter().position(|(n, _)| *n == name)
 }
@@ -376,22 +354,34 @@ pub fn topic_terms(name: &str) -> Option<&'static [&'static str]> {
         .map(|(_, terms)| *terms)
 }
 
-/// A whole-word matcher over a built-in topic's terms, built once on first use.
-pub fn topic_matcher(name: &str) -> Option<&'static KeywordMatcher> {
-    index_of(name)
-        .and_then(|i| MATCHERS.get(i))
-        .and_then(|m| m.as_ref())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::policy::content_index::{ContentIndex, ContentIndexBuilder, GroupId};
+
+    /// Every topic as a whole-word group of one index, as policies use them.
+    fn index() -> (ContentIndex, Vec<GroupId>) {
+        let mut builder = ContentIndexBuilder::default();
+        let groups = TOPICS
+            .iter()
+            .map(|t| {
+                builder
+                    .group(topic_terms(t).unwrap().iter().copied(), true)
+                    .unwrap()
+            })
+            .collect();
+        (builder.build().unwrap(), groups)
+    }
+
     fn topics_of(text: &str) -> Vec<&'static str> {
+        let (index, groups) = index();
+        let found = index.scan_terms(text);
         TOPICS
             .iter()
-            .copied()
-            .filter(|t| topic_matcher(t).unwrap().find(text).is_some())
+            .zip(groups)
+            .filter(|(_, g)| found[*g])
+            .map(|(t, _)| *t)
             .collect()
     }
 
@@ -405,18 +395,15 @@ mod tests {
                 "{name}: {} terms",
                 terms.len()
             );
-            let matcher = topic_matcher(name).unwrap();
-            assert_eq!(matcher.len(), terms.len());
             assert_eq!(topic_terms(name), Some(*terms));
             for term in *terms {
                 assert_eq!(term.trim(), *term, "{name}: {term:?}");
                 assert_eq!(term.to_lowercase(), *term, "{name}: {term:?}");
                 // Every term finds itself, capitalised, inside a sentence.
                 let text = format!("Well, {}!", term.to_uppercase());
-                assert!(matcher.find(&text).is_some(), "{name}: {term:?}");
+                assert!(topics_of(&text).contains(name), "{name}: {term:?}");
             }
         }
-        assert!(topic_matcher("astrology").is_none());
         assert!(topic_terms("astrology").is_none());
     }
 

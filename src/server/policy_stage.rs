@@ -1,0 +1,262 @@
+//! The gateway's policy stage: a request's facts, the active policy's verdict and effects
+//! (the shadow's only recorded), and the trace the request log and audit record keep.
+
+use super::context::RequestContext;
+use super::error::ApiError;
+use crate::api::openai::ForwardedRequest;
+use crate::policy::active::{Loaded, Policies};
+use crate::policy::eval::Decision;
+use crate::policy::source::{LogLevel, RateLimitScope};
+use crate::policy::{Facts, Phase, Verdict, evaluate};
+use crate::routing::Route;
+use crate::tenancy::Principal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Headers a policy never sees: credentials.
+const HIDDEN_HEADERS: [&str; 4] = [
+    "authorization",
+    "x-api-key",
+    "cookie",
+    "proxy-authorization",
+];
+
+/// The policy side of one request: the versions in force when it arrived (kept to its
+/// end, so both phases see the same version), its facts, and what was decided.
+#[derive(Default)]
+pub struct PolicyState {
+    policies: Option<Arc<Policies>>,
+    headers: BTreeMap<String, String>,
+    facts: Option<Box<Facts>>,
+    pub trace: Option<PolicyTrace>,
+}
+
+/// What the policies decided, for the request log and the audit record.
+#[derive(Debug, Clone)]
+pub struct PolicyTrace {
+    pub version: Arc<str>,
+    pub verdict: Verdict,
+    pub rules: Vec<Arc<str>>,
+    pub tags: Vec<Arc<str>>,
+    pub log: Option<LogLevel>,
+    pub shadow: Option<ShadowTrace>,
+}
+
+/// What the shadow version would have decided.
+#[derive(Debug, Clone)]
+pub struct ShadowTrace {
+    pub version: Arc<str>,
+    pub verdict: Verdict,
+    pub rules: Vec<Arc<str>>,
+}
+
+impl PolicyState {
+    /// Takes the policies in force as the request arrives, and (when there are any) the
+    /// request's headers, credentials left out.
+    pub fn begin(policies: Arc<Policies>, headers: &http::HeaderMap) -> Self {
+        if policies.active.is_none() && policies.shadow.is_none() {
+            return Self::default();
+        }
+        let headers = headers
+            .iter()
+            .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            })
+            .collect();
+        Self {
+            policies: Some(policies),
+            headers,
+            facts: None,
+            trace: None,
+        }
+    }
+}
+
+impl PolicyState {
+    /// Whether a policy in force has response rules (whole answers are then judged).
+    pub fn judges_responses(&self) -> bool {
+        let has = |l: &Option<Arc<Loaded>>| {
+            l.as_ref()
+                .is_some_and(|l| l.policy.rules.iter().any(|r| r.response))
+        };
+        self.policies
+            .as_ref()
+            .is_some_and(|p| has(&p.active) || has(&p.shadow))
+    }
+}
+
+/// The request phase: evaluates the policies for `request` bound for `route`; refuses
+/// it (deny, require_approval, a rate limit reached) or returns the model a route or
+/// downgrade rule chose instead.
+pub fn request_phase<T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    request: &T,
+    route: &Route,
+) -> Result<Option<Arc<str>>, ApiError> {
+    let Some(policies) = ctx.policy.policies.clone() else {
+        return Ok(None);
+    };
+    let content = request.prompt_text();
+    let facts = Facts {
+        phase: Phase::Request,
+        tenant: principal.tenant_id.to_string(),
+        team: None,
+        user: ctx.user_id().map(str::to_string),
+        key: principal.key_id.to_string(),
+        endpoint: crate::policy::source::EndpointKind::Llm,
+        model: request.model().to_string(),
+        provider: route.targets.first().map(|t| t.upstream.name.to_string()),
+        data_classes: BTreeMap::new(),
+        prompt_tokens: (content.len() as u64).div_ceil(4),
+        completion_tokens: request.completion_budget(),
+        cost_usd: None,
+        time_ms: crate::store::now_unix_ms(),
+        headers: std::mem::take(&mut ctx.policy.headers),
+        content,
+        mcp: None,
+    };
+    let shadow = policies.shadow.as_ref().map(|s| shadow_trace(s, &facts));
+    let Some(active) = &policies.active else {
+        ctx.policy.trace = shadow.map(|shadow| PolicyTrace {
+            version: Arc::from(""),
+            verdict: Verdict::Allow,
+            rules: Vec::new(),
+            tags: Vec::new(),
+            log: None,
+            shadow: Some(shadow),
+        });
+        ctx.policy.facts = Some(Box::new(facts));
+        return Ok(None);
+    };
+    let decision = evaluate(&active.policy, &facts);
+    report_errors(active, &decision);
+    let mut trace = PolicyTrace {
+        version: active.label.clone(),
+        verdict: decision.verdict,
+        rules: decision.matched.clone(),
+        tags: decision.tags.clone(),
+        log: decision.log,
+        shadow,
+    };
+    let refusal = match decision.verdict {
+        Verdict::Deny => Some(ApiError::policy_denied(message(&decision))),
+        Verdict::RequireApproval => Some(ApiError::approval_required(message(&decision))),
+        Verdict::Allow => rate_limited(ctx, principal, &facts, &decision),
+    };
+    if refusal.is_some() {
+        trace.verdict = Verdict::Deny;
+    }
+    if trace.log == Some(LogLevel::Metadata) {
+        ctx.drop_payloads();
+    }
+    ctx.policy.trace = Some(trace);
+    ctx.policy.facts = Some(Box::new(facts));
+    match refusal {
+        Some(err) => Err(err),
+        None => Ok(decision.reroute.map(|r| r.model)),
+    }
+}
+
+/// The response phase of a whole (not streamed) answer: refuses to deliver it when a
+/// response rule denies.
+pub fn response_phase(
+    ctx: &mut RequestContext,
+    answer: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let Some(policies) = ctx.policy.policies.clone() else {
+        return Ok(());
+    };
+    let Some(mut facts) = ctx.policy.facts.take() else {
+        return Ok(());
+    };
+    facts.phase = Phase::Response;
+    facts.content = crate::policy::facts::response_text(answer);
+    facts.completion_tokens = ctx.record.completion_tokens.unwrap_or(0);
+    let result = match &policies.active {
+        Some(active) => {
+            let decision = evaluate(&active.policy, &facts);
+            report_errors(active, &decision);
+            let trace = ctx.policy.trace.get_or_insert_with(|| PolicyTrace {
+                version: active.label.clone(),
+                verdict: Verdict::Allow,
+                rules: Vec::new(),
+                tags: Vec::new(),
+                log: None,
+                shadow: None,
+            });
+            trace.rules.extend(decision.matched.iter().cloned());
+            for tag in &decision.tags {
+                if !trace.tags.contains(tag) {
+                    trace.tags.push(tag.clone());
+                }
+            }
+            match decision.verdict {
+                Verdict::Allow => Ok(()),
+                verdict => {
+                    trace.verdict = verdict.max(trace.verdict);
+                    Err(ApiError::policy_denied(message(&decision)))
+                }
+            }
+        }
+        None => Ok(()),
+    };
+    if let Some(shadow) = &policies.shadow {
+        let later = shadow_trace(shadow, &facts);
+        if let Some(trace) = ctx.policy.trace.as_mut().and_then(|t| t.shadow.as_mut()) {
+            trace.rules.extend(later.rules);
+            trace.verdict = trace.verdict.max(later.verdict);
+        }
+    }
+    ctx.policy.facts = Some(facts);
+    result
+}
+
+fn shadow_trace(shadow: &Loaded, facts: &Facts) -> ShadowTrace {
+    let decision = evaluate(&shadow.policy, facts);
+    ShadowTrace {
+        version: shadow.label.clone(),
+        verdict: decision.verdict,
+        rules: decision.matched,
+    }
+}
+
+fn message(decision: &Decision) -> &str {
+    decision
+        .message
+        .as_deref()
+        .unwrap_or(crate::policy::compile::DEFAULT_DENY_MESSAGE)
+}
+
+/// Logs `when:` expressions that failed (they count as not matching).
+fn report_errors(policy: &Loaded, decision: &Decision) {
+    for (rule, error) in &decision.errors {
+        tracing::warn!(policy = %policy.label, rule = %rule, %error, "policy condition failed to evaluate");
+    }
+}
+
+/// Counts the request against every rate limit a matching rule set; the first reached
+/// refuses it.
+fn rate_limited(
+    ctx: &RequestContext,
+    principal: &Principal,
+    facts: &Facts,
+    decision: &Decision,
+) -> Option<ApiError> {
+    for limit in &decision.limits {
+        let subject = match limit.limit.by {
+            RateLimitScope::Key => &*principal.key_id,
+            RateLimitScope::Tenant => &*principal.tenant_id,
+            RateLimitScope::User => facts.user.as_deref().unwrap_or(&principal.key_id),
+        };
+        if let Err(wait_secs) =
+            ctx.state()
+                .rate_limiter
+                .admit(&limit.rule, subject, &limit.limit, facts.time_ms)
+        {
+            return Some(ApiError::policy_rate_limited(wait_secs));
+        }
+    }
+    None
+}

@@ -1,0 +1,613 @@
+//! Policies on the wire: a version applied while the gateway runs takes effect on the
+//! next request, denies in each caller's wire format, withholds answers, downgrades,
+//! shadows, rate-limits, and in-flight requests see one version from start to end; the
+//! decision, rules and version land in the request log and the audit record; the
+//! command line lints, tests, applies, diffs, rolls back and dry-runs.
+
+mod common;
+
+use airlock::policy::versions;
+use airlock::tenancy::STATE_MIGRATIONS;
+use common::{Gateway, post};
+use serde_json::{Value, json};
+
+fn ask(model: &str, text: &str) -> Value {
+    json!({"model": model, "max_tokens": 3, "messages": [{"role": "user", "content": text}]})
+}
+
+/// Applies `yaml` as a new active version, as `airlock policy apply` does.
+fn apply(gw: &Gateway, yaml: &str) -> String {
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    versions::apply(&conn, yaml.as_bytes(), "test", "test")
+        .unwrap()
+        .label
+}
+
+/// The audit records of LLM requests, oldest first.
+fn audit_records(gw: &Gateway) -> Vec<Value> {
+    let conn = rusqlite::Connection::open(gw.loaded.audit_db_path()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM records WHERE kind = 'llm.request' ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .collect()
+}
+
+const DENY_AURORA: &str = r#"
+policy: test
+rules:
+  - id: no-aurora
+    match: {content: {keywords: [project aurora]}}
+    action: deny
+    message: Project Aurora is confidential
+  - id: tag-all
+    action: tag
+    tags: [seen]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_policy_denies_in_every_wire_format_and_rollback_restores() {
+    let gw = Gateway::start().await;
+    let chat = gw.url("/v1/chat/completions");
+    let secret = "tell me about Project Aurora";
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", secret))
+            .await
+            .status,
+        200
+    );
+
+    let label = apply(&gw, DENY_AURORA);
+    let reply = post(&chat, &gw.key, &ask("chat-model", secret)).await;
+    reply.assert_error(403, "policy_denied");
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "Project Aurora is confidential"
+    );
+    assert_eq!(reply.headers["x-airlock-error-code"], "policy_denied");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "hello"))
+            .await
+            .status,
+        200
+    );
+
+    // Anthropic's shape.
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &ask("chat-model", secret)).await;
+    assert_eq!(reply.status, 403);
+    let body = reply.json();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert_eq!(body["error"]["message"], "Project Aurora is confidential");
+    // Gemini's shape.
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": secret}]}]});
+    let reply = post(
+        &gw.url("/v1beta/models/chat-model:generateContent"),
+        &gw.key,
+        &gemini,
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["error"]["status"], "PERMISSION_DENIED");
+
+    // Roll back to no policy at all is not possible (there was none before); apply an
+    // allow-all and roll back to it after a second version.
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    let relaxed = apply(&gw, "policy: open\nrules: []\n");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", secret))
+            .await
+            .status,
+        200
+    );
+    let back = versions::rollback(&conn, None, "test").unwrap();
+    assert_eq!(back.label, label);
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", secret))
+            .await
+            .status,
+        403
+    );
+    assert!(relaxed.starts_with("v2-"));
+
+    let rows = gw.stop_keeping_files().await;
+    let denied = rows.iter().find(|r| r.status == 403).unwrap();
+    assert_eq!(denied.decision, Some("deny"));
+    assert_eq!(denied.policy_rules.as_deref(), Some("no-aurora"));
+    assert_eq!(denied.policy_version.as_deref(), Some(label.as_str()));
+    let allowed = rows
+        .iter()
+        .find(|r| r.status == 200 && r.policy_version.is_some())
+        .unwrap();
+    assert_eq!(allowed.decision, Some("allow"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_rules_withhold_answers_and_effects_apply() {
+    let gw = Gateway::start().await;
+    apply(
+        &gw,
+        r#"
+policy: effects
+rules:
+  - id: withhold-for-carol
+    phase: response
+    match: {users: [carol], content: {regex: ["\\w+"]}}
+    action: deny
+    message: the answer was withheld
+  - id: small-model-for-dave
+    match: {users: [dave]}
+    action: downgrade
+    model: embed-model
+  - id: two-per-minute-for-erin
+    match: {users: [erin]}
+    action: rate_limit
+    rate_limit: {requests: 2, per: 1m, by: user}
+  - id: no-payloads-for-frank
+    match: {users: [frank]}
+    action: log
+    log: metadata
+"#,
+    );
+    let chat = gw.url("/v1/chat/completions");
+    let with_user = |user: &str| {
+        let mut body = ask("chat-model", "hello");
+        body["user"] = json!(user);
+        body
+    };
+    post(&chat, &gw.key, &with_user("carol"))
+        .await
+        .assert_error(403, "policy_denied");
+    assert_eq!(post(&chat, &gw.key, &with_user("dave")).await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(post(&chat, &gw.key, &with_user("erin")).await.status, 200);
+    }
+    let limited = post(&chat, &gw.key, &with_user("erin")).await;
+    limited.assert_error(429, "policy_rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(post(&chat, &gw.key, &with_user("frank")).await.status, 200);
+
+    let records = audit_records(&gw);
+    let of = |user: &str| {
+        records
+            .iter()
+            .filter(|r| r["user_id"] == user)
+            .collect::<Vec<_>>()
+    };
+    let carol = of("carol")[0];
+    assert_eq!(carol["decision"], "deny");
+    assert_eq!(carol["matched_rules"], json!(["withhold-for-carol"]));
+    // The withheld answer is still in the record, for the auditor.
+    assert!(carol["response_payload_sha256"].is_string());
+    let dave = of("dave")[0];
+    assert_eq!(dave["model"], "embed-model");
+    assert_eq!(dave["matched_rules"], json!(["small-model-for-dave"]));
+    assert_eq!(of("erin")[2]["decision"], "deny");
+    let frank = of("frank")[0];
+    assert!(frank.get("request_payload_sha256").is_none(), "{frank}");
+    assert!(frank.get("response_payload_sha256").is_none(), "{frank}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_decisions_are_recorded_and_never_enforced() {
+    let gw = Gateway::start().await;
+    apply(
+        &gw,
+        "policy: open\nrules:\n  - id: allow-all\n    action: allow\n",
+    );
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    let shadow = versions::set_shadow(
+        &conn,
+        versions::ShadowChange::Source {
+            bytes: DENY_AURORA.as_bytes(),
+            message: "trying it",
+        },
+        "test",
+    )
+    .unwrap()
+    .unwrap();
+    let chat = gw.url("/v1/chat/completions");
+    let reply = post(&chat, &gw.key, &ask("chat-model", "Project Aurora status?")).await;
+    assert_eq!(reply.status, 200);
+    let records = audit_records(&gw);
+    let last = records.last().unwrap();
+    assert_eq!(last["decision"], "allow");
+    assert_eq!(last["shadow_policy_version"], shadow.as_str());
+    assert_eq!(last["shadow_decision"], "deny");
+    assert_eq!(last["shadow_rules"], json!(["no-aurora"]));
+    gw.stop().await;
+}
+
+/// Versions applied and rolled back while requests are in flight: every request is
+/// judged, in both phases, by exactly one version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_see_one_version_never_a_mix() {
+    let gw = Gateway::start().await;
+    let version = |name: &str| {
+        format!(
+            "policy: {name}\nrules:\n  - id: {name}-in\n    action: tag\n    tags: [{name}-in]\n  - id: {name}-out\n    phase: response\n    action: tag\n    tags: [{name}-out]\n"
+        )
+    };
+    let (one, two) = (version("one"), version("two"));
+    apply(&gw, &one);
+    let chat = gw.url("/v1/chat/completions");
+    let key = gw.key.clone();
+    let load = tokio::spawn(async move {
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let (chat, key) = (chat.clone(), key.clone());
+            handles.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    assert_eq!(
+                        post(&chat, &key, &ask("chat-model", "hi")).await.status,
+                        200
+                    );
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    for i in 0..20 {
+        if i % 2 == 0 {
+            versions::apply(&conn, two.as_bytes(), "test", "flip")
+                .unwrap_or_else(|_| versions::rollback(&conn, Some(2), "test").unwrap());
+        } else {
+            versions::rollback(&conn, Some(1), "test").unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    load.await.unwrap();
+    let records = audit_records(&gw);
+    assert_eq!(records.len(), 200);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &records {
+        let version = r["policy_version"].as_str().unwrap();
+        let name = if version.starts_with("v1-") {
+            "one"
+        } else {
+            "two"
+        };
+        seen.insert(name);
+        assert_eq!(
+            r["tags"],
+            json!([format!("{name}-in"), format!("{name}-out")]),
+            "{r}"
+        );
+        assert_eq!(
+            r["matched_rules"],
+            json!([format!("{name}-in"), format!("{name}-out")])
+        );
+    }
+    assert_eq!(seen.len(), 2, "both versions served some requests");
+    gw.stop().await;
+}
+
+/// Runs `airlock policy …`: success, stdout, stderr.
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["policy"];
+    all.extend_from_slice(args);
+    common::run_airlock(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_lints_tests_applies_diffs_rolls_back_and_dry_runs() {
+    let gw = Gateway::start().await;
+    let dir = &gw.dir;
+    let config = gw.loaded.path.to_str().unwrap().to_string();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "policy: p\nrules:\n  - id: a\n    match:\n      modls: [x]\n    action: deny\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["lint", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("bad.yaml:5:7: error: unknown field `modls`"),
+        "{out}"
+    );
+    assert!(out.contains("hint: did you mean `models`?"), "{out}");
+    assert!(err.contains("1 error(s)"), "{err}");
+
+    let policy = dir.join("aurora.yaml");
+    std::fs::write(&policy, DENY_AURORA).unwrap();
+    let tests = dir.join("aurora.test.yaml");
+    std::fs::write(
+        &tests,
+        r#"policy: aurora.yaml
+cases:
+  - name: the codename is refused
+    request: {model: chat-model, content: "What is project AURORA?"}
+    expect: {decision: deny, rule: no-aurora}
+  - name: other questions pass, tagged
+    request: {model: chat-model, content: "What is the weather?"}
+    expect: {decision: allow, rule: default, matched: [tag-all], tags: [seen]}
+"#,
+    )
+    .unwrap();
+    let (ok, out, _) = cli(&["test", tests.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    let wrong = dir.join("wrong.test.yaml");
+    std::fs::write(
+        &wrong,
+        "policy: aurora.yaml\ncases:\n  - name: expects wrongly\n    request: {content: aurora}\n    expect: {decision: deny}\n",
+    )
+    .unwrap();
+    let (ok, out, _) = cli(&["test", wrong.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("FAIL") && out.contains("decision: expected deny, got allow"),
+        "{out}"
+    );
+
+    // Recorded traffic for the dry run: three requests name the codename.
+    let chat = gw.url("/v1/chat/completions");
+    for text in [
+        "Project Aurora budget",
+        "hello",
+        "project aurora team",
+        "x",
+        "PROJECT AURORA",
+    ] {
+        assert_eq!(
+            post(&chat, &gw.key, &ask("chat-model", text)).await.status,
+            200
+        );
+    }
+    let (ok, out, err) = cli(&[
+        "dry-run",
+        policy.to_str().unwrap(),
+        "--config",
+        &config,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["requests"], 5);
+    assert_eq!(report["unchanged"], 2);
+    assert_eq!(report["changes"][0]["from"], "allow");
+    assert_eq!(report["changes"][0]["to"], "deny");
+    assert_eq!(report["changes"][0]["requests"], 3);
+    assert_eq!(report["changes"][0]["rules"]["no-aurora"], 3);
+    assert_eq!(report["changes"][0]["samples"].as_array().unwrap().len(), 3);
+
+    let (ok, out, err) = cli(&[
+        "apply",
+        policy.to_str().unwrap(),
+        "-m",
+        "block aurora",
+        "--config",
+        &config,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("v1-"), "{out}");
+    let (ok, _, err) = cli(&[
+        "apply",
+        policy.to_str().unwrap(),
+        "-m",
+        "again",
+        "--config",
+        &config,
+    ]);
+    assert!(!ok && err.contains("already active"), "{err}");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "Project Aurora"))
+            .await
+            .status,
+        403
+    );
+    let open = dir.join("open.yaml");
+    std::fs::write(&open, "policy: open\nrules: []\n").unwrap();
+    let (ok, _, err) = cli(&[
+        "apply",
+        open.to_str().unwrap(),
+        "-m",
+        "open up",
+        "--config",
+        &config,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = cli(&["diff", "1", "2", "--config", &config]);
+    assert!(ok);
+    assert!(out.contains("rules removed: no-aurora, tag-all"), "{out}");
+    assert!(
+        out.contains("-policy: test") && out.contains("+policy: open"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&["history", "--config", &config]);
+    assert!(ok);
+    assert!(
+        out.lines().next().unwrap().contains("active") && out.contains("open up"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["rollback", "--config", &config]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("v1-"), "{out}");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "Project Aurora"))
+            .await
+            .status,
+        403
+    );
+    // Every change is in the audit trail.
+    let conn = rusqlite::Connection::open(gw.loaded.audit_db_path()).unwrap();
+    let actions: Vec<String> = conn
+        .prepare("SELECT json_extract(body, '$.action') FROM records WHERE kind = 'admin.action'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for action in ["policy.apply", "policy.rollback", "policy.dry_run"] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_manages_policies_with_roles_and_clear_errors() {
+    use airlock::tenancy::rbac::Role;
+    use common::{admin, admin_token};
+    let gw = Gateway::start_with("  admin_api: true\n", &[]).await;
+    let root = admin_token(&gw, Role::SuperAdmin);
+    let viewer = admin_token(&gw, Role::Viewer);
+    let call = |method: &'static str, path: &'static str, token: String, body: Value| {
+        let gw = &gw;
+        async move { admin(gw, method, path, Some(&token), body).await }
+    };
+
+    // Lint and test are open to readers; apply is not.
+    let lint = call(
+        "POST",
+        "/admin/policies/lint",
+        viewer.clone(),
+        json!({"source": "policy: p\nrules:\n  - id: a\n    action: route\n"}),
+    )
+    .await;
+    assert_eq!(lint.status, 200);
+    let lint = lint.json();
+    assert_eq!(lint["errors"], true);
+    assert_eq!(lint["problems"][0]["line"], 4);
+    let tested = call(
+        "POST",
+        "/admin/policies/test",
+        viewer.clone(),
+        json!({"source": DENY_AURORA, "cases": "cases:\n  - name: n\n    request: {content: project aurora}\n    expect: {decision: deny}\n"}),
+    )
+    .await
+    .json();
+    assert_eq!(tested["passed"], 1);
+    call(
+        "POST",
+        "/admin/policies",
+        viewer.clone(),
+        json!({"source": DENY_AURORA, "message": "m"}),
+    )
+    .await
+    .assert_admin_error(403, "permission_denied");
+
+    // Apply, list, read, diff, roll back, shadow.
+    let applied = call(
+        "POST",
+        "/admin/policies",
+        root.clone(),
+        json!({"source": DENY_AURORA, "message": "block aurora"}),
+    )
+    .await;
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert_eq!(applied.json()["version"], 1);
+    let chat = gw.url("/v1/chat/completions");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
+            .await
+            .status,
+        403
+    );
+    call(
+        "POST",
+        "/admin/policies",
+        root.clone(),
+        json!({"source": "policy: p\nrules:\n  - id: a\n    action: route\n", "message": "broken"}),
+    )
+    .await
+    .assert_admin_error(400, "invalid_request");
+    call(
+        "POST",
+        "/admin/policies",
+        root.clone(),
+        json!({"source": DENY_AURORA}),
+    )
+    .await
+    .assert_admin_error(400, "invalid_request");
+    let second = call(
+        "POST",
+        "/admin/policies",
+        root.clone(),
+        json!({"source": "policy: open\nrules: []\n", "message": "open"}),
+    )
+    .await;
+    assert_eq!(second.json()["previous"], 1);
+    let list = call("GET", "/admin/policies", viewer.clone(), Value::Null)
+        .await
+        .json();
+    assert!(list["active"].as_str().unwrap().starts_with("v2-"));
+    assert_eq!(list["versions"].as_array().unwrap().len(), 2);
+    let one = call("GET", "/admin/policies/1", viewer.clone(), Value::Null)
+        .await
+        .json();
+    assert_eq!(one["source"], DENY_AURORA);
+    call("GET", "/admin/policies/99", viewer.clone(), Value::Null)
+        .await
+        .assert_admin_error(404, "not_found");
+    let d = call(
+        "GET",
+        "/admin/policies/diff?from=1&to=2",
+        viewer.clone(),
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(d["removed"], json!(["no-aurora", "tag-all"]));
+    let back = call("POST", "/admin/policies/rollback", root.clone(), json!({})).await;
+    assert_eq!(back.json()["version"], 1);
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
+            .await
+            .status,
+        403
+    );
+    let shadow = call(
+        "PUT",
+        "/admin/policies/shadow",
+        root.clone(),
+        json!({"version": 2}),
+    )
+    .await;
+    assert!(shadow.json()["shadow"].as_str().unwrap().starts_with("v2-"));
+    let cleared = call(
+        "DELETE",
+        "/admin/policies/shadow",
+        root.clone(),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(cleared.json()["shadow"], Value::Null);
+
+    // A dry run of the open policy: the denied request would now pass.
+    let report = call(
+        "POST",
+        "/admin/policies/dry-run",
+        root.clone(),
+        json!({"source": "policy: open\nrules: []\n", "since": "1h"}),
+    )
+    .await;
+    assert_eq!(report.status, 200, "{}", report.text());
+    let report = report.json();
+    assert_eq!(report["changes"][0]["from"], "deny");
+    assert_eq!(report["changes"][0]["to"], "allow");
+    call(
+        "POST",
+        "/admin/policies/dry-run",
+        viewer.clone(),
+        json!({"source": "policy: p\nrules: []\n"}),
+    )
+    .await
+    .assert_admin_error(403, "permission_denied");
+    let garbage = admin(
+        &gw,
+        "POST",
+        "/admin/policies/lint",
+        Some(&root),
+        json!("not an object"),
+    )
+    .await;
+    assert_eq!(garbage.status, 400);
+    gw.stop().await;
+}
