@@ -611,3 +611,35 @@ async fn admin_api_manages_policies_with_roles_and_clear_errors() {
     assert_eq!(garbage.status, 400);
     gw.stop().await;
 }
+
+/// A version that no longer loads (here: its stored text corrupted behind Airlock's back)
+/// leaves the version in force active, and requests are still judged by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_fails_to_load_keeps_the_previous_one_in_force() {
+    let gw = Gateway::start().await;
+    apply(&gw, DENY_AURORA);
+    let chat = gw.url("/v1/chat/completions");
+    assert_eq!(
+        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
+            .await
+            .status,
+        403
+    );
+    let conn = rusqlite::Connection::open(gw.loaded.state_db_path()).unwrap();
+    conn.execute_batch(
+        "INSERT INTO policy_versions (name, sha256, source, author, message, created_ms)
+         VALUES ('broken', 'ffff', CAST('policy: [' AS BLOB), 'x', 'x', 0);
+         UPDATE policy_state SET active = last_insert_rowid() WHERE id = 1;",
+    )
+    .unwrap();
+    let reply = post(&chat, &gw.key, &ask("chat-model", "project aurora")).await;
+    assert_eq!(reply.status, 403, "the previous version still decides");
+    let rows = gw.stop().await;
+    assert!(
+        rows[0]
+            .policy_version
+            .as_deref()
+            .unwrap()
+            .starts_with("v1-")
+    );
+}

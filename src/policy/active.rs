@@ -63,7 +63,8 @@ impl PolicyCache {
     }
 
     fn refresh_if_changed(&self) {
-        let Ok(mut source) = self.source.lock() else {
+        // Another request is checking (and will swap in what changed): use the snapshot.
+        let Ok(mut source) = self.source.try_lock() else {
             return;
         };
         let Source { conn, watch } = &mut *source;

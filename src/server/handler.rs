@@ -519,7 +519,8 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         ctx.record.cache_hit = true;
         ctx.first_byte();
         ctx.set_response_payload(answer.body.clone());
-        return Ok(Outcome::Response(whole_response(answer, Some("hit"))));
+        let hit = Outcome::Response(whole_response(answer, Some("hit")));
+        return judge_response(ctx, hit).await;
     }
     let plan = dispatch::Plan {
         route,
@@ -529,7 +530,14 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         strip_usage_chunk,
         cache_key,
     };
-    match dispatch::dispatch(ctx, plan, &mut request).await? {
+    let outcome = dispatch::dispatch(ctx, plan, &mut request).await?;
+    judge_response(ctx, outcome).await
+}
+
+/// The policy's response phase over a whole answer (fresh or cached): refused when a
+/// response rule denies. Streams pass as they are.
+async fn judge_response(ctx: &mut RequestContext, outcome: Outcome) -> Result<Outcome, ApiError> {
+    match outcome {
         Outcome::Response(response) if ctx.policy.judges_responses() => {
             let (parts, body) = response.into_parts();
             let Ok(collected) = body.collect().await;
