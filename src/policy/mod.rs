@@ -23,5 +23,8 @@ pub mod versions;
 mod tests;
 
 pub use compile::{Policy, Problem, Severity, load};
+
+/// The `baseline` pack (`policies/baseline/policy.yaml`), which `airlock demo` applies.
+pub const BASELINE_PACK: &str = include_str!("../../policies/baseline/policy.yaml");
 pub use eval::{Decision, Verdict, evaluate};
 pub use facts::{Facts, Phase};

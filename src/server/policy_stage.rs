@@ -229,10 +229,12 @@ fn message(decision: &Decision) -> &str {
         .unwrap_or(crate::policy::compile::DEFAULT_DENY_MESSAGE)
 }
 
-/// Logs `when:` expressions that failed (they count as not matching).
+/// Logs `when:` expressions that failed (they count as not matching). Not the error
+/// text: it may quote request content, which never goes to the log; `airlock policy
+/// test` shows it for a case that reproduces the request.
 fn report_errors(policy: &Loaded, decision: &Decision) {
-    for (rule, error) in &decision.errors {
-        tracing::warn!(policy = %policy.label, rule = %rule, %error, "policy condition failed to evaluate");
+    for (rule, _) in &decision.errors {
+        tracing::warn!(policy = %policy.label, rule = %rule, "a policy `when:` condition failed to evaluate; the rule did not match");
     }
 }
 
