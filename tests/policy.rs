@@ -403,6 +403,31 @@ cases:
             .status,
         403
     );
+    // Route and downgrade targets are checked against the instance's models.
+    let misrouted = dir.join("misrouted.yaml");
+    std::fs::write(
+        &misrouted,
+        "policy: p\nrules:\n  - id: small\n    action: downgrade\n    model: chat-modle\n",
+    )
+    .unwrap();
+    let (ok, out, _) = cli(&["lint", misrouted.to_str().unwrap(), "--config", &config]);
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "misrouted.yaml:3:5: error: rule `small` sends requests to model `chat-modle`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `chat-model`?"), "{out}");
+    let (ok, _, err) = cli(&[
+        "apply",
+        misrouted.to_str().unwrap(),
+        "-m",
+        "m",
+        "--config",
+        &config,
+    ]);
+    assert!(!ok && err.contains("does not serve"), "{err}");
     let open = dir.join("open.yaml");
     std::fs::write(&open, "policy: open\nrules: []\n").unwrap();
     let (ok, _, err) = cli(&[

@@ -164,6 +164,10 @@ pub async fn apply(
 ) -> Result<Json<Value>, AdminError> {
     auth.require(Permission::PolicyWrite)?;
     let request = body(request)?;
+    let models = auth.state.routes.names().to_vec();
+    if let Some(p) = lint::unknown_models(request.source.as_bytes(), &models).first() {
+        return Err(AdminError::invalid(p.render("policy")));
+    }
     let actor = auth.admin.actor();
     let applied = with_state(&auth, move |conn| {
         versions::apply(conn, request.source.as_bytes(), &actor, &request.message)

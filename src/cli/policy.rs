@@ -19,6 +19,9 @@ enum PolicyCommand {
     Lint {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check against this instance (models named by route/downgrade rules).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Print the problems as JSON.
         #[arg(long)]
         json: bool,
@@ -113,7 +116,19 @@ enum PolicyCommand {
 
 pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
     match args.command {
-        PolicyCommand::Lint { files, json } => lint_files(&files, json),
+        PolicyCommand::Lint {
+            files,
+            config,
+            json,
+        } => {
+            let models = match config {
+                Some(path) => Some(configured_models(&crate::config::LoadedConfig::load(
+                    &path,
+                )?)),
+                None => None,
+            };
+            lint_files(&files, models.as_deref(), json)
+        }
         PolicyCommand::Test {
             files,
             policy,
@@ -153,6 +168,10 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
         } => {
             let state = open_state(config)?;
             let source = read(&file)?;
+            let models = configured_models(&state.loaded);
+            if let Some(p) = lint::unknown_models(&source, &models).first() {
+                bail!("{}", p.render(&file.display().to_string()));
+            }
             let applied = versions::apply(&state.conn, &source, &cli_actor(), &message)?;
             super::audit_admin_changes(&state);
             println!(
@@ -305,11 +324,20 @@ fn version_or_file(arg: &str, config: Option<PathBuf>) -> anyhow::Result<(String
     Ok(versions::labelled_source(&state.conn, version)?)
 }
 
-fn lint_files(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
+/// The logical models an instance serves.
+fn configured_models(loaded: &crate::config::LoadedConfig) -> Vec<String> {
+    loaded.config.models.keys().cloned().collect()
+}
+
+fn lint_files(files: &[PathBuf], models: Option<&[String]>, json: bool) -> anyhow::Result<()> {
     let mut errors = 0;
     let mut all = Vec::new();
     for file in files {
-        let problems = lint::lint(&read(file)?);
+        let source = read(file)?;
+        let mut problems = lint::lint(&source);
+        if let Some(models) = models {
+            problems.extend(lint::unknown_models(&source, models));
+        }
         errors += problems
             .iter()
             .filter(|p| p.severity == crate::policy::Severity::Error)

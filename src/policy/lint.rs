@@ -17,6 +17,42 @@ pub fn lint(bytes: &[u8]) -> Vec<Problem> {
     problems
 }
 
+/// Problems only the instance can find: `route` and `downgrade` rules that name a model
+/// `known` does not serve (the gateway would refuse those requests with 503).
+pub fn unknown_models(bytes: &[u8], known: &[String]) -> Vec<Problem> {
+    let Ok((policy, _)) = compile::load(bytes) else {
+        return Vec::new();
+    };
+    policy
+        .rules
+        .iter()
+        .filter_map(|rule| match &rule.action {
+            compile::Action::Route(model) | compile::Action::Downgrade(model)
+                if !known.iter().any(|k| **k == **model) =>
+            {
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                let hint = match compile::closest(model, &names) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!("configured models: {}", names.join(", ")),
+                };
+                Some(
+                    Problem::new(
+                        rule.line,
+                        rule.column,
+                        Severity::Error,
+                        format!(
+                            "rule `{}` sends requests to model `{model}`, which this instance does not serve",
+                            rule.id
+                        ),
+                    )
+                    .hint(hint),
+                )
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether any problem is an error.
 pub fn has_errors(problems: &[Problem]) -> bool {
     problems.iter().any(|p| p.severity == Severity::Error)
