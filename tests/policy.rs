@@ -35,6 +35,17 @@ fn audit_records(gw: &Gateway) -> Vec<Value> {
         .collect()
 }
 
+/// The status of a chat request asking `text`.
+async fn status_of(gw: &Gateway, text: &str) -> u16 {
+    post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &ask("chat-model", text),
+    )
+    .await
+    .status
+}
+
 const DENY_AURORA: &str = r#"
 policy: test
 rules:
@@ -52,12 +63,7 @@ async fn applied_policy_denies_in_every_wire_format_and_rollback_restores() {
     let gw = Gateway::start().await;
     let chat = gw.url("/v1/chat/completions");
     let secret = "tell me about Project Aurora";
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", secret))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(status_of(&gw, secret).await, 200);
 
     let label = apply(&gw, DENY_AURORA);
     let reply = post(&chat, &gw.key, &ask("chat-model", secret)).await;
@@ -67,12 +73,7 @@ async fn applied_policy_denies_in_every_wire_format_and_rollback_restores() {
         "Project Aurora is confidential"
     );
     assert_eq!(reply.headers["x-airlock-error-code"], "policy_denied");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "hello"))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(status_of(&gw, "hello").await, 200);
 
     // Anthropic's shape.
     let reply = post(&gw.url("/v1/messages"), &gw.key, &ask("chat-model", secret)).await;
@@ -96,20 +97,10 @@ async fn applied_policy_denies_in_every_wire_format_and_rollback_restores() {
     // allow-all and roll back to it after a second version.
     let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
     let relaxed = apply(&gw, "policy: open\nrules: []\n");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", secret))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(status_of(&gw, secret).await, 200);
     let back = versions::rollback(&conn, None, "test").unwrap();
     assert_eq!(back.label, label);
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", secret))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, secret).await, 403);
     assert!(relaxed.starts_with("v2-"));
 
     let rows = gw.stop_keeping_files().await;
@@ -300,12 +291,25 @@ async fn command_line_lints_tests_applies_diffs_rolls_back_and_dry_runs() {
     let gw = Gateway::start().await;
     let dir = &gw.dir;
     let config = gw.loaded.path.to_str().unwrap().to_string();
-    let bad = dir.join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let apply_file = |file: &std::path::Path, message: &str| {
+        cli(&[
+            "apply",
+            file.to_str().unwrap(),
+            "-m",
+            message,
+            "--config",
+            &config,
+        ])
+    };
+    let bad = file(
+        "bad.yaml",
         "policy: p\nrules:\n  - id: a\n    match:\n      modls: [x]\n    action: deny\n",
-    )
-    .unwrap();
+    );
     let (ok, out, err) = cli(&["lint", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -315,11 +319,9 @@ async fn command_line_lints_tests_applies_diffs_rolls_back_and_dry_runs() {
     assert!(out.contains("hint: did you mean `models`?"), "{out}");
     assert!(err.contains("1 error(s)"), "{err}");
 
-    let policy = dir.join("aurora.yaml");
-    std::fs::write(&policy, DENY_AURORA).unwrap();
-    let tests = dir.join("aurora.test.yaml");
-    std::fs::write(
-        &tests,
+    let policy = file("aurora.yaml", DENY_AURORA);
+    let tests = file(
+        "aurora.test.yaml",
         r#"policy: aurora.yaml
 cases:
   - name: the codename is refused
@@ -329,17 +331,14 @@ cases:
     request: {model: chat-model, content: "What is the weather?"}
     expect: {decision: allow, rule: default, matched: [tag-all], tags: [seen]}
 "#,
-    )
-    .unwrap();
+    );
     let (ok, out, _) = cli(&["test", tests.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("2 passed, 0 failed"), "{out}");
-    let wrong = dir.join("wrong.test.yaml");
-    std::fs::write(
-        &wrong,
+    let wrong = file(
+        "wrong.test.yaml",
         "policy: aurora.yaml\ncases:\n  - name: expects wrongly\n    request: {content: aurora}\n    expect: {decision: deny}\n",
-    )
-    .unwrap();
+    );
     let (ok, out, _) = cli(&["test", wrong.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -348,7 +347,6 @@ cases:
     );
 
     // Recorded traffic for the dry run: three requests name the codename.
-    let chat = gw.url("/v1/chat/completions");
     for text in [
         "Project Aurora budget",
         "hello",
@@ -356,10 +354,7 @@ cases:
         "x",
         "PROJECT AURORA",
     ] {
-        assert_eq!(
-            post(&chat, &gw.key, &ask("chat-model", text)).await.status,
-            200
-        );
+        assert_eq!(status_of(&gw, text).await, 200);
     }
     let (ok, out, err) = cli(&[
         "dry-run",
@@ -378,38 +373,17 @@ cases:
     assert_eq!(report["changes"][0]["rules"]["no-aurora"], 3);
     assert_eq!(report["changes"][0]["samples"].as_array().unwrap().len(), 3);
 
-    let (ok, out, err) = cli(&[
-        "apply",
-        policy.to_str().unwrap(),
-        "-m",
-        "block aurora",
-        "--config",
-        &config,
-    ]);
+    let (ok, out, err) = apply_file(&policy, "block aurora");
     assert!(ok, "{err}");
     assert!(out.starts_with("v1-"), "{out}");
-    let (ok, _, err) = cli(&[
-        "apply",
-        policy.to_str().unwrap(),
-        "-m",
-        "again",
-        "--config",
-        &config,
-    ]);
+    let (ok, _, err) = apply_file(&policy, "again");
     assert!(!ok && err.contains("already active"), "{err}");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "Project Aurora"))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, "Project Aurora").await, 403);
     // Route and downgrade targets are checked against the instance's models.
-    let misrouted = dir.join("misrouted.yaml");
-    std::fs::write(
-        &misrouted,
+    let misrouted = file(
+        "misrouted.yaml",
         "policy: p\nrules:\n  - id: small\n    action: downgrade\n    model: chat-modle\n",
-    )
-    .unwrap();
+    );
     let (ok, out, _) = cli(&["lint", misrouted.to_str().unwrap(), "--config", &config]);
     assert!(!ok);
     assert!(
@@ -419,25 +393,10 @@ cases:
         "{out}"
     );
     assert!(out.contains("did you mean `chat-model`?"), "{out}");
-    let (ok, _, err) = cli(&[
-        "apply",
-        misrouted.to_str().unwrap(),
-        "-m",
-        "m",
-        "--config",
-        &config,
-    ]);
+    let (ok, _, err) = apply_file(&misrouted, "m");
     assert!(!ok && err.contains("does not serve"), "{err}");
-    let open = dir.join("open.yaml");
-    std::fs::write(&open, "policy: open\nrules: []\n").unwrap();
-    let (ok, _, err) = cli(&[
-        "apply",
-        open.to_str().unwrap(),
-        "-m",
-        "open up",
-        "--config",
-        &config,
-    ]);
+    let open = file("open.yaml", "policy: open\nrules: []\n");
+    let (ok, _, err) = apply_file(&open, "open up");
     assert!(ok, "{err}");
     let (ok, out, _) = cli(&["diff", "1", "2", "--config", &config]);
     assert!(ok);
@@ -455,12 +414,7 @@ cases:
     let (ok, out, err) = cli(&["rollback", "--config", &config]);
     assert!(ok, "{err}");
     assert!(out.starts_with("v1-"), "{out}");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "Project Aurora"))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, "Project Aurora").await, 403);
     // Every change is in the audit trail.
     let conn = rusqlite::Connection::open(gw.loaded.audit_db_path()).unwrap();
     let actions: Vec<String> = conn
@@ -528,13 +482,7 @@ async fn admin_api_manages_policies_with_roles_and_clear_errors() {
     .await;
     assert_eq!(applied.status, 200, "{}", applied.text());
     assert_eq!(applied.json()["version"], 1);
-    let chat = gw.url("/v1/chat/completions");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, "project aurora").await, 403);
     call(
         "POST",
         "/admin/policies",
@@ -582,12 +530,7 @@ async fn admin_api_manages_policies_with_roles_and_clear_errors() {
     assert_eq!(d["removed"], json!(["no-aurora", "tag-all"]));
     let back = call("POST", "/admin/policies/rollback", root.clone(), json!({})).await;
     assert_eq!(back.json()["version"], 1);
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, "project aurora").await, 403);
     let shadow = call(
         "PUT",
         "/admin/policies/shadow",
@@ -644,12 +587,7 @@ async fn a_version_that_fails_to_load_keeps_the_previous_one_in_force() {
     let gw = Gateway::start().await;
     apply(&gw, DENY_AURORA);
     let chat = gw.url("/v1/chat/completions");
-    assert_eq!(
-        post(&chat, &gw.key, &ask("chat-model", "project aurora"))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(status_of(&gw, "project aurora").await, 403);
     let conn = rusqlite::Connection::open(gw.loaded.state_db_path()).unwrap();
     conn.execute_batch(
         "INSERT INTO policy_versions (name, sha256, source, author, message, created_ms)
