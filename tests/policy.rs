@@ -103,6 +103,16 @@ async fn applied_policy_denies_in_every_wire_format_and_rollback_restores() {
     assert_eq!(status_of(&gw, secret).await, 403);
     assert!(relaxed.starts_with("v2-"));
 
+    // Decisions are counted and timed in /metrics.
+    let metrics = common::send("GET", &gw.url("/metrics"), &[], "")
+        .await
+        .text();
+    assert!(
+        metrics.contains(r#"airlock_policy_decisions_total{phase="request",verdict="deny"} 4"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("airlock_policy_evaluation_seconds_count"));
+
     let rows = gw.stop_keeping_files().await;
     let denied = rows.iter().find(|r| r.status == 403).unwrap();
     assert_eq!(denied.decision, Some("deny"));

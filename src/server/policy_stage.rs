@@ -9,6 +9,7 @@ use crate::policy::eval::Decision;
 use crate::policy::source::{LogLevel, RateLimitScope};
 use crate::policy::{Facts, Phase, Verdict, evaluate};
 use crate::routing::Route;
+use crate::telemetry::metrics::DecisionLabels;
 use crate::tenancy::Principal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,7 +118,10 @@ pub fn request_phase<T: ForwardedRequest>(
         content,
         mcp: None,
     };
-    let shadow = policies.shadow.as_ref().map(|s| shadow_trace(s, &facts));
+    let shadow = policies
+        .shadow
+        .as_ref()
+        .map(|s| shadow_trace(ctx, s, &facts));
     let Some(active) = &policies.active else {
         ctx.policy.trace = shadow.map(|shadow| PolicyTrace {
             version: Arc::from(""),
@@ -130,8 +134,7 @@ pub fn request_phase<T: ForwardedRequest>(
         ctx.policy.facts = Some(Box::new(facts));
         return Ok(None);
     };
-    let decision = evaluate(&active.policy, &facts);
-    report_errors(active, &decision);
+    let decision = judge(ctx, active, &facts);
     let mut trace = PolicyTrace {
         version: active.label.clone(),
         verdict: decision.verdict,
@@ -176,8 +179,7 @@ pub fn response_phase(
     facts.completion_tokens = ctx.record.completion_tokens.unwrap_or(0);
     let result = match &policies.active {
         Some(active) => {
-            let decision = evaluate(&active.policy, &facts);
-            report_errors(active, &decision);
+            let decision = judge(ctx, active, &facts);
             let trace = ctx.policy.trace.get_or_insert_with(|| PolicyTrace {
                 version: active.label.clone(),
                 verdict: Verdict::Allow,
@@ -203,7 +205,7 @@ pub fn response_phase(
         None => Ok(()),
     };
     if let Some(shadow) = &policies.shadow {
-        let later = shadow_trace(shadow, &facts);
+        let later = shadow_trace(ctx, shadow, &facts);
         if let Some(trace) = ctx.policy.trace.as_mut().and_then(|t| t.shadow.as_mut()) {
             trace.rules.extend(later.rules);
             trace.verdict = trace.verdict.max(later.verdict);
@@ -213,8 +215,38 @@ pub fn response_phase(
     result
 }
 
-fn shadow_trace(shadow: &Loaded, facts: &Facts) -> ShadowTrace {
+/// Evaluates the active version, counting and timing it, and logs failed conditions.
+fn judge(ctx: &RequestContext, active: &Loaded, facts: &Facts) -> Decision {
+    let started = std::time::Instant::now();
+    let decision = evaluate(&active.policy, facts);
+    let metrics = &ctx.state().metrics.policy;
+    metrics.evaluation.observe(started.elapsed().as_secs_f64());
+    metrics
+        .decisions
+        .get_or_create(&labels(facts, decision.verdict))
+        .inc();
+    report_errors(ctx, active, &decision);
+    decision
+}
+
+fn labels(facts: &Facts, verdict: Verdict) -> DecisionLabels {
+    DecisionLabels {
+        phase: match facts.phase {
+            Phase::Request => "request",
+            Phase::Response => "response",
+        },
+        verdict: verdict.name(),
+    }
+}
+
+fn shadow_trace(ctx: &RequestContext, shadow: &Loaded, facts: &Facts) -> ShadowTrace {
     let decision = evaluate(&shadow.policy, facts);
+    ctx.state()
+        .metrics
+        .policy
+        .shadow_decisions
+        .get_or_create(&labels(facts, decision.verdict))
+        .inc();
     ShadowTrace {
         version: shadow.label.clone(),
         verdict: decision.verdict,
@@ -232,8 +264,9 @@ fn message(decision: &Decision) -> &str {
 /// Logs `when:` expressions that failed (they count as not matching). Not the error
 /// text: it may quote request content, which never goes to the log; `airlock policy
 /// test` shows it for a case that reproduces the request.
-fn report_errors(policy: &Loaded, decision: &Decision) {
+fn report_errors(ctx: &RequestContext, policy: &Loaded, decision: &Decision) {
     for (rule, _) in &decision.errors {
+        ctx.state().metrics.policy.condition_errors.inc();
         tracing::warn!(policy = %policy.label, rule = %rule, "a policy `when:` condition failed to evaluate; the rule did not match");
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests, errors, latency, upstream latency, gateway overhead,
-//! routing state and the audit index's lag.
+//! routing state, policy decisions and the audit index's lag.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -52,6 +52,42 @@ pub struct AttemptLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a policy decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `request` or `response`.
+    pub phase: &'static str,
+    /// `allow`, `require_approval`, `deny`.
+    pub verdict: &'static str,
+}
+
+/// What the policies decided, and how long deciding took.
+#[derive(Clone)]
+pub struct PolicyMetrics {
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// What the shadow version would have decided.
+    pub shadow_decisions: Family<DecisionLabels, Counter>,
+    /// `when:` conditions that failed to evaluate (their rule did not match).
+    pub condition_errors: Counter,
+    /// Seconds per evaluation of the active version.
+    pub evaluation: Histogram,
+}
+
+impl Default for PolicyMetrics {
+    fn default() -> Self {
+        Self {
+            decisions: Family::default(),
+            shadow_decisions: Family::default(),
+            condition_errors: Counter::default(),
+            // 1 µs … 10 ms.
+            evaluation: Histogram::new([
+                0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                0.001, 0.01,
+            ]),
+        }
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~100 s: gateway overhead lives at the low end, generations at the high end.
     Histogram::new([
@@ -77,6 +113,7 @@ pub struct Metrics {
     pub breaker_state: Family<TargetLabels, Gauge>,
     pub upstream_healthy: Family<UpstreamLabels, Gauge>,
     pub audit_index: AuditIndexMetrics,
+    pub policy: PolicyMetrics,
 }
 
 /// How far the audit search index trails the log.
@@ -178,8 +215,30 @@ impl Metrics {
             "Audit records added to the search index",
             audit_index.indexed.clone(),
         );
+        let policy = PolicyMetrics::default();
+        registry.register(
+            "policy_decisions",
+            "Decisions of the active policy version, by phase and verdict",
+            policy.decisions.clone(),
+        );
+        registry.register(
+            "policy_shadow_decisions",
+            "What the shadow policy version would have decided, by phase and verdict",
+            policy.shadow_decisions.clone(),
+        );
+        registry.register(
+            "policy_condition_errors",
+            "Policy `when:` conditions that failed to evaluate (their rule did not match)",
+            policy.condition_errors.clone(),
+        );
+        registry.register(
+            "policy_evaluation_seconds",
+            "Time to evaluate the active policy version once",
+            policy.evaluation.clone(),
+        );
         Self {
             registry,
+            policy,
             audit_index,
             requests,
             errors,
