@@ -616,3 +616,49 @@ async fn a_version_that_fails_to_load_keeps_the_previous_one_in_force() {
             .starts_with("v1-")
     );
 }
+
+/// Response rules judge a streamed answer at its end: a deny withholds what is left and
+/// ends the stream with the policy's error event (in the client's dialect) instead of
+/// its clean end; other streams end as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_answers_are_judged_at_their_end() {
+    let gw = Gateway::start().await;
+    apply(
+        &gw,
+        "policy: p\nrules:\n  - id: withhold-for-carol\n    phase: response\n    match: {users: [carol], content: {regex: ['\\w+']}}\n    action: deny\n    message: the answer was withheld\n",
+    );
+    let stream_as = |user: &str| {
+        let mut body = ask("chat-model", "hello");
+        body["user"] = json!(user);
+        body["stream"] = json!(true);
+        body["max_tokens"] = json!(12);
+        body
+    };
+    let chat = gw.url("/v1/chat/completions");
+    let denied = post(&chat, &gw.key, &stream_as("carol")).await.text();
+    assert!(denied.contains(r#""code":"policy_denied""#), "{denied}");
+    assert!(!denied.contains("[DONE]"), "{denied}");
+    let served = post(&chat, &gw.key, &stream_as("dave")).await.text();
+    assert!(served.trim_end().ends_with("data: [DONE]"), "{served}");
+    // Anthropic's stream ends with its `error` event.
+    let mut anthropic = stream_as("carol");
+    anthropic.as_object_mut().unwrap().remove("user");
+    anthropic["metadata"] = json!({"user_id": "carol"});
+    let events = post(&gw.url("/v1/messages"), &gw.key, &anthropic)
+        .await
+        .text();
+    assert!(events.contains("event: error"), "{events}");
+    assert!(!events.contains("message_stop"), "{events}");
+
+    let records = audit_records(&gw);
+    let carol: Vec<&Value> = records.iter().filter(|r| r["user_id"] == "carol").collect();
+    assert_eq!(carol.len(), 2);
+    for r in carol {
+        assert_eq!(r["decision"], "deny", "{r}");
+        assert_eq!(r["matched_rules"], json!(["withhold-for-carol"]));
+        assert_eq!(r["error"], "policy_denied");
+    }
+    let dave = records.iter().find(|r| r["user_id"] == "dave").unwrap();
+    assert_eq!(dave["decision"], "allow");
+    gw.stop().await;
+}

@@ -176,8 +176,8 @@ pub fn value_text(value: &Value) -> Cow<'_, str> {
 }
 
 /// The text of prompt or answer values: strings as they are; in objects, the `text`,
-/// `content`, `parts` and `message` members (chat parts, Anthropic blocks, Gemini parts,
-/// OpenAI choices); one piece per line.
+/// `content`, `parts`, `message` and `delta` members (chat parts, Anthropic blocks,
+/// Gemini parts, OpenAI choices and stream chunks); pieces joined by newlines.
 pub fn chat_text<'a>(values: impl Iterator<Item = &'a Value>) -> String {
     let mut text = String::new();
     for value in values {
@@ -217,7 +217,7 @@ fn push_text(value: &Value, out: &mut String) {
         }
         Value::Array(items) => items.iter().for_each(|item| push_text(item, out)),
         Value::Object(object) => {
-            for key in ["text", "content", "parts", "message"] {
+            for key in ["text", "content", "parts", "message", "delta"] {
                 if let Some(inner) = object.get(key) {
                     push_text(inner, out);
                 }

@@ -85,6 +85,8 @@ pub struct SseRelay {
     sent: Option<BytesMut>,
     /// The stream's audit record on its way to disk; the stream's end waits for it.
     audit: Audit,
+    /// The answer's text so far, when a policy judges answers (at the stream's end).
+    answer: Option<String>,
 }
 
 /// Where a stream's audit record stands.
@@ -131,8 +133,58 @@ impl SseRelay {
             ended: false,
             sent: None,
             audit: Audit::NotYet,
+            answer: None,
         }
         .keeping_payload()
+        .keeping_answer()
+    }
+
+    /// Starts gathering the answer's text, if a policy in force judges answers.
+    fn keeping_answer(mut self) -> Self {
+        if self.ctx.policy.judges_responses() {
+            self.answer = Some(String::new());
+        }
+        self
+    }
+
+    /// Adds a chunk's text (its `choices[].delta.content`) to the answer being gathered.
+    fn gather(&mut self, payload: &[u8]) {
+        if let Some(answer) = self.answer.as_mut()
+            && let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(payload)
+            && let Some(choices) = chunk.get("choices")
+        {
+            answer.push_str(&crate::policy::facts::chat_text(std::iter::once(choices)));
+        }
+    }
+
+    /// At the stream's clean end: the policy's response phase over the whole answer. A
+    /// deny cannot recall what was already sent; the rest is withheld and the stream
+    /// ends with the policy's error event instead of its clean end.
+    fn judge_answer(&mut self) {
+        let Some(answer) = self.answer.take() else {
+            return;
+        };
+        if self.failed {
+            return;
+        }
+        if let Err(err) = crate::server::policy_stage::response_text_phase(&mut self.ctx, answer) {
+            self.ctx.finish(200, Some(err.code));
+            self.out.clear();
+            self.error_event(&err.message, err.code);
+        }
+    }
+
+    /// Queues an error event in the client's dialect.
+    fn error_event(&mut self, message: &str, code: &'static str) {
+        match &mut self.dialect {
+            StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
+                message,
+                "server_error",
+                None,
+                Some(code),
+            ))),
+            StreamDialect::Translated(stream) => stream.error(message, &mut self.out),
+        }
     }
 
     /// Starts keeping a copy of what the client is sent, if the audit trail wants it.
@@ -208,6 +260,7 @@ impl SseRelay {
             self.translate(&payload);
             return false;
         }
+        self.gather(&payload);
         let probe: UsageProbe = match serde_json::from_slice(&payload) {
             Ok(p) => p,
             Err(_) => {
@@ -238,6 +291,7 @@ impl SseRelay {
     /// For a client of another format: reads one chunk into typed fields, records its
     /// usage, and writes the client's events for it.
     fn translate(&mut self, payload: &[u8]) {
+        self.gather(payload);
         let chunk: Chunk<'_> = match serde_json::from_slice(payload) {
             Ok(chunk) => chunk,
             Err(_) => {
@@ -292,7 +346,10 @@ impl SseRelay {
             } => {
                 if matches!(self.dialect, StreamDialect::Translated(_)) {
                     self.translate(json.as_bytes());
-                } else if self.pass_on(Judged {
+                    return;
+                }
+                self.gather(json.as_bytes());
+                if self.pass_on(Judged {
                     usage,
                     usage_only: !has_choices,
                 }) {
@@ -324,15 +381,7 @@ impl SseRelay {
         self.ctx.upstream_end();
         self.ctx.finish(200, Some(code));
         tracing::warn!(request_id = %self.ctx.record.id, code, detail, "stream ended with an error: {message}");
-        match &mut self.dialect {
-            StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
-                message,
-                "server_error",
-                None,
-                Some(code),
-            ))),
-            StreamDialect::Translated(stream) => stream.error(message, &mut self.out),
-        }
+        self.error_event(message, code);
     }
 
     /// Hands everything relayed so far to the client connection.
@@ -350,6 +399,7 @@ impl SseRelay {
     /// stream ends with an error event instead of its clean end.
     fn poll_audit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if matches!(self.audit, Audit::NotYet) {
+            self.judge_answer();
             if let Some(mut sent) = self.sent.take() {
                 sent.extend_from_slice(&self.out);
                 self.ctx.set_response_payload(sent.freeze());
@@ -368,17 +418,11 @@ impl SseRelay {
         self.audit = Audit::Done;
         if written.is_err() {
             self.ctx.finish(200, Some("audit_unavailable"));
-            let message = "the stream could not be recorded in the audit trail";
             self.out.clear();
-            match &mut self.dialect {
-                StreamDialect::OpenAi => self.out.extend_from_slice(&data_event(&error_json(
-                    message,
-                    "server_error",
-                    None,
-                    Some("audit_unavailable"),
-                ))),
-                StreamDialect::Translated(stream) => stream.error(message, &mut self.out),
-            }
+            self.error_event(
+                "the stream could not be recorded in the audit trail",
+                "audit_unavailable",
+            );
         }
         Poll::Ready(())
     }

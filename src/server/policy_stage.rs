@@ -162,12 +162,17 @@ pub fn request_phase<T: ForwardedRequest>(
     }
 }
 
-/// The response phase of a whole (not streamed) answer: refuses to deliver it when a
-/// response rule denies.
+/// The response phase of a whole answer's body: refuses to deliver it when a response
+/// rule denies.
 pub fn response_phase(
     ctx: &mut RequestContext,
     answer: &serde_json::Value,
 ) -> Result<(), ApiError> {
+    response_text_phase(ctx, crate::policy::facts::response_text(answer))
+}
+
+/// The response phase over an answer's text (a whole answer, or a stream's at its end).
+pub fn response_text_phase(ctx: &mut RequestContext, text: String) -> Result<(), ApiError> {
     let Some(policies) = ctx.policy.policies.clone() else {
         return Ok(());
     };
@@ -175,7 +180,7 @@ pub fn response_phase(
         return Ok(());
     };
     facts.phase = Phase::Response;
-    facts.content = crate::policy::facts::response_text(answer);
+    facts.content = text;
     facts.completion_tokens = ctx.record.completion_tokens.unwrap_or(0);
     let result = match &policies.active {
         Some(active) => {
