@@ -662,3 +662,36 @@ async fn streamed_answers_are_judged_at_their_end() {
     assert_eq!(dave["decision"], "allow");
     gw.stop().await;
 }
+
+/// Header conditions and CEL see the request's headers, never its credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_conditions_see_headers_but_not_credentials() {
+    let gw = Gateway::start().await;
+    apply(
+        &gw,
+        "policy: p\nrules:\n  - id: no-contractors\n    match: {headers: {x-team: [contractor-*]}}\n    action: deny\n  - id: no-credentials-visible\n    when: '\"authorization\" in request.headers'\n    action: deny\n",
+    );
+    let url = gw.url("/v1/chat/completions");
+    let body = serde_json::to_vec(&ask("chat-model", "hi")).unwrap();
+    let auth = format!("Bearer {}", gw.key);
+    let with_team = |team: &'static str| {
+        let (url, body, auth) = (url.clone(), body.clone(), auth.clone());
+        async move {
+            common::send(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                    ("x-team", team),
+                ],
+                body,
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(with_team("contractor-acme").await, 403);
+    assert_eq!(with_team("finance").await, 200);
+    gw.stop().await;
+}

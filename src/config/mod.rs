@@ -38,17 +38,7 @@ impl LoadedConfig {
     /// Parses and validates configuration text that claims to come from `path`.
     pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let config: Config = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            let rendered = e.to_string();
-            let first_line = rendered.lines().next().unwrap_or("invalid YAML").trim();
-            // serde-saphyr starts with `error: line L column C: `; we say that ourselves.
-            let message = first_line
-                .strip_prefix("error: line ")
-                .and_then(|rest| rest.split_once(": "))
-                .map_or(first_line, |(_, m)| m);
+            let (line, col, message) = yaml_error(&e);
             let field = usize::try_from(line)
                 .ok()
                 .and_then(|l| field_path_at(text, l))
@@ -117,6 +107,23 @@ impl LoadedConfig {
     pub fn key_file_path(&self) -> PathBuf {
         self.data_dir.join("instance.key")
     }
+}
+
+/// Where a YAML error is (line, column; 0 when unknown) and what it says, without the
+/// `error: line L column C: ` prefix serde-saphyr puts first (callers say that
+/// themselves).
+pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, u64, String) {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    let message = first
+        .strip_prefix("error: line ")
+        .and_then(|rest| rest.split_once(": "))
+        .map_or(first, |(_, m)| m);
+    (line, column, message.to_string())
 }
 
 /// The dotted path of the mapping key on `line` (1-based), read from indentation, e.g.

@@ -94,6 +94,11 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Every keyword, topic term and pattern of the rules, scanned once per text.
     pub content: ContentIndex,
+    /// Some rule looks at request headers (a header condition, or CEL, which may): the
+    /// gateway copies them only then.
+    pub reads_headers: bool,
+    /// Some rule judges answers (the response phase runs only then).
+    pub judges_responses: bool,
 }
 
 /// One compiled rule.
@@ -192,17 +197,7 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Proble
     budget.max_depth = MAX_YAML_DEPTH;
     options.budget = Some(budget);
     serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let rendered = e.to_string();
-        let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
-        let message = first
-            .strip_prefix("error: line ")
-            .and_then(|rest| rest.split_once(": "))
-            .map_or(first, |(_, m)| m)
-            .to_string();
+        let (line, column, message) = crate::config::yaml_error(&e);
         let hint = unknown_field_hint(&message);
         Problem {
             hint,
@@ -310,8 +305,14 @@ pub fn compile(source: &PolicySource) -> (Option<Policy>, Vec<Problem>) {
     if c.problems.iter().any(|p| p.severity == Severity::Error) {
         return (None, c.problems);
     }
+    let reads_headers = rules
+        .iter()
+        .any(|(_, r)| r.when.is_some() || r.conditions.reads_headers());
+    let judges_responses = rules.iter().any(|(_, r)| r.response);
     let policy = Policy {
         content,
+        reads_headers,
+        judges_responses,
         name: source.policy.clone(),
         resolution: source.resolution,
         default: source.default,

@@ -18,18 +18,14 @@ pub struct Names {
     exact: Vec<Box<str>>,
     globs: Option<RegexSet>,
     any: bool,
-    /// As written, for lint's comparisons.
-    pub written: Vec<String>,
 }
 
 impl Names {
     pub fn compile<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut exact = Vec::new();
         let mut globs = Vec::new();
-        let mut written = Vec::new();
         let mut any = false;
         for pattern in patterns {
-            written.push(pattern.to_string());
             if pattern == "*" {
                 any = true;
             } else if pattern.contains('*') {
@@ -49,12 +45,7 @@ impl Names {
                     .map_err(|e| e.to_string())?,
             )
         };
-        Ok(Self {
-            exact,
-            globs,
-            any,
-            written,
-        })
+        Ok(Self { exact, globs, any })
     }
 
     pub fn matches(&self, value: &str) -> bool {
@@ -310,6 +301,11 @@ impl Conditions {
                 .not
                 .as_ref()
                 .is_none_or(|inner| !inner.hold(facts, scan))
+    }
+
+    /// Whether a header condition is set (here or inside `not`).
+    pub fn reads_headers(&self) -> bool {
+        !self.headers.is_empty() || self.not.as_ref().is_some_and(|n| n.reads_headers())
     }
 
     /// Whether no condition is set (the rule matches everything).

@@ -152,11 +152,7 @@ pub fn apply(
     atomically(conn, || {
         let (previous, shadow) = state(conn)?;
         if let Some(active) = previous {
-            let active_sha: String = conn.query_row(
-                "SELECT sha256 FROM policy_versions WHERE version = ?1",
-                [active],
-                |r| r.get(0),
-            )?;
+            let active_sha = sha256_of(conn, active)?;
             if active_sha == sha256_hex(source) {
                 return Err(StoreError::Invalid(format!(
                     "this policy is already active as {}",
@@ -199,17 +195,9 @@ pub fn rollback(conn: &Connection, to: Option<i64>, actor: &str) -> Result<Appli
         if Some(target) == previous {
             return Err(StoreError::Invalid(format!("v{target} is already active")));
         }
-        let sha: String = conn
-            .query_row(
-                "SELECT sha256 FROM policy_versions WHERE version = ?1",
-                [target],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::Invalid(format!("there is no version {target}")))?;
         // A stored version was checked when applied; check again, in case this build
         // reads it differently.
-        let source = source(conn, target)?;
+        let (label, source) = labelled_source(conn, target)?;
         if let Err(problems) = super::compile::load(&source) {
             return Err(StoreError::Invalid(format!(
                 "v{target} no longer loads: {}",
@@ -224,7 +212,6 @@ pub fn rollback(conn: &Connection, to: Option<i64>, actor: &str) -> Result<Appli
             previous.map_or("none".into(), |p| format!("v{p}"))
         );
         record_activation(conn, Some(target), "active", actor, Some(&note))?;
-        let label = label(target, &sha);
         admin_event(conn, actor, "policy.rollback", &label, None, Some(&note))?;
         Ok(Applied {
             version: target,
@@ -262,28 +249,19 @@ pub fn set_shadow(
         let (active, _) = state(conn)?;
         let (version, message) = match shadow {
             ShadowChange::Off => (None, None),
-            ShadowChange::Version(v) => {
-                source(conn, v)?;
-                (Some(v), None)
-            }
+            ShadowChange::Version(v) => (Some(v), None),
             ShadowChange::Source { bytes, message } => (
                 Some(store_version(conn, bytes, actor, message)?.0),
                 Some(message),
             ),
         };
-        set_state(conn, active, version)?;
-        record_activation(conn, version, "shadow", actor, message)?;
+        // Also checks that a version named exists.
         let label = match version {
-            Some(v) => {
-                let sha: String = conn.query_row(
-                    "SELECT sha256 FROM policy_versions WHERE version = ?1",
-                    [v],
-                    |r| r.get(0),
-                )?;
-                Some(label(v, &sha))
-            }
+            Some(v) => Some(label(v, &sha256_of(conn, v)?)),
             None => None,
         };
+        set_state(conn, active, version)?;
+        record_activation(conn, version, "shadow", actor, message)?;
         admin_event(
             conn,
             actor,
@@ -352,6 +330,17 @@ pub fn activations(conn: &Connection) -> Result<Vec<Activation>, StoreError> {
 pub fn source(conn: &Connection, version: i64) -> Result<Vec<u8>, StoreError> {
     conn.query_row(
         "SELECT source FROM policy_versions WHERE version = ?1",
+        [version],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::Invalid(format!("there is no version {version}")))
+}
+
+/// The SHA-256 (hex) of a version's text.
+fn sha256_of(conn: &Connection, version: i64) -> Result<String, StoreError> {
+    conn.query_row(
+        "SELECT sha256 FROM policy_versions WHERE version = ?1",
         [version],
         |r| r.get(0),
     )

@@ -237,11 +237,11 @@ impl RequestContext {
         let Some(trace) = &self.policy.trace else {
             return;
         };
-        if trace.version.is_empty() {
+        let Some(version) = &trace.version else {
             return;
-        }
+        };
         self.record.decision = Some(trace.verdict.name());
-        self.record.policy_version = Some(trace.version.clone());
+        self.record.policy_version = Some(version.clone());
         if !trace.rules.is_empty() {
             let rules: Vec<&str> = trace.rules.iter().map(|r| &**r).collect();
             self.record.policy_rules = Some(rules.join(",").into());

@@ -35,7 +35,8 @@ pub struct PolicyState {
 /// What the policies decided, for the request log and the audit record.
 #[derive(Debug, Clone)]
 pub struct PolicyTrace {
-    pub version: Arc<str>,
+    /// The active version (none: only a shadow version is set, and nothing is enforced).
+    pub version: Option<Arc<str>>,
     pub verdict: Verdict,
     pub rules: Vec<Arc<str>>,
     pub tags: Vec<Arc<str>>,
@@ -58,13 +59,18 @@ impl PolicyState {
         if policies.active.is_none() && policies.shadow.is_none() {
             return Self::default();
         }
-        let headers = headers
-            .iter()
-            .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
-            })
-            .collect();
+        let reads = |l: &Option<Arc<Loaded>>| l.as_ref().is_some_and(|l| l.policy.reads_headers);
+        let headers = if reads(&policies.active) || reads(&policies.shadow) {
+            headers
+                .iter()
+                .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         Self {
             policies: Some(policies),
             headers,
@@ -77,10 +83,7 @@ impl PolicyState {
 impl PolicyState {
     /// Whether a policy in force has response rules (whole answers are then judged).
     pub fn judges_responses(&self) -> bool {
-        let has = |l: &Option<Arc<Loaded>>| {
-            l.as_ref()
-                .is_some_and(|l| l.policy.rules.iter().any(|r| r.response))
-        };
+        let has = |l: &Option<Arc<Loaded>>| l.as_ref().is_some_and(|l| l.policy.judges_responses);
         self.policies
             .as_ref()
             .is_some_and(|p| has(&p.active) || has(&p.shadow))
@@ -124,7 +127,7 @@ pub fn request_phase<T: ForwardedRequest>(
         .map(|s| shadow_trace(ctx, s, &facts));
     let Some(active) = &policies.active else {
         ctx.policy.trace = shadow.map(|shadow| PolicyTrace {
-            version: Arc::from(""),
+            version: None,
             verdict: Verdict::Allow,
             rules: Vec::new(),
             tags: Vec::new(),
@@ -136,7 +139,7 @@ pub fn request_phase<T: ForwardedRequest>(
     };
     let decision = judge(ctx, active, &facts);
     let mut trace = PolicyTrace {
-        version: active.label.clone(),
+        version: Some(active.label.clone()),
         verdict: decision.verdict,
         rules: decision.matched.clone(),
         tags: decision.tags.clone(),
@@ -186,7 +189,7 @@ pub fn response_text_phase(ctx: &mut RequestContext, text: String) -> Result<(),
         Some(active) => {
             let decision = judge(ctx, active, &facts);
             let trace = ctx.policy.trace.get_or_insert_with(|| PolicyTrace {
-                version: active.label.clone(),
+                version: Some(active.label.clone()),
                 verdict: Verdict::Allow,
                 rules: Vec::new(),
                 tags: Vec::new(),
