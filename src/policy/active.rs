@@ -63,8 +63,9 @@ impl PolicyCache {
     }
 
     fn refresh_if_changed(&self) {
-        // Another request is checking (and will swap in what changed): use the snapshot.
-        let Ok(mut source) = self.source.try_lock() else {
+        // Wait while another request checks: it may be loading a version applied before
+        // this request arrived, which this request must be judged by too.
+        let Ok(mut source) = self.source.lock() else {
             return;
         };
         let Source { conn, watch } = &mut *source;
