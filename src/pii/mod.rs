@@ -1,3 +1,6 @@
-//! Personal data: the vocabulary of data classes (recognizers and NER come with it).
+//! Personal data: the vocabulary of data classes and what finds it in text.
 
 pub mod classes;
+pub mod finding;
+
+pub use finding::Finding;
