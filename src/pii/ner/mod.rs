@@ -1,0 +1,46 @@
+//! NER for what patterns cannot find (names, places, organisations): the embedded model,
+//! run by the embedded ONNX Runtime on a bounded pool of inference threads.
+
+pub mod model;
+pub mod pool;
+pub mod runtime;
+
+pub use model::NerModel;
+pub use pool::{NerPool, PoolSize};
+pub use runtime::RuntimeSource;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why NER gave no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NerError {
+    #[error("NER is unavailable: {0}")]
+    Unavailable(String),
+    #[error("NER model: {0}")]
+    Model(String),
+    #[error("NER is overloaded: {0} texts already wait")]
+    Busy(usize),
+}
+
+/// Where the runtime and the model come from, and the pool's sizes.
+#[derive(Debug, Clone)]
+pub struct NerSettings {
+    pub runtime: RuntimeSource,
+    /// `--ner-model DIR`; the embedded model when `None`.
+    pub model_dir: Option<PathBuf>,
+    pub size: PoolSize,
+}
+
+/// Loads the runtime and the model and starts the pool; an error says what failed and
+/// leaves recognizers as the only finders (`/readyz` reports it as degraded).
+pub fn start(settings: &NerSettings) -> Result<(NerPool, String), NerError> {
+    let runtime = runtime::load(&settings.runtime).map_err(|e| NerError::Unavailable(e.into()))?;
+    let model = match &settings.model_dir {
+        Some(dir) => NerModel::from_dir(dir)?,
+        None => NerModel::embedded()?,
+    };
+    let describe = format!("{} on {}", model.describe, runtime.origin);
+    let pool = NerPool::start(Arc::new(model), &runtime.environment, settings.size)?;
+    Ok((pool, describe))
+}

@@ -1,0 +1,405 @@
+//! The NER model's files (embedded or from `--ner-model DIR`), its tokenizer and label
+//! scheme, and one inference over a batch of texts: windows in, findings out.
+
+use super::NerError;
+use crate::pii::Finding;
+use crate::pii::classes::DATA_CLASSES;
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+static EMBEDDED_ONNX: &[u8] = include_bytes!("../../../models/ner/model.onnx");
+static EMBEDDED_TOKENIZER: &[u8] = include_bytes!("../../../models/ner/tokenizer.json");
+static EMBEDDED_CONFIG: &[u8] = include_bytes!("../../../models/ner/config.json");
+
+/// Findings the model is less sure of than this are dropped.
+pub const MIN_SCORE: f32 = 0.5;
+
+/// Windows in one run of the model: bounds the memory one long text can take.
+const MAX_WINDOWS_PER_RUN: usize = 32;
+
+/// `models/ner/config.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelConfig {
+    /// BIO labels in logit order: `O`, `B-PERSON`, `I-PERSON`, …
+    labels: Vec<String>,
+    /// Window length in tokens, special tokens included.
+    max_tokens: usize,
+    /// Tokens shared by consecutive windows.
+    stride: usize,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    version: String,
+}
+
+/// What one logit index means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Label {
+    Outside,
+    Begin(&'static str),
+    Inside(&'static str),
+}
+
+impl Label {
+    fn parse(name: &str) -> Result<Self, NerError> {
+        if name == "O" {
+            return Ok(Self::Outside);
+        }
+        let (tag, class) = name
+            .split_once('-')
+            .ok_or_else(|| NerError::Model(format!("label {name:?} is not BIO")))?;
+        let class = DATA_CLASSES
+            .iter()
+            .copied()
+            .find(|known| *known == class)
+            .ok_or_else(|| NerError::Model(format!("label {name:?} names no data class")))?;
+        match tag {
+            "B" => Ok(Self::Begin(class)),
+            "I" => Ok(Self::Inside(class)),
+            _ => Err(NerError::Model(format!("label {name:?} is not BIO"))),
+        }
+    }
+}
+
+/// A loaded model, shared by the inference threads (each has its own session).
+pub struct NerModel {
+    onnx: Cow<'static, [u8]>,
+    tokenizer: Tokenizer,
+    labels: Vec<Label>,
+    /// Content tokens per window (the window minus its two special tokens).
+    window: usize,
+    /// Content tokens consecutive windows share.
+    overlap: usize,
+    cls: i64,
+    sep: i64,
+    /// Model name and version, for `/readyz` and the audit record.
+    pub describe: String,
+}
+
+impl NerModel {
+    /// The model embedded in the binary.
+    pub fn embedded() -> Result<Self, NerError> {
+        Self::from_parts(
+            Cow::Borrowed(EMBEDDED_ONNX),
+            EMBEDDED_TOKENIZER,
+            EMBEDDED_CONFIG,
+        )
+    }
+
+    /// A model directory holding `model.onnx`, `tokenizer.json` and `config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self, NerError> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .map_err(|e| NerError::Model(format!("{}: {e}", dir.join(name).display())))
+        };
+        Self::from_parts(
+            Cow::Owned(read("model.onnx")?),
+            &read("tokenizer.json")?,
+            &read("config.json")?,
+        )
+    }
+
+    fn from_parts(
+        onnx: Cow<'static, [u8]>,
+        tokenizer: &[u8],
+        config: &[u8],
+    ) -> Result<Self, NerError> {
+        let config: ModelConfig = serde_json::from_slice(config)
+            .map_err(|e| NerError::Model(format!("config.json: {e}")))?;
+        let labels = config
+            .labels
+            .iter()
+            .map(|name| Label::parse(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        if config.max_tokens < 8 || config.stride * 2 >= config.max_tokens - 2 {
+            return Err(NerError::Model(format!(
+                "config.json: max_tokens {} with stride {} leaves no room",
+                config.max_tokens, config.stride
+            )));
+        }
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer)
+            .map_err(|e| NerError::Model(format!("tokenizer.json: {e}")))?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| NerError::Model(format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(None);
+        let special = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|name| tokenizer.token_to_id(name))
+                .map(i64::from)
+                .ok_or_else(|| NerError::Model(format!("tokenizer.json has no {}", names[0])))
+        };
+        let cls = special(["[CLS]", "<s>"])?;
+        let sep = special(["[SEP]", "</s>"])?;
+        let describe = match (config.base.as_str(), config.version.as_str()) {
+            ("", "") => "ner model".to_owned(),
+            (base, version) => format!("ner {version} ({base})"),
+        };
+        Ok(Self {
+            onnx,
+            tokenizer,
+            labels,
+            window: config.max_tokens - 2,
+            overlap: config.stride,
+            cls,
+            sep,
+            describe,
+        })
+    }
+
+    /// A session for one inference thread: single-threaded, fully optimised.
+    pub fn session(
+        &self,
+        environment: &ort::environment::Environment,
+    ) -> Result<Session, NerError> {
+        use ort::session::builder::GraphOptimizationLevel;
+        let fail = |e: ort::Error<_>| NerError::Model(format!("cannot create the session: {e}"));
+        Session::builder(environment)
+            .map_err(|e| NerError::Model(format!("cannot create the session: {e}")))?
+            .with_intra_threads(1)
+            .map_err(fail)?
+            .with_inter_threads(1)
+            .map_err(fail)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(fail)?
+            .commit_from_memory(&self.onnx)
+            .map_err(|e| NerError::Model(format!("cannot load the model: {e}")))
+    }
+
+    /// Findings in each text, in one batched run of the model over all their windows.
+    pub fn find(
+        &self,
+        session: &mut Session,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<Finding>>, NerError> {
+        let mut encoded = Vec::with_capacity(texts.len());
+        let mut windows = Vec::new();
+        for (index, text) in texts.iter().enumerate() {
+            let encoding = self
+                .tokenizer
+                .encode(*text, false)
+                .map_err(|e| NerError::Model(format!("tokenizer: {e}")))?;
+            for range in window_ranges(encoding.len(), self.window, self.overlap) {
+                windows.push((index, range));
+            }
+            encoded.push(encoding);
+        }
+        let mut predictions: Vec<Vec<(usize, f32)>> = encoded
+            .iter()
+            .map(|encoding| vec![(0, 0.0); encoding.len()])
+            .collect();
+        for chunk in windows.chunks(MAX_WINDOWS_PER_RUN) {
+            let logits = self.run(session, &encoded, chunk)?;
+            self.collect(&logits, chunk, &mut predictions);
+        }
+        Ok(texts
+            .iter()
+            .zip(&encoded)
+            .zip(&predictions)
+            .map(|((text, encoding), predicted)| self.decode(text, encoding, predicted))
+            .collect())
+    }
+
+    /// Logits for every window, padded to the longest: `[windows × length × labels]`.
+    fn run(
+        &self,
+        session: &mut Session,
+        encoded: &[tokenizers::Encoding],
+        windows: &[(usize, std::ops::Range<usize>)],
+    ) -> Result<(Vec<f32>, usize), NerError> {
+        let length = windows.iter().map(|(_, r)| r.len()).max().unwrap_or(0) + 2;
+        let mut ids = vec![0i64; windows.len() * length];
+        let mut mask = vec![0i64; windows.len() * length];
+        for (row, (text, range)) in windows.iter().enumerate() {
+            let base = row * length;
+            let tokens = &encoded[*text].get_ids()[range.clone()];
+            ids[base] = self.cls;
+            for (i, id) in tokens.iter().enumerate() {
+                ids[base + 1 + i] = i64::from(*id);
+            }
+            ids[base + 1 + tokens.len()] = self.sep;
+            mask[base..base + tokens.len() + 2].fill(1);
+        }
+        let shape = [windows.len(), length];
+        let fail = |e: ort::Error| NerError::Model(format!("inference failed: {e}"));
+        let outputs = session
+            .run(ort::inputs![
+                "input_ids" => Tensor::from_array((shape, ids)).map_err(fail)?,
+                "attention_mask" => Tensor::from_array((shape, mask)).map_err(fail)?,
+            ])
+            .map_err(fail)?;
+        let logits = outputs
+            .get("logits")
+            .ok_or_else(|| NerError::Model("the model has no `logits` output".into()))?;
+        let (dims, values) = logits.try_extract_tensor::<f32>().map_err(fail)?;
+        let expected = [
+            windows.len() as i64,
+            length as i64,
+            self.labels.len() as i64,
+        ];
+        if dims.as_ref() != expected {
+            return Err(NerError::Model(format!(
+                "logits have shape {dims:?}, expected {expected:?}"
+            )));
+        }
+        Ok((values.to_vec(), length))
+    }
+
+    /// Each token's best label and its probability, from the window that sees it with the
+    /// most context (tokens in an overlap go to the window they sit deeper in).
+    fn collect(
+        &self,
+        (logits, length): &(Vec<f32>, usize),
+        windows: &[(usize, std::ops::Range<usize>)],
+        predictions: &mut [Vec<(usize, f32)>],
+    ) {
+        let labels = self.labels.len();
+        let half = self.overlap / 2;
+        for (row, (text, range)) in windows.iter().enumerate() {
+            let first_window = range.start == 0;
+            let last_window = range.end == predictions[*text].len();
+            for (i, token) in range.clone().enumerate() {
+                let owned = (first_window || i >= half)
+                    && (last_window || i < range.len().saturating_sub(half));
+                if !owned {
+                    continue;
+                }
+                let at = (row * length + 1 + i) * labels;
+                predictions[*text][token] = best_label(&logits[at..at + labels]);
+            }
+        }
+    }
+
+    /// BIO over words (a word's label is its first piece's), into findings.
+    fn decode(
+        &self,
+        text: &str,
+        encoding: &tokenizers::Encoding,
+        predicted: &[(usize, f32)],
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut open: Option<(Finding, f32, usize)> = None;
+        let mut previous_word = None;
+        for (token, &(label, probability)) in predicted.iter().enumerate() {
+            let (start, end) = encoding.get_offsets()[token];
+            let word = encoding.get_word_ids()[token];
+            if word.is_some() && word == previous_word {
+                if let Some((finding, _, _)) = open.as_mut() {
+                    finding.end = finding.end.max(end);
+                }
+                continue;
+            }
+            previous_word = word;
+            let label = self.labels.get(label).copied().unwrap_or(Label::Outside);
+            match (label, open.as_mut()) {
+                (Label::Inside(class), Some((finding, total, words))) if finding.class == class => {
+                    finding.end = end;
+                    *total += probability;
+                    *words += 1;
+                }
+                (Label::Begin(class) | Label::Inside(class), _) => {
+                    close(&mut open, &mut findings);
+                    let finding = Finding {
+                        class,
+                        start,
+                        end,
+                        score: 0.0,
+                        recognizer: "ner",
+                    };
+                    open = Some((finding, probability, 1));
+                }
+                (Label::Outside, _) => close(&mut open, &mut findings),
+            }
+        }
+        close(&mut open, &mut findings);
+        findings.retain(|f| {
+            f.score >= MIN_SCORE
+                && f.start < f.end
+                && text.is_char_boundary(f.start)
+                && text.is_char_boundary(f.end)
+        });
+        findings
+    }
+}
+
+fn close(open: &mut Option<(Finding, f32, usize)>, findings: &mut Vec<Finding>) {
+    if let Some((mut finding, total, words)) = open.take() {
+        finding.score = total / words as f32;
+        findings.push(finding);
+    }
+}
+
+/// The label with the highest logit and its softmax probability.
+fn best_label(logits: &[f32]) -> (usize, f32) {
+    let (best, top) =
+        logits
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |acc, (i, v)| if v > acc.1 { (i, v) } else { acc },
+            );
+    let sum: f32 = logits.iter().map(|v| (v - top).exp()).sum();
+    (best, if sum > 0.0 { 1.0 / sum } else { 0.0 })
+}
+
+/// Token ranges of the windows over `tokens` content tokens: `window` long, sharing
+/// `overlap` tokens with the next; one empty text gives no window.
+fn window_ranges(tokens: usize, window: usize, overlap: usize) -> Vec<std::ops::Range<usize>> {
+    let step = window - overlap;
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < tokens {
+        let end = (start + window).min(tokens);
+        ranges.push(start..end);
+        if end == tokens {
+            break;
+        }
+        start += step;
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_every_token_and_overlap_as_configured() {
+        assert!(window_ranges(0, 10, 2).is_empty());
+        assert_eq!(window_ranges(5, 10, 2), vec![0..5]);
+        assert_eq!(window_ranges(10, 10, 2), vec![0..10]);
+        assert_eq!(window_ranges(11, 10, 2), vec![0..10, 8..11]);
+        assert_eq!(
+            window_ranges(30, 10, 4),
+            vec![0..10, 6..16, 12..22, 18..28, 24..30]
+        );
+    }
+
+    #[test]
+    fn labels_parse_bio_over_the_class_vocabulary() {
+        assert_eq!(Label::parse("O").unwrap(), Label::Outside);
+        assert_eq!(Label::parse("B-PERSON").unwrap(), Label::Begin("PERSON"));
+        assert_eq!(
+            Label::parse("I-LOCATION").unwrap(),
+            Label::Inside("LOCATION")
+        );
+        assert!(Label::parse("B-PER").is_err());
+        assert!(Label::parse("X-PERSON").is_err());
+        assert!(Label::parse("PERSON").is_err());
+    }
+
+    #[test]
+    fn best_label_gives_the_softmax_probability() {
+        let (label, p) = best_label(&[0.0, 2.0, 0.0]);
+        assert_eq!(label, 1);
+        assert!((p - 0.787).abs() < 0.01, "{p}");
+    }
+}
