@@ -2,5 +2,9 @@
 
 pub mod classes;
 pub mod finding;
+pub mod overlaps;
+pub mod recognizers;
 
 pub use finding::Finding;
+pub use overlaps::resolve_overlaps;
+pub use recognizers::{MIN_SCORE, recognize};
