@@ -5,5 +5,9 @@ pub mod classes;
 pub mod eval;
 pub mod finding;
 pub mod ner;
+pub mod overlaps;
+pub mod recognizers;
 
 pub use finding::Finding;
+pub use overlaps::resolve_overlaps;
+pub use recognizers::recognize;

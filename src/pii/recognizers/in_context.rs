@@ -1,0 +1,258 @@
+//! Values recognised only after a keyword that announces them: dates of birth ("born",
+//! "DOB", "geb.", "né le"…), passport, driver's licence and medical record numbers. One
+//! case-insensitive Aho-Corasick pass finds the keywords; each value pattern then runs only
+//! over the few bytes after a keyword.
+
+use super::context::Context;
+use super::{LazyRegex, compile, finding};
+use crate::pii::Finding;
+use aho_corasick::{AhoCorasick, MatchKind};
+use std::sync::LazyLock;
+
+/// How many bytes after a keyword the value may start and end within.
+const REACH: usize = 40;
+
+/// One kind of announced value.
+struct Kind {
+    class: &'static str,
+    recognizer: &'static str,
+    base: f32,
+    /// Lowercase keywords announcing the value (matched in any ASCII case).
+    keywords: &'static [&'static str],
+    value: &'static LazyRegex,
+    /// Minimum number of digits in the value (IDs are not words).
+    min_digits: usize,
+    context: Context,
+}
+
+const MONTHS: &str = "jan(?:uary|vier|uar)?|feb(?:ruary|ruar)?|f[ée]vrier|m[aä]r(?:ch|z|s)?|apr(?:il)?|avril|ma[iy]|jun[ie]?|juin|jul[iy]?|juillet|aug(?:ust)?|ao[uû]t|sept?(?:ember|embre)?|o[ck]t(?:ober|obre)?|nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?";
+
+static DATE: LazyRegex = LazyLock::new(|| {
+    compile(&format!(
+        r"(?i)(?-u:\b)(?:[0-9]{{1,2}}[./-][0-9]{{1,2}}[./-](?:[0-9]{{4}}|[0-9]{{2}})|[0-9]{{4}}[./-][0-9]{{1,2}}[./-][0-9]{{1,2}}|[0-9]{{1,2}}(?:st|nd|rd|th|er)?\.?\s+(?:{MONTHS})\.?,?\s+[0-9]{{4}}|(?:{MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s+[0-9]{{4}})(?-u:\b)"
+    ))
+});
+static PASSPORT: LazyRegex = LazyLock::new(|| compile(r"(?-u:\b)[A-Z0-9]{6,9}(?-u:\b)"));
+static LICENSE: LazyRegex =
+    LazyLock::new(|| compile(r"(?-u:\b)[A-Z0-9](?:[A-Z0-9-]{3,16})[A-Z0-9](?-u:\b)"));
+static RECORD: LazyRegex = LazyLock::new(|| compile(r"(?-u:\b)[A-Z]{0,3}-?[0-9]{5,12}(?-u:\b)"));
+
+const AGAINST_IDS: &[&str] = &["example", "sample", "format", "expires", "expiry", "issued"];
+
+const KINDS: &[Kind] = &[
+    Kind {
+        class: "DATE_OF_BIRTH",
+        recognizer: "date_of_birth",
+        base: 0.75,
+        keywords: &[
+            "born",
+            "dob",
+            "d.o.b",
+            "date of birth",
+            "birth date",
+            "birthdate",
+            "birthday",
+            "geb.",
+            "geboren",
+            "geburtsdatum",
+            "né le",
+            "née le",
+            "date de naissance",
+            "fecha de nacimiento",
+            "nacido el",
+            "nacida el",
+            "data di nascita",
+            "nato il",
+            "nata il",
+        ],
+        value: &DATE,
+        min_digits: 4,
+        context: Context {
+            support: &[],
+            against: &["died", "deceased", "founded", "released", "expires"],
+        },
+    },
+    Kind {
+        class: "PASSPORT",
+        recognizer: "passport",
+        base: 0.65,
+        keywords: &[
+            "passport",
+            "passport no",
+            "passport number",
+            "passport #",
+            "passeport",
+            "reisepass",
+            "pasaporte",
+            "passaporto",
+        ],
+        value: &PASSPORT,
+        min_digits: 2,
+        context: Context {
+            support: &[],
+            against: AGAINST_IDS,
+        },
+    },
+    Kind {
+        class: "DRIVER_LICENSE",
+        recognizer: "driver_license",
+        base: 0.65,
+        keywords: &[
+            "driver's license",
+            "drivers license",
+            "driver license",
+            "driver's licence",
+            "driving licence",
+            "driving license",
+            "licence number",
+            "license number",
+            "dl#",
+            "dl no",
+            "dl number",
+            "führerschein",
+            "permis de conduire",
+            "licencia de conducir",
+        ],
+        value: &LICENSE,
+        min_digits: 2,
+        context: Context {
+            support: &[],
+            against: AGAINST_IDS,
+        },
+    },
+    Kind {
+        class: "MEDICAL_RECORD",
+        recognizer: "medical_record",
+        base: 0.65,
+        keywords: &[
+            "mrn",
+            "medical record",
+            "medical record number",
+            "patient id",
+            "patient no",
+            "patient number",
+            "hospital number",
+            "chart number",
+            "health record",
+        ],
+        value: &RECORD,
+        min_digits: 5,
+        context: Context {
+            support: &[],
+            against: AGAINST_IDS,
+        },
+    },
+];
+
+/// All keywords, and by keyword the index of its kind in [`KINDS`].
+struct Keywords {
+    automaton: AhoCorasick,
+    kind_of: Vec<usize>,
+}
+
+static KEYWORDS: LazyLock<Option<Keywords>> = LazyLock::new(|| {
+    let (words, kind_of): (Vec<&str>, Vec<usize>) = KINDS
+        .iter()
+        .enumerate()
+        .flat_map(|(i, k)| k.keywords.iter().map(move |w| (*w, i)))
+        .unzip();
+    let automaton = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(words)
+        .ok()?;
+    Some(Keywords { automaton, kind_of })
+});
+
+/// The largest char boundary of `text` not after `at`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+pub fn find(text: &str, out: &mut Vec<Finding>) {
+    let Some(keywords) = KEYWORDS.as_ref() else {
+        return;
+    };
+    for hit in keywords.automaton.find_iter(text) {
+        let Some(kind) = keywords
+            .kind_of
+            .get(hit.pattern().as_usize())
+            .and_then(|i| KINDS.get(*i))
+        else {
+            continue;
+        };
+        let before = hit
+            .start()
+            .checked_sub(1)
+            .and_then(|i| text.as_bytes().get(i));
+        if before.is_some_and(u8::is_ascii_alphanumeric) {
+            continue; // inside a word: "unborn", "stubborn"
+        }
+        let from = hit.end();
+        let to = floor_boundary(text, from + REACH);
+        let (Some(window), Some(regex)) = (text.get(from..to), kind.value.as_ref()) else {
+            continue;
+        };
+        let Some(m) = regex.find(window) else {
+            continue;
+        };
+        let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
+        let (start, end) = (from + m.start(), from + m.end());
+        let duplicate = out
+            .iter()
+            .rev()
+            .take(4)
+            .any(|f| f.recognizer == kind.recognizer && f.start == start);
+        if digits < kind.min_digits || duplicate {
+            continue;
+        }
+        let score = kind.context.score(text, hit.start(), kind.base);
+        out.push(finding(kind.class, kind.recognizer, start, end, score));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{found, spans};
+
+    #[test]
+    fn dates_of_birth_after_a_keyword() {
+        let cases = [
+            ("DOB: 04/07/1986", "04/07/1986"),
+            ("Date of birth 1986-07-04.", "1986-07-04"),
+            ("She was born on 4 July 1986 in Leeds", "4 July 1986"),
+            ("born March 3rd, 1990", "March 3rd, 1990"),
+            ("geb. 12.03.1975", "12.03.1975"),
+            ("Marie, née le 3 février 1961", "3 février 1961"),
+        ];
+        for (text, date) in cases {
+            assert_eq!(spans(text, "date_of_birth"), [date], "{text}");
+        }
+        assert!(found("The meeting is on 04/07/2026", "date_of_birth").is_empty());
+        assert!(found("a stubborn 04/07/1986 bug", "date_of_birth").is_empty());
+        assert!(found("born to run, released 1975", "date_of_birth").is_empty());
+    }
+
+    #[test]
+    fn passport_licence_and_record_numbers_after_a_keyword() {
+        assert_eq!(spans("Passport no: 533380006", "passport"), ["533380006"]);
+        assert_eq!(spans("Reisepass C01X00T47", "passport"), ["C01X00T47"]);
+        assert!(found("533380006", "passport").is_empty());
+        assert!(found("passport photo SIZES", "passport").is_empty());
+        assert_eq!(
+            spans("driving licence MORGA657054SM9IJ", "driver_license"),
+            ["MORGA657054SM9IJ"]
+        );
+        assert_eq!(spans("DL# D1234-5678", "driver_license"), ["D1234-5678"]);
+        assert_eq!(spans("MRN: 00482913", "medical_record"), ["00482913"]);
+        assert_eq!(
+            spans("patient ID MR-4471923", "medical_record"),
+            ["MR-4471923"]
+        );
+        assert!(found("the medical record was updated", "medical_record").is_empty());
+    }
+}

@@ -1,0 +1,142 @@
+//! The recognizers: fast finders of personal data by pattern, checksum and context words,
+//! without a model. Each family is one module with a `find` that pushes its findings.
+//!
+//! Cost: every family is gated by something cheap (a byte such as `@`, a literal such as
+//! `://`, an Aho-Corasick pass over keywords) or runs one linear-time regex whose matches
+//! are then validated by code (checksums, ranges) without allocating; context words are
+//! only looked at in a short window before a candidate. See `docs/pii.md` for the base
+//! scores, context words and measured throughput.
+
+mod card;
+mod checksums;
+mod context;
+mod crypto;
+mod email;
+mod iban;
+mod in_context;
+mod network;
+mod phone;
+mod secrets;
+mod uk;
+mod url;
+mod us;
+
+use super::Finding;
+use crate::policy::guardrails::SECRET_KINDS;
+use regex::Regex;
+use std::sync::LazyLock;
+
+pub use context::{AGAINST_PENALTY, SUPPORT_BOOST, WINDOW as CONTEXT_WINDOW};
+
+/// Findings scoring under this (after context words) are dropped by [`recognize`].
+pub const MIN_SCORE: f32 = 0.4;
+
+/// The names of the pattern recognizers, as in [`Finding::recognizer`]. Secret findings
+/// carry the secret detector's kind instead (see [`recognizer_names`]).
+pub const RECOGNIZERS: &[&str] = &[
+    "email",
+    "phone",
+    "credit_card",
+    "iban",
+    "us_ssn",
+    "us_routing",
+    "uk_nhs",
+    "uk_nino",
+    "ipv4",
+    "ipv6",
+    "mac",
+    "url_credentials",
+    "date_of_birth",
+    "passport",
+    "driver_license",
+    "medical_record",
+    "bitcoin",
+    "ethereum",
+];
+
+/// Every name a recognizer finding can carry: [`RECOGNIZERS`], then the secret kinds.
+pub fn recognizer_names() -> impl Iterator<Item = &'static str> {
+    RECOGNIZERS.iter().chain(SECRET_KINDS).copied()
+}
+
+/// A family of recognizers: pushes its findings in `text` (any score) onto the vector.
+type Find = fn(&str, &mut Vec<Finding>);
+
+const FAMILIES: &[Find] = &[
+    email::find,
+    phone::find,
+    card::find,
+    iban::find,
+    us::find,
+    uk::find,
+    network::find,
+    url::find,
+    in_context::find,
+    crypto::find,
+    secrets::find,
+];
+
+/// All recognizer findings in `text` scoring at least [`MIN_SCORE`], sorted by start
+/// (then end). They may overlap: [`super::resolve_overlaps`] picks the spans to redact.
+pub fn recognize(text: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for find in FAMILIES {
+        find(text, &mut findings);
+    }
+    findings.retain(|f| f.score >= MIN_SCORE);
+    findings.sort_by_key(|f| (f.start, f.end));
+    findings
+}
+
+/// A regex compiled on first use; `None` if the pattern does not compile (every
+/// recognizer's tests find something, so a broken pattern fails them).
+type LazyRegex = LazyLock<Option<Regex>>;
+
+fn compile(pattern: &str) -> Option<Regex> {
+    Regex::new(pattern).ok()
+}
+
+/// The matches of a lazily compiled regex (none if it did not compile).
+fn matches<'r, 't>(
+    regex: &'r LazyRegex,
+    text: &'t str,
+) -> impl Iterator<Item = regex::Match<'t>> + use<'r, 't> {
+    regex
+        .as_ref()
+        .into_iter()
+        .flat_map(move |r| r.find_iter(text))
+}
+
+/// A separator between the groups of a number: a space or dash, or a zero-width or
+/// invisible format character standing where one would (so `4111\u{200B}1111…` is still
+/// seen as a card number, while such a character inside a group breaks the number).
+const SEP: &str = "[ \\-\u{200B}-\u{200D}\u{2060}\u{FEFF}]";
+
+/// The byte just before `at` and the one at `end`, for boundary checks regexes cannot
+/// express.
+fn neighbours(text: &str, at: usize, end: usize) -> (Option<u8>, Option<u8>) {
+    let bytes = text.as_bytes();
+    (
+        at.checked_sub(1).and_then(|i| bytes.get(i)).copied(),
+        bytes.get(end).copied(),
+    )
+}
+
+fn finding(
+    class: &'static str,
+    recognizer: &'static str,
+    start: usize,
+    end: usize,
+    score: f32,
+) -> Finding {
+    Finding {
+        class,
+        start,
+        end,
+        score,
+        recognizer,
+    }
+}
+
+#[cfg(test)]
+mod tests;
