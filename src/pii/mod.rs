@@ -7,6 +7,7 @@ pub mod finding;
 pub mod ner;
 pub mod overlaps;
 pub mod recognizers;
+pub mod scan;
 
 pub use finding::Finding;
 pub use overlaps::resolve_overlaps;
