@@ -4,6 +4,20 @@
 pub mod action;
 pub mod classes;
 pub mod finding;
+pub mod keys;
+pub mod output_scan;
+pub mod placeholder;
+pub mod restore;
+pub mod session;
+pub mod transform;
+pub mod vault;
+mod vault_store;
 
 pub use action::{ActionPlan, PiiAction};
 pub use finding::Finding;
+pub use output_scan::mask_model_data;
+pub use restore::{Restorer, restore};
+pub use session::Session;
+pub use transform::{ActionCounts, Transformed, apply};
+pub use vault::{Vault, VaultConfig, VaultError};
+pub use vault_store::VaultWriter;
