@@ -40,7 +40,7 @@ pub struct Entries {
     max_entries: usize,
     ttl_ms: i64,
     expires_ms: i64,
-    /// The expiry last handed to the disk writer.
+    /// The (in-memory) expiry when rows were last handed to the disk writer.
     saved_expires_ms: i64,
     erased: bool,
 }
@@ -54,7 +54,7 @@ pub fn normalise<'v>(class: &str, value: &'v str) -> Cow<'v, str> {
     }
 }
 
-/// Rows for the disk writer: placeholder and value pairs, and the session's expiry.
+/// Rows for the disk writer: placeholder and value pairs, and when they expire on disk.
 pub struct Unsaved {
     pub rows: Vec<(String, String)>,
     pub expires_ms: i64,
@@ -170,10 +170,16 @@ impl Entries {
         self.placeholders.insert(placeholder, value);
     }
 
-    /// Sets the expiry read back from the disk.
-    pub(crate) fn set_expiry(&mut self, expires_ms: i64) {
-        self.expires_ms = expires_ms;
-        self.saved_expires_ms = expires_ms;
+    /// How much later rows expire on disk than the session in memory: expiries are
+    /// saved only when they moved by more than this, so the disk never expires first.
+    fn disk_margin_ms(&self) -> i64 {
+        self.ttl_ms / 10
+    }
+
+    /// Sets the expiry from the one read back from the disk.
+    pub(crate) fn set_disk_expiry(&mut self, disk_expires_ms: i64) {
+        self.expires_ms = disk_expires_ms.saturating_sub(self.disk_margin_ms());
+        self.saved_expires_ms = self.expires_ms;
     }
 
     /// The value a placeholder stands for.
@@ -208,10 +214,10 @@ impl Entries {
         self.unsaved.clear();
     }
 
-    /// What the disk has not seen: new entries, or an expiry moved by more than a tenth
-    /// of the TTL (so a busy session does not rewrite its rows on every request).
+    /// What the disk has not seen: new entries, or an expiry moved by more than the disk
+    /// margin (so a busy session does not rewrite its rows on every request).
     pub(crate) fn take_unsaved(&mut self) -> Option<Unsaved> {
-        let moved = self.expires_ms - self.saved_expires_ms > self.ttl_ms / 10;
+        let moved = self.expires_ms - self.saved_expires_ms > self.disk_margin_ms();
         if self.erased || (self.unsaved.is_empty() && !moved) {
             return None;
         }
@@ -225,7 +231,7 @@ impl Entries {
         self.saved_expires_ms = self.expires_ms;
         Some(Unsaved {
             rows,
-            expires_ms: self.expires_ms,
+            expires_ms: self.expires_ms.saturating_add(self.disk_margin_ms()),
         })
     }
 }
@@ -319,9 +325,18 @@ pub(crate) mod tests {
         e.tokenise("PERSON", "Ann", FREE, 1).unwrap();
         let unsaved = e.take_unsaved().unwrap();
         assert_eq!(unsaved.rows, vec![("<PERSON_1>".into(), "Ann".into())]);
+        assert_eq!(
+            unsaved.expires_ms,
+            1 + 60_000 + 6_000,
+            "the disk keeps a margin"
+        );
         assert!(e.take_unsaved().is_none());
+        e.tokenise("PERSON", "Ann", FREE, 5_000).unwrap();
+        assert!(e.take_unsaved().is_none(), "moved within the margin");
         e.tokenise("PERSON", "Ann", FREE, 30_000).unwrap();
         assert_eq!(e.take_unsaved().unwrap().rows.len(), 0, "expiry moved");
+        e.set_disk_expiry(96_000);
+        assert!(!e.expired(89_999) && e.expired(90_000));
         e.tokenise("PERSON", "Bob", FREE, 30_000).unwrap();
         e.erase();
         assert!(e.take_unsaved().is_none());

@@ -68,8 +68,8 @@ struct Memory {
     /// Last use → session, oldest first.
     by_use: BTreeMap<u64, (String, String)>,
     clock: u64,
-    /// Bumped by every erasure, so a load that raced one is not kept.
-    erasures: u64,
+    /// Erasures per tenant, so a load that raced one is not kept.
+    erasures: HashMap<String, u64>,
 }
 
 struct Resident {
@@ -86,6 +86,10 @@ fn check_session_id(id: &str) -> Result<(), VaultError> {
 }
 
 impl Memory {
+    fn erasures_of(&self, tenant: &str) -> u64 {
+        self.erasures.get(tenant).copied().unwrap_or(0)
+    }
+
     fn touch(&mut self, key: &(String, String)) -> Option<Arc<Session>> {
         self.clock += 1;
         let clock = self.clock;
@@ -195,7 +199,7 @@ impl Vault {
                     }
                     memory.remove(&key);
                 }
-                memory.erasures
+                memory.erasures_of(tenant)
             };
             let session = self.new_session(tenant, Some(session_id));
             if let Some(disk) = &self.shared.disk {
@@ -209,14 +213,14 @@ impl Vault {
                     .await?;
                 if let Some(loaded) = loaded {
                     let mut entries = session.entries();
-                    entries.set_expiry(loaded.expires_ms);
+                    entries.set_disk_expiry(loaded.expires_ms);
                     for (placeholder, value) in loaded.rows {
                         entries.insert_loaded(placeholder, value);
                     }
                 }
             }
             let mut memory = self.memory();
-            if memory.erasures != erasures {
+            if memory.erasures_of(tenant) != erasures {
                 continue; // erased while loading: load again
             }
             if let Some(raced) = memory.touch(&key) {
@@ -247,46 +251,57 @@ impl Vault {
         .await
     }
 
+    /// Drops a tenant's session (or all its sessions) from memory, marking them erased,
+    /// and tells loads in flight for that tenant to load again.
+    fn forget(&self, tenant: &str, session_id: Option<&str>) {
+        let mut memory = self.memory();
+        *memory.erasures.entry(tenant.to_owned()).or_default() += 1;
+        let keys: Vec<_> = memory
+            .sessions
+            .keys()
+            .filter(|(t, s)| t == tenant && session_id.is_none_or(|id| id == s))
+            .cloned()
+            .collect();
+        for key in &keys {
+            memory.remove(key);
+        }
+    }
+
+    /// Erases from memory, then disk, then memory again: a load that read the rows just
+    /// before the disk erasure is either dropped by the second pass or told to load again.
+    async fn erase(&self, tenant: &str, session_id: Option<&str>) -> Result<usize, VaultError> {
+        self.forget(tenant, session_id);
+        let deleted = match &self.shared.disk {
+            None => 0,
+            Some(disk) => {
+                let tenant = tenant.to_owned();
+                match session_id {
+                    Some(id) => {
+                        let session = id.to_owned();
+                        disk.ask(|reply| Op::EraseSession {
+                            tenant,
+                            session,
+                            reply,
+                        })
+                        .await?
+                    }
+                    None => disk.ask(|reply| Op::EraseTenant { tenant, reply }).await?,
+                }
+            }
+        };
+        self.forget(tenant, session_id);
+        Ok(deleted)
+    }
+
     /// Erases one session from memory and disk; returns the rows deleted from disk.
     pub async fn erase_session(&self, tenant: &str, session_id: &str) -> Result<usize, VaultError> {
-        {
-            let mut memory = self.memory();
-            memory.erasures += 1;
-            memory.remove(&(tenant.to_owned(), session_id.to_owned()));
-        }
-        let Some(disk) = &self.shared.disk else {
-            return Ok(0);
-        };
-        let (tenant, session) = (tenant.to_owned(), session_id.to_owned());
-        disk.ask(|reply| Op::EraseSession {
-            tenant,
-            session,
-            reply,
-        })
-        .await
+        self.erase(tenant, Some(session_id)).await
     }
 
     /// Erases every session of a tenant from memory and disk; returns the rows deleted
     /// from disk.
     pub async fn erase_tenant(&self, tenant: &str) -> Result<usize, VaultError> {
-        {
-            let mut memory = self.memory();
-            memory.erasures += 1;
-            let keys: Vec<_> = memory
-                .sessions
-                .keys()
-                .filter(|(t, _)| t == tenant)
-                .cloned()
-                .collect();
-            for key in &keys {
-                memory.remove(key);
-            }
-        }
-        let Some(disk) = &self.shared.disk else {
-            return Ok(0);
-        };
-        let tenant = tenant.to_owned();
-        disk.ask(|reply| Op::EraseTenant { tenant, reply }).await
+        self.erase(tenant, None).await
     }
 
     /// Drops expired sessions from memory and deletes expired rows; returns the rows
