@@ -91,4 +91,16 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
         ts_ms INTEGER NOT NULL,
         message TEXT
     );",
+    // The tokenisation vault: one row per placeholder of a session, its value sealed
+    // (AES-256-GCM, bound to tenant, session and placeholder), deleted when it expires.
+    "CREATE TABLE pii_vault (
+        tenant_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        placeholder TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, session_id, placeholder)
+    ) WITHOUT ROWID;
+    CREATE INDEX pii_vault_expiry ON pii_vault(expires_ms);",
 ];
