@@ -7,6 +7,7 @@ mod evidence;
 mod experiments;
 mod init;
 mod keys;
+mod pii;
 mod policy;
 mod progress;
 mod requests;
@@ -48,6 +49,8 @@ enum Command {
     Evidence(evidence::EvidenceArgs),
     /// Lint, test, dry-run, apply, diff and roll back policies.
     Policy(policy::PolicyArgs),
+    /// Find personal data in text, redact or tokenise it, score the finders on a test set.
+    Pii(pii::PiiArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
@@ -105,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Policy(args) => policy::run(args),
+        Command::Pii(args) => pii::run(args),
         Command::Requests(args) => requests::run(&args),
         Command::Experiments(args) => experiments::run(&args),
         Command::Version => {
