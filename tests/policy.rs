@@ -8,7 +8,7 @@ mod common;
 
 use airlock::policy::versions;
 use airlock::tenancy::STATE_MIGRATIONS;
-use common::{Gateway, post};
+use common::{Gateway, audit_records, post};
 use serde_json::{Value, json};
 
 fn ask(model: &str, text: &str) -> Value {
@@ -21,18 +21,6 @@ fn apply(gw: &Gateway, yaml: &str) -> String {
     versions::apply(&conn, yaml.as_bytes(), "test", "test")
         .unwrap()
         .label
-}
-
-/// The audit records of LLM requests, oldest first.
-fn audit_records(gw: &Gateway) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(gw.loaded.audit_db_path()).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT body FROM records WHERE kind = 'llm.request' ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
-        .collect()
 }
 
 /// The status of a chat request asking `text`.

@@ -84,6 +84,8 @@ pub trait ForwardedRequest: Serialize {
     }
     /// The prompt's text (messages, prompt or input), for policy content rules.
     fn prompt_text(&self) -> String;
+    /// The prompt's text strings, to rewrite in place (personal data redaction).
+    fn texts_mut(&mut self) -> Vec<&mut String>;
     /// The completion length the request asks for (0: unsaid).
     fn completion_budget(&self) -> u64 {
         completion_budget(self.extra())
@@ -184,7 +186,7 @@ fn force_include_usage(options: &mut Option<StreamOptions>) -> bool {
 }
 
 macro_rules! streaming_request {
-    ($t:ty, $features:expr, $as_chat:expr, $text:expr) => {
+    ($t:ty, $features:expr, $as_chat:expr, $text:expr, $texts:expr) => {
         impl ForwardedRequest for $t {
             fn model(&self) -> &str {
                 &self.model
@@ -210,6 +212,13 @@ macro_rules! streaming_request {
             fn prompt_text(&self) -> String {
                 $text(self)
             }
+            fn texts_mut(&mut self) -> Vec<&mut String> {
+                let mut texts = Vec::new();
+                for value in $texts(self) {
+                    crate::policy::facts::texts_mut(value, &mut texts);
+                }
+                texts
+            }
         }
     };
 }
@@ -219,7 +228,8 @@ streaming_request!(
     Some,
     |r: &ChatCompletionRequest| crate::policy::facts::chat_text(
         r.messages.iter().filter_map(|m| m.content.as_ref())
-    )
+    ),
+    ChatCompletionRequest::contents_mut
 );
 streaming_request!(
     CompletionRequest,
@@ -229,8 +239,21 @@ streaming_request!(
         ..Features::default()
     },
     |_| None,
-    |r: &CompletionRequest| crate::policy::facts::chat_text(std::iter::once(&r.prompt))
+    |r: &CompletionRequest| crate::policy::facts::chat_text(std::iter::once(&r.prompt)),
+    CompletionRequest::prompt_mut
 );
+
+impl ChatCompletionRequest {
+    fn contents_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.messages.iter_mut().filter_map(|m| m.content.as_mut())
+    }
+}
+
+impl CompletionRequest {
+    fn prompt_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        std::iter::once(&mut self.prompt)
+    }
+}
 
 impl ForwardedRequest for EmbeddingRequest {
     fn model(&self) -> &str {
@@ -256,6 +279,11 @@ impl ForwardedRequest for EmbeddingRequest {
     }
     fn prompt_text(&self) -> String {
         crate::policy::facts::chat_text(std::iter::once(&self.input))
+    }
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        let mut texts = Vec::new();
+        crate::policy::facts::texts_mut(&mut self.input, &mut texts);
+        texts
     }
 }
 

@@ -1,9 +1,11 @@
 //! The `airlock.yaml` configuration file: schema, defaults, and validation with errors
 //! that name the file, the line and the field.
 
+mod pii;
 mod schema;
 mod validate;
 
+pub use pii::*;
 pub use schema::*;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,9 @@ pub struct Config {
     /// The tamper-evident audit trail.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Personal data: detection, redaction and tokenisation.
+    #[serde(default)]
+    pub pii: super::PiiConfig,
 }
 
 /// The audit trail: what is recorded and how durably.

@@ -41,8 +41,9 @@ enum Answer<'a> {
     Words,
     /// A call of this tool.
     Call(&'a PlannedCall),
-    /// This JSON text (`response_format`, as vLLM's structured outputs would make).
-    Json(&'a str),
+    /// This text: JSON for `response_format` (as vLLM's structured outputs would make),
+    /// or the last message's text under `--echo`.
+    Fixed(&'a str),
 }
 
 /// The JSON answer a `response_format` asks for: generated from a `json_schema`, `{}`
@@ -127,9 +128,13 @@ pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
     let call = tools::plan(request.tools.as_deref(), request.tool_choice.as_ref())
         .map_err(ApiError::bad_request)?;
     let json = structured_answer(request.response_format.as_ref())?;
-    let answer = match (&call, &json) {
+    let echo = args
+        .echo
+        .then(|| request.messages.last()?.get("content")?.as_str())
+        .flatten();
+    let answer = match (&call, json.as_deref().or(echo)) {
         (Some(call), _) => Answer::Call(call),
-        (None, Some(json)) => Answer::Json(json),
+        (None, Some(text)) => Answer::Fixed(text),
         (None, None) => Answer::Words,
     };
     let model = resolve_model(args, request.model.as_deref())?;
@@ -197,12 +202,12 @@ fn render_json(
                 })
                 .collect();
         }
-        Answer::Words | Answer::Json(_) => {
+        Answer::Words | Answer::Fixed(_) => {
             let finish;
             (contents, completion_tokens, finish) = match answer {
-                Answer::Json(json) => (
-                    vec![json.to_owned(); n as usize],
-                    json_tokens(json) * u64::from(n),
+                Answer::Fixed(text) => (
+                    vec![text.to_owned(); n as usize],
+                    json_tokens(text) * u64::from(n),
                     "stop",
                 ),
                 _ => (
@@ -296,7 +301,7 @@ fn stream_plan(
                     completion_tokens: tool_call_tokens(call),
                 }
             }
-            Answer::Json(json) => ChoicePlan {
+            Answer::Fixed(json) => ChoicePlan {
                 pieces: tools::split_fragments(json, ARGUMENT_FRAGMENTS)
                     .into_iter()
                     .map(|fragment| Piece::Text(fragment.to_owned()))

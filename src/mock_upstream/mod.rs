@@ -92,6 +92,10 @@ pub struct MockArgs {
     /// Embedding vector dimension
     #[arg(long, default_value_t = 64)]
     pub embedding_dim: usize,
+    /// Answer chat requests with the last message's text (a string content), streamed in
+    /// fragments that split it anywhere: for tests of what Airlock does to answers.
+    #[arg(long)]
+    pub echo: bool,
 }
 
 /// The API a simulator speaks.
@@ -118,6 +122,7 @@ impl Default for MockArgs {
             fault_count: 0,
             flavor: Flavor::Openai,
             embedding_dim: 64,
+            echo: false,
         }
     }
 }

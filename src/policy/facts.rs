@@ -207,6 +207,26 @@ pub fn response_text(body: &Value) -> String {
     chat_text(KEYS.iter().filter_map(|k| body.get(*k)))
 }
 
+/// The keys of an object whose values hold text (see [`chat_text`]).
+const TEXT_KEYS: [&str; 5] = ["text", "content", "parts", "message", "delta"];
+
+/// Every text string [`chat_text`] would read, for rewriting in place (personal data
+/// redaction, placeholder restoration).
+pub fn texts_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut String>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter_mut().for_each(|item| texts_mut(item, out)),
+        Value::Object(object) => {
+            for (key, inner) in object.iter_mut() {
+                if TEXT_KEYS.contains(&key.as_str()) {
+                    texts_mut(inner, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn push_text(value: &Value, out: &mut String) {
     match value {
         Value::String(s) => {
@@ -217,7 +237,7 @@ fn push_text(value: &Value, out: &mut String) {
         }
         Value::Array(items) => items.iter().for_each(|item| push_text(item, out)),
         Value::Object(object) => {
-            for key in ["text", "content", "parts", "message", "delta"] {
+            for key in TEXT_KEYS {
                 if let Some(inner) = object.get(key) {
                     push_text(inner, out);
                 }

@@ -35,6 +35,8 @@ pub struct RequestContext {
     user_id: Option<String>,
     /// The policies in force for this request and what they decided.
     pub policy: super::policy_stage::PolicyState,
+    /// Personal data found in the prompt and the session its values were tokenised into.
+    pub pii: super::pii_stage::PiiState,
     /// A policy said to keep no payloads.
     payloads_dropped: bool,
 }
@@ -91,6 +93,7 @@ impl RequestContext {
             session_id: None,
             user_id: None,
             policy: Default::default(),
+            pii: Default::default(),
             payloads_dropped: false,
         }
     }
@@ -110,6 +113,10 @@ impl RequestContext {
     }
 
     /// The natural person the caller acts for, when named.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
     pub fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
     }
@@ -223,6 +230,7 @@ impl RequestContext {
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             latency_ms: Some(ms(self.started.elapsed())),
+            data_classes: self.pii.found.clone(),
             ..AuditRecord::default()
         };
         AuditEvent {

@@ -216,6 +216,17 @@ impl ApiError {
         )
     }
 
+    /// Personal data could not be checked as configured (the NER model could not run
+    /// and the configuration refuses such requests, or the vault failed).
+    pub fn pii_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "pii_unavailable",
+            "personal data could not be checked as this gateway requires; try again later",
+        )
+    }
+
     /// The audit record could not be written and audit failures close.
     pub fn audit_unavailable() -> Self {
         Self::new(

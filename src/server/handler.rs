@@ -6,6 +6,7 @@ use super::context::RequestContext;
 use super::count_tokens::{count_tokens, gemini_count_tokens};
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
+use super::pii_stage;
 use super::policy_stage::{self, PolicyState};
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
@@ -184,7 +185,18 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
             br#"{"status":"draining"}"#.to_vec(),
         );
     }
-    json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
+    match state.pii.as_ref().and_then(|pii| pii.degraded()) {
+        Some((why, refusing)) => {
+            let status = if refusing {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            let body = serde_json::json!({"status": "degraded", "ner": why});
+            json_response(status, body.to_string().into_bytes())
+        }
+        None => json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
+    }
 }
 
 fn metrics_response(state: &AppState) -> Response<GatewayBody> {
@@ -457,6 +469,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         .ok_or_else(|| ApiError::model_not_found(request.model()))?;
     ctx.set_end_user(request.end_user());
     ctx.record.model = Some(route.model.clone());
+    pii_stage::inspect(ctx, principal, &mut request).await?;
     if let Some(model) = policy_stage::request_phase(ctx, principal, &request, route)? {
         route = state
             .routes
@@ -464,6 +477,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
             .ok_or_else(|| ApiError::policy_route_invalid(&model))?;
         request.set_model(model.to_string());
     }
+    pii_stage::transform(ctx, principal, &mut request).await?;
     let stream = request.is_stream();
     ctx.record.stream = stream;
     ctx.record.model = Some(route.model.clone());
@@ -534,14 +548,20 @@ async fn route_and_dispatch<T: ForwardedRequest>(
     judge_response(ctx, outcome).await
 }
 
-/// The policy's response phase over a whole answer (fresh or cached): refused when a
-/// response rule denies. Streams pass as they are.
+/// A whole answer (fresh or cached) before delivery: placeholders restored (and the
+/// model's own personal data masked, if configured), then the policy's response phase,
+/// refusing it when a response rule denies. Streams pass as they are.
 async fn judge_response(ctx: &mut RequestContext, outcome: Outcome) -> Result<Outcome, ApiError> {
+    let rewrites = pii_stage::rewrites_answers(ctx);
     match outcome {
-        Outcome::Response(response) if ctx.policy.judges_responses() => {
+        Outcome::Response(response) if rewrites || ctx.policy.judges_responses() => {
             let (parts, body) = response.into_parts();
             let Ok(collected) = body.collect().await;
-            let bytes = collected.to_bytes();
+            let mut bytes = collected.to_bytes();
+            if rewrites && parts.status.is_success() {
+                bytes = pii_stage::rewrite_answer(ctx, bytes);
+                ctx.set_response_payload(bytes.clone());
+            }
             if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 policy_stage::response_phase(ctx, &answer)?;
             }

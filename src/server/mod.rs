@@ -7,6 +7,7 @@ mod count_tokens;
 mod dispatch;
 pub mod error;
 mod handler;
+pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub started_unix: i64,
+    /// The personal-data stage; `None` when `pii.enabled` is off.
+    pub pii: Option<Arc<pii_stage::PiiEngine>>,
     /// Set once shutdown began: `/readyz` turns 503 so load balancers move away.
     pub draining: AtomicBool,
 }
@@ -178,6 +181,7 @@ pub struct Writers {
     request_log: RequestLogWriter,
     audit: Option<crate::audit::writer::AuditWriter>,
     audit_index: Option<IndexerThread>,
+    vault: Option<crate::pii::VaultWriter>,
 }
 
 impl Writers {
@@ -191,6 +195,9 @@ impl Writers {
             index.finish();
         }
         self.request_log.finish();
+        if let Some(vault) = self.vault {
+            vault.finish();
+        }
     }
 }
 
@@ -255,6 +262,16 @@ impl Gateway {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
             None => None,
         };
+        let pii = pii_stage::PiiEngine::start(
+            &loaded.config.pii,
+            ner_settings(&loaded.config.pii),
+            &loaded.state_db_path(),
+            &instance_key,
+        )
+        .context("cannot start the personal-data stage")?;
+        let (pii, vault) = pii.map_or((None, None), |(engine, writer)| {
+            (Some(engine), Some(writer))
+        });
         let state = Arc::new(AppState {
             keys,
             policies,
@@ -276,6 +293,7 @@ impl Gateway {
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_secs(server.client_body_timeout_secs),
             started_unix: crate::store::now_unix(),
+            pii,
             draining: AtomicBool::new(false),
         });
         Ok(Self {
@@ -284,6 +302,7 @@ impl Gateway {
                 request_log,
                 audit: audit_writer,
                 audit_index,
+                vault,
             },
             tls,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
@@ -548,4 +567,22 @@ mod tls {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
+}
+
+/// The NER model's settings from `pii.ner`, or `None` when it is turned off.
+fn ner_settings(config: &crate::config::PiiConfig) -> Option<crate::pii::ner::NerSettings> {
+    use crate::pii::ner::{NerSettings, PoolSize, RuntimeSource};
+    let ner = &config.ner;
+    ner.enabled.then(|| NerSettings {
+        runtime: ner
+            .onnxruntime_lib
+            .clone()
+            .map_or(RuntimeSource::Embedded, RuntimeSource::File),
+        model_dir: ner.model_dir.clone(),
+        size: PoolSize {
+            threads: ner.threads,
+            queue: ner.queue,
+            max_batch: ner.max_batch,
+        },
+    })
 }

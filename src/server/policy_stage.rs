@@ -5,7 +5,7 @@ use super::context::RequestContext;
 use super::error::ApiError;
 use crate::api::openai::ForwardedRequest;
 use crate::policy::active::{Loaded, Policies};
-use crate::policy::eval::Decision;
+use crate::policy::eval::{Classes, Decision};
 use crate::policy::source::{LogLevel, RateLimitScope};
 use crate::policy::{Facts, Phase, Verdict, evaluate};
 use crate::routing::Route;
@@ -30,6 +30,8 @@ pub struct PolicyState {
     headers: BTreeMap<String, String>,
     facts: Option<Box<Facts>>,
     pub trace: Option<PolicyTrace>,
+    /// The data classes the active version's rules said to redact and to tokenise.
+    pub pii_decision: (Classes, Classes),
 }
 
 /// What the policies decided, for the request log and the audit record.
@@ -76,6 +78,7 @@ impl PolicyState {
             headers,
             facts: None,
             trace: None,
+            pii_decision: Default::default(),
         }
     }
 }
@@ -112,7 +115,7 @@ pub fn request_phase<T: ForwardedRequest>(
         endpoint: crate::policy::source::EndpointKind::Llm,
         model: request.model().to_string(),
         provider: route.targets.first().map(|t| t.upstream.name.to_string()),
-        data_classes: BTreeMap::new(),
+        data_classes: ctx.pii.found.clone(),
         prompt_tokens: (content.len() as u64).div_ceil(4),
         completion_tokens: request.completion_budget(),
         cost_usd: None,
@@ -159,6 +162,7 @@ pub fn request_phase<T: ForwardedRequest>(
     }
     ctx.policy.trace = Some(trace);
     ctx.policy.facts = Some(Box::new(facts));
+    ctx.policy.pii_decision = (decision.redact.clone(), decision.tokenise.clone());
     match refusal {
         Some(err) => Err(err),
         None => Ok(decision.reroute.map(|r| r.model)),

@@ -88,6 +88,15 @@ impl Default for PolicyMetrics {
     }
 }
 
+/// The personal-data stage.
+#[derive(Clone, Default)]
+pub struct PiiMetrics {
+    /// Prompt texts the NER model should have read but could not (unloaded, overloaded).
+    pub ner_missing: Counter,
+    /// Prompt texts answered from the scan-once cache.
+    pub cache_hits: Counter,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~100 s: gateway overhead lives at the low end, generations at the high end.
     Histogram::new([
@@ -114,6 +123,7 @@ pub struct Metrics {
     pub upstream_healthy: Family<UpstreamLabels, Gauge>,
     pub audit_index: AuditIndexMetrics,
     pub policy: PolicyMetrics,
+    pub pii: PiiMetrics,
 }
 
 /// How far the audit search index trails the log.
@@ -236,9 +246,21 @@ impl Metrics {
             "Time to evaluate the active policy version once",
             policy.evaluation.clone(),
         );
+        let pii = PiiMetrics::default();
+        registry.register(
+            "pii_ner_missing",
+            "Prompt texts the NER model could not read (not loaded or overloaded)",
+            pii.ner_missing.clone(),
+        );
+        registry.register(
+            "pii_scan_cache_hits",
+            "Prompt texts whose findings came from the scan-once cache",
+            pii.cache_hits.clone(),
+        );
         Self {
             registry,
             policy,
+            pii,
             audit_index,
             requests,
             errors,

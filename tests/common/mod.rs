@@ -420,3 +420,15 @@ pub fn run_airlock(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The audit records of LLM requests, oldest first.
+pub fn audit_records(gw: &Gateway) -> Vec<Value> {
+    let conn = rusqlite::Connection::open(gw.loaded.audit_db_path()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM records WHERE kind = 'llm.request' ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! The gateway's personal-data stage: scans a prompt's texts, records the classes found
+//! (for policy and the audit record), rewrites them by the action plan (configuration,
+//! then policy), and restores placeholders in the answer.
+
+use super::context::RequestContext;
+use super::error::ApiError;
+use crate::api::openai::ForwardedRequest;
+use crate::config::{OnNerUnavailable, PiiConfig};
+use crate::pii::scan::Scanner;
+use crate::pii::{ActionPlan, Finding, PiiAction, Session, Vault, VaultWriter};
+use crate::policy::eval::Classes;
+use crate::store::instance_key::InstanceKey;
+use crate::tenancy::Principal;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the stage needs for every request: the finders, the vault and the defaults.
+pub struct PiiEngine {
+    pub scanner: Scanner,
+    vault: Vault,
+    plan: ActionPlan,
+    mask_model_output: bool,
+    on_ner_unavailable: OnNerUnavailable,
+}
+
+impl PiiEngine {
+    /// Starts the model (degraded to recognizers when it cannot load: said loudly) and
+    /// opens the vault; `None` when `pii.enabled` is off.
+    pub fn start(
+        config: &PiiConfig,
+        ner: Option<crate::pii::ner::NerSettings>,
+        state_db: &Path,
+        instance_key: &InstanceKey,
+    ) -> anyhow::Result<Option<(Arc<Self>, VaultWriter)>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let scanner = Scanner::start(ner.as_ref(), config.cache_entries);
+        match &scanner.ner_status {
+            crate::pii::scan::NerStatus::Ready(describe) => {
+                tracing::info!(model = %describe, "NER model loaded")
+            }
+            crate::pii::scan::NerStatus::Degraded(why) => tracing::error!(
+                "NER IS NOT RUNNING: {why}; personal data is found by the recognizers only \
+                 and /readyz reports degraded"
+            ),
+            crate::pii::scan::NerStatus::Off => {
+                tracing::info!("NER is off: personal data is found by the recognizers only")
+            }
+        }
+        let (vault, writer) = Vault::open(state_db, instance_key, config.vault.vault_config())?;
+        let engine = Self {
+            scanner,
+            vault,
+            plan: config.actions.clone(),
+            mask_model_output: config.mask_model_output,
+            on_ner_unavailable: config.on_ner_unavailable,
+        };
+        Ok(Some((Arc::new(engine), writer)))
+    }
+}
+
+impl PiiEngine {
+    /// Why the NER model is not running although configured, and whether requests are
+    /// refused for it (else they continue with the recognizers alone).
+    pub fn degraded(&self) -> Option<(&str, bool)> {
+        match &self.scanner.ner_status {
+            crate::pii::scan::NerStatus::Degraded(why) => Some((
+                why.as_str(),
+                self.on_ner_unavailable == OnNerUnavailable::Refuse,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The stage's part of one request.
+#[derive(Default)]
+pub struct PiiState {
+    /// Findings per prompt text, in `texts_mut` order.
+    findings: Vec<Arc<[Finding]>>,
+    /// Classes found in the prompt and how often: for policy and the audit record.
+    pub found: BTreeMap<String, u64>,
+    /// The session values were tokenised into (answers get them back).
+    session: Option<Arc<Session>>,
+}
+
+/// Scans every text of the prompt and counts the classes found. Refuses the request when
+/// the model could not look and the configuration says so.
+pub async fn inspect<T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    request: &mut T,
+) -> Result<(), ApiError> {
+    let Some(engine) = ctx.state().pii.clone() else {
+        return Ok(());
+    };
+    let mut found = BTreeMap::<String, u64>::new();
+    let mut findings = Vec::new();
+    for text in request.texts_mut() {
+        let scan = engine.scanner.scan(&principal.tenant_id, text).await;
+        if let Some(missing) = &scan.ner_missing {
+            ctx.state().metrics.pii.ner_missing.inc();
+            if engine.on_ner_unavailable == OnNerUnavailable::Refuse {
+                tracing::warn!(request_id = %ctx.record.id, "refused: {missing}");
+                return Err(ApiError::pii_unavailable());
+            }
+        }
+        if scan.cached {
+            ctx.state().metrics.pii.cache_hits.inc();
+        }
+        for finding in scan.findings.iter() {
+            *found.entry(finding.class.to_string()).or_default() += 1;
+        }
+        findings.push(scan.findings);
+    }
+    ctx.pii.findings = findings;
+    ctx.pii.found = found;
+    Ok(())
+}
+
+/// Rewrites the prompt's personal data by the plan: the configured actions, overridden
+/// by what the policy decided (`redact` masks, `tokenise` tokenises, for their classes).
+pub async fn transform<T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    request: &mut T,
+) -> Result<(), ApiError> {
+    let Some(engine) = ctx.state().pii.clone() else {
+        return Ok(());
+    };
+    if ctx.pii.found.is_empty() {
+        return Ok(());
+    }
+    let plan = plan_for(&engine.plan, &ctx.policy.pii_decision, &ctx.pii.found);
+    let acts = ctx
+        .pii
+        .found
+        .keys()
+        .any(|class| plan.action_for(class) != PiiAction::Allow);
+    if !acts {
+        return Ok(());
+    }
+    let tenant = &principal.tenant_id;
+    let session = match ctx.session_id() {
+        Some(id) => engine
+            .vault
+            .session(tenant, id)
+            .await
+            .map_err(vault_error)?,
+        None => engine.vault.ephemeral(tenant),
+    };
+    let findings = std::mem::take(&mut ctx.pii.findings);
+    for (text, findings) in request.texts_mut().into_iter().zip(&findings) {
+        if !findings.is_empty() {
+            *text = crate::pii::apply(text, findings, &plan, &session).text;
+        }
+    }
+    if !session.is_empty() {
+        engine.vault.commit(&session).await.map_err(vault_error)?;
+        ctx.pii.session = Some(session);
+    }
+    Ok(())
+}
+
+/// The plan for this request: the configured one, with the policy's classes on top
+/// (`All` meaning every class found).
+fn plan_for(
+    configured: &ActionPlan,
+    decided: &(Classes, Classes),
+    found: &BTreeMap<String, u64>,
+) -> ActionPlan {
+    let mut plan = configured.clone();
+    for (classes, action) in [
+        (&decided.0, PiiAction::Mask),
+        (&decided.1, PiiAction::Tokenise),
+    ] {
+        let named: Vec<&String> = match classes {
+            Classes::None => continue,
+            Classes::All => found.keys().collect(),
+            Classes::Some(list) => list.iter().collect(),
+        };
+        for name in named {
+            if let Some(class) = crate::pii::classes::DATA_CLASSES
+                .iter()
+                .find(|c| **c == name.as_str())
+            {
+                plan.set(class, action);
+            }
+        }
+    }
+    plan
+}
+
+fn vault_error(e: crate::pii::VaultError) -> ApiError {
+    match e {
+        crate::pii::VaultError::BadSessionId => ApiError::invalid_request(
+            "the x-session-id header must be 1 to 128 printable ASCII characters",
+        ),
+        other => {
+            tracing::error!("the tokenisation vault failed: {other}");
+            ApiError::pii_unavailable()
+        }
+    }
+}
+
+/// Whether answers of this request need rewriting (placeholders to restore, or the
+/// model's own personal data to mask).
+pub fn rewrites_answers(ctx: &RequestContext) -> bool {
+    ctx.pii.session.is_some()
+        || ctx
+            .state()
+            .pii
+            .as_ref()
+            .is_some_and(|engine| engine.mask_model_output)
+}
+
+/// A whole answer (OpenAI shape) with placeholders restored and, if configured, the
+/// model's own personal data masked. Bodies that are not JSON pass as they are.
+pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes {
+    let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let session = match (&ctx.pii.session, ctx.state().pii.as_ref()) {
+        (Some(session), _) => Arc::clone(session),
+        (None, Some(engine)) => engine.vault.ephemeral(""),
+        (None, None) => return body,
+    };
+    let mask = ctx
+        .state()
+        .pii
+        .as_ref()
+        .is_some_and(|e| e.mask_model_output);
+    let mut texts = Vec::new();
+    if let Some(object) = answer.as_object_mut() {
+        for (key, value) in object.iter_mut() {
+            if ["choices", "content", "candidates", "output"].contains(&key.as_str()) {
+                crate::policy::facts::texts_mut(value, &mut texts);
+            }
+        }
+    }
+    for text in texts {
+        let restored = crate::pii::restore(text, &session);
+        *text = if mask {
+            let findings = crate::pii::resolve_overlaps(crate::pii::recognize(&restored));
+            crate::pii::mask_model_data(&restored, &findings, &session).text
+        } else {
+            restored
+        };
+    }
+    serde_json::to_vec(&answer).map_or(body, bytes::Bytes::from)
+}

@@ -1,0 +1,156 @@
+//! Personal data on the wire: the model sees placeholders or masks instead of values, the
+//! caller gets the values back in the answer, placeholders stay stable within a session,
+//! policy rules see the classes found and choose the action, and the audit record keeps
+//! classes and counts, never values.
+
+mod common;
+
+use airlock::policy::versions;
+use airlock::tenancy::STATE_MIGRATIONS;
+use common::{Extra, Gateway, audit_records, last_upstream_request, post, send};
+use serde_json::{Value, json};
+
+const PROMPT: &str = "Please write to Sarah Thompson at sarah.thompson@example.com, card 4111 1111 1111 1111, key AKIAIOSFODNN7EXAMPLE.";
+
+async fn tokenising_gateway() -> Gateway {
+    let extra = Extra {
+        top: "pii:\n  actions: {default: tokenise, by_class: {SECRET: mask}}\n".into(),
+        ..Extra::default()
+    };
+    Gateway::start_full("", &["--echo"], &extra).await
+}
+
+fn chat(text: &str) -> Value {
+    json!({"model": "chat-model", "messages": [{"role": "user", "content": text}]})
+}
+
+/// The last message the model received.
+async fn model_saw(gw: &Gateway) -> String {
+    let request = last_upstream_request(gw.mock).await;
+    let messages = request["body"]["messages"].as_array().unwrap();
+    messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_model_sees_placeholders_and_the_caller_gets_values_back() {
+    let gw = tokenising_gateway().await;
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat(PROMPT)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = model_saw(&gw).await;
+    for value in [
+        "Sarah Thompson",
+        "sarah.thompson@example.com",
+        "4111 1111 1111 1111",
+        "AKIA",
+    ] {
+        assert!(!seen.contains(value), "the model saw {value:?}: {seen}");
+    }
+    for placeholder in [
+        "<PERSON_1>",
+        "<EMAIL_ADDRESS_1>",
+        "<CREDIT_CARD_1>",
+        "[SECRET]",
+    ] {
+        assert!(seen.contains(placeholder), "{placeholder} missing: {seen}");
+    }
+    // The echoed answer has the values restored; the masked secret stays masked.
+    let answer = reply.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(answer, PROMPT.replace("AKIAIOSFODNN7EXAMPLE", "[SECRET]"));
+
+    // Anthropic's Messages API gets the same treatment.
+    let body = json!({"model": "chat-model", "max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}]});
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!model_saw(&gw).await.contains("Sarah Thompson"));
+    let text = reply.json()["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("sarah.thompson@example.com"), "{text}");
+
+    // The audit record keeps classes and counts, never the values.
+    let records = audit_records(&gw);
+    let record = &records[0];
+    assert_eq!(record["data_classes"]["PERSON"], 1, "{record}");
+    assert_eq!(record["data_classes"]["EMAIL_ADDRESS"], 1);
+    assert_eq!(record["data_classes"]["CREDIT_CARD"], 1);
+    assert_eq!(record["data_classes"]["SECRET"], 1);
+    let text = record.to_string();
+    assert!(!text.contains("sarah.thompson@example.com") && !text.contains("Thompson"));
+}
+
+#[tokio::test]
+async fn placeholders_are_stable_within_a_session_and_not_across() {
+    let gw = tokenising_gateway().await;
+    let ask = |session: &'static str, text: &'static str| {
+        let url = gw.url("/v1/chat/completions");
+        let key = format!("Bearer {}", gw.key);
+        async move {
+            let headers = [
+                ("authorization", key.as_str()),
+                ("content-type", "application/json"),
+                ("x-session-id", session),
+            ];
+            let reply = send(
+                "POST",
+                &url,
+                &headers,
+                serde_json::to_vec(&chat(text)).unwrap(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    };
+    ask("conv-1", "I am Sarah Thompson, mail sarah@example.com").await;
+    ask("conv-1", "Also cc bob@example.org and sarah@example.com").await;
+    let seen = model_saw(&gw).await;
+    assert!(
+        seen.contains("<EMAIL_ADDRESS_2>") && seen.contains("<EMAIL_ADDRESS_1>"),
+        "{seen}"
+    );
+    assert!(
+        seen.find("<EMAIL_ADDRESS_2>") < seen.find("<EMAIL_ADDRESS_1>"),
+        "{seen}"
+    );
+    // Another session numbers from 1 again.
+    ask("conv-2", "cc bob@example.org").await;
+    assert_eq!(model_saw(&gw).await, "cc <EMAIL_ADDRESS_1>");
+}
+
+#[tokio::test]
+async fn policy_rules_see_the_classes_found_and_choose_the_action() {
+    let gw = Gateway::start_full("", &["--echo"], &Extra::default()).await;
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    let policy = "policy: pii\nrules:\n  - id: no-cards\n    match: {data_classes: [CREDIT_CARD]}\n    action: deny\n    message: no card numbers here\n  - id: hide-emails\n    match: {data_classes: [EMAIL_ADDRESS]}\n    action: redact\n    data_classes: [EMAIL_ADDRESS]\n";
+    versions::apply(&conn, policy.as_bytes(), "test", "test").unwrap();
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("card 4111 1111 1111 1111"),
+    )
+    .await;
+    reply.assert_error(403, "policy_denied");
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("mail ann@example.com please"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(model_saw(&gw).await, "mail [EMAIL_ADDRESS] please");
+    // With no rule matching, the configured default (detect only) lets values through.
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("call +44 20 7946 0958"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(model_saw(&gw).await, "call +44 20 7946 0958");
+}
