@@ -264,15 +264,26 @@ fn json_logs_are_one_object_per_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Every line up to "listening" (the NER model's load comes first) is one JSON object.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut events = Vec::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 || events.len() > 20 {
+            break;
+        }
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let listening = event["message"] == "airlock listening";
+        events.push(event);
+        if listening {
+            break;
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
-    let event: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(event["level"], "INFO");
-    assert_eq!(event["message"], "airlock listening");
+    let last = events.last().unwrap();
+    assert_eq!(last["message"], "airlock listening", "{events:?}");
+    assert_eq!(last["level"], "INFO");
     std::fs::remove_dir_all(&dir).unwrap();
 }
