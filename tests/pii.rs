@@ -154,3 +154,63 @@ async fn policy_rules_see_the_classes_found_and_choose_the_action() {
     assert_eq!(reply.status, 200);
     assert_eq!(model_saw(&gw).await, "call +44 20 7946 0958");
 }
+
+/// The content deltas of an OpenAI stream, joined.
+fn streamed_text(reply: &common::Reply) -> String {
+    reply
+        .sse_data()
+        .iter()
+        .filter(|data| *data != "[DONE]")
+        .filter_map(|data| {
+            let chunk: Value = serde_json::from_str(data).unwrap();
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn streamed_answers_get_values_back_even_with_placeholders_split_across_chunks() {
+    let gw = tokenising_gateway().await;
+    // Many values, so the mock's fragment boundaries fall inside placeholders.
+    let people = [
+        "Sarah Thompson",
+        "James Miller",
+        "Olivia Brown",
+        "Henry Wilson",
+    ];
+    let prompt: String = people
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!(
+                "{name} <{}.user{i}@example.com> ",
+                name.split(' ').next().unwrap()
+            )
+        })
+        .collect();
+    let mut body = chat(&prompt);
+    body["stream"] = json!(true);
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!model_saw(&gw).await.contains("Sarah Thompson"));
+    assert_eq!(streamed_text(&reply), prompt);
+    assert!(
+        !reply.text().contains("<PERSON_"),
+        "a placeholder reached the caller"
+    );
+
+    // Anthropic's stream, translated from the same chunks.
+    let body = json!({"model": "chat-model", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": prompt}]});
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text: String = reply
+        .named_events()
+        .iter()
+        .filter(|(name, _)| name == "content_block_delta")
+        .filter_map(|(_, event)| event["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, prompt);
+}

@@ -41,9 +41,11 @@ enum Answer<'a> {
     Words,
     /// A call of this tool.
     Call(&'a PlannedCall),
-    /// This text: JSON for `response_format` (as vLLM's structured outputs would make),
-    /// or the last message's text under `--echo`.
+    /// This JSON text (`response_format`, as vLLM's structured outputs would make).
     Fixed(&'a str),
+    /// The last message's text (`--echo`), streamed a few bytes per chunk so that chunk
+    /// boundaries fall everywhere.
+    Echo(&'a str),
 }
 
 /// The JSON answer a `response_format` asks for: generated from a `json_schema`, `{}`
@@ -67,6 +69,14 @@ fn structured_answer(format: Option<&Value>) -> Result<Option<String>, ApiError>
 
 /// Usage tokens of a JSON answer: roughly four characters per token, plus the
 /// end-of-sequence token.
+/// Chunks a fixed answer streams in: a few for JSON, one per ~5 bytes for an echo.
+fn fragments(answer: Answer<'_>, text: &str) -> usize {
+    match answer {
+        Answer::Echo(_) => text.len().div_ceil(5),
+        _ => ARGUMENT_FRAGMENTS,
+    }
+}
+
 fn json_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4) + 1
 }
@@ -132,10 +142,11 @@ pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
         .echo
         .then(|| request.messages.last()?.get("content")?.as_str())
         .flatten();
-    let answer = match (&call, json.as_deref().or(echo)) {
-        (Some(call), _) => Answer::Call(call),
-        (None, Some(text)) => Answer::Fixed(text),
-        (None, None) => Answer::Words,
+    let answer = match (&call, json.as_deref(), echo) {
+        (Some(call), _, _) => Answer::Call(call),
+        (None, Some(json), _) => Answer::Fixed(json),
+        (None, None, Some(text)) => Answer::Echo(text),
+        (None, None, None) => Answer::Words,
     };
     let model = resolve_model(args, request.model.as_deref())?;
     let prompt = prompt_stats(&request.messages)?;
@@ -202,10 +213,10 @@ fn render_json(
                 })
                 .collect();
         }
-        Answer::Words | Answer::Fixed(_) => {
+        Answer::Words | Answer::Fixed(_) | Answer::Echo(_) => {
             let finish;
             (contents, completion_tokens, finish) = match answer {
-                Answer::Fixed(text) => (
+                Answer::Fixed(text) | Answer::Echo(text) => (
                     vec![text.to_owned(); n as usize],
                     json_tokens(text) * u64::from(n),
                     "stop",
@@ -301,8 +312,8 @@ fn stream_plan(
                     completion_tokens: tool_call_tokens(call),
                 }
             }
-            Answer::Fixed(json) => ChoicePlan {
-                pieces: tools::split_fragments(json, ARGUMENT_FRAGMENTS)
+            Answer::Fixed(json) | Answer::Echo(json) => ChoicePlan {
+                pieces: tools::split_fragments(json, fragments(answer, json))
                     .into_iter()
                     .map(|fragment| Piece::Text(fragment.to_owned()))
                     .collect(),

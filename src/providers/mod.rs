@@ -5,6 +5,7 @@ pub mod inline_pool;
 pub mod openai_compat;
 pub mod sse;
 pub mod sse_relay;
+pub mod stream_restore;
 pub mod wire_format;
 
 use std::cell::Cell;

@@ -6,6 +6,7 @@
 
 use super::openai_compat::UpstreamBody;
 use super::sse::{MAX_EVENT_BYTES, SseFramer, data_event, data_payload};
+use super::stream_restore::StreamRestore;
 use crate::api::chunk::{Chunk, ChunkOut};
 use crate::api::openai::{Usage, UsageProbe, error_json, upstream_error_message};
 use crate::api::{ClientEvents, UpstreamEvents};
@@ -87,6 +88,8 @@ pub struct SseRelay {
     audit: Audit,
     /// The answer's text so far, when a policy judges answers (at the stream's end).
     answer: Option<String>,
+    /// Restores tokenised values in the answer, when the prompt had some.
+    restore: Option<StreamRestore>,
 }
 
 /// Where a stream's audit record stands.
@@ -111,6 +114,7 @@ impl SseRelay {
             upstream_events,
         } = start;
         let turns_before_flush = upstream.turns_to_decode_buffered();
+        let restore = crate::server::pii_stage::tokenised_session(&ctx).map(StreamRestore::new);
         Self {
             upstream,
             first: Some(first),
@@ -134,6 +138,7 @@ impl SseRelay {
             sent: None,
             audit: Audit::NotYet,
             answer: None,
+            restore,
         }
         .keeping_payload()
         .keeping_answer()
@@ -208,6 +213,8 @@ impl SseRelay {
             let event = framer.front(len);
             match self.upstream_events.as_mut() {
                 None => {
+                    let restored = self.restore_event(event);
+                    let event = restored.as_deref().unwrap_or(event);
                     if self.forward_event(event) {
                         self.out.extend_from_slice(event);
                     }
@@ -238,6 +245,32 @@ impl SseRelay {
                 "an upstream event exceeded the size limit",
                 "event over MAX_EVENT_BYTES",
             );
+        }
+    }
+
+    /// An OpenAI event with tokenised values restored (`None`: it goes as it is). Before
+    /// the stream's `[DONE]`, whatever the restorers still hold goes out first.
+    fn restore_event(&mut self, event: &[u8]) -> Option<Bytes> {
+        let payload = data_payload(event)?;
+        let restore = self.restore.as_mut()?;
+        if payload.as_ref() == b"[DONE]" {
+            self.release_held();
+            return None;
+        }
+        restore.chunk(&payload).map(|json| data_event(&json))
+    }
+
+    /// Sends what the restorers still hold as chunks of their own.
+    fn release_held(&mut self) {
+        let held = self
+            .restore
+            .as_mut()
+            .map(StreamRestore::finish)
+            .unwrap_or_default();
+        for event in held {
+            if self.forward_event(&event) {
+                self.out.extend_from_slice(&event);
+            }
         }
     }
 
@@ -329,6 +362,7 @@ impl SseRelay {
     fn forward_chunk(&mut self, chunk: ChunkOut) {
         match chunk {
             ChunkOut::Done => {
+                self.release_held();
                 let done = data_event(b"[DONE]");
                 if self.forward_event(&done) {
                     self.out.extend_from_slice(&done);
@@ -340,10 +374,14 @@ impl SseRelay {
                 &message,
             ),
             ChunkOut::Chunk {
-                json,
+                mut json,
                 usage,
                 has_choices,
             } => {
+                if let Some(restored) = self.restore.as_mut().and_then(|r| r.chunk(json.as_bytes()))
+                {
+                    json = String::from_utf8(restored).unwrap_or(json);
+                }
                 if matches!(self.dialect, StreamDialect::Translated(_)) {
                     self.translate(json.as_bytes());
                     return;

@@ -251,3 +251,8 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
     }
     serde_json::to_vec(&answer).map_or(body, bytes::Bytes::from)
 }
+
+/// The session values of this request were tokenised into, for restoring a stream.
+pub fn tokenised_session(ctx: &RequestContext) -> Option<Arc<Session>> {
+    ctx.pii.session.clone()
+}
