@@ -47,6 +47,14 @@ enum PiiCommand {
         #[arg(long, value_enum, default_value = "mask")]
         mode: RedactMode,
     },
+    /// Measure the recognizers' throughput and the NER model's latency on one thread.
+    Bench {
+        /// Timed runs per input length.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Score the finders on a JSONL file of annotated texts: precision, recall and F1 per
     /// class and overall, for exact spans and for overlapping spans.
     Eval {
@@ -65,21 +73,37 @@ enum RedactMode {
 }
 
 pub fn run(args: PiiArgs) -> anyhow::Result<()> {
-    let runtime = super::runtime()?;
-    let scanner = Arc::new(scanner(&args.finders)?);
-    runtime.block_on(async move {
-        match args.command {
-            PiiCommand::Detect { json } => detect(&scanner, &stdin()?, json).await,
-            PiiCommand::Redact { mode } => redact(&scanner, &stdin()?, mode).await,
-            PiiCommand::Eval { file, json } => eval(scanner, &file, json).await,
+    let finders = &args.finders;
+    match args.command {
+        PiiCommand::Bench { runs, json } => bench(finders, runs, json),
+        PiiCommand::Detect { json } => {
+            let text = stdin()?;
+            with_scanner(finders, |s| async move { detect(&s, &text, json).await })
         }
-    })
+        PiiCommand::Redact { mode } => {
+            let text = stdin()?;
+            with_scanner(finders, |s| async move { redact(&s, &text, mode).await })
+        }
+        PiiCommand::Eval { file, json } => {
+            with_scanner(finders, |s| async move { eval(s, &file, json).await })
+        }
+    }
+}
+
+/// Runs `work` with the finders started, on a runtime of its own.
+fn with_scanner<Work, Done>(finders: &FinderArgs, work: Work) -> anyhow::Result<()>
+where
+    Work: FnOnce(Arc<Scanner>) -> Done,
+    Done: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let scanner = Arc::new(scanner(finders)?);
+    super::runtime()?.block_on(work(scanner))
 }
 
 const TENANT: &str = "cli";
 
-fn scanner(finders: &FinderArgs) -> anyhow::Result<Scanner> {
-    let settings = NerSettings {
+fn ner_settings(finders: &FinderArgs) -> NerSettings {
+    NerSettings {
         runtime: finders
             .onnxruntime_lib
             .clone()
@@ -90,7 +114,11 @@ fn scanner(finders: &FinderArgs) -> anyhow::Result<Scanner> {
             queue: 1024,
             max_batch: 8,
         },
-    };
+    }
+}
+
+fn scanner(finders: &FinderArgs) -> anyhow::Result<Scanner> {
+    let settings = ner_settings(finders);
     let scanner = Scanner::start((!finders.no_ner).then_some(&settings), 10_000);
     if let NerStatus::Degraded(why) = &scanner.ner_status {
         bail!("{why} (use --no-ner for recognizers only)");
@@ -158,6 +186,29 @@ async fn redact(scanner: &Scanner, text: &str, mode: RedactMode) -> anyhow::Resu
     print!("{}", done.text);
     for (class, action, count) in done.counts.iter() {
         eprintln!("{class}: {count} {}", action.as_str());
+    }
+    Ok(())
+}
+
+fn bench(finders: &FinderArgs, runs: usize, json: bool) -> anyhow::Result<()> {
+    let settings = ner_settings(finders);
+    let report = crate::pii::bench::run((!finders.no_ner).then_some(&settings), runs)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for t in &report.recognizers {
+        println!(
+            "recognizers, {}: {:.1} MB/s ({} findings in {} bytes)",
+            t.text, t.mb_per_s, t.findings, t.bytes
+        );
+    }
+    println!("NER: {}", report.model);
+    for l in &report.ner {
+        println!(
+            "  {:>4} tokens: p50 {:.2} ms, p99 {:.2} ms ({} runs)",
+            l.tokens, l.p50_ms, l.p99_ms, l.runs
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! answers).
 
 pub mod action;
+pub mod bench;
 pub mod cache;
 pub mod classes;
 pub mod eval;

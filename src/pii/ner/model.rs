@@ -172,6 +172,11 @@ impl NerModel {
             .map_err(|e| NerError::Model(format!("cannot load the model: {e}")))
     }
 
+    /// Model tokens in `text` (special tokens not counted).
+    pub fn token_count(&self, text: &str) -> usize {
+        self.tokenizer.encode(text, false).map_or(0, |e| e.len())
+    }
+
     /// Findings in each text, in one batched run of the model over all their windows.
     pub fn find(
         &self,
