@@ -145,10 +145,11 @@ def main():
     procs = []
     try:
         procs.append(start([str(AIRLOCK), "mock-upstream", "--listen", f"127.0.0.1:{MOCK_PORT}", "--models", "mock-llama"], "listening"))
-        # "airlock" only proxies (audit off), like nginx; "airlock+audit" runs the default
-        # configuration, every response waiting for its durable audit record.
+        # "airlock" only proxies (audit and personal-data scanning off), like nginx;
+        # "airlock+audit" runs the default configuration, every response waiting for its
+        # durable audit record (and every prompt scanned for personal data).
         gateways = {}
-        for name, port, audit in (("airlock", AIRLOCK_PORT, "audit:\n  enabled: false\n"),
+        for name, port, audit in (("airlock", AIRLOCK_PORT, "audit:\n  enabled: false\npii:\n  enabled: false\n"),
                                   ("airlock+audit", AIRLOCK_AUDIT_PORT, "")):
             subprocess.run([str(AIRLOCK), "init", "--dir", str(work / name), "--upstream-url", f"http://127.0.0.1:{MOCK_PORT}/v1",
                             "--model", "bench", "--upstream-model", "mock-llama"], check=True, capture_output=True)
