@@ -7,7 +7,11 @@ mod common;
 
 use airlock::policy::versions;
 use airlock::tenancy::STATE_MIGRATIONS;
-use common::{Extra, Gateway, audit_records, last_upstream_request, post, send};
+use airlock::tenancy::rbac::Role;
+use common::{
+    Extra, Gateway, admin, admin_token, audit_records, last_upstream_request, post, scoped_token,
+    send,
+};
 use serde_json::{Value, json};
 
 const PROMPT: &str = "Please write to Sarah Thompson at sarah.thompson@example.com, card 4111 1111 1111 1111, key AKIAIOSFODNN7EXAMPLE.";
@@ -85,28 +89,27 @@ async fn the_model_sees_placeholders_and_the_caller_gets_values_back() {
     assert!(!text.contains("sarah.thompson@example.com") && !text.contains("Thompson"));
 }
 
+/// Asks `text` in `session`; the answer's text.
+async fn ask_in(gw: &Gateway, session: &str, text: &str) -> String {
+    let key = format!("Bearer {}", gw.key);
+    let headers = [
+        ("authorization", key.as_str()),
+        ("content-type", "application/json"),
+        ("x-session-id", session),
+    ];
+    let body = serde_json::to_vec(&chat(text)).unwrap();
+    let reply = send("POST", &gw.url("/v1/chat/completions"), &headers, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn placeholders_are_stable_within_a_session_and_not_across() {
     let gw = tokenising_gateway().await;
-    let ask = |session: &'static str, text: &'static str| {
-        let url = gw.url("/v1/chat/completions");
-        let key = format!("Bearer {}", gw.key);
-        async move {
-            let headers = [
-                ("authorization", key.as_str()),
-                ("content-type", "application/json"),
-                ("x-session-id", session),
-            ];
-            let reply = send(
-                "POST",
-                &url,
-                &headers,
-                serde_json::to_vec(&chat(text)).unwrap(),
-            )
-            .await;
-            assert_eq!(reply.status, 200, "{}", reply.text());
-        }
-    };
+    let ask = |session: &'static str, text: &'static str| ask_in(&gw, session, text);
     ask("conv-1", "I am Sarah Thompson, mail sarah@example.com").await;
     ask("conv-1", "Also cc bob@example.org and sarah@example.com").await;
     let seen = model_saw(&gw).await;
@@ -127,7 +130,7 @@ async fn placeholders_are_stable_within_a_session_and_not_across() {
 async fn policy_rules_see_the_classes_found_and_choose_the_action() {
     let gw = Gateway::start_full("", &["--echo"], &Extra::default()).await;
     let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
-    let policy = "policy: pii\nrules:\n  - id: no-cards\n    match: {data_classes: [CREDIT_CARD]}\n    action: deny\n    message: no card numbers here\n  - id: hide-emails\n    match: {data_classes: [EMAIL_ADDRESS]}\n    action: redact\n    data_classes: [EMAIL_ADDRESS]\n";
+    let policy = "policy: pii\nrules:\n  - id: no-cards\n    match: {data_classes: [CREDIT_CARD]}\n    action: deny\n    message: no card numbers here\n  - id: hide-emails\n    match: {data_classes: [EMAIL_ADDRESS]}\n    action: redact\n    data_classes: [EMAIL_ADDRESS]\n  - id: names-stay-home\n    match: {data_classes: [PERSON]}\n    action: tokenise\n";
     versions::apply(&conn, policy.as_bytes(), "test", "test").unwrap();
     let reply = post(
         &gw.url("/v1/chat/completions"),
@@ -144,6 +147,17 @@ async fn policy_rules_see_the_classes_found_and_choose_the_action() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(model_saw(&gw).await, "mail [EMAIL_ADDRESS] please");
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat("hello Sarah Thompson"),
+    )
+    .await;
+    assert_eq!(model_saw(&gw).await, "hello <PERSON_1>");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "hello Sarah Thompson"
+    );
     // With no rule matching, the configured default (detect only) lets values through.
     let reply = post(
         &gw.url("/v1/chat/completions"),
@@ -213,4 +227,43 @@ async fn streamed_answers_get_values_back_even_with_placeholders_split_across_ch
         .filter_map(|(_, event)| event["delta"]["text"].as_str().map(str::to_string))
         .collect();
     assert_eq!(text, prompt);
+}
+
+#[tokio::test]
+async fn admins_erase_a_sessions_values_and_only_their_tenants() {
+    let gw = tokenising_gateway().await;
+    ask_in(&gw, "conv-x", "I am Sarah Thompson").await;
+    // The session knows the value: a placeholder the model writes comes back as it.
+    assert_eq!(ask_in(&gw, "conv-x", "<PERSON_1>").await, "Sarah Thompson");
+
+    let path = "/admin/pii/vault/acme/conv-x";
+    gw.create_key("globex", None, None);
+    let other = scoped_token(&gw, Role::TenantAdmin, Some("globex"));
+    admin(&gw, "DELETE", path, Some(&other), Value::Null)
+        .await
+        .assert_admin_error(403, "permission_denied");
+    let viewer = admin_token(&gw, Role::Viewer);
+    admin(&gw, "DELETE", path, Some(&viewer), Value::Null)
+        .await
+        .assert_admin_error(403, "permission_denied");
+    let own = scoped_token(&gw, Role::TenantAdmin, Some("acme"));
+    let reply = admin(&gw, "DELETE", path, Some(&own), Value::Null).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["erased"], 1);
+
+    // Erased: the placeholder no longer opens.
+    assert_eq!(ask_in(&gw, "conv-x", "<PERSON_1>").await, "<PERSON_1>");
+    // The whole tenant, by a super-admin.
+    ask_in(&gw, "conv-y", "I am James Miller").await;
+    let root = admin_token(&gw, Role::SuperAdmin);
+    let reply = admin(
+        &gw,
+        "DELETE",
+        "/admin/pii/vault/acme",
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(ask_in(&gw, "conv-y", "<PERSON_1>").await, "<PERSON_1>");
 }

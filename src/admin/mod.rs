@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod error;
+mod pii;
 mod policy;
 mod routes;
 

@@ -27,6 +27,14 @@ pub fn router() -> Router {
         .route("/admin/sessions/{id}", get(super::audit::session))
         .route("/admin/audit/search", get(super::audit::search))
         .route(
+            "/admin/pii/vault/{tenant}",
+            axum::routing::delete(super::pii::erase_tenant),
+        )
+        .route(
+            "/admin/pii/vault/{tenant}/{session}",
+            axum::routing::delete(super::pii::erase_session),
+        )
+        .route(
             "/admin/audit/records/{seq}/proof",
             get(super::audit::record_proof),
         )

@@ -62,6 +62,11 @@ impl PiiEngine {
 }
 
 impl PiiEngine {
+    /// The tokenisation vault (for erasure).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
     /// Why the NER model is not running although configured, and whether requests are
     /// refused for it (else they continue with the recognizers alone).
     pub fn degraded(&self) -> Option<(&str, bool)> {
@@ -130,35 +135,40 @@ pub async fn transform<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
-    if ctx.pii.found.is_empty() {
-        return Ok(());
-    }
+    let tenant = &principal.tenant_id;
+    // A named session's earlier values come back in answers even when this prompt
+    // holds none of its own.
+    let named = match ctx.session_id() {
+        Some(id) => Some(
+            engine
+                .vault
+                .session(tenant, id)
+                .await
+                .map_err(vault_error)?,
+        ),
+        None => None,
+    };
     let plan = plan_for(&engine.plan, &ctx.policy.pii_decision, &ctx.pii.found);
     let acts = ctx
         .pii
         .found
         .keys()
         .any(|class| plan.action_for(class) != PiiAction::Allow);
-    if !acts {
-        return Ok(());
-    }
-    let tenant = &principal.tenant_id;
-    let session = match ctx.session_id() {
-        Some(id) => engine
-            .vault
-            .session(tenant, id)
-            .await
-            .map_err(vault_error)?,
-        None => engine.vault.ephemeral(tenant),
+    let session = match (acts, named) {
+        (true, named) => named.unwrap_or_else(|| engine.vault.ephemeral(tenant)),
+        (false, Some(named)) => named,
+        (false, None) => return Ok(()),
     };
-    let findings = std::mem::take(&mut ctx.pii.findings);
-    for (text, findings) in request.texts_mut().into_iter().zip(&findings) {
-        if !findings.is_empty() {
-            *text = crate::pii::apply(text, findings, &plan, &session).text;
+    if acts {
+        let findings = std::mem::take(&mut ctx.pii.findings);
+        for (text, findings) in request.texts_mut().into_iter().zip(&findings) {
+            if !findings.is_empty() {
+                *text = crate::pii::apply(text, findings, &plan, &session).text;
+            }
         }
+        engine.vault.commit(&session).await.map_err(vault_error)?;
     }
     if !session.is_empty() {
-        engine.vault.commit(&session).await.map_err(vault_error)?;
         ctx.pii.session = Some(session);
     }
     Ok(())

@@ -32,6 +32,8 @@ pub enum Permission {
     PolicyRead,
     /// Apply, roll back and shadow policy versions; dry-run on every tenant's traffic.
     PolicyWrite,
+    /// Erase tokenised personal data from the vault (a tenant-admin: its own tenant's).
+    PiiErase,
 }
 
 impl Role {
@@ -64,6 +66,7 @@ impl Role {
             PolicyRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Auditor | Viewer),
             // The policy governs every tenant: only a super-admin changes it.
             PolicyWrite => matches!(self, SuperAdmin),
+            PiiErase => matches!(self, SuperAdmin | TenantAdmin),
         }
     }
 }
@@ -103,6 +106,10 @@ mod tests {
             (
                 Permission::RoutesOperate,
                 ["super-admin", "operator"].as_slice(),
+            ),
+            (
+                Permission::PiiErase,
+                ["super-admin", "tenant-admin"].as_slice(),
             ),
         ];
         for (permission, allowed) in expected {
