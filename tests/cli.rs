@@ -287,3 +287,42 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(last["level"], "INFO");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serve_takes_a_ner_model_directory_and_says_loudly_when_it_cannot_load() {
+    use std::io::BufRead;
+    let dir = common::scratch_dir("cli-ner-model");
+    let d = dir.join("inst");
+    assert!(
+        airlock(&["init", "--dir", d.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let config = d.join("airlock.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    std::fs::write(&config, text).unwrap();
+    let missing = dir.join("no-such-model");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--ner-model", missing.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("airlock listening") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("NER IS NOT RUNNING"), "{seen}");
+    assert!(seen.contains("no-such-model"), "{seen}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -32,6 +32,10 @@ enum Command {
         /// Path to airlock.yaml.
         #[arg(long, short, env = "AIRLOCK_CONFIG")]
         config: PathBuf,
+        /// A NER model directory (model.onnx, tokenizer.json, config.json) instead of the
+        /// embedded model (overrides `pii.ner.model_dir`).
+        #[arg(long, value_name = "DIR")]
+        ner_model: Option<PathBuf>,
     },
     /// Create a new instance: a commented airlock.yaml and the instance key material.
     Init(init::InitArgs),
@@ -87,7 +91,7 @@ fn coordinator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, ner_model } => serve(&config, ner_model),
         Command::Init(args) => init::run(&args),
         Command::MockUpstream(args) => mock_upstream(args),
         Command::Demo(args) => demo::run(args),
@@ -118,8 +122,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn serve(config: &std::path::Path) -> anyhow::Result<()> {
-    let loaded = LoadedConfig::load(config)?;
+fn serve(config: &std::path::Path, ner_model: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut loaded = LoadedConfig::load(config)?;
+    if ner_model.is_some() {
+        loaded.config.pii.ner.model_dir = ner_model;
+    }
     let logging = &loaded.config.logging;
     crate::telemetry::logging::init(&logging.level, logging.format);
     let rt = coordinator_runtime()?;

@@ -264,7 +264,7 @@ impl Gateway {
         };
         let pii = pii_stage::PiiEngine::start(
             &loaded.config.pii,
-            ner_settings(&loaded.config.pii),
+            ner_settings(loaded),
             &loaded.state_db_path(),
             &instance_key,
         )
@@ -569,16 +569,19 @@ mod tls {
     }
 }
 
-/// The NER model's settings from `pii.ner`, or `None` when it is turned off.
-fn ner_settings(config: &crate::config::PiiConfig) -> Option<crate::pii::ner::NerSettings> {
+/// The NER model's settings from `pii.ner` (paths relative to the config file), or
+/// `None` when it is turned off.
+fn ner_settings(loaded: &LoadedConfig) -> Option<crate::pii::ner::NerSettings> {
     use crate::pii::ner::{NerSettings, PoolSize, RuntimeSource};
-    let ner = &config.ner;
+    let ner = &loaded.config.pii.ner;
     ner.enabled.then(|| NerSettings {
         runtime: ner
             .onnxruntime_lib
-            .clone()
-            .map_or(RuntimeSource::Embedded, RuntimeSource::File),
-        model_dir: ner.model_dir.clone(),
+            .as_deref()
+            .map_or(RuntimeSource::Embedded, |lib| {
+                RuntimeSource::File(loaded.resolve(lib))
+            }),
+        model_dir: ner.model_dir.as_deref().map(|dir| loaded.resolve(dir)),
         size: PoolSize {
             threads: ner.threads,
             queue: ner.queue,
