@@ -87,6 +87,16 @@ async fn the_model_sees_placeholders_and_the_caller_gets_values_back() {
     assert_eq!(record["data_classes"]["SECRET"], 1);
     let text = record.to_string();
     assert!(!text.contains("sarah.thompson@example.com") && !text.contains("Thompson"));
+    // So does the request log row.
+    let rows = gw.stop().await;
+    let classes = rows
+        .last()
+        .unwrap()
+        .data_classes
+        .as_deref()
+        .unwrap()
+        .to_string();
+    assert_eq!(classes, "CREDIT_CARD:1,EMAIL_ADDRESS:1,PERSON:1,SECRET:1");
 }
 
 /// Asks `text` in `session`; the answer's text.

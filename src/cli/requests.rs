@@ -66,10 +66,14 @@ fn print_row(r: &RequestRecord) {
         num(r.prompt_tokens),
         num(r.completion_tokens),
         r.decision.unwrap_or("-"),
-        [r.error_type.as_deref(), r.policy_rules.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" "),
+        [
+            r.error_type.as_deref(),
+            r.policy_rules.as_deref(),
+            r.data_classes.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" "),
     );
 }

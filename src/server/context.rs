@@ -240,8 +240,18 @@ impl RequestContext {
         }
     }
 
-    /// Copies the policy's verdict, version and rules into the request log row.
+    /// Copies the policy's verdict, version and rules, and the data classes found, into
+    /// the request log row.
     fn note_policy(&mut self) {
+        if !self.pii.found.is_empty() {
+            let classes: Vec<String> = self
+                .pii
+                .found
+                .iter()
+                .map(|(class, count)| format!("{class}:{count}"))
+                .collect();
+            self.record.data_classes = Some(classes.join(",").into());
+        }
         let Some(trace) = &self.policy.trace else {
             return;
         };

@@ -42,6 +42,8 @@ const MIGRATIONS: &[Migration] = &[
     "ALTER TABLE request_log ADD COLUMN decision TEXT;
      ALTER TABLE request_log ADD COLUMN policy_version TEXT;
      ALTER TABLE request_log ADD COLUMN policy_rules TEXT;",
+    // Personal data found in the prompt: classes and counts, never values.
+    "ALTER TABLE request_log ADD COLUMN data_classes TEXT;",
 ];
 
 /// Rows written per transaction at most.
@@ -86,6 +88,8 @@ pub struct RequestRecord {
     pub policy_version: Option<Arc<str>>,
     /// The rules that matched, comma-separated, in evaluation order.
     pub policy_rules: Option<Arc<str>>,
+    /// Data classes found in the prompt with their counts (`EMAIL_ADDRESS:1,PERSON:2`).
+    pub data_classes: Option<Arc<str>>,
 }
 
 /// Sends records to the writer thread. Cheap to clone.
@@ -162,8 +166,8 @@ fn drain_into(rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRec
 const COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model,
     status, error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
     completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit, decision,
-    policy_version, policy_rules";
-const COLUMN_COUNT: usize = 24;
+    policy_version, policy_rules, data_classes";
+const COLUMN_COUNT: usize = 25;
 /// Records per multi-row INSERT: a third less CPU per row than one statement per row.
 const ROWS_PER_INSERT: usize = 16;
 
@@ -230,6 +234,7 @@ fn bind_record(
         &r.decision,
         &r.policy_version,
         &r.policy_rules,
+        &r.data_classes,
     ];
     for (index, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(offset + index + 1, value)?;
@@ -286,7 +291,7 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
         "SELECT id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model, status,
                 error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
                 completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit,
-                decision, policy_version, policy_rules
+                decision, policy_version, policy_rules, data_classes
          FROM request_log ORDER BY seq DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |row| {
@@ -322,6 +327,7 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
                 .map(crate::policy::Verdict::name),
             policy_version: text(22)?,
             policy_rules: text(23)?,
+            data_classes: text(24)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -391,6 +397,7 @@ mod tests {
                 decision: [Some("allow"), Some("deny"), None][i as usize % 3],
                 policy_version: (i % 3 != 2).then(|| format!("v{i}-abcdef12").into()),
                 policy_rules: (i % 4 == 0).then(|| format!("r{i},s{i}").into()),
+                data_classes: (i % 2 == 0).then(|| format!("PERSON:{i},URL:1").into()),
             })
             .collect();
         write_batch(&mut conn, &records).unwrap();
