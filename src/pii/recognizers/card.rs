@@ -3,44 +3,48 @@
 
 use super::checksums::{Digits, luhn};
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
 const BASE: f32 = 0.85;
 
-const CONTEXT: Context = Context {
-    support: &[
-        "card",
-        "credit",
-        "debit",
-        "visa",
-        "mastercard",
-        "amex",
-        "american express",
-        "discover",
-        "jcb",
-        "diners",
-        "unionpay",
-        "maestro",
-        "cc",
-        "pan",
-        "payment",
-        "cvv",
-        "expiry",
-    ],
-    against: &[
-        "order",
-        "invoice",
-        "tracking",
-        "serial",
-        "isbn",
-        "transaction",
-        "reference",
-        "ref",
-        "id",
-        "imei",
-    ],
+const CARD: Recognizer = Recognizer {
+    class: "CREDIT_CARD",
+    name: "credit_card",
+    context: Context {
+        support: &[
+            "card",
+            "credit",
+            "debit",
+            "visa",
+            "mastercard",
+            "amex",
+            "american express",
+            "discover",
+            "jcb",
+            "diners",
+            "unionpay",
+            "maestro",
+            "cc",
+            "pan",
+            "payment",
+            "cvv",
+            "expiry",
+        ],
+        against: &[
+            "order",
+            "invoice",
+            "tracking",
+            "serial",
+            "isbn",
+            "transaction",
+            "reference",
+            "ref",
+            "id",
+            "imei",
+        ],
+    },
 };
 
 static PATTERN: LazyRegex = LazyLock::new(|| {
@@ -83,22 +87,11 @@ fn known_issuer(digits: &Digits) -> bool {
 }
 
 pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
-        let Some(digits) = Digits::of(m.as_str()) else {
-            continue;
-        };
-        if digits.all_same() || !known_issuer(&digits) || !luhn(digits.as_slice()) {
-            continue;
-        }
-        let score = CONTEXT.score(text, m.start(), BASE);
-        out.push(finding(
-            "CREDIT_CARD",
-            "credit_card",
-            m.start(),
-            m.end(),
-            score,
-        ));
-    }
+    CARD.scan(text, &PATTERN, out, |m| {
+        let digits = Digits::of(m.as_str())?;
+        let valid = !digits.all_same() && known_issuer(&digits) && luhn(digits.as_slice());
+        valid.then_some(BASE)
+    });
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! P2SH), Bitcoin bech32/bech32m (segwit v0 and v1+), and Ethereum EIP-55 mixed-case.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding, matches};
+use super::{LazyRegex, Recognizer, compile};
 use crate::pii::Finding;
 use bech32::primitives::decode::SegwitHrpstring;
 use ring::digest::{SHA256, digest};
@@ -31,6 +31,18 @@ const CONTEXT: Context = Context {
         "block",
         "digest",
     ],
+};
+
+const BITCOIN: Recognizer = Recognizer {
+    class: "CRYPTO_ADDRESS",
+    name: "bitcoin",
+    context: CONTEXT,
+};
+
+const ETHEREUM_ADDRESS: Recognizer = Recognizer {
+    class: "CRYPTO_ADDRESS",
+    name: "ethereum",
+    context: CONTEXT,
 };
 
 static BASE58: LazyRegex =
@@ -80,27 +92,17 @@ fn eip55(candidate: &str) -> Option<bool> {
 }
 
 pub fn find(text: &str, out: &mut Vec<Finding>) {
-    let mut push = |recognizer, start, end, base| {
-        let score = CONTEXT.score(text, start, base);
-        out.push(finding("CRYPTO_ADDRESS", recognizer, start, end, score));
-    };
-    for m in matches(&BASE58, text) {
-        if valid_base58(m.as_str()) {
-            push("bitcoin", m.start(), m.end(), CHECKSUMMED);
-        }
-    }
-    for m in matches(&BECH32, text) {
-        if valid_bech32(m.as_str()) {
-            push("bitcoin", m.start(), m.end(), CHECKSUMMED);
-        }
-    }
-    for m in matches(&ETHEREUM, text) {
-        match eip55(m.as_str()) {
-            Some(true) => push("ethereum", m.start(), m.end(), CHECKSUMMED),
-            Some(false) => {}
-            None => push("ethereum", m.start(), m.end(), UNCHECKED_ETH),
-        }
-    }
+    BITCOIN.scan(text, &BASE58, out, |m| {
+        valid_base58(m.as_str()).then_some(CHECKSUMMED)
+    });
+    BITCOIN.scan(text, &BECH32, out, |m| {
+        valid_bech32(m.as_str()).then_some(CHECKSUMMED)
+    });
+    ETHEREUM_ADDRESS.scan(text, &ETHEREUM, out, |m| match eip55(m.as_str()) {
+        Some(true) => Some(CHECKSUMMED),
+        Some(false) => None,
+        None => Some(UNCHECKED_ETH),
+    });
 }
 
 #[cfg(test)]

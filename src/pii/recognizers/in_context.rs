@@ -4,7 +4,7 @@
 //! over the few bytes after a keyword.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding};
+use super::{LazyRegex, Recognizer, compile};
 use crate::pii::Finding;
 use aho_corasick::{AhoCorasick, MatchKind};
 use std::sync::LazyLock;
@@ -14,15 +14,13 @@ const REACH: usize = 40;
 
 /// One kind of announced value.
 struct Kind {
-    class: &'static str,
-    recognizer: &'static str,
+    recognizer: Recognizer,
     base: f32,
     /// Lowercase keywords announcing the value (matched in any ASCII case).
     keywords: &'static [&'static str],
     value: &'static LazyRegex,
     /// Minimum number of digits in the value (IDs are not words).
     min_digits: usize,
-    context: Context,
 }
 
 const MONTHS: &str = "jan(?:uary|vier|uar)?|feb(?:ruary|ruar)?|f[ée]vrier|m[aä]r(?:ch|z|s)?|apr(?:il)?|avril|ma[iy]|jun[ie]?|juin|jul[iy]?|juillet|aug(?:ust)?|ao[uû]t|sept?(?:ember|embre)?|o[ck]t(?:ober|obre)?|nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?";
@@ -41,8 +39,14 @@ const AGAINST_IDS: &[&str] = &["example", "sample", "format", "expires", "expiry
 
 const KINDS: &[Kind] = &[
     Kind {
-        class: "DATE_OF_BIRTH",
-        recognizer: "date_of_birth",
+        recognizer: Recognizer {
+            class: "DATE_OF_BIRTH",
+            name: "date_of_birth",
+            context: Context {
+                support: &[],
+                against: &["died", "deceased", "founded", "released", "expires"],
+            },
+        },
         base: 0.75,
         keywords: &[
             "born",
@@ -67,20 +71,19 @@ const KINDS: &[Kind] = &[
         ],
         value: &DATE,
         min_digits: 4,
-        context: Context {
-            support: &[],
-            against: &["died", "deceased", "founded", "released", "expires"],
-        },
     },
     Kind {
-        class: "PASSPORT",
-        recognizer: "passport",
+        recognizer: Recognizer {
+            class: "PASSPORT",
+            name: "passport",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "passport",
-            "passport no",
-            "passport number",
-            "passport #",
             "passeport",
             "reisepass",
             "pasaporte",
@@ -88,14 +91,16 @@ const KINDS: &[Kind] = &[
         ],
         value: &PASSPORT,
         min_digits: 2,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
     },
     Kind {
-        class: "DRIVER_LICENSE",
-        recognizer: "driver_license",
+        recognizer: Recognizer {
+            class: "DRIVER_LICENSE",
+            name: "driver_license",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "driver's license",
@@ -107,27 +112,26 @@ const KINDS: &[Kind] = &[
             "licence number",
             "license number",
             "dl#",
-            "dl no",
-            "dl number",
             "führerschein",
             "permis de conduire",
             "licencia de conducir",
         ],
         value: &LICENSE,
         min_digits: 2,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
     },
     Kind {
-        class: "MEDICAL_RECORD",
-        recognizer: "medical_record",
+        recognizer: Recognizer {
+            class: "MEDICAL_RECORD",
+            name: "medical_record",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "mrn",
             "medical record",
-            "medical record number",
             "patient id",
             "patient no",
             "patient number",
@@ -137,10 +141,6 @@ const KINDS: &[Kind] = &[
         ],
         value: &RECORD,
         min_digits: 5,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
     },
 ];
 
@@ -185,33 +185,36 @@ pub fn find(text: &str, out: &mut Vec<Finding>) {
         else {
             continue;
         };
-        let before = hit
-            .start()
-            .checked_sub(1)
-            .and_then(|i| text.as_bytes().get(i));
-        if before.is_some_and(u8::is_ascii_alphanumeric) {
-            continue; // inside a word: "unborn", "stubborn"
+        let bytes = text.as_bytes();
+        let before = hit.start().checked_sub(1).and_then(|i| bytes.get(i));
+        let last = hit.end().checked_sub(1).and_then(|i| bytes.get(i));
+        let after = bytes.get(hit.end());
+        let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+        if word(before) || (word(last) && word(after)) {
+            continue; // inside a word: "stubborn", "adobe", "Bornholm"
         }
         let from = hit.end();
         let to = floor_boundary(text, from + REACH);
         let (Some(window), Some(regex)) = (text.get(from..to), kind.value.as_ref()) else {
             continue;
         };
-        let Some(m) = regex.find(window) else {
+        let digits = |m: &regex::Match<'_>| m.as_str().bytes().filter(u8::is_ascii_digit).count();
+        let Some(m) = regex
+            .find_iter(window)
+            .find(|m| digits(m) >= kind.min_digits)
+        else {
             continue;
         };
-        let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
         let (start, end) = (from + m.start(), from + m.end());
         let duplicate = out
             .iter()
             .rev()
             .take(4)
-            .any(|f| f.recognizer == kind.recognizer && f.start == start);
-        if digits < kind.min_digits || duplicate {
+            .any(|f| f.recognizer == kind.recognizer.name && f.start == start);
+        if duplicate {
             continue;
         }
-        let score = kind.context.score(text, hit.start(), kind.base);
-        out.push(finding(kind.class, kind.recognizer, start, end, score));
+        out.push(kind.recognizer.finding(text, start, end, kind.base));
     }
 }
 
@@ -234,12 +237,17 @@ mod tests {
         }
         assert!(found("The meeting is on 04/07/2026", "date_of_birth").is_empty());
         assert!(found("a stubborn 04/07/1986 bug", "date_of_birth").is_empty());
+        assert!(found("Bornholm 04/07/1986", "date_of_birth").is_empty());
         assert!(found("born to run, released 1975", "date_of_birth").is_empty());
     }
 
     #[test]
     fn passport_licence_and_record_numbers_after_a_keyword() {
         assert_eq!(spans("Passport no: 533380006", "passport"), ["533380006"]);
+        assert_eq!(
+            spans("PASSPORT NUMBER: 533380006", "passport"),
+            ["533380006"]
+        );
         assert_eq!(spans("Reisepass C01X00T47", "passport"), ["C01X00T47"]);
         assert!(found("533380006", "passport").is_empty());
         assert!(found("passport photo SIZES", "passport").is_empty());

@@ -62,25 +62,26 @@ pub fn recognizer_names() -> impl Iterator<Item = &'static str> {
 /// A family of recognizers: pushes its findings in `text` (any score) onto the vector.
 type Find = fn(&str, &mut Vec<Finding>);
 
-const FAMILIES: &[Find] = &[
-    email::find,
-    phone::find,
-    card::find,
-    iban::find,
-    us::find,
-    uk::find,
-    network::find,
-    url::find,
-    in_context::find,
-    crypto::find,
-    secrets::find,
+/// The families by module name.
+const FAMILIES: &[(&str, Find)] = &[
+    ("email", email::find),
+    ("phone", phone::find),
+    ("card", card::find),
+    ("iban", iban::find),
+    ("us", us::find),
+    ("uk", uk::find),
+    ("network", network::find),
+    ("url", url::find),
+    ("in_context", in_context::find),
+    ("crypto", crypto::find),
+    ("secrets", secrets::find),
 ];
 
 /// All recognizer findings in `text` scoring at least [`MIN_SCORE`], sorted by start
 /// (then end). They may overlap: [`super::resolve_overlaps`] picks the spans to redact.
 pub fn recognize(text: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for find in FAMILIES {
+    for (_, find) in FAMILIES {
         find(text, &mut findings);
     }
     findings.retain(|f| f.score >= MIN_SCORE);
@@ -122,19 +123,39 @@ fn neighbours(text: &str, at: usize, end: usize) -> (Option<u8>, Option<u8>) {
     )
 }
 
-fn finding(
+/// One recognizer: what it reports and the context words that move its scores.
+struct Recognizer {
     class: &'static str,
-    recognizer: &'static str,
-    start: usize,
-    end: usize,
-    score: f32,
-) -> Finding {
-    Finding {
-        class,
-        start,
-        end,
-        score,
-        recognizer,
+    name: &'static str,
+    context: context::Context,
+}
+
+impl Recognizer {
+    /// Its finding over `start..end` in `text`, `base` moved by context words.
+    fn finding(&self, text: &str, start: usize, end: usize, base: f32) -> Finding {
+        Finding {
+            class: self.class,
+            start,
+            end,
+            score: self.context.score(text, start, base),
+            recognizer: self.name,
+        }
+    }
+
+    /// Its findings among the matches of `regex`: `base` gives a match's base score, or
+    /// `None` to reject it.
+    fn scan(
+        &self,
+        text: &str,
+        regex: &LazyRegex,
+        out: &mut Vec<Finding>,
+        mut base: impl FnMut(&regex::Match<'_>) -> Option<f32>,
+    ) {
+        for m in matches(regex, text) {
+            if let Some(base) = base(&m) {
+                out.push(self.finding(text, m.start(), m.end(), base));
+            }
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! (cloud keys, tokens, JWTs, PEM private keys, password and key assignments), with the
 //! detector's kind as the recognizer name.
 
-use super::finding;
 use crate::pii::Finding;
 use crate::policy::guardrails::find_secrets;
 
@@ -10,11 +9,13 @@ use crate::policy::guardrails::find_secrets;
 const BASE: f32 = 0.9;
 
 pub fn find(text: &str, out: &mut Vec<Finding>) {
-    out.extend(
-        find_secrets(text)
-            .into_iter()
-            .map(|s| finding("SECRET", s.kind, s.start, s.end, BASE)),
-    );
+    out.extend(find_secrets(text).into_iter().map(|s| Finding {
+        class: "SECRET",
+        start: s.start,
+        end: s.end,
+        score: BASE,
+        recognizer: s.kind,
+    }));
 }
 
 #[cfg(test)]

@@ -188,5 +188,12 @@ fn throughput() {
             mb / secs,
             secs * 1e3
         );
+        for (family, find) in FAMILIES {
+            let started = Instant::now();
+            let mut out = Vec::new();
+            find(text, &mut out);
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            println!("  {family}: {ms:.1} ms");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, aba};
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -14,36 +14,44 @@ const SSN_BARE: f32 = 0.3;
 /// Any nine digits pass the routing checksum one time in ten: needs a context word.
 const ROUTING: f32 = 0.3;
 
-const SSN_CONTEXT: Context = Context {
-    support: &[
-        "ssn",
-        "ss#",
-        "ssn#",
-        "social security",
-        "social",
-        "taxpayer",
-        "itin",
-        "tin",
-    ],
-    against: &[
-        "order", "invoice", "phone", "tel", "routing", "account", "tracking", "zip", "serial",
-        "ref",
-    ],
+const US_SSN: Recognizer = Recognizer {
+    class: "US_SSN",
+    name: "us_ssn",
+    context: Context {
+        support: &[
+            "ssn",
+            "ss#",
+            "ssn#",
+            "social security",
+            "social",
+            "taxpayer",
+            "itin",
+            "tin",
+        ],
+        against: &[
+            "order", "invoice", "phone", "tel", "routing", "account", "tracking", "zip", "serial",
+            "ref",
+        ],
+    },
 };
 
-const ROUTING_CONTEXT: Context = Context {
-    support: &[
-        "routing", "aba", "rtn", "transit", "bank", "ach", "wire", "fedwire", "checking",
-    ],
-    against: &[
-        "ssn",
-        "social security",
-        "phone",
-        "order",
-        "invoice",
-        "tracking",
-        "serial",
-    ],
+const US_ROUTING: Recognizer = Recognizer {
+    class: "US_BANK_ROUTING",
+    name: "us_routing",
+    context: Context {
+        support: &[
+            "routing", "aba", "rtn", "transit", "bank", "ach", "wire", "fedwire", "checking",
+        ],
+        against: &[
+            "ssn",
+            "social security",
+            "phone",
+            "order",
+            "invoice",
+            "tracking",
+            "serial",
+        ],
+    },
 };
 
 static PATTERN: LazyRegex = LazyLock::new(|| {
@@ -85,18 +93,10 @@ pub fn find(text: &str, out: &mut Vec<Finding>) {
         let bare = m.len() == 9;
         if valid_ssn(&digits) {
             let base = if bare { SSN_BARE } else { SSN_GROUPED };
-            let score = SSN_CONTEXT.score(text, m.start(), base);
-            out.push(finding("US_SSN", "us_ssn", m.start(), m.end(), score));
+            out.push(US_SSN.finding(text, m.start(), m.end(), base));
         }
         if bare && valid_routing(&digits) {
-            let score = ROUTING_CONTEXT.score(text, m.start(), ROUTING);
-            out.push(finding(
-                "US_BANK_ROUTING",
-                "us_routing",
-                m.start(),
-                m.end(),
-                score,
-            ));
+            out.push(US_ROUTING.finding(text, m.start(), m.end(), ROUTING));
         }
     }
 }
