@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, luhn};
 use super::context::Context;
-use super::{LazyRegex, Recognizer, SEP, compile};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -47,7 +47,7 @@ const CARD: Recognizer = Recognizer {
     },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}(?:{SEP}[0-9]{{3}})?|[0-9]{{4}}{SEP}[0-9]{{6}}{SEP}[0-9]{{4,5}}|[0-9]{{13,19}})(?-u:\b)"
     ))
@@ -86,8 +86,8 @@ fn known_issuer(digits: &Digits) -> bool {
     })
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    CARD.scan(text, &PATTERN, out, |m| {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    CARD.scan(scan, &PATTERN, out, |m| {
         let digits = Digits::of(m.as_str())?;
         let valid = !digits.all_same() && known_issuer(&digits) && luhn(digits.as_slice());
         valid.then_some(BASE)

@@ -1,7 +1,7 @@
 //! Email addresses: a local part, `@`, and a domain ending in an alphabetic top-level label.
 
 use super::context::Context;
-use super::{LazyRegex, Recognizer, compile};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -22,11 +22,12 @@ static PATTERN: LazyRegex = LazyLock::new(|| {
     )
 });
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     if memchr::memchr(b'@', text.as_bytes()).is_none() {
         return;
     }
-    EMAIL.scan(text, &PATTERN, out, |m| {
+    EMAIL.scan(scan, &PATTERN, out, |m| {
         let local = m.as_str().split('@').next().unwrap_or("");
         (!local.ends_with('.') && !local.contains("..")).then_some(BASE)
     });

@@ -3,7 +3,7 @@
 
 use super::checksums::iban_mod97;
 use super::context::Context;
-use super::{LazyRegex, Recognizer, SEP, compile, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -20,7 +20,7 @@ const IBAN: Recognizer = Recognizer {
     },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)[A-Za-z]{{2}}[0-9]{{2}}(?:{SEP}?[A-Za-z0-9]{{4}}){{2,7}}(?:{SEP}?[A-Za-z0-9]{{1,3}})?(?-u:\b)"
     ))
@@ -138,8 +138,9 @@ fn valid_length(candidate: &str) -> Option<usize> {
     iban_mod97(candidate.get(..len)?).then_some(len)
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
+    for m in matches(&PATTERN, scan) {
         if let Some(len) = valid_length(m.as_str()) {
             out.push(IBAN.finding(text, m.start(), m.start() + len, BASE));
         }

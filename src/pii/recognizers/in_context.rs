@@ -4,7 +4,7 @@
 //! over the few bytes after a keyword.
 
 use super::context::Context;
-use super::{LazyRegex, Recognizer, compile};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use aho_corasick::{AhoCorasick, MatchKind};
 use std::sync::LazyLock;
@@ -173,7 +173,8 @@ fn floor_boundary(text: &str, at: usize) -> usize {
     at
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     let Some(keywords) = KEYWORDS.as_ref() else {
         return;
     };

@@ -6,7 +6,7 @@
 //! Loopback, unspecified and broadcast addresses identify no one and score under it.
 
 use super::context::Context;
-use super::{LazyRegex, Recognizer, compile, neighbours};
+use super::{LazyRegex, Recognizer, Scan, compile, neighbours};
 use crate::pii::Finding;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -63,14 +63,14 @@ const IPV6_ADDRESS: Recognizer = Recognizer {
     context: IP_CONTEXT,
 };
 
-static V4: LazyRegex =
+pub(super) static V4: LazyRegex =
     LazyLock::new(|| compile(r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"));
 
-static V6: LazyRegex = LazyLock::new(|| {
+pub(super) static V6: LazyRegex = LazyLock::new(|| {
     compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.[0-9]{1,3}){3})?")
 });
 
-static MAC_PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static MAC_PATTERN: LazyRegex = LazyLock::new(|| {
     compile(
         r"(?-u:\b)(?:[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?-u:\b)",
     )
@@ -81,18 +81,19 @@ fn joins(b: Option<u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_'))
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     let bytes = text.as_bytes();
     let has_dot = memchr::memchr(b'.', bytes).is_some();
     let has_colon = memchr::memchr(b':', bytes).is_some();
     if has_dot {
-        IPV4_ADDRESS.scan(text, &V4, out, |m| ipv4(text, m));
+        IPV4_ADDRESS.scan(scan, &V4, out, |m| ipv4(text, m));
     }
     if has_colon {
-        IPV6_ADDRESS.scan(text, &V6, out, |m| ipv6(text, m));
+        IPV6_ADDRESS.scan(scan, &V6, out, |m| ipv6(text, m));
     }
     if has_dot || has_colon || memchr::memchr(b'-', bytes).is_some() {
-        MAC_ADDRESS.scan(text, &MAC_PATTERN, out, |m| mac(text, m));
+        MAC_ADDRESS.scan(scan, &MAC_PATTERN, out, |m| mac(text, m));
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::checksums::Digits;
 use super::context::Context;
-use super::{LazyRegex, Recognizer, compile};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use phonenumber::country::Id;
 use std::net::Ipv4Addr;
@@ -69,7 +69,7 @@ const PHONE: Recognizer = Recognizer {
     },
 };
 
-static PATTERN: LazyRegex =
+pub(super) static PATTERN: LazyRegex =
     LazyLock::new(|| compile(r"(?:\+[0-9]|\([0-9]|(?-u:\b)[0-9])[0-9 ().\-]{5,22}[0-9](?-u:\b)"));
 
 /// A date written with one separator: `2024-01-15`, `15.01.2024`, `01-15-2024`.
@@ -128,7 +128,10 @@ fn base(candidate: &str) -> Option<f32> {
         valid(None, candidate).then_some(INTERNATIONAL)
     } else if let Some(plus) = international_form(candidate, &mut buffer) {
         valid(None, plus).then_some(INTERNATIONAL)
-    } else if national_regions(candidate).iter().any(|r| valid(Some(*r), candidate)) {
+    } else if national_regions(candidate)
+        .iter()
+        .any(|r| valid(Some(*r), candidate))
+    {
         let grouped = candidate.bytes().any(|b| !b.is_ascii_digit());
         Some(if grouped {
             NATIONAL_GROUPED
@@ -140,8 +143,8 @@ fn base(candidate: &str) -> Option<f32> {
     }
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    PHONE.scan(text, &PATTERN, out, |m| base(m.as_str()));
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    PHONE.scan(scan, &PATTERN, out, |m| base(m.as_str()));
 }
 
 #[cfg(test)]

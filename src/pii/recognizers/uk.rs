@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, nhs_mod11};
 use super::context::Context;
-use super::{LazyRegex, Recognizer, SEP, compile};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -49,13 +49,13 @@ const UK_NINO: Recognizer = Recognizer {
     },
 };
 
-static NHS: LazyRegex = LazyLock::new(|| {
+pub(super) static NHS: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{3}}{SEP}[0-9]{{3}}{SEP}[0-9]{{4}}|[0-9]{{10}})(?-u:\b)"
     ))
 });
 
-static NINO_PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static NINO_PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)[A-Z]{{2}}{SEP}?[0-9]{{2}}{SEP}?[0-9]{{2}}{SEP}?[0-9]{{2}}{SEP}?[A-D](?-u:\b)"
     ))
@@ -72,13 +72,13 @@ fn valid_nino_prefix(first: u8, second: u8) -> bool {
         && !UNALLOCATED.contains(&&[first, second])
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    UK_NHS.scan(text, &NHS, out, |m| {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    UK_NHS.scan(scan, &NHS, out, |m| {
         let digits = Digits::of(m.as_str())?;
         let valid = !digits.all_same() && nhs_mod11(digits.as_slice());
         valid.then_some(if m.len() == 10 { NHS_BARE } else { NHS_GROUPED })
     });
-    UK_NINO.scan(text, &NINO_PATTERN, out, |m| {
+    UK_NINO.scan(scan, &NINO_PATTERN, out, |m| {
         let &[first, second, ..] = m.as_str().as_bytes() else {
             return None;
         };

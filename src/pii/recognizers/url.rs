@@ -4,7 +4,7 @@
 //! a policy on secrets sees it; [`crate::pii::resolve_overlaps`] keeps the longer URL.)
 
 use super::context::Context;
-use super::{LazyRegex, Recognizer, compile, matches};
+use super::{LazyRegex, Recognizer, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -35,11 +35,12 @@ fn placeholder(password: &str) -> bool {
         || password.contains(['$', '{', '<', '*', '%'])
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     if memchr::memmem::find(text.as_bytes(), b"://").is_none() {
         return;
     }
-    for m in matches(&PATTERN, text) {
+    for m in matches(&PATTERN, scan) {
         let userinfo = m.as_str().split_once("://").map_or("", |(_, rest)| rest);
         let password = userinfo
             .split('@')

@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, aba};
 use super::context::Context;
-use super::{LazyRegex, Recognizer, SEP, compile, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -54,7 +54,7 @@ const US_ROUTING: Recognizer = Recognizer {
     },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{3}}{SEP}[0-9]{{2}}{SEP}[0-9]{{4}}|[0-9]{{9}})(?-u:\b)"
     ))
@@ -82,8 +82,9 @@ fn valid_routing(digits: &Digits) -> bool {
         && aba(digits.as_slice())
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
+    for m in matches(&PATTERN, scan) {
         let Some(digits) = Digits::of(m.as_str()) else {
             continue;
         };
