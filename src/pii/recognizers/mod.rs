@@ -1,10 +1,11 @@
 //! The recognizers: fast finders of personal data by pattern, checksum and context words,
 //! without a model. Each family is one module with a `find` that pushes its findings.
 //!
-//! Cost: every family is gated by something cheap (a byte such as `@`, a literal such as
-//! `://`, an Aho-Corasick pass over keywords) or runs one linear-time regex whose matches
-//! are then validated by code (checksums, ranges) without allocating; context words are
-//! only looked at in a short window before a candidate. See `docs/pii.md` for the base
+//! Cost: one `RegexSet` pass tells which whole-text regexes match at all (prose skips
+//! nearly all of them); the others are gated by something cheap (a byte such as `@`, a
+//! literal such as `://`, an Aho-Corasick pass over keywords). Matches are validated by code
+//! (checksums, ranges) without allocating; context words are only looked at in a short
+//! window before a candidate. See `docs/pii.md` for the base
 //! scores, context words and measured throughput.
 
 mod card;

@@ -129,6 +129,8 @@ mod tests {
         assert!(found("number 536221234", "us_ssn").is_empty());
         assert_eq!(spans("my SSN is 536221234", "us_ssn"), ["536221234"]);
         assert!(found("order 536-22-1234", "us_ssn").is_empty());
+        // A zero-width space where a dash would be still separates the groups.
+        assert_eq!(found("SSN 536\u{200B}22\u{200B}1234", "us_ssn").len(), 1);
     }
 
     #[test]
