@@ -21,6 +21,8 @@ struct Kind {
     value: &'static LazyRegex,
     /// Minimum number of digits in the value (IDs are not words).
     min_digits: usize,
+    /// A further check of the value's text.
+    plausible: fn(&str) -> bool,
 }
 
 const MONTHS: &str = "jan(?:uary|vier|uar)?|feb(?:ruary|ruar)?|f[ée]vrier|m[aä]r(?:ch|z|s)?|apr(?:il)?|avril|ma[iy]|jun[ie]?|juin|jul[iy]?|juillet|aug(?:ust)?|ao[uû]t|sept?(?:ember|embre)?|o[ck]t(?:ober|obre)?|nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?";
@@ -71,6 +73,7 @@ const KINDS: &[Kind] = &[
         ],
         value: &DATE,
         min_digits: 4,
+        plausible: plausible_date,
     },
     Kind {
         recognizer: Recognizer {
@@ -91,6 +94,7 @@ const KINDS: &[Kind] = &[
         ],
         value: &PASSPORT,
         min_digits: 2,
+        plausible: |_| true,
     },
     Kind {
         recognizer: Recognizer {
@@ -118,6 +122,7 @@ const KINDS: &[Kind] = &[
         ],
         value: &LICENSE,
         min_digits: 2,
+        plausible: |_| true,
     },
     Kind {
         recognizer: Recognizer {
@@ -141,8 +146,37 @@ const KINDS: &[Kind] = &[
         ],
         value: &RECORD,
         min_digits: 5,
+        plausible: |_| true,
     },
 ];
+
+/// The numbers of a date fit: a four-digit year in 1900–2099, days and months in 1–31,
+/// and in an all-numeric date one of day and month at most 12.
+fn plausible_date(date: &str) -> bool {
+    let mut small = 0;
+    let mut month_like = false;
+    for part in date
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+    {
+        let Ok(value) = part.parse::<u32>() else {
+            return false;
+        };
+        if part.len() == 4 {
+            if !(1900..=2099).contains(&value) {
+                return false;
+            }
+        } else if small < 2 {
+            // Day or month; a two-digit year comes after both.
+            if value == 0 || value > 31 {
+                return false;
+            }
+            small += 1;
+            month_like |= value <= 12;
+        }
+    }
+    small < 2 || month_like
+}
 
 /// All keywords, and by keyword the index of its kind in [`KINDS`].
 struct Keywords {
@@ -202,7 +236,7 @@ pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
         let digits = |m: &regex::Match<'_>| m.as_str().bytes().filter(u8::is_ascii_digit).count();
         let Some(m) = regex
             .find_iter(window)
-            .find(|m| digits(m) >= kind.min_digits)
+            .find(|m| digits(m) >= kind.min_digits && (kind.plausible)(m.as_str()))
         else {
             continue;
         };
@@ -238,6 +272,15 @@ mod tests {
         }
         assert!(found("The meeting is on 04/07/2026", "date_of_birth").is_empty());
         assert!(found("a stubborn 04/07/1986 bug", "date_of_birth").is_empty());
+        for not in [
+            "DOB 31/31/1986",
+            "DOB 00/07/1986",
+            "born 12/07/1776",
+            "DOB 1986-13-45",
+        ] {
+            assert!(found(not, "date_of_birth").is_empty(), "{not}");
+        }
+        assert_eq!(spans("DOB 07/31/86", "date_of_birth"), ["07/31/86"]);
         assert!(found("Bornholm 04/07/1986", "date_of_birth").is_empty());
         assert!(found("born to run, released 1975", "date_of_birth").is_empty());
     }
