@@ -3,47 +3,51 @@
 
 use super::checksums::{Digits, luhn};
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
 const BASE: f32 = 0.85;
 
-const CONTEXT: Context = Context {
-    support: &[
-        "card",
-        "credit",
-        "debit",
-        "visa",
-        "mastercard",
-        "amex",
-        "american express",
-        "discover",
-        "jcb",
-        "diners",
-        "unionpay",
-        "maestro",
-        "cc",
-        "pan",
-        "payment",
-        "cvv",
-        "expiry",
-    ],
-    against: &[
-        "order",
-        "invoice",
-        "tracking",
-        "serial",
-        "isbn",
-        "transaction",
-        "reference",
-        "ref",
-        "id",
-        "imei",
-    ],
+const CARD: Recognizer = Recognizer {
+    class: "CREDIT_CARD",
+    name: "credit_card",
+    context: Context {
+        support: &[
+            "card",
+            "credit",
+            "debit",
+            "visa",
+            "mastercard",
+            "amex",
+            "american express",
+            "discover",
+            "jcb",
+            "diners",
+            "unionpay",
+            "maestro",
+            "cc",
+            "pan",
+            "payment",
+            "cvv",
+            "expiry",
+        ],
+        against: &[
+            "order",
+            "invoice",
+            "tracking",
+            "serial",
+            "isbn",
+            "transaction",
+            "reference",
+            "ref",
+            "id",
+            "imei",
+        ],
+    },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}(?:{SEP}[0-9]{{3}})?|[0-9]{{4}}{SEP}[0-9]{{6}}{SEP}[0-9]{{4,5}}|[0-9]{{13,19}})(?-u:\b)"
     ))
@@ -82,23 +86,12 @@ fn known_issuer(digits: &Digits) -> bool {
     })
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
-        let Some(digits) = Digits::of(m.as_str()) else {
-            continue;
-        };
-        if digits.all_same() || !known_issuer(&digits) || !luhn(digits.as_slice()) {
-            continue;
-        }
-        let score = CONTEXT.score(text, m.start(), BASE);
-        out.push(finding(
-            "CREDIT_CARD",
-            "credit_card",
-            m.start(),
-            m.end(),
-            score,
-        ));
-    }
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    CARD.scan(scan, &PATTERN, out, |m| {
+        let digits = Digits::of(m.as_str())?;
+        let valid = !digits.all_same() && known_issuer(&digits) && luhn(digits.as_slice());
+        valid.then_some(BASE)
+    });
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! P2SH), Bitcoin bech32/bech32m (segwit v0 and v1+), and Ethereum EIP-55 mixed-case.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding, matches};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use bech32::primitives::decode::SegwitHrpstring;
 use ring::digest::{SHA256, digest};
@@ -33,14 +33,27 @@ const CONTEXT: Context = Context {
     ],
 };
 
-static BASE58: LazyRegex =
+const BITCOIN: Recognizer = Recognizer {
+    class: "CRYPTO_ADDRESS",
+    name: "bitcoin",
+    context: CONTEXT,
+};
+
+const ETHEREUM_ADDRESS: Recognizer = Recognizer {
+    class: "CRYPTO_ADDRESS",
+    name: "ethereum",
+    context: CONTEXT,
+};
+
+pub(super) static BASE58: LazyRegex =
     LazyLock::new(|| compile(r"(?-u:\b)[13][1-9A-HJ-NP-Za-km-z]{25,34}(?-u:\b)"));
-static BECH32: LazyRegex = LazyLock::new(|| {
+pub(super) static BECH32: LazyRegex = LazyLock::new(|| {
     compile(
         r"(?-u:\b)(?:(?:bc|tb)1[02-9ac-hj-np-z]{8,87}|(?:BC|TB)1[02-9AC-HJ-NP-Z]{8,87})(?-u:\b)",
     )
 });
-static ETHEREUM: LazyRegex = LazyLock::new(|| compile(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)"));
+pub(super) static ETHEREUM: LazyRegex =
+    LazyLock::new(|| compile(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)"));
 
 /// Base58check with a P2PKH (0x00) or P2SH (0x05) version byte and a 20-byte hash.
 fn valid_base58(candidate: &str) -> bool {
@@ -79,28 +92,18 @@ fn eip55(candidate: &str) -> Option<bool> {
     }))
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    let mut push = |recognizer, start, end, base| {
-        let score = CONTEXT.score(text, start, base);
-        out.push(finding("CRYPTO_ADDRESS", recognizer, start, end, score));
-    };
-    for m in matches(&BASE58, text) {
-        if valid_base58(m.as_str()) {
-            push("bitcoin", m.start(), m.end(), CHECKSUMMED);
-        }
-    }
-    for m in matches(&BECH32, text) {
-        if valid_bech32(m.as_str()) {
-            push("bitcoin", m.start(), m.end(), CHECKSUMMED);
-        }
-    }
-    for m in matches(&ETHEREUM, text) {
-        match eip55(m.as_str()) {
-            Some(true) => push("ethereum", m.start(), m.end(), CHECKSUMMED),
-            Some(false) => {}
-            None => push("ethereum", m.start(), m.end(), UNCHECKED_ETH),
-        }
-    }
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    BITCOIN.scan(scan, &BASE58, out, |m| {
+        valid_base58(m.as_str()).then_some(CHECKSUMMED)
+    });
+    BITCOIN.scan(scan, &BECH32, out, |m| {
+        valid_bech32(m.as_str()).then_some(CHECKSUMMED)
+    });
+    ETHEREUM_ADDRESS.scan(scan, &ETHEREUM, out, |m| match eip55(m.as_str()) {
+        Some(true) => Some(CHECKSUMMED),
+        Some(false) => None,
+        None => Some(UNCHECKED_ETH),
+    });
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! Email addresses: a local part, `@`, and a domain ending in an alphabetic top-level label.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding, matches};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
 const BASE: f32 = 0.9;
 
-const CONTEXT: Context = Context {
-    support: &["email", "e-mail", "mail", "contact", "from", "to", "cc"],
-    against: &["git", "ssh", "npm", "package", "version"],
+const EMAIL: Recognizer = Recognizer {
+    class: "EMAIL_ADDRESS",
+    name: "email",
+    context: Context {
+        support: &["email", "e-mail", "mail", "contact", "from", "to", "cc"],
+        against: &["git", "ssh", "npm", "package", "version"],
+    },
 };
 
 static PATTERN: LazyRegex = LazyLock::new(|| {
@@ -18,18 +22,15 @@ static PATTERN: LazyRegex = LazyLock::new(|| {
     )
 });
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     if memchr::memchr(b'@', text.as_bytes()).is_none() {
         return;
     }
-    for m in matches(&PATTERN, text) {
+    EMAIL.scan(scan, &PATTERN, out, |m| {
         let local = m.as_str().split('@').next().unwrap_or("");
-        if local.ends_with('.') || local.contains("..") {
-            continue;
-        }
-        let score = CONTEXT.score(text, m.start(), BASE);
-        out.push(finding("EMAIL_ADDRESS", "email", m.start(), m.end(), score));
-    }
+        (!local.ends_with('.') && !local.contains("..")).then_some(BASE)
+    });
 }
 
 #[cfg(test)]

@@ -3,20 +3,24 @@
 
 use super::checksums::iban_mod97;
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
 const BASE: f32 = 0.9;
 
-const CONTEXT: Context = Context {
-    support: &[
-        "iban", "bank", "account", "transfer", "sepa", "bic", "swift", "konto",
-    ],
-    against: &["order", "serial", "part", "sku"],
+const IBAN: Recognizer = Recognizer {
+    class: "IBAN",
+    name: "iban",
+    context: Context {
+        support: &[
+            "iban", "bank", "account", "transfer", "sepa", "bic", "swift", "konto",
+        ],
+        against: &["order", "serial", "part", "sku"],
+    },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)[A-Za-z]{{2}}[0-9]{{2}}(?:{SEP}?[A-Za-z0-9]{{4}}){{2,7}}(?:{SEP}?[A-Za-z0-9]{{1,3}})?(?-u:\b)"
     ))
@@ -124,27 +128,22 @@ fn cut_after(candidate: &str, n: usize) -> Option<usize> {
     None
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
-        let candidate = m.as_str();
-        let country = candidate.get(..2).unwrap_or("");
-        let Some(&(_, length)) = LENGTHS
-            .iter()
-            .find(|(code, _)| code.eq_ignore_ascii_case(country))
-        else {
-            continue;
-        };
-        let Some(len) = cut_after(candidate, length) else {
-            continue;
-        };
-        let Some(iban) = candidate.get(..len) else {
-            continue;
-        };
-        if !iban_mod97(iban) {
-            continue;
+/// The byte length of the valid IBAN at the start of `candidate`, if there is one.
+fn valid_length(candidate: &str) -> Option<usize> {
+    let country = candidate.get(..2)?;
+    let (_, length) = LENGTHS
+        .iter()
+        .find(|(code, _)| code.eq_ignore_ascii_case(country))?;
+    let len = cut_after(candidate, *length)?;
+    iban_mod97(candidate.get(..len)?).then_some(len)
+}
+
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
+    for m in matches(&PATTERN, scan) {
+        if let Some(len) = valid_length(m.as_str()) {
+            out.push(IBAN.finding(text, m.start(), m.start() + len, BASE));
         }
-        let score = CONTEXT.score(text, m.start(), BASE);
-        out.push(finding("IBAN", "iban", m.start(), m.start() + len, score));
     }
 }
 

@@ -4,7 +4,7 @@
 //! over the few bytes after a keyword.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding};
+use super::{LazyRegex, Recognizer, Scan, compile};
 use crate::pii::Finding;
 use aho_corasick::{AhoCorasick, MatchKind};
 use std::sync::LazyLock;
@@ -14,15 +14,15 @@ const REACH: usize = 40;
 
 /// One kind of announced value.
 struct Kind {
-    class: &'static str,
-    recognizer: &'static str,
+    recognizer: Recognizer,
     base: f32,
     /// Lowercase keywords announcing the value (matched in any ASCII case).
     keywords: &'static [&'static str],
     value: &'static LazyRegex,
     /// Minimum number of digits in the value (IDs are not words).
     min_digits: usize,
-    context: Context,
+    /// A further check of the value's text.
+    plausible: fn(&str) -> bool,
 }
 
 const MONTHS: &str = "jan(?:uary|vier|uar)?|feb(?:ruary|ruar)?|f[ée]vrier|m[aä]r(?:ch|z|s)?|apr(?:il)?|avril|ma[iy]|jun[ie]?|juin|jul[iy]?|juillet|aug(?:ust)?|ao[uû]t|sept?(?:ember|embre)?|o[ck]t(?:ober|obre)?|nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?";
@@ -41,8 +41,14 @@ const AGAINST_IDS: &[&str] = &["example", "sample", "format", "expires", "expiry
 
 const KINDS: &[Kind] = &[
     Kind {
-        class: "DATE_OF_BIRTH",
-        recognizer: "date_of_birth",
+        recognizer: Recognizer {
+            class: "DATE_OF_BIRTH",
+            name: "date_of_birth",
+            context: Context {
+                support: &[],
+                against: &["died", "deceased", "founded", "released", "expires"],
+            },
+        },
         base: 0.75,
         keywords: &[
             "born",
@@ -67,20 +73,20 @@ const KINDS: &[Kind] = &[
         ],
         value: &DATE,
         min_digits: 4,
-        context: Context {
-            support: &[],
-            against: &["died", "deceased", "founded", "released", "expires"],
-        },
+        plausible: plausible_date,
     },
     Kind {
-        class: "PASSPORT",
-        recognizer: "passport",
+        recognizer: Recognizer {
+            class: "PASSPORT",
+            name: "passport",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "passport",
-            "passport no",
-            "passport number",
-            "passport #",
             "passeport",
             "reisepass",
             "pasaporte",
@@ -88,14 +94,17 @@ const KINDS: &[Kind] = &[
         ],
         value: &PASSPORT,
         min_digits: 2,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
+        plausible: |_| true,
     },
     Kind {
-        class: "DRIVER_LICENSE",
-        recognizer: "driver_license",
+        recognizer: Recognizer {
+            class: "DRIVER_LICENSE",
+            name: "driver_license",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "driver's license",
@@ -107,27 +116,27 @@ const KINDS: &[Kind] = &[
             "licence number",
             "license number",
             "dl#",
-            "dl no",
-            "dl number",
             "führerschein",
             "permis de conduire",
             "licencia de conducir",
         ],
         value: &LICENSE,
         min_digits: 2,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
+        plausible: |_| true,
     },
     Kind {
-        class: "MEDICAL_RECORD",
-        recognizer: "medical_record",
+        recognizer: Recognizer {
+            class: "MEDICAL_RECORD",
+            name: "medical_record",
+            context: Context {
+                support: &[],
+                against: AGAINST_IDS,
+            },
+        },
         base: 0.65,
         keywords: &[
             "mrn",
             "medical record",
-            "medical record number",
             "patient id",
             "patient no",
             "patient number",
@@ -137,12 +146,37 @@ const KINDS: &[Kind] = &[
         ],
         value: &RECORD,
         min_digits: 5,
-        context: Context {
-            support: &[],
-            against: AGAINST_IDS,
-        },
+        plausible: |_| true,
     },
 ];
+
+/// The numbers of a date fit: a four-digit year in 1900–2099, days and months in 1–31,
+/// and in an all-numeric date one of day and month at most 12.
+fn plausible_date(date: &str) -> bool {
+    let mut small = 0;
+    let mut month_like = false;
+    for part in date
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+    {
+        let Ok(value) = part.parse::<u32>() else {
+            return false;
+        };
+        if part.len() == 4 {
+            if !(1900..=2099).contains(&value) {
+                return false;
+            }
+        } else if small < 2 {
+            // Day or month; a two-digit year comes after both.
+            if value == 0 || value > 31 {
+                return false;
+            }
+            small += 1;
+            month_like |= value <= 12;
+        }
+    }
+    small < 2 || month_like
+}
 
 /// All keywords, and by keyword the index of its kind in [`KINDS`].
 struct Keywords {
@@ -173,7 +207,8 @@ fn floor_boundary(text: &str, at: usize) -> usize {
     at
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     let Some(keywords) = KEYWORDS.as_ref() else {
         return;
     };
@@ -185,33 +220,36 @@ pub fn find(text: &str, out: &mut Vec<Finding>) {
         else {
             continue;
         };
-        let before = hit
-            .start()
-            .checked_sub(1)
-            .and_then(|i| text.as_bytes().get(i));
-        if before.is_some_and(u8::is_ascii_alphanumeric) {
-            continue; // inside a word: "unborn", "stubborn"
+        let bytes = text.as_bytes();
+        let before = hit.start().checked_sub(1).and_then(|i| bytes.get(i));
+        let last = hit.end().checked_sub(1).and_then(|i| bytes.get(i));
+        let after = bytes.get(hit.end());
+        let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+        if word(before) || (word(last) && word(after)) {
+            continue; // inside a word: "stubborn", "adobe", "Bornholm"
         }
         let from = hit.end();
         let to = floor_boundary(text, from + REACH);
         let (Some(window), Some(regex)) = (text.get(from..to), kind.value.as_ref()) else {
             continue;
         };
-        let Some(m) = regex.find(window) else {
+        let digits = |m: &regex::Match<'_>| m.as_str().bytes().filter(u8::is_ascii_digit).count();
+        let Some(m) = regex
+            .find_iter(window)
+            .find(|m| digits(m) >= kind.min_digits && (kind.plausible)(m.as_str()))
+        else {
             continue;
         };
-        let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
         let (start, end) = (from + m.start(), from + m.end());
         let duplicate = out
             .iter()
             .rev()
             .take(4)
-            .any(|f| f.recognizer == kind.recognizer && f.start == start);
-        if digits < kind.min_digits || duplicate {
+            .any(|f| f.recognizer == kind.recognizer.name && f.start == start);
+        if duplicate {
             continue;
         }
-        let score = kind.context.score(text, hit.start(), kind.base);
-        out.push(finding(kind.class, kind.recognizer, start, end, score));
+        out.push(kind.recognizer.finding(text, start, end, kind.base));
     }
 }
 
@@ -234,12 +272,26 @@ mod tests {
         }
         assert!(found("The meeting is on 04/07/2026", "date_of_birth").is_empty());
         assert!(found("a stubborn 04/07/1986 bug", "date_of_birth").is_empty());
+        for not in [
+            "DOB 31/31/1986",
+            "DOB 00/07/1986",
+            "born 12/07/1776",
+            "DOB 1986-13-45",
+        ] {
+            assert!(found(not, "date_of_birth").is_empty(), "{not}");
+        }
+        assert_eq!(spans("DOB 07/31/86", "date_of_birth"), ["07/31/86"]);
+        assert!(found("Bornholm 04/07/1986", "date_of_birth").is_empty());
         assert!(found("born to run, released 1975", "date_of_birth").is_empty());
     }
 
     #[test]
     fn passport_licence_and_record_numbers_after_a_keyword() {
         assert_eq!(spans("Passport no: 533380006", "passport"), ["533380006"]);
+        assert_eq!(
+            spans("PASSPORT NUMBER: 533380006", "passport"),
+            ["533380006"]
+        );
         assert_eq!(spans("Reisepass C01X00T47", "passport"), ["C01X00T47"]);
         assert!(found("533380006", "passport").is_empty());
         assert!(found("passport photo SIZES", "passport").is_empty());

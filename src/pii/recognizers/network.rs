@@ -6,7 +6,7 @@
 //! Loopback, unspecified and broadcast addresses identify no one and score under it.
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding, matches, neighbours};
+use super::{LazyRegex, Recognizer, Scan, compile, neighbours};
 use crate::pii::Finding;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -40,21 +40,37 @@ const IP_CONTEXT: Context = Context {
     ],
 };
 
-const MAC_CONTEXT: Context = Context {
-    support: &[
-        "mac", "hwaddr", "ether", "bssid", "device", "wifi", "adapter",
-    ],
-    against: &["sha", "hash", "checksum", "fingerprint"],
+const MAC_ADDRESS: Recognizer = Recognizer {
+    class: "MAC_ADDRESS",
+    name: "mac",
+    context: Context {
+        support: &[
+            "mac", "hwaddr", "ether", "bssid", "device", "wifi", "adapter",
+        ],
+        against: &["sha", "hash", "checksum", "fingerprint"],
+    },
 };
 
-static V4: LazyRegex =
+const IPV4_ADDRESS: Recognizer = Recognizer {
+    class: "IP_ADDRESS",
+    name: "ipv4",
+    context: IP_CONTEXT,
+};
+
+const IPV6_ADDRESS: Recognizer = Recognizer {
+    class: "IP_ADDRESS",
+    name: "ipv6",
+    context: IP_CONTEXT,
+};
+
+pub(super) static V4: LazyRegex =
     LazyLock::new(|| compile(r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"));
 
-static V6: LazyRegex = LazyLock::new(|| {
+pub(super) static V6: LazyRegex = LazyLock::new(|| {
     compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.[0-9]{1,3}){3})?")
 });
 
-static MAC_PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static MAC_PATTERN: LazyRegex = LazyLock::new(|| {
     compile(
         r"(?-u:\b)(?:[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?-u:\b)",
     )
@@ -65,79 +81,71 @@ fn joins(b: Option<u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_'))
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     let bytes = text.as_bytes();
     let has_dot = memchr::memchr(b'.', bytes).is_some();
     let has_colon = memchr::memchr(b':', bytes).is_some();
     if has_dot {
-        ipv4(text, out);
+        IPV4_ADDRESS.scan(scan, &V4, out, |m| ipv4(text, m));
     }
     if has_colon {
-        ipv6(text, out);
+        IPV6_ADDRESS.scan(scan, &V6, out, |m| ipv6(text, m));
     }
     if has_dot || has_colon || memchr::memchr(b'-', bytes).is_some() {
-        mac(text, out);
+        MAC_ADDRESS.scan(scan, &MAC_PATTERN, out, |m| mac(text, m));
     }
 }
 
-fn ipv4(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&V4, text) {
-        let (before, after) = neighbours(text, m.start(), m.end());
-        let after_next = text.as_bytes().get(m.end() + 1).copied();
-        let continues = after == Some(b'.') && after_next.is_some_and(|b| b.is_ascii_digit());
-        if before == Some(b'.') || continues {
-            continue;
-        }
-        let Ok(ip) = m.as_str().parse::<Ipv4Addr>() else {
-            continue;
-        };
-        let base = if ip.is_loopback() || ip.is_unspecified() || ip.is_broadcast() {
+/// The base score of an IPv4 candidate, `None` if it is none or part of something longer
+/// (`1.2.3.4.5`).
+fn ipv4(text: &str, m: &regex::Match<'_>) -> Option<f32> {
+    let (before, after) = neighbours(text, m.start(), m.end());
+    let after_next = text.as_bytes().get(m.end() + 1).copied();
+    let continues = after == Some(b'.') && after_next.is_some_and(|b| b.is_ascii_digit());
+    if before == Some(b'.') || continues {
+        return None;
+    }
+    let ip = m.as_str().parse::<Ipv4Addr>().ok()?;
+    Some(
+        if ip.is_loopback() || ip.is_unspecified() || ip.is_broadcast() {
             NOBODY
         } else {
             IPV4
-        };
-        let score = IP_CONTEXT.score(text, m.start(), base);
-        out.push(finding("IP_ADDRESS", "ipv4", m.start(), m.end(), score));
-    }
+        },
+    )
 }
 
-fn ipv6(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&V6, text) {
-        let (before, after) = neighbours(text, m.start(), m.end());
-        let groups = m
-            .as_str()
-            .split([':', '.'])
-            .filter(|g| !g.is_empty())
-            .count();
-        if joins(before) || joins(after) || groups < 2 {
-            continue;
-        }
-        let Ok(ip) = m.as_str().parse::<Ipv6Addr>() else {
-            continue;
-        };
-        let base = if ip.is_loopback() || ip.is_unspecified() {
-            NOBODY
-        } else {
-            IPV6
-        };
-        let score = IP_CONTEXT.score(text, m.start(), base);
-        out.push(finding("IP_ADDRESS", "ipv6", m.start(), m.end(), score));
+/// The base score of an IPv6 candidate, `None` if it is none or joined to a word
+/// (`Vec::add`).
+fn ipv6(text: &str, m: &regex::Match<'_>) -> Option<f32> {
+    let (before, after) = neighbours(text, m.start(), m.end());
+    let groups = m
+        .as_str()
+        .split([':', '.'])
+        .filter(|g| !g.is_empty())
+        .count();
+    if joins(before) || joins(after) || groups < 2 {
+        return None;
     }
+    let ip = m.as_str().parse::<Ipv6Addr>().ok()?;
+    Some(if ip.is_loopback() || ip.is_unspecified() {
+        NOBODY
+    } else {
+        IPV6
+    })
 }
 
-fn mac(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&MAC_PATTERN, text) {
-        let (before, after) = neighbours(text, m.start(), m.end());
-        if joins(before) || joins(after) {
-            continue;
-        }
-        let hex = m.as_str().bytes().filter(u8::is_ascii_hexdigit);
-        let all_zero = hex.clone().all(|b| b == b'0');
-        let all_f = hex.clone().all(|b| b.eq_ignore_ascii_case(&b'f'));
-        let base = if all_zero || all_f { NOBODY } else { MAC };
-        let score = MAC_CONTEXT.score(text, m.start(), base);
-        out.push(finding("MAC_ADDRESS", "mac", m.start(), m.end(), score));
+/// The base score of a MAC candidate, `None` if it is joined to something longer.
+fn mac(text: &str, m: &regex::Match<'_>) -> Option<f32> {
+    let (before, after) = neighbours(text, m.start(), m.end());
+    if joins(before) || joins(after) {
+        return None;
     }
+    let hex = m.as_str().bytes().filter(u8::is_ascii_hexdigit);
+    let all_zero = hex.clone().all(|b| b == b'0');
+    let all_f = hex.clone().all(|b| b.eq_ignore_ascii_case(&b'f'));
+    Some(if all_zero || all_f { NOBODY } else { MAC })
 }
 
 #[cfg(test)]

@@ -2,19 +2,22 @@
 //! (cloud keys, tokens, JWTs, PEM private keys, password and key assignments), with the
 //! detector's kind as the recognizer name.
 
-use super::finding;
+use super::Scan;
 use crate::pii::Finding;
 use crate::policy::guardrails::find_secrets;
 
 /// Every detector checks shape and randomness and rejects placeholders.
 const BASE: f32 = 0.9;
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    out.extend(
-        find_secrets(text)
-            .into_iter()
-            .map(|s| finding("SECRET", s.kind, s.start, s.end, BASE)),
-    );
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
+    out.extend(find_secrets(text).into_iter().map(|s| Finding {
+        class: "SECRET",
+        start: s.start,
+        end: s.end,
+        score: BASE,
+        recognizer: s.kind,
+    }));
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, nhs_mod11};
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -13,41 +13,49 @@ const NHS_GROUPED: f32 = 0.4;
 const NHS_BARE: f32 = 0.3;
 const NINO: f32 = 0.6;
 
-const NHS_CONTEXT: Context = Context {
-    support: &["nhs", "patient", "health", "gp", "hospital", "chi"],
-    against: &[
-        "phone", "tel", "mobile", "call", "fax", "order", "invoice", "tracking",
-    ],
+const UK_NHS: Recognizer = Recognizer {
+    class: "UK_NHS",
+    name: "uk_nhs",
+    context: Context {
+        support: &["nhs", "patient", "health", "gp", "hospital", "chi"],
+        against: &[
+            "phone", "tel", "mobile", "call", "fax", "order", "invoice", "tracking",
+        ],
+    },
 };
 
-const NINO_CONTEXT: Context = Context {
-    support: &[
-        "national insurance",
-        "nino",
-        "ni",
-        "insurance number",
-        "hmrc",
-        "payroll",
-    ],
-    against: &[
-        "order",
-        "ref",
-        "reference",
-        "invoice",
-        "serial",
-        "part",
-        "sku",
-        "model",
-    ],
+const UK_NINO: Recognizer = Recognizer {
+    class: "UK_NINO",
+    name: "uk_nino",
+    context: Context {
+        support: &[
+            "national insurance",
+            "nino",
+            "ni",
+            "insurance number",
+            "hmrc",
+            "payroll",
+        ],
+        against: &[
+            "order",
+            "ref",
+            "reference",
+            "invoice",
+            "serial",
+            "part",
+            "sku",
+            "model",
+        ],
+    },
 };
 
-static NHS: LazyRegex = LazyLock::new(|| {
+pub(super) static NHS: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{3}}{SEP}[0-9]{{3}}{SEP}[0-9]{{4}}|[0-9]{{10}})(?-u:\b)"
     ))
 });
 
-static NINO_PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static NINO_PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)[A-Z]{{2}}{SEP}?[0-9]{{2}}{SEP}?[0-9]{{2}}{SEP}?[0-9]{{2}}{SEP}?[A-D](?-u:\b)"
     ))
@@ -64,27 +72,18 @@ fn valid_nino_prefix(first: u8, second: u8) -> bool {
         && !UNALLOCATED.contains(&&[first, second])
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&NHS, text) {
-        let Some(digits) = Digits::of(m.as_str()) else {
-            continue;
-        };
-        if digits.all_same() || !nhs_mod11(digits.as_slice()) {
-            continue;
-        }
-        let base = if m.len() == 10 { NHS_BARE } else { NHS_GROUPED };
-        let score = NHS_CONTEXT.score(text, m.start(), base);
-        out.push(finding("UK_NHS", "uk_nhs", m.start(), m.end(), score));
-    }
-    for m in matches(&NINO_PATTERN, text) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    UK_NHS.scan(scan, &NHS, out, |m| {
+        let digits = Digits::of(m.as_str())?;
+        let valid = !digits.all_same() && nhs_mod11(digits.as_slice());
+        valid.then_some(if m.len() == 10 { NHS_BARE } else { NHS_GROUPED })
+    });
+    UK_NINO.scan(scan, &NINO_PATTERN, out, |m| {
         let &[first, second, ..] = m.as_str().as_bytes() else {
-            continue;
+            return None;
         };
-        if valid_nino_prefix(first, second) {
-            let score = NINO_CONTEXT.score(text, m.start(), NINO);
-            out.push(finding("UK_NINO", "uk_nino", m.start(), m.end(), score));
-        }
-    }
+        valid_nino_prefix(first, second).then_some(NINO)
+    });
 }
 
 #[cfg(test)]

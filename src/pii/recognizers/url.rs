@@ -4,7 +4,7 @@
 //! a policy on secrets sees it; [`crate::pii::resolve_overlaps`] keeps the longer URL.)
 
 use super::context::Context;
-use super::{LazyRegex, compile, finding, matches};
+use super::{LazyRegex, Recognizer, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -12,9 +12,13 @@ const BASE: f32 = 0.95;
 /// A documentation placeholder for a password (`password`, `${DB_PASS}`, `<pass>`, `***`).
 const PLACEHOLDER_PENALTY: f32 = 0.6;
 
-const CONTEXT: Context = Context {
-    support: &["connect", "connection", "dsn", "database", "url", "uri"],
-    against: &["example", "placeholder", "template", "format"],
+const URL_CREDENTIALS: Recognizer = Recognizer {
+    class: "URL",
+    name: "url_credentials",
+    context: Context {
+        support: &["connect", "connection", "dsn", "database", "url", "uri"],
+        against: &["example", "placeholder", "template", "format"],
+    },
 };
 
 static PATTERN: LazyRegex = LazyLock::new(|| {
@@ -31,23 +35,25 @@ fn placeholder(password: &str) -> bool {
         || password.contains(['$', '{', '<', '*', '%'])
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
     if memchr::memmem::find(text.as_bytes(), b"://").is_none() {
         return;
     }
-    for m in matches(&PATTERN, text) {
+    for m in matches(&PATTERN, scan) {
         let userinfo = m.as_str().split_once("://").map_or("", |(_, rest)| rest);
         let password = userinfo
             .split('@')
             .next()
             .and_then(|u| u.split_once(':'))
             .map_or("", |(_, p)| p);
-        let mut score = CONTEXT.score(text, m.start(), BASE);
-        if placeholder(password) {
-            score = (score - PLACEHOLDER_PENALTY).max(0.0);
-        }
+        let base = if placeholder(password) {
+            BASE - PLACEHOLDER_PENALTY
+        } else {
+            BASE
+        };
         let end = m.end() - trailing_punctuation(m.as_str());
-        out.push(finding("URL", "url_credentials", m.start(), end, score));
+        out.push(URL_CREDENTIALS.finding(text, m.start(), end, base));
     }
 }
 

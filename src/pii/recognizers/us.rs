@@ -3,7 +3,7 @@
 
 use super::checksums::{Digits, aba};
 use super::context::Context;
-use super::{LazyRegex, SEP, compile, finding, matches};
+use super::{LazyRegex, Recognizer, SEP, Scan, compile, matches};
 use crate::pii::Finding;
 use std::sync::LazyLock;
 
@@ -14,39 +14,47 @@ const SSN_BARE: f32 = 0.3;
 /// Any nine digits pass the routing checksum one time in ten: needs a context word.
 const ROUTING: f32 = 0.3;
 
-const SSN_CONTEXT: Context = Context {
-    support: &[
-        "ssn",
-        "ss#",
-        "ssn#",
-        "social security",
-        "social",
-        "taxpayer",
-        "itin",
-        "tin",
-    ],
-    against: &[
-        "order", "invoice", "phone", "tel", "routing", "account", "tracking", "zip", "serial",
-        "ref",
-    ],
+const US_SSN: Recognizer = Recognizer {
+    class: "US_SSN",
+    name: "us_ssn",
+    context: Context {
+        support: &[
+            "ssn",
+            "ss#",
+            "ssn#",
+            "social security",
+            "social",
+            "taxpayer",
+            "itin",
+            "tin",
+        ],
+        against: &[
+            "order", "invoice", "phone", "tel", "routing", "account", "tracking", "zip", "serial",
+            "ref",
+        ],
+    },
 };
 
-const ROUTING_CONTEXT: Context = Context {
-    support: &[
-        "routing", "aba", "rtn", "transit", "bank", "ach", "wire", "fedwire", "checking",
-    ],
-    against: &[
-        "ssn",
-        "social security",
-        "phone",
-        "order",
-        "invoice",
-        "tracking",
-        "serial",
-    ],
+const US_ROUTING: Recognizer = Recognizer {
+    class: "US_BANK_ROUTING",
+    name: "us_routing",
+    context: Context {
+        support: &[
+            "routing", "aba", "rtn", "transit", "bank", "ach", "wire", "fedwire", "checking",
+        ],
+        against: &[
+            "ssn",
+            "social security",
+            "phone",
+            "order",
+            "invoice",
+            "tracking",
+            "serial",
+        ],
+    },
 };
 
-static PATTERN: LazyRegex = LazyLock::new(|| {
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
     compile(&format!(
         r"(?-u:\b)(?:[0-9]{{3}}{SEP}[0-9]{{2}}{SEP}[0-9]{{4}}|[0-9]{{9}})(?-u:\b)"
     ))
@@ -74,8 +82,9 @@ fn valid_routing(digits: &Digits) -> bool {
         && aba(digits.as_slice())
 }
 
-pub fn find(text: &str, out: &mut Vec<Finding>) {
-    for m in matches(&PATTERN, text) {
+pub fn find(scan: &Scan<'_>, out: &mut Vec<Finding>) {
+    let text = scan.text;
+    for m in matches(&PATTERN, scan) {
         let Some(digits) = Digits::of(m.as_str()) else {
             continue;
         };
@@ -85,18 +94,10 @@ pub fn find(text: &str, out: &mut Vec<Finding>) {
         let bare = m.len() == 9;
         if valid_ssn(&digits) {
             let base = if bare { SSN_BARE } else { SSN_GROUPED };
-            let score = SSN_CONTEXT.score(text, m.start(), base);
-            out.push(finding("US_SSN", "us_ssn", m.start(), m.end(), score));
+            out.push(US_SSN.finding(text, m.start(), m.end(), base));
         }
         if bare && valid_routing(&digits) {
-            let score = ROUTING_CONTEXT.score(text, m.start(), ROUTING);
-            out.push(finding(
-                "US_BANK_ROUTING",
-                "us_routing",
-                m.start(),
-                m.end(),
-                score,
-            ));
+            out.push(US_ROUTING.finding(text, m.start(), m.end(), ROUTING));
         }
     }
 }
@@ -128,6 +129,8 @@ mod tests {
         assert!(found("number 536221234", "us_ssn").is_empty());
         assert_eq!(spans("my SSN is 536221234", "us_ssn"), ["536221234"]);
         assert!(found("order 536-22-1234", "us_ssn").is_empty());
+        // A zero-width space where a dash would be still separates the groups.
+        assert_eq!(found("SSN 536\u{200B}22\u{200B}1234", "us_ssn").len(), 1);
     }
 
     #[test]
