@@ -277,3 +277,38 @@ async fn admins_erase_a_sessions_values_and_only_their_tenants() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(ask_in(&gw, "conv-y", "<PERSON_1>").await, "<PERSON_1>");
 }
+
+#[tokio::test]
+async fn a_resent_conversation_is_scanned_only_for_its_new_message() {
+    let gw = tokenising_gateway().await;
+    let first = json!({"role": "user", "content": "I am Sarah Thompson"});
+    let answer = json!({"role": "assistant", "content": "Hello Sarah Thompson"});
+    let turn = |messages: Vec<Value>| json!({"model": "chat-model", "messages": messages});
+    let hits = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("airlock_pii_scan_cache_hits_total "))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let url = gw.url("/metrics");
+    let metrics = || send("GET", &url, &[], "");
+    let before = hits(&metrics().await.text());
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &turn(vec![first.clone()]),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let second = json!({"role": "user", "content": "and James Miller"});
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &turn(vec![first, answer, second]),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    // The first message came from the cache; the answer and the new message were scanned.
+    assert_eq!(hits(&metrics().await.text()) - before, 1);
+    assert_eq!(model_saw(&gw).await, "and <PERSON_2>");
+}
