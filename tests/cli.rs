@@ -1,7 +1,7 @@
 //! The `airlock` command line as a user runs it: help, init, config errors, keys.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
@@ -242,10 +242,10 @@ async fn requests_command_shows_the_log() {
     std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
 }
 
-#[test]
-fn json_logs_are_one_object_per_line() {
-    use std::io::BufRead;
-    let dir = common::scratch_dir("cli-json");
+/// A fresh instance (`airlock init`) listening on any port, with `edit` applied to its
+/// config text; its scratch directory and config path.
+fn instance_on_any_port(tag: &str, edit: impl Fn(String) -> String) -> (PathBuf, PathBuf) {
+    let dir = common::scratch_dir(tag);
     let d = dir.join("inst");
     assert!(
         airlock(&["init", "--dir", d.to_str().unwrap()])
@@ -255,9 +255,17 @@ fn json_logs_are_one_object_per_line() {
     let config = d.join("airlock.yaml");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
-        .replace("format: text", "format: json");
-    std::fs::write(&config, text).unwrap();
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    std::fs::write(&config, edit(text)).unwrap();
+    (dir, config)
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::BufRead;
+    let (dir, config) = instance_on_any_port("cli-json", |text| {
+        text.replace("format: text", "format: json")
+    });
     let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
@@ -291,18 +299,7 @@ fn json_logs_are_one_object_per_line() {
 #[test]
 fn serve_takes_a_ner_model_directory_and_says_loudly_when_it_cannot_load() {
     use std::io::BufRead;
-    let dir = common::scratch_dir("cli-ner-model");
-    let d = dir.join("inst");
-    assert!(
-        airlock(&["init", "--dir", d.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let config = d.join("airlock.yaml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
-    std::fs::write(&config, text).unwrap();
+    let (dir, config) = instance_on_any_port("cli-ner-model", |text| text);
     let missing = dir.join("no-such-model");
     let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["serve", "--config", config.to_str().unwrap()])

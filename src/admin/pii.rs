@@ -11,15 +11,8 @@ use serde_json::{Value, json};
 
 /// The id of the tenant named (by name or id) in the path.
 async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
-    let access = auth
-        .state
-        .admin
-        .as_ref()
-        .ok_or_else(|| AdminError::internal("admin API off"))?;
-    let path = access.state_db.clone();
     let shown = named.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let conn = crate::store::open(&path, crate::tenancy::STATE_MIGRATIONS)?;
+    let found = super::policy::with_state(auth, move |conn| {
         let id = conn.query_row(
             "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
             [&named],
@@ -31,9 +24,7 @@ async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminErro
             Err(e) => Err(crate::store::StoreError::from(e)),
         }
     })
-    .await
-    .map_err(AdminError::internal)?
-    .map_err(AdminError::internal)?;
+    .await?;
     found.ok_or_else(|| AdminError::not_found(format!("no tenant `{shown}`")))
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Runs `work` on the state database off the async workers.
-async fn with_state<T: Send + 'static>(
+pub(super) async fn with_state<T: Send + 'static>(
     auth: &Authorized,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AdminError> {
