@@ -5,16 +5,13 @@ use super::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One line of an evaluation file: a text and its entities, in character offsets.
+/// One line of an evaluation file: a text and its entities, in character offsets. Other
+/// members (provenance such as a template name) are ignored.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Example {
     pub text: String,
     #[serde(default)]
     pub entities: Vec<Entity>,
-    /// Free-form provenance some files carry (template name, source); ignored.
-    #[serde(default)]
-    pub meta: Option<serde_json::Value>,
 }
 
 /// An annotated entity: `[start, end)` in characters, and its class.
@@ -226,7 +223,6 @@ mod tests {
                 .iter()
                 .map(|&(start, end, label)| Entity { start, end, label })
                 .collect(),
-            meta: None,
         }
     }
 

@@ -1,0 +1,186 @@
+"""Entity-level evaluation of an exported model (the int8 model.onnx run by
+onnxruntime, exactly as Airlock runs it) on a JSONL file:
+
+  {"text": "...", "entities": [{"start": 0, "end": 5, "label": "PERSON"}]}
+
+Inference: the text is tokenised without special tokens, cut into windows of
+max_tokens-2 tokens overlapping by `stride` tokens, each wrapped in [CLS] ... [SEP].
+A token seen by two windows takes the logits of the window in which it lies farther from
+the edge (the first half of an overlap from the earlier window, the second half from the
+later one). Argmax per token, then BIO decoding: a span starts at B-X, or at I-X after
+O or after another class, and extends over the following I-X; its characters run from
+the first token's start offset to the last token's end offset.
+
+Scoring, per class and micro-averaged over the classes the model predicts
+(PERSON, LOCATION, ORGANIZATION):
+  exact   - same label, same start and end
+  overlap - same label, character ranges intersect (one-to-one, greedy)
+Gold entities of other classes (EMAIL_ADDRESS, ...) are for the full Airlock pipeline
+(`airlock pii eval`); this script ignores them.
+
+usage: python evaluate.py ../ner ../eval/heldout.jsonl [--json] [--errors N]
+"""
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+
+class NerModel:
+    def __init__(self, model_dir, threads=2):
+        cfg = json.load(open(os.path.join(model_dir, "config.json")))
+        self.labels = cfg["labels"]
+        self.max_tokens = cfg["max_tokens"]
+        self.stride = cfg["stride"]
+        self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), so,
+                                         providers=["CPUExecutionProvider"])
+        self.cls = self.tok.token_to_id("[CLS]")
+        self.sep = self.tok.token_to_id("[SEP]")
+
+    def windows(self, n):
+        body = self.max_tokens - 2
+        out, s = [], 0
+        while True:
+            out.append((s, min(n, s + body)))
+            if s + body >= n:
+                return out
+            s += body - self.stride
+
+    def predict_many(self, texts, batch=32):
+        encs = [self.tok.encode(t, add_special_tokens=False) for t in texts]
+        jobs = []  # (text index, start, end)
+        for i, e in enumerate(encs):
+            for s, t in self.windows(len(e.ids)):
+                jobs.append((i, s, t))
+        logits = {}
+        order = sorted(range(len(jobs)), key=lambda j: jobs[j][2] - jobs[j][1])
+        for k in range(0, len(order), batch):
+            b = [jobs[j] for j in order[k:k + batch]]
+            L = max(t - s for _, s, t in b) + 2
+            ids = np.zeros((len(b), L), dtype=np.int64)
+            mask = np.zeros((len(b), L), dtype=np.int64)
+            for r, (i, s, t) in enumerate(b):
+                seq = [self.cls] + encs[i].ids[s:t] + [self.sep]
+                ids[r, :len(seq)] = seq
+                mask[r, :len(seq)] = 1
+            out = self.sess.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            for r, (i, s, t) in enumerate(b):
+                logits[(i, s)] = out[r, 1:1 + t - s]
+        results = []
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            full = np.zeros((n, len(self.labels)), dtype=np.float32)
+            wins = self.windows(n)
+            for w, (s, t) in enumerate(wins):
+                lo = s if w == 0 else s + self.stride // 2
+                hi = t if w == len(wins) - 1 else t - (self.stride - self.stride // 2)
+                full[lo:hi] = logits[(i, s)][lo - s:hi - s]
+            results.append(self.decode(full.argmax(-1) if n else [], e.offsets))
+        return results
+
+    def decode(self, tags, offsets):
+        spans, cur = [], None
+        for k, tg in enumerate(tags):
+            lab = self.labels[tg]
+            if lab == "O":
+                cur = None
+                continue
+            bio, cls = lab.split("-", 1)
+            if bio == "I" and cur is not None and cur["label"] == cls:
+                cur["end"] = offsets[k][1]
+            else:
+                cur = {"start": offsets[k][0], "end": offsets[k][1], "label": cls}
+                spans.append(cur)
+        return spans
+
+
+def match(gold, pred, mode):
+    used, tp = set(), 0
+    for p in pred:
+        for gi, g in enumerate(gold):
+            if gi in used or g["label"] != p["label"]:
+                continue
+            ok = (g["start"] == p["start"] and g["end"] == p["end"]) if mode == "exact" \
+                else (p["start"] < g["end"] and g["start"] < p["end"])
+            if ok:
+                used.add(gi)
+                tp += 1
+                break
+    return tp
+
+
+def prf(tp, np_, ng):
+    p = tp / np_ if np_ else 0.0
+    r = tp / ng if ng else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+            "tp": tp, "pred": np_, "gold": ng}
+
+
+def score(rows, preds, classes):
+    res = {}
+    for mode in ("exact", "overlap"):
+        per = {}
+        T = P = G = 0
+        for c in classes:
+            tp = npred = ngold = 0
+            for r, pr in zip(rows, preds):
+                g = [e for e in r["entities"] if e["label"] == c]
+                p = [e for e in pr if e["label"] == c]
+                tp += match(g, p, mode)
+                npred += len(p)
+                ngold += len(g)
+            per[c] = prf(tp, npred, ngold)
+            T, P, G = T + tp, P + npred, G + ngold
+        per["micro"] = prf(T, P, G)
+        res[mode] = per
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("data")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--errors", type=int, default=0, help="print N texts with mistakes")
+    a = ap.parse_args()
+    m = NerModel(a.model_dir)
+    rows = [json.loads(l) for l in open(a.data, encoding="utf-8") if l.strip()]
+    preds = m.predict_many([r["text"] for r in rows])
+    classes = [l[2:] for l in m.labels if l.startswith("B-")]
+    res = score(rows, preds, classes)
+    if a.json:
+        print(json.dumps({"model": a.model_dir, "data": a.data, "texts": len(rows), **res}))
+    else:
+        print(f"{a.model_dir} on {a.data} ({len(rows)} texts)")
+        for mode in ("exact", "overlap"):
+            print(f"  [{mode}]")
+            for c, v in res[mode].items():
+                print(f"    {c:13s} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}"
+                      f"  (tp {v['tp']}, pred {v['pred']}, gold {v['gold']})")
+    shown = 0
+    for r, p in zip(rows, preds):
+        if shown >= a.errors:
+            break
+        g = {(e["start"], e["end"], e["label"]) for e in r["entities"] if e["label"] in classes}
+        q = {(e["start"], e["end"], e["label"]) for e in p}
+        if g != q:
+            shown += 1
+            t = r["text"]
+            print("----", r.get("template", ""), file=sys.stderr)
+            print(t, file=sys.stderr)
+            print("  missed:", [(t[s:e], l) for s, e, l in sorted(g - q)], file=sys.stderr)
+            print("  extra: ", [(t[s:e], l) for s, e, l in sorted(q - g)], file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
