@@ -115,6 +115,9 @@ const KINDS: &[Kind] = &[
             "driving license",
             "licence number",
             "license number",
+            // Bare, as identity checks list documents: "passport …, licence …".
+            "licence",
+            "license",
             "dl#",
             "führerschein",
             "permis de conduire",
@@ -300,6 +303,13 @@ mod tests {
             ["MORGA657054SM9IJ"]
         );
         assert_eq!(spans("DL# D1234-5678", "driver_license"), ["D1234-5678"]);
+        assert_eq!(
+            spans(
+                "passport CBX3UY17K, licence L2301110, previous",
+                "driver_license"
+            ),
+            ["L2301110"]
+        );
         assert_eq!(spans("MRN: 00482913", "medical_record"), ["00482913"]);
         assert_eq!(
             spans("patient ID MR-4471923", "medical_record"),
