@@ -104,10 +104,7 @@ const TENANT: &str = "cli";
 
 fn ner_settings(finders: &FinderArgs) -> NerSettings {
     NerSettings {
-        runtime: finders
-            .onnxruntime_lib
-            .clone()
-            .map_or(RuntimeSource::Embedded, RuntimeSource::File),
+        runtime: RuntimeSource::from_library(finders.onnxruntime_lib.clone()),
         model_dir: finders.ner_model.clone(),
         size: PoolSize {
             threads: finders.ner_threads.max(1),

@@ -1,7 +1,7 @@
 //! `airlock pii bench`: how fast the recognizers read text (MB/s) and how long the NER
 //! model takes per text of 64, 256 and 512 tokens on one thread, in process.
 
-use super::ner::{NerError, NerModel, NerSettings, runtime};
+use super::ner::{NerError, NerModel, NerSettings};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -69,11 +69,7 @@ pub fn run(ner: Option<&NerSettings>, runs: usize) -> Result<Report, NerError> {
             ner: Vec::new(),
         });
     };
-    let runtime = runtime::load(&settings.runtime).map_err(|e| NerError::Unavailable(e.into()))?;
-    let model = match &settings.model_dir {
-        Some(dir) => NerModel::from_dir(dir)?,
-        None => NerModel::embedded()?,
-    };
+    let (runtime, model) = super::ner::load(settings)?;
     let mut session = model.session(&runtime.environment)?;
     let mut ner = Vec::new();
     for tokens in [64, 256, 512] {
@@ -89,7 +85,7 @@ pub fn run(ner: Option<&NerSettings>, runs: usize) -> Result<Report, NerError> {
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(f64::total_cmp);
-        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        let at = |q: f64| crate::telemetry::quantile::quantile(&times, q);
         ner.push(Latency {
             tokens,
             runs: times.len(),

@@ -59,14 +59,10 @@ impl ScanCache {
     }
 
     /// Texts cached now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let generations = self.lock();
         generations.young.len() + generations.old.len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn insert_young(

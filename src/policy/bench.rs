@@ -109,7 +109,7 @@ pub fn run(policy: &Policy, facts: &Facts, iterations: usize) -> BenchReport {
         })
         .collect();
     micros.sort_by(f64::total_cmp);
-    let at = |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)];
+    let at = |q: f64| crate::telemetry::quantile::quantile(&micros, q);
     BenchReport {
         rules: policy.rules.len(),
         iterations,

@@ -575,12 +575,11 @@ fn ner_settings(loaded: &LoadedConfig) -> Option<crate::pii::ner::NerSettings> {
     use crate::pii::ner::{NerSettings, PoolSize, RuntimeSource};
     let ner = &loaded.config.pii.ner;
     ner.enabled.then(|| NerSettings {
-        runtime: ner
-            .onnxruntime_lib
-            .as_deref()
-            .map_or(RuntimeSource::Embedded, |lib| {
-                RuntimeSource::File(loaded.resolve(lib))
-            }),
+        runtime: RuntimeSource::from_library(
+            ner.onnxruntime_lib
+                .as_deref()
+                .map(|lib| loaded.resolve(lib)),
+        ),
         model_dir: ner.model_dir.as_deref().map(|dir| loaded.resolve(dir)),
         size: PoolSize {
             threads: ner.threads,

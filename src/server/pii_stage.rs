@@ -135,6 +135,10 @@ pub async fn transform<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
+    // Most prompts: nothing found and no session to restore from.
+    if ctx.pii.found.is_empty() && ctx.session_id().is_none() {
+        return Ok(());
+    }
     let tenant = &principal.tenant_id;
     // A named session's earlier values come back in answers even when this prompt
     // holds none of its own.

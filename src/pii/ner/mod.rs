@@ -35,12 +35,18 @@ pub struct NerSettings {
 /// Loads the runtime and the model and starts the pool; an error says what failed and
 /// leaves recognizers as the only finders (`/readyz` reports it as degraded).
 pub fn start(settings: &NerSettings) -> Result<(NerPool, String), NerError> {
+    let (runtime, model) = load(settings)?;
+    let describe = format!("{} on {}", model.describe, runtime.origin);
+    let pool = NerPool::start(Arc::new(model), &runtime.environment, settings.size)?;
+    Ok((pool, describe))
+}
+
+/// The runtime and the model the settings name.
+pub fn load(settings: &NerSettings) -> Result<(&'static runtime::Runtime, NerModel), NerError> {
     let runtime = runtime::load(&settings.runtime).map_err(|e| NerError::Unavailable(e.into()))?;
     let model = match &settings.model_dir {
         Some(dir) => NerModel::from_dir(dir)?,
         None => NerModel::embedded()?,
     };
-    let describe = format!("{} on {}", model.describe, runtime.origin);
-    let pool = NerPool::start(Arc::new(model), &runtime.environment, settings.size)?;
-    Ok((pool, describe))
+    Ok((runtime, model))
 }

@@ -24,6 +24,13 @@ pub enum RuntimeSource {
     File(PathBuf),
 }
 
+impl RuntimeSource {
+    /// The library file given, else the embedded one.
+    pub fn from_library(file: Option<PathBuf>) -> Self {
+        file.map_or(Self::Embedded, Self::File)
+    }
+}
+
 /// A loaded ONNX Runtime: the process-wide environment sessions are created in.
 pub struct Runtime {
     pub environment: ort::environment::Environment,
