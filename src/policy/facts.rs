@@ -203,8 +203,23 @@ pub fn request_text(body: &Value) -> String {
 /// The answer of a response body (OpenAI choices, Anthropic content, Gemini candidates,
 /// Responses output).
 pub fn response_text(body: &Value) -> String {
-    const KEYS: [&str; 4] = ["choices", "content", "candidates", "output"];
-    chat_text(KEYS.iter().filter_map(|k| body.get(*k)))
+    chat_text(ANSWER_KEYS.iter().filter_map(|k| body.get(*k)))
+}
+
+/// The members of a response body that hold its answer.
+const ANSWER_KEYS: [&str; 4] = ["choices", "content", "candidates", "output"];
+
+/// The answer's text strings ([`response_text`] reads them), to rewrite in place.
+pub fn response_texts_mut(body: &mut Value) -> Vec<&mut String> {
+    let mut texts = Vec::new();
+    if let Some(object) = body.as_object_mut() {
+        for (key, value) in object.iter_mut() {
+            if ANSWER_KEYS.contains(&key.as_str()) {
+                texts_mut(value, &mut texts);
+            }
+        }
+    }
+    texts
 }
 
 /// The keys of an object whose values hold text (see [`chat_text`]).

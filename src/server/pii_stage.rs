@@ -246,15 +246,7 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
         .pii
         .as_ref()
         .is_some_and(|e| e.mask_model_output);
-    let mut texts = Vec::new();
-    if let Some(object) = answer.as_object_mut() {
-        for (key, value) in object.iter_mut() {
-            if ["choices", "content", "candidates", "output"].contains(&key.as_str()) {
-                crate::policy::facts::texts_mut(value, &mut texts);
-            }
-        }
-    }
-    for text in texts {
+    for text in crate::policy::facts::response_texts_mut(&mut answer) {
         let restored = crate::pii::restore(text, &session);
         *text = if mask {
             let findings = crate::pii::resolve_overlaps(crate::pii::recognize(&restored));
