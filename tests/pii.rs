@@ -230,13 +230,48 @@ async fn streamed_answers_get_values_back_even_with_placeholders_split_across_ch
         "messages": [{"role": "user", "content": prompt}]});
     let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let text: String = reply
+    assert_eq!(anthropic_streamed_text(&reply), prompt);
+}
+
+/// The text deltas of an Anthropic stream, joined.
+fn anthropic_streamed_text(reply: &common::Reply) -> String {
+    reply
         .named_events()
         .iter()
         .filter(|(name, _)| name == "content_block_delta")
         .filter_map(|(_, event)| event["delta"]["text"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(text, prompt);
+        .collect()
+}
+
+#[tokio::test]
+async fn the_models_own_personal_data_is_masked_in_whole_and_streamed_answers() {
+    // Emails and phone numbers pass to the model as they are, so in the echoed answer
+    // they are the model's own; the tokenised name is the user's and comes back.
+    let extra = Extra {
+        top: "pii:\n  mask_model_output: true\n  actions: {default: tokenise, by_class: {EMAIL_ADDRESS: allow, PHONE_NUMBER: allow}}\n".into(),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &["--echo"], &extra).await;
+    let prompt = "Sarah Thompson asked us to write to sarah.thompson@example.com or to call +44 20 7946 0958 before Friday, and to keep the reply short.";
+    let expected = "Sarah Thompson asked us to write to [EMAIL_ADDRESS] or to call [PHONE_NUMBER] before Friday, and to keep the reply short.";
+
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat(prompt)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(model_saw(&gw).await.contains("sarah.thompson@example.com"));
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], expected);
+
+    let mut body = chat(prompt);
+    body["stream"] = json!(true);
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(streamed_text(&reply), expected);
+    assert!(!reply.text().contains("7946"), "a masked value went out");
+
+    let body = json!({"model": "chat-model", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": prompt}]});
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(anthropic_streamed_text(&reply), expected);
 }
 
 #[tokio::test]

@@ -80,7 +80,9 @@ HOSPITAL_FMT = ["{city} General Hospital", "St. {last}'s Hospital", "{last} Medi
                 "Hôpital {last}", "{last} Clinic", "{city} Community Health Centre"]
 BANK_FMT = ["Bank of {city}", "{city} Savings Bank", "{last} & {last2} Private Bank",
             "{city} Credit Union", "Sparkasse {city}", "Banco {last}", "{last} Capital"]
-AGENCY_FMT = ["{city} City Council", "{city} County Department of Health",
+AGENCY_FMT = ["{last}-{last2}", "{last} Group", "{last} & Sons", "{city} Holdings",
+              "{last} {last2} Partners", "{city} Institute of Technology", "{city} Municipality",
+              "{city} City Council", "{city} County Department of Health",
               "{city} Police Department", "University of {city}", "{city} Tax Office",
               "{last} & {last2} LLP", "{last} Consulting", "{last} Logistics",
               "{city} Water Authority", "{last} Software GmbH", "{last} Solutions Ltd"]
@@ -549,6 +551,18 @@ CLAUSES = {
             "joined {x}", "{x} account", "vendor {x}", "on behalf of {x}", "{x} says",
             "employer: {x}", "insurer {x}", "bank: {x}", "contract with {x}"],
 }
+# Clauses that hold several entities side by side, so the model learns where one ends
+# and the next begins ("{CITY}, {COUNTRY}" is two entities, "{PER} ({ORG})" too).
+PHRASES = [
+    "{PER} from {ORG}", "{PER} ({ORG})", "{PER} of {ORG}, {CITY}", "{CITY}, {COUNTRY}",
+    "{ORG} in {CITY}", "{ORG}'s {CITY} office", "{PER} at {ORG}", "{PER}, {ROLE} at {ORG}",
+    "{PER} and {PER} from the {CITY} team", "{ORG} ({COUNTRY})", "{PER} moved from {CITY} to {CITY}",
+    "customer {ORG}, contact {PER}", "{PER} <{EMAIL}>", "{PER}, {ADDR}", "{ORG}, {ADDR}",
+    "{PER} flew {CITY} - {CITY}", "{PER}/{ORG}", "{ORG} acquired {ORG}", "tenant {ORG}",
+    "{PER} ({CITY})", "{PER} ({COUNTRY})", "{ORG} branch in {CITY}, {COUNTRY}",
+    "the {ORG} account managed by {PER}", "{PER}'s address is {ADDR}", "{PER}, {PER} and {PER}",
+    "{LASTFIRST} ({ORG})", "{ORG} - {CITY}", "visit to {ORG} in {COUNTRY} with {PER}",
+]
 FIELD_KEYS = {
     "name": ("PER", ["Name", "Full name", "Contact", "Patient", "Employee", "Customer", "Owner", "Attn"]),
     "first": ("PERF", ["First name", "Given name", "Nickname"]),
@@ -588,12 +602,33 @@ def entity_segs(ctx, kind, key="1"):
         return slot(ctx, "address")
     if kind == "ORG":
         return slot(ctx, "org")
+    if kind == "LASTFIRST":
+        first, last, _ = ctx.person(key)
+        return [(f"{last}, {first}", "PERSON")]
+    if kind == "ROLE":
+        return [(ctx.rng.choice(ROLES), None)]
+    if kind == "EMAIL":
+        return slot(ctx, "email" + key)
     return slot(ctx, kind)
+
+
+def phrase_segs(ctx):
+    """One PHRASES entry with each {KIND} expanded (a new person per {PER})."""
+    rng = ctx.rng
+    tpl = rng.choice(PHRASES)
+    segs, pos, n = [], 0, 0
+    for m in re.finditer(r"\{([A-Z]+)\}", tpl):
+        segs.append((tpl[pos:m.start()], None))
+        n += 1
+        segs += entity_segs(ctx, m.group(1), str(n) if m.group(1) in ("PER", "LASTFIRST", "EMAIL") else "1")
+        pos = m.end()
+    segs.append((tpl[pos:], None))
+    return segs
 
 
 def compose(ctx):
     rng = ctx.rng
-    style = rng.choice(["clauses", "fields", "table", "signature", "clauses"])
+    style = rng.choice(["clauses", "fields", "table", "signature", "clauses", "phrases", "phrases"])
     segs = []
     key = str(rng.randint(1, 3))
     if style == "clauses":
@@ -610,6 +645,14 @@ def compose(ctx):
                 if rng.random() < 0.3:
                     segs += [(" ", None)] + slot(ctx, rng.choice(["email", "phone", "date", "ticket", "ip", "money", "iban", "dob"]))
             segs.append((rng.choice([". ", ", ", "; ", "\n", " - ", " "]), None))
+    elif style == "phrases":
+        for i in range(rng.randint(1, 4)):
+            if rng.random() < 0.25:
+                segs += slot(ctx, "sentence") + [(" ", None)]
+            if rng.random() < 0.5:
+                segs.append((rng.choice(["Note: ", "FYI ", "re ", "Update - ", "> ", "* ", "", "", "so ", "Meeting: "]), None))
+            segs += phrase_segs(ctx)
+            segs.append((rng.choice([". ", ", ", "; ", "\n", " ", "\n- "]), None))
     elif style == "fields":
         sep = rng.choice([": ", " = ", "=", " - ", ":\t", " | "])
         join = rng.choice(["\n", "; ", ", ", " | ", "\n"])

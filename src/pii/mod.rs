@@ -17,6 +17,7 @@ pub mod recognizers;
 pub mod restore;
 pub mod scan;
 pub mod session;
+pub mod stream_mask;
 pub mod transform;
 pub mod vault;
 mod vault_store;

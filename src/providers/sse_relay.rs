@@ -114,7 +114,7 @@ impl SseRelay {
             upstream_events,
         } = start;
         let turns_before_flush = upstream.turns_to_decode_buffered();
-        let restore = crate::server::pii_stage::tokenised_session(&ctx).map(StreamRestore::new);
+        let restore = crate::server::pii_stage::stream_rewriter(&ctx);
         Self {
             upstream,
             first: Some(first),

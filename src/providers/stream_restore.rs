@@ -1,7 +1,9 @@
-//! Restores tokenised values in a streamed answer: each choice's content deltas pass
-//! through a placeholder restorer, which holds back only what could still become a
-//! placeholder, never the stream.
+//! Rewrites a streamed answer's text: each choice's content deltas pass through a
+//! placeholder restorer, which holds back only what could still become a placeholder,
+//! and, when configured, a masker of the model's own personal data, which holds back only
+//! a short lookahead.
 
+use crate::pii::stream_mask::StreamMasker;
 use crate::pii::{Restorer, Session};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -10,10 +12,36 @@ use std::sync::Arc;
 /// Most choices restored separately (`n` is capped far below this upstream).
 const MAX_CHOICES: usize = 128;
 
+/// One choice's text on its way out: restored, then masked.
+struct ChoiceText {
+    restorer: Restorer,
+    masker: Option<StreamMasker>,
+}
+
+impl ChoiceText {
+    /// What of the next delta can go out now.
+    fn push(&mut self, content: &str) -> String {
+        let restored = self.restorer.push(content);
+        match &mut self.masker {
+            Some(masker) => masker.push(&restored),
+            None => restored,
+        }
+    }
+
+    /// Everything still held.
+    fn finish(self) -> String {
+        let restored = self.restorer.finish();
+        match self.masker {
+            Some(mut masker) => masker.push(&restored) + &masker.finish(),
+            None => restored,
+        }
+    }
+}
+
 /// Where one choice stands.
 enum Slot {
     Unstarted,
-    Active(Restorer),
+    Active(ChoiceText),
     /// Its finish chunk went out with everything held.
     Finished,
 }
@@ -22,15 +50,17 @@ impl Slot {
     /// What the choice still held, leaving it finished.
     fn finish(&mut self) -> String {
         match std::mem::replace(self, Slot::Finished) {
-            Slot::Active(restorer) => restorer.finish(),
+            Slot::Active(text) => text.finish(),
             _ => String::new(),
         }
     }
 }
 
-/// The restorers of one stream's choices.
+/// The rewriters of one stream's choices.
 pub struct StreamRestore {
     session: Arc<Session>,
+    /// Whether the model's own personal data is masked.
+    mask_model_output: bool,
     /// By choice index.
     choices: Vec<Slot>,
     /// `id`, `created` and `model` of the stream, for a chunk of its own at the end.
@@ -38,9 +68,10 @@ pub struct StreamRestore {
 }
 
 impl StreamRestore {
-    pub fn new(session: Arc<Session>) -> Self {
+    pub fn new(session: Arc<Session>, mask_model_output: bool) -> Self {
         Self {
             session,
+            mask_model_output,
             choices: Vec::new(),
             header: None,
         }
@@ -64,11 +95,11 @@ impl StreamRestore {
             let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };
-            let Some(restorer) = self.restorer(index) else {
+            let Some(rewriter) = self.choice_text(index) else {
                 continue;
             };
             let mut text = match delta.get("content").and_then(Value::as_str) {
-                Some(content) => restorer.push(content),
+                Some(content) => rewriter.push(content),
                 None => String::new(),
             };
             if finished {
@@ -100,7 +131,7 @@ impl StreamRestore {
         out
     }
 
-    fn restorer(&mut self, index: usize) -> Option<&mut Restorer> {
+    fn choice_text(&mut self, index: usize) -> Option<&mut ChoiceText> {
         if index >= MAX_CHOICES {
             return None;
         }
@@ -109,10 +140,15 @@ impl StreamRestore {
         }
         let slot = &mut self.choices[index];
         if matches!(slot, Slot::Unstarted) {
-            *slot = Slot::Active(Restorer::new(Arc::clone(&self.session)));
+            *slot = Slot::Active(ChoiceText {
+                restorer: Restorer::new(Arc::clone(&self.session)),
+                masker: self
+                    .mask_model_output
+                    .then(|| StreamMasker::new(Arc::clone(&self.session))),
+            });
         }
         match slot {
-            Slot::Active(restorer) => Some(restorer),
+            Slot::Active(text) => Some(text),
             _ => None,
         }
     }

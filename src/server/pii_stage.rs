@@ -9,6 +9,7 @@ use crate::config::{OnNerUnavailable, PiiConfig};
 use crate::pii::scan::Scanner;
 use crate::pii::{ActionPlan, Finding, PiiAction, Session, Vault, VaultWriter};
 use crate::policy::eval::Classes;
+use crate::providers::stream_restore::StreamRestore;
 use crate::store::instance_key::InstanceKey;
 use crate::tenancy::Principal;
 use std::collections::BTreeMap;
@@ -219,6 +220,18 @@ fn vault_error(e: crate::pii::VaultError) -> ApiError {
     }
 }
 
+/// The session answers of this request are restored from, and whether the model's own
+/// personal data is masked in them; `None` when answers pass as they are.
+fn answer_rewriting(ctx: &RequestContext) -> Option<(Arc<Session>, bool)> {
+    let engine = ctx.state().pii.as_ref()?;
+    let mask = engine.mask_model_output;
+    match &ctx.pii.session {
+        Some(session) => Some((Arc::clone(session), mask)),
+        None if mask => Some((engine.vault.ephemeral(""), mask)),
+        None => None,
+    }
+}
+
 /// Whether answers of this request need rewriting (placeholders to restore, or the
 /// model's own personal data to mask).
 pub fn rewrites_answers(ctx: &RequestContext) -> bool {
@@ -233,19 +246,12 @@ pub fn rewrites_answers(ctx: &RequestContext) -> bool {
 /// A whole answer (OpenAI shape) with placeholders restored and, if configured, the
 /// model's own personal data masked. Bodies that are not JSON pass as they are.
 pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes {
+    let Some((session, mask)) = answer_rewriting(ctx) else {
+        return body;
+    };
     let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return body;
     };
-    let session = match (&ctx.pii.session, ctx.state().pii.as_ref()) {
-        (Some(session), _) => Arc::clone(session),
-        (None, Some(engine)) => engine.vault.ephemeral(""),
-        (None, None) => return body,
-    };
-    let mask = ctx
-        .state()
-        .pii
-        .as_ref()
-        .is_some_and(|e| e.mask_model_output);
     for text in crate::policy::facts::response_texts_mut(&mut answer) {
         let restored = crate::pii::restore(text, &session);
         *text = if mask {
@@ -258,7 +264,7 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
     serde_json::to_vec(&answer).map_or(body, bytes::Bytes::from)
 }
 
-/// The session values of this request were tokenised into, for restoring a stream.
-pub fn tokenised_session(ctx: &RequestContext) -> Option<Arc<Session>> {
-    ctx.pii.session.clone()
+/// The rewriter of this request's streamed answer (see [`answer_rewriting`]).
+pub fn stream_rewriter(ctx: &RequestContext) -> Option<StreamRestore> {
+    answer_rewriting(ctx).map(|(session, mask)| StreamRestore::new(session, mask))
 }
