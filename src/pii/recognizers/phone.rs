@@ -21,18 +21,36 @@ const NATIONAL_GROUPED: f32 = 0.45;
 /// Bare national digits: many numbers look like that.
 const NATIONAL_BARE: f32 = 0.3;
 
-/// The regions a number without a country code is tried in, by its digits: North
-/// American numbers have ten digits (area code not starting with 0 or 1), or eleven after
-/// a leading 1; GB, DE and FR national numbers start with the trunk prefix 0. Anything
-/// else is not tried (parsing costs microseconds, a failed one as much as any).
+/// The regions a number without a country code is tried in, by its digits (each failed
+/// parse costs microseconds, so only regions whose numbers have that shape):
+/// - eleven digits after a leading 1, or ten not starting with 0 or 1: North America, then
+///   the ten-digit plans of India, Italy (3…), Mexico and Brazil (two-digit area code
+///   first, so also ten or eleven digits starting with 1);
+/// - a leading trunk prefix 0: the countries that dial it nationally;
+/// - nine digits: Spain, Portugal, Poland, Czechia; eight: Denmark and Norway.
 fn national_regions(candidate: &str) -> &'static [Id] {
     let Some(digits) = Digits::of(candidate) else {
         return &[];
     };
-    match digits.as_slice() {
-        [1, rest @ ..] if rest.len() == 10 => &[Id::US],
-        [2..=9, ..] if digits.as_slice().len() == 10 => &[Id::US],
-        [0, 1..=9, ..] => &[Id::GB, Id::DE, Id::FR],
+    let digits = digits.as_slice();
+    match (digits, digits.len()) {
+        ([1, ..], 11) => &[Id::US, Id::BR],
+        ([2..=9, ..], 10) => &[Id::US, Id::IN, Id::IT, Id::MX, Id::BR],
+        ([1, 1..=9, ..], 10) => &[Id::BR],
+        ([0, 1..=9, ..], _) => &[
+            Id::GB,
+            Id::DE,
+            Id::FR,
+            Id::NL,
+            Id::IT,
+            Id::IE,
+            Id::AU,
+            Id::SE,
+            Id::FI,
+            Id::IN,
+        ],
+        ([2..=9, ..], 9) => &[Id::ES, Id::PT, Id::PL, Id::CZ],
+        ([2..=9, ..], 8) => &[Id::DK, Id::NO],
         _ => &[],
     }
 }
@@ -69,8 +87,20 @@ const PHONE: Recognizer = Recognizer {
     },
 };
 
-pub(super) static PATTERN: LazyRegex =
-    LazyLock::new(|| compile(r"(?:\+[0-9]|\([0-9]|(?-u:\b)[0-9])[0-9 ().\-]{5,22}[0-9](?-u:\b)"));
+/// A number, then an extension (`x712`, ` ext. 44`, `#9`) if one follows.
+pub(super) static PATTERN: LazyRegex = LazyLock::new(|| {
+    compile(
+        r"(?:\+[0-9]|\([0-9]|(?-u:\b)[0-9])[0-9 ().\-]{5,22}[0-9](?:[ ]?(?:[xX]|ext\.?|#)[ ]?[0-9]{1,6}(?-u:\b)|(?-u:\b))",
+    )
+});
+
+/// The number without its extension.
+fn without_extension(candidate: &str) -> &str {
+    match candidate.find(['x', 'X', 'e', '#']) {
+        Some(at) => candidate[..at].trim_end(),
+        None => candidate,
+    }
+}
 
 /// A date written with one separator: `2024-01-15`, `15.01.2024`, `01-15-2024`.
 fn looks_like_date(candidate: &str) -> bool {
@@ -120,12 +150,15 @@ fn valid(region: Option<Id>, number: &str) -> bool {
 
 /// The base score of a candidate, `None` if it is no valid number.
 fn base(candidate: &str) -> Option<f32> {
+    let candidate = without_extension(candidate);
     if !plausible(candidate) {
         return None;
     }
     let mut buffer = [0u8; 32];
     if candidate.starts_with('+') {
-        valid(None, candidate).then_some(INTERNATIONAL)
+        // `+44 (0)20 …`: the national trunk prefix in brackets is not dialled.
+        let dialled = candidate.replacen("(0)", "", 1);
+        valid(None, &dialled).then_some(INTERNATIONAL)
     } else if let Some(plus) = international_form(candidate, &mut buffer) {
         valid(None, plus).then_some(INTERNATIONAL)
     } else if national_regions(candidate)
@@ -159,6 +192,8 @@ mod tests {
             "+33 1 42 68 53 00",
             "+49 30 901820",
             "0044 20 7946 0958",
+            "+44 (0)20 7946 0958",
+            "+49 (0) 30 901820",
             "+81 3-1234-5678",
             "+919876543210",
         ] {
@@ -169,6 +204,16 @@ mod tests {
             );
         }
         assert!(found("+44 20 7946", "phone").is_empty());
+        for with_extension in [
+            "+1 415-555-2671 x712",
+            "+1 (415) 555-2671 ext. 44",
+            "+1.415.555.2671x9",
+        ] {
+            assert_eq!(
+                spans(&format!("tel {with_extension}, thanks"), "phone"),
+                [with_extension]
+            );
+        }
         assert!(found("+999 1234 5678", "phone").is_empty());
     }
 
@@ -179,6 +224,22 @@ mod tests {
         assert!(found("4155552671", "phone").is_empty());
         assert_eq!(spans("call 4155552671", "phone"), ["4155552671"]);
         assert!(found("order 415-555-2671", "phone").is_empty());
+        for (national, country) in [
+            ("0412 345 678", "AU"),
+            ("06 12345678", "NL"),
+            ("612 345 678", "ES"),
+            ("912 345 678", "PT"),
+            ("98765 43210", "IN"),
+            ("(11) 98765-4321", "BR"),
+            ("41 23 45 67", "DK"),
+            ("070-123 45 67", "SE"),
+        ] {
+            assert_eq!(
+                spans(&format!("phone: {national}."), "phone"),
+                [national],
+                "{country}"
+            );
+        }
     }
 
     #[test]
