@@ -84,23 +84,63 @@ class NerModel:
                 lo = s if w == 0 else s + self.stride // 2
                 hi = t if w == len(wins) - 1 else t - (self.stride - self.stride // 2)
                 full[lo:hi] = logits[(i, s)][lo - s:hi - s]
-            results.append(self.decode(full.argmax(-1) if n else [], e.offsets))
+            results.append(self.decode(full, e.offsets, e.word_ids))
         return results
 
-    def decode(self, tags, offsets):
-        spans, cur = [], None
-        for k, tg in enumerate(tags):
-            lab = self.labels[tg]
-            if lab == "O":
-                cur = None
+    def decode(self, logits, offsets, word_ids):
+        """As the runtime does (src/pii/ner/decode.rs): a word takes its first piece's
+        log-probabilities, the most probable valid BIO sequence over the words is chosen
+        (Viterbi: I-X only after B-X or I-X), an entity's score is its words' mean
+        probability, and entities scoring under MIN_SCORE are dropped."""
+        firsts, spans_ = [], []
+        prev = object()
+        for k, wid in enumerate(word_ids):
+            if wid is not None and wid == prev:
+                spans_[-1][1] = max(spans_[-1][1], offsets[k][1])
                 continue
-            bio, cls = lab.split("-", 1)
-            if bio == "I" and cur is not None and cur["label"] == cls:
-                cur["end"] = offsets[k][1]
+            prev = wid
+            firsts.append(k)
+            spans_.append([offsets[k][0], offsets[k][1]])
+        if not firsts:
+            return []
+        x = logits[firsts]
+        lp = x - x.max(-1, keepdims=True)
+        lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+        path = viterbi(self.labels, lp)
+        out, cur = [], None
+        for (s, e), tg, row in zip(spans_, path, lp):
+            lab = self.labels[tg]
+            if lab.startswith("I-") and cur is not None:
+                cur["end"] = e
+                cur["probs"].append(np.exp(row[tg]))
+            elif lab.startswith("B-"):
+                cur = {"start": s, "end": e, "label": lab[2:], "probs": [np.exp(row[tg])]}
+                out.append(cur)
             else:
-                cur = {"start": offsets[k][0], "end": offsets[k][1], "label": cls}
-                spans.append(cur)
-        return spans
+                cur = None
+        return [{k: v for k, v in d.items() if k != "probs"} for d in out
+                if np.mean(d["probs"]) >= MIN_SCORE and d["start"] < d["end"]]
+
+
+MIN_SCORE = 0.5
+
+
+def viterbi(labels, lp):
+    """The most probable label sequence in which I-X follows only B-X or I-X."""
+    k = len(labels)
+    ok = np.array([[not lb.startswith("I-") or (la != "O" and la[2:] == lb[2:])
+                    for lb in labels] for la in labels])
+    trans = np.where(ok, 0.0, -np.inf)
+    score = np.where([not l.startswith("I-") for l in labels], lp[0], -np.inf)
+    back = np.zeros((len(lp), k), dtype=int)
+    for t in range(1, len(lp)):
+        cand = score[:, None] + trans
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + lp[t]
+    path = [int(score.argmax())]
+    for t in range(len(lp) - 1, 0, -1):
+        path.append(int(back[t][path[-1]]))
+    return path[::-1]
 
 
 def match(gold, pred, mode):

@@ -1,6 +1,7 @@
 //! NER for what patterns cannot find (names, places, organisations): the embedded model,
 //! run by the embedded ONNX Runtime on a bounded pool of inference threads.
 
+mod decode;
 pub mod model;
 pub mod pool;
 pub mod runtime;

@@ -2,8 +2,8 @@
 //! scheme, and one inference over a batch of texts: windows in, findings out.
 
 use super::NerError;
+use super::decode::{self, Label};
 use crate::pii::Finding;
-use crate::pii::classes::DATA_CLASSES;
 use ort::session::Session;
 use ort::value::Tensor;
 use serde::Deserialize;
@@ -14,9 +14,6 @@ use tokenizers::Tokenizer;
 static EMBEDDED_ONNX: &[u8] = include_bytes!("../../../models/ner/model.onnx");
 static EMBEDDED_TOKENIZER: &[u8] = include_bytes!("../../../models/ner/tokenizer.json");
 static EMBEDDED_CONFIG: &[u8] = include_bytes!("../../../models/ner/config.json");
-
-/// Findings the model is less sure of than this are dropped.
-pub const MIN_SCORE: f32 = 0.5;
 
 /// Windows in one run of the model: bounds the memory one long text can take.
 const MAX_WINDOWS_PER_RUN: usize = 32;
@@ -35,35 +32,6 @@ struct ModelConfig {
     base: String,
     #[serde(default)]
     version: String,
-}
-
-/// What one logit index means.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Label {
-    Outside,
-    Begin(&'static str),
-    Inside(&'static str),
-}
-
-impl Label {
-    fn parse(name: &str) -> Result<Self, NerError> {
-        if name == "O" {
-            return Ok(Self::Outside);
-        }
-        let (tag, class) = name
-            .split_once('-')
-            .ok_or_else(|| NerError::Model(format!("label {name:?} is not BIO")))?;
-        let class = DATA_CLASSES
-            .iter()
-            .copied()
-            .find(|known| *known == class)
-            .ok_or_else(|| NerError::Model(format!("label {name:?} names no data class")))?;
-        match tag {
-            "B" => Ok(Self::Begin(class)),
-            "I" => Ok(Self::Inside(class)),
-            _ => Err(NerError::Model(format!("label {name:?} is not BIO"))),
-        }
-    }
 }
 
 /// A loaded model, shared by the inference threads (each has its own session).
@@ -195,9 +163,10 @@ impl NerModel {
             }
             encoded.push(encoding);
         }
-        let mut predictions: Vec<Vec<(usize, f32)>> = encoded
+        let labels = self.labels.len();
+        let mut predictions: Vec<Vec<f32>> = encoded
             .iter()
-            .map(|encoding| vec![(0, 0.0); encoding.len()])
+            .map(|encoding| vec![0.0; encoding.len() * labels])
             .collect();
         for chunk in windows.chunks(MAX_WINDOWS_PER_RUN) {
             let logits = self.run(session, &encoded, chunk)?;
@@ -207,7 +176,9 @@ impl NerModel {
             .iter()
             .zip(&encoded)
             .zip(&predictions)
-            .map(|((text, encoding), predicted)| self.decode(text, encoding, predicted))
+            .map(|((text, encoding), log_probs)| {
+                decode::findings(&self.labels, text, encoding, log_probs)
+            })
             .collect())
     }
 
@@ -256,19 +227,20 @@ impl NerModel {
         Ok((values.to_vec(), length))
     }
 
-    /// Each token's best label and its probability, from the window that sees it with the
-    /// most context (tokens in an overlap go to the window they sit deeper in).
+    /// Each token's label log-probabilities, from the window that sees it with the most
+    /// context (tokens in an overlap go to the window they sit deeper in).
     fn collect(
         &self,
         (logits, length): &(Vec<f32>, usize),
         windows: &[(usize, std::ops::Range<usize>)],
-        predictions: &mut [Vec<(usize, f32)>],
+        predictions: &mut [Vec<f32>],
     ) {
         let labels = self.labels.len();
         let half = self.overlap / 2;
         for (row, (text, range)) in windows.iter().enumerate() {
+            let tokens = predictions[*text].len() / labels;
             let first_window = range.start == 0;
-            let last_window = range.end == predictions[*text].len();
+            let last_window = range.end == tokens;
             for (i, token) in range.clone().enumerate() {
                 let owned = (first_window || i >= half)
                     && (last_window || i < range.len().saturating_sub(half));
@@ -276,83 +248,20 @@ impl NerModel {
                     continue;
                 }
                 let at = (row * length + 1 + i) * labels;
-                predictions[*text][token] = best_label(&logits[at..at + labels]);
+                let into = &mut predictions[*text][token * labels..(token + 1) * labels];
+                log_softmax(&logits[at..at + labels], into);
             }
         }
     }
-
-    /// BIO over words (a word's label is its first piece's), into findings.
-    fn decode(
-        &self,
-        text: &str,
-        encoding: &tokenizers::Encoding,
-        predicted: &[(usize, f32)],
-    ) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        let mut open: Option<(Finding, f32, usize)> = None;
-        let mut previous_word = None;
-        for (token, &(label, probability)) in predicted.iter().enumerate() {
-            let (start, end) = encoding.get_offsets()[token];
-            let word = encoding.get_word_ids()[token];
-            if word.is_some() && word == previous_word {
-                if let Some((finding, _, _)) = open.as_mut() {
-                    finding.end = finding.end.max(end);
-                }
-                continue;
-            }
-            previous_word = word;
-            let label = self.labels.get(label).copied().unwrap_or(Label::Outside);
-            match (label, open.as_mut()) {
-                (Label::Inside(class), Some((finding, total, words))) if finding.class == class => {
-                    finding.end = end;
-                    *total += probability;
-                    *words += 1;
-                }
-                (Label::Begin(class) | Label::Inside(class), _) => {
-                    close(&mut open, &mut findings);
-                    let finding = Finding {
-                        class,
-                        start,
-                        end,
-                        score: 0.0,
-                        recognizer: "ner",
-                    };
-                    open = Some((finding, probability, 1));
-                }
-                (Label::Outside, _) => close(&mut open, &mut findings),
-            }
-        }
-        close(&mut open, &mut findings);
-        findings.retain(|f| {
-            f.score >= MIN_SCORE
-                && f.start < f.end
-                && text.is_char_boundary(f.start)
-                && text.is_char_boundary(f.end)
-        });
-        findings
-    }
 }
 
-fn close(open: &mut Option<(Finding, f32, usize)>, findings: &mut Vec<Finding>) {
-    if let Some((mut finding, total, words)) = open.take() {
-        finding.score = total / words as f32;
-        findings.push(finding);
+/// `into` = log-softmax of `logits`.
+fn log_softmax(logits: &[f32], into: &mut [f32]) {
+    let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|v| (v - top).exp()).sum::<f32>().ln();
+    for (out, v) in into.iter_mut().zip(logits) {
+        *out = v - top - log_sum;
     }
-}
-
-/// The label with the highest logit and its softmax probability.
-fn best_label(logits: &[f32]) -> (usize, f32) {
-    let (best, top) =
-        logits
-            .iter()
-            .copied()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |acc, (i, v)| if v > acc.1 { (i, v) } else { acc },
-            );
-    let sum: f32 = logits.iter().map(|v| (v - top).exp()).sum();
-    (best, if sum > 0.0 { 1.0 / sum } else { 0.0 })
 }
 
 /// Token ranges of the windows over `tokens` content tokens: `window` long, sharing
@@ -389,22 +298,10 @@ mod tests {
     }
 
     #[test]
-    fn labels_parse_bio_over_the_class_vocabulary() {
-        assert_eq!(Label::parse("O").unwrap(), Label::Outside);
-        assert_eq!(Label::parse("B-PERSON").unwrap(), Label::Begin("PERSON"));
-        assert_eq!(
-            Label::parse("I-LOCATION").unwrap(),
-            Label::Inside("LOCATION")
-        );
-        assert!(Label::parse("B-PER").is_err());
-        assert!(Label::parse("X-PERSON").is_err());
-        assert!(Label::parse("PERSON").is_err());
-    }
-
-    #[test]
-    fn best_label_gives_the_softmax_probability() {
-        let (label, p) = best_label(&[0.0, 2.0, 0.0]);
-        assert_eq!(label, 1);
-        assert!((p - 0.787).abs() < 0.01, "{p}");
+    fn log_softmax_normalises() {
+        let mut out = [0.0; 3];
+        log_softmax(&[0.0, 2.0, 0.0], &mut out);
+        assert!((out[1].exp() - 0.787).abs() < 0.01, "{out:?}");
+        assert!((out.iter().map(|v| v.exp()).sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }
