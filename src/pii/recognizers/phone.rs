@@ -21,23 +21,30 @@ const NATIONAL_GROUPED: f32 = 0.45;
 /// Bare national digits: many numbers look like that.
 const NATIONAL_BARE: f32 = 0.3;
 
-/// The regions a number without a country code is tried in, by its digits (each failed
-/// parse costs microseconds, so only regions whose numbers have that shape):
+/// The regions a number without a country code is tried in, by its digits. Each failed
+/// parse costs ~25 µs, so bare digit runs (which score too low to count without a
+/// context word anyway) are tried only where they are most often phone numbers: ten
+/// digits in North America, a trunk prefix 0 in GB, DE and FR. Written with separators,
+/// a number is tried more widely:
 /// - eleven digits after a leading 1, or ten not starting with 0 or 1: North America, then
 ///   the ten-digit plans of India, Italy (3…), Mexico and Brazil (two-digit area code
 ///   first, so also ten or eleven digits starting with 1);
 /// - a leading trunk prefix 0: the countries that dial it nationally;
 /// - nine digits: Spain, Portugal, Poland, Czechia; eight: Denmark and Norway.
-fn national_regions(candidate: &str) -> &'static [Id] {
+fn national_regions(candidate: &str, grouped: bool) -> &'static [Id] {
     let Some(digits) = Digits::of(candidate) else {
         return &[];
     };
     let digits = digits.as_slice();
-    match (digits, digits.len()) {
-        ([1, ..], 11) => &[Id::US, Id::BR],
-        ([2..=9, ..], 10) => &[Id::US, Id::IN, Id::IT, Id::MX, Id::BR],
-        ([1, 1..=9, ..], 10) => &[Id::BR],
-        ([0, 1..=9, ..], _) => &[
+    match (digits, digits.len(), grouped) {
+        ([1, ..], 11, false) => &[Id::US],
+        ([2..=9, ..], 10, false) => &[Id::US],
+        ([0, 1..=9, ..], _, false) => &[Id::GB, Id::DE, Id::FR],
+        (_, _, false) => &[],
+        ([1, ..], 11, true) => &[Id::US, Id::BR],
+        ([2..=9, ..], 10, true) => &[Id::US, Id::IN, Id::IT, Id::MX, Id::BR],
+        ([1, 1..=9, ..], 10, true) => &[Id::BR],
+        ([0, 1..=9, ..], _, true) => &[
             Id::GB,
             Id::DE,
             Id::FR,
@@ -49,8 +56,8 @@ fn national_regions(candidate: &str) -> &'static [Id] {
             Id::FI,
             Id::IN,
         ],
-        ([2..=9, ..], 9) => &[Id::ES, Id::PT, Id::PL, Id::CZ],
-        ([2..=9, ..], 8) => &[Id::DK, Id::NO],
+        ([2..=9, ..], 9, true) => &[Id::ES, Id::PT, Id::PL, Id::CZ],
+        ([2..=9, ..], 8, true) => &[Id::DK, Id::NO],
         _ => &[],
     }
 }
@@ -161,18 +168,16 @@ fn base(candidate: &str) -> Option<f32> {
         valid(None, &dialled).then_some(INTERNATIONAL)
     } else if let Some(plus) = international_form(candidate, &mut buffer) {
         valid(None, plus).then_some(INTERNATIONAL)
-    } else if national_regions(candidate)
-        .iter()
-        .any(|r| valid(Some(*r), candidate))
-    {
-        let grouped = candidate.bytes().any(|b| !b.is_ascii_digit());
-        Some(if grouped {
-            NATIONAL_GROUPED
-        } else {
-            NATIONAL_BARE
-        })
     } else {
-        None
+        let grouped = candidate.bytes().any(|b| !b.is_ascii_digit());
+        national_regions(candidate, grouped)
+            .iter()
+            .any(|r| valid(Some(*r), candidate))
+            .then_some(if grouped {
+                NATIONAL_GROUPED
+            } else {
+                NATIONAL_BARE
+            })
     }
 }
 
