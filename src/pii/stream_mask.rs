@@ -42,11 +42,16 @@ impl StreamMasker {
     /// Takes the next piece of (restored) text; returns what can be sent now, masked.
     pub fn push(&mut self, text: &str) -> String {
         self.held.push_str(text);
-        if self.held.len() <= LOOKAHEAD {
+        // Without whitespace before the lookahead there is no cut to make: skip the scan.
+        let over = self.held.len() > MAX_HOLD;
+        let limit = self
+            .held
+            .floor_char_boundary(self.held.len().saturating_sub(LOOKAHEAD));
+        if !over && !self.held[..limit].contains(char::is_whitespace) {
             return String::new();
         }
         let findings = self.findings();
-        if self.held.len() > MAX_HOLD {
+        if over {
             return self.release(self.held.len(), &findings);
         }
         let cut = safe_cut(&self.held, &findings);
