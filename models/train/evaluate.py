@@ -30,6 +30,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from common import shape_ids
+
 
 class NerModel:
     def __init__(self, model_dir, threads=2):
@@ -43,6 +45,7 @@ class NerModel:
         so.inter_op_num_threads = 1
         self.sess = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), so,
                                          providers=["CPUExecutionProvider"])
+        self.word_shapes = cfg.get("word_shapes", False)
         self.cls = self.tok.token_to_id("[CLS]")
         self.sep = self.tok.token_to_id("[SEP]")
 
@@ -57,6 +60,7 @@ class NerModel:
 
     def predict_many(self, texts, batch=32):
         encs = [self.tok.encode(t, add_special_tokens=False) for t in texts]
+        shapes = [shape_ids(t, e.offsets, e.word_ids) for t, e in zip(texts, encs)]
         jobs = []  # (text index, start, end)
         for i, e in enumerate(encs):
             for s, t in self.windows(len(e.ids)):
@@ -68,11 +72,16 @@ class NerModel:
             L = max(t - s for _, s, t in b) + 2
             ids = np.zeros((len(b), L), dtype=np.int64)
             mask = np.zeros((len(b), L), dtype=np.int64)
+            shp = np.zeros((len(b), L), dtype=np.int64)
             for r, (i, s, t) in enumerate(b):
                 seq = [self.cls] + encs[i].ids[s:t] + [self.sep]
                 ids[r, :len(seq)] = seq
                 mask[r, :len(seq)] = 1
-            out = self.sess.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+                shp[r, 1:1 + t - s] = shapes[i][s:t]
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if self.word_shapes:
+                feed["shape_ids"] = shp
+            out = self.sess.run(["logits"], feed)[0]
             for r, (i, s, t) in enumerate(b):
                 logits[(i, s)] = out[r, 1:1 + t - s]
         results = []

@@ -2,7 +2,8 @@
 train.py) to the Airlock model contract:
 
   OUT/model.onnx      int8 (dynamic quantization), inputs input_ids/attention_mask int64
-                      [batch, seq], output logits float32 [batch, seq, num_labels]
+                      [batch, seq] (and shape_ids, for a model trained with word
+                      shapes), output logits float32 [batch, seq, num_labels]
   OUT/tokenizer.json  HF fast tokenizer with the [CLS]/[SEP] post-processor,
                       no truncation/padding
   OUT/config.json     labels, max_tokens, stride, base, version
@@ -17,12 +18,12 @@ import tempfile
 
 import torch
 
-from common import LABELS, load_checkpoint, load_tokenizer, logits_of
+from common import LABELS, load_checkpoint, load_tokenizer, logits_of, shape_ids
 
 
 class Wrapper(torch.nn.Module):
-    """input_ids, attention_mask -> logits. token_type_ids are zeros made inside the
-    graph. With word_steps > 0 the graph also makes every word's sub-tokens agree: a
+    """input_ids, attention_mask[, shape_ids] -> logits. Without word shapes,
+    token_type_ids are zeros made inside the graph. With word_steps > 0 the graph also makes every word's sub-tokens agree: a
     continuation piece (a '##' WordPiece) gets logits whose argmax is I-X, where X is
     the class of its word's first piece (or O if that piece is O). It is done by
     carrying the first piece's logits forward over up to `word_steps` continuation
@@ -35,8 +36,8 @@ class Wrapper(torch.nn.Module):
         if word_steps:
             self.register_buffer("is_cont", cont_ids)
 
-    def forward(self, input_ids, attention_mask):
-        logits = logits_of(self.model, input_ids, attention_mask)
+    def forward(self, input_ids, attention_mask, shape_ids=None):
+        logits = logits_of(self.model, input_ids, attention_mask, shape_ids)
         if not self.word_steps:
             return logits
         cont = self.is_cont[input_ids].unsqueeze(-1)             # [B,T,1] bool
@@ -69,13 +70,13 @@ def export(ckpt, out, max_tokens, stride, version, base="all-MiniLM-L6-v2", opse
     for t, i in vocab.items():
         if t.startswith("##"):
             cont[i] = True
+    shapes = getattr(model.config, "word_shapes", False)
+    inputs = (ids, mask, torch.randint(0, 4, ids.shape)) if shapes else (ids, mask)
+    names = ["input_ids", "attention_mask"] + (["shape_ids"] if shapes else [])
+    axes = {n: {0: "batch", 1: "seq"} for n in names + ["logits"]}
     with torch.no_grad():
-        torch.onnx.export(Wrapper(model, cont, word_steps), (ids, mask), fp32,
-                          input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
-                                        "attention_mask": {0: "batch", 1: "seq"},
-                                        "logits": {0: "batch", 1: "seq"}},
+        torch.onnx.export(Wrapper(model, cont, word_steps), inputs, fp32,
+                          input_names=names, output_names=["logits"], dynamic_axes=axes,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
     quantize_dynamic(fp32, os.path.join(out, "model.onnx"), weight_type=QuantType.QInt8)
     shutil.rmtree(tmp)
@@ -83,6 +84,8 @@ def export(ckpt, out, max_tokens, stride, version, base="all-MiniLM-L6-v2", opse
     tok.save(os.path.join(out, "tokenizer.json"))
     cfg = {"labels": LABELS, "max_tokens": max_tokens, "stride": stride,
            "base": base, "version": version}
+    if shapes:
+        cfg["word_shapes"] = True
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
@@ -95,12 +98,18 @@ def check(out):
     import onnxruntime as ort
     sess = ort.InferenceSession(os.path.join(out, "model.onnx"),
                                 providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask"]
+    shapes = json.load(open(os.path.join(out, "config.json"))).get("word_shapes", False)
+    names = ["input_ids", "attention_mask"] + (["shape_ids"] if shapes else [])
+    assert [i.name for i in sess.get_inputs()] == names
     assert [o.name for o in sess.get_outputs()] == ["logits"]
     tok = load_tokenizer()
-    enc = tok.encode("Dr. Anna Schmidt from Siemens AG lives at 12 Baker Street, London.")
+    text = "Dr. Anna Schmidt from Siemens AG lives at 12 Baker Street, London."
+    enc = tok.encode(text)
     ids = np.array([enc.ids], dtype=np.int64)
-    logits = sess.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    if shapes:
+        feed["shape_ids"] = np.array([shape_ids(text, enc.offsets, enc.word_ids)], dtype=np.int64)
+    logits = sess.run(["logits"], feed)[0]
     assert logits.shape == (1, len(enc.ids), len(LABELS)), logits.shape
     assert np.isfinite(logits).all()
     print("export ok:", out, "size", os.path.getsize(os.path.join(out, "model.onnx")), "bytes")

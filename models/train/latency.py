@@ -38,6 +38,8 @@ def measure(model_dir, lengths=(64, 256, 512), runs=300, warmup=20, blocks=1):
         ids = rng.integers(1000, 29000, size=(1, n), dtype=np.int64)
         ids[0, 0], ids[0, -1] = 101, 102
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if "shape_ids" in [i.name for i in sess.get_inputs()]:
+            feed["shape_ids"] = rng.integers(0, 4, size=(1, n), dtype=np.int64)
         for _ in range(warmup):
             sess.run(None, feed)
         best = None

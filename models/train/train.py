@@ -30,8 +30,8 @@ import time
 import numpy as np
 import torch
 
-from common import (LABELS, LABEL2ID, NER_CLASSES, base_model_dir, load_checkpoint,
-                    load_tokenizer, logits_of, make_conv_head)
+from common import (LABELS, LABEL2ID, NER_CLASSES, NUM_SHAPES, base_model_dir,
+                    load_checkpoint, load_tokenizer, logits_of, make_conv_head, shape_ids)
 
 
 def encode(rows, tok, max_len, stride):
@@ -43,6 +43,7 @@ def encode(rows, tok, max_len, stride):
         text = r["text"]
         enc = tok.encode(text, add_special_tokens=False)
         ids, offs = enc.ids, enc.offsets
+        shapes = shape_ids(text, offs, enc.word_ids)
         labels = [LABEL2ID["O"]] * len(ids)
         for e in r["entities"]:
             if e["label"] not in NER_CLASSES:
@@ -59,7 +60,8 @@ def encode(rows, tok, max_len, stride):
             # a window that starts inside an entity: the first token becomes B-
             if chunk_lab and LABELS[chunk_lab[0]].startswith("I-"):
                 chunk_lab = [LABEL2ID["B-" + LABELS[chunk_lab[0]][2:]]] + chunk_lab[1:]
-            out.append(([101] + chunk_ids + [102], [-100] + chunk_lab + [-100]))
+            out.append(([101] + chunk_ids + [102], [-100] + chunk_lab + [-100],
+                        [0] + shapes[start:start + body] + [0]))
             if start + body >= len(ids):
                 break
             start += body - stride
@@ -76,12 +78,14 @@ def batches(data, bs, rng):
         ids = torch.zeros((len(b), L), dtype=torch.long)
         lab = torch.full((len(b), L), -100, dtype=torch.long)
         mask = torch.zeros((len(b), L), dtype=torch.long)
+        shp = torch.zeros((len(b), L), dtype=torch.long)
         for j, i in enumerate(b):
-            x, y = data[i]
+            x, y, z = data[i]
             ids[j, :len(x)] = torch.tensor(x)
             lab[j, :len(y)] = torch.tensor(y)
+            shp[j, :len(z)] = torch.tensor(z)
             mask[j, :len(x)] = 1
-        yield ids, mask, lab
+        yield ids, mask, lab, shp
 
 
 def prune_ffn(m, keep):
@@ -117,6 +121,8 @@ def build_model(a):
         if a.inter is not None and a.inter < m.config.intermediate_size:
             prune_ffn(m, a.inter)
         add_head(m, a)
+        if a.word_shapes and not getattr(m.config, "word_shapes", False):
+            add_word_shapes(m)
         return m
     # narrow student, embeddings projected from the teacher / base model
     cfg = BertConfig.from_pretrained(base_model_dir())
@@ -138,6 +144,18 @@ def build_model(a):
         e.token_type_embeddings.weight.copy_(src.bert.embeddings.token_type_embeddings.weight @ P)
     add_head(m, a)
     return m
+
+
+def add_word_shapes(m):
+    """Token-type embeddings become word-shape embeddings: NUM_SHAPES rows, each starting
+    as the pretrained type-0 row, so the model starts out as it was."""
+    old = m.bert.embeddings.token_type_embeddings
+    new = torch.nn.Embedding(NUM_SHAPES, old.embedding_dim)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[0].expand(NUM_SHAPES, -1))
+    m.bert.embeddings.token_type_embeddings = new
+    m.config.type_vocab_size = NUM_SHAPES
+    m.config.word_shapes = True
 
 
 def add_head(m, a):
@@ -174,6 +192,8 @@ def main():
                     help="convolutional classification head instead of the linear one")
     ap.add_argument("--freeze-emb", action="store_true",
                     help="keep the pretrained word embeddings fixed (helps unseen names)")
+    ap.add_argument("--word-shapes", action="store_true",
+                    help="feed word shapes (capitalisation) as token types")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -219,13 +239,13 @@ def main():
     step = 0
     done = False
     while not done:
-        for ids, mask, lab in batches(data, a.bs, rng):
-            logits = logits_of(model, ids, mask)
+        for ids, mask, lab, shp in batches(data, a.bs, rng):
+            logits = logits_of(model, ids, mask, shp)
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                                                      ignore_index=-100)
             if teacher is not None:
                 with torch.no_grad():
-                    tl = logits_of(teacher, ids, mask)
+                    tl = logits_of(teacher, ids, mask, shp)
                 T = 2.0
                 keep = (lab != -100).unsqueeze(-1)
                 kl = torch.nn.functional.kl_div(

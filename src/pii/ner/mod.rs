@@ -5,6 +5,7 @@ mod decode;
 pub mod model;
 pub mod pool;
 pub mod runtime;
+mod shapes;
 
 pub use model::NerModel;
 pub use pool::{NerPool, PoolSize};

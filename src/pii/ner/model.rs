@@ -28,6 +28,9 @@ struct ModelConfig {
     max_tokens: usize,
     /// Tokens shared by consecutive windows.
     stride: usize,
+    /// Whether the model takes word shapes (`shape_ids`) besides the tokens.
+    #[serde(default)]
+    word_shapes: bool,
     #[serde(default)]
     base: String,
     #[serde(default)]
@@ -45,6 +48,8 @@ pub struct NerModel {
     overlap: usize,
     cls: i64,
     sep: i64,
+    /// Whether the model takes `shape_ids`.
+    word_shapes: bool,
     /// Model name and version, for `/readyz` and the audit record.
     pub describe: String,
 }
@@ -117,6 +122,7 @@ impl NerModel {
             overlap: config.stride,
             cls,
             sep,
+            word_shapes: config.word_shapes,
             describe,
         })
     }
@@ -152,6 +158,7 @@ impl NerModel {
         texts: &[&str],
     ) -> Result<Vec<Vec<Finding>>, NerError> {
         let mut encoded = Vec::with_capacity(texts.len());
+        let mut shapes = Vec::new();
         let mut windows = Vec::new();
         for (index, text) in texts.iter().enumerate() {
             let encoding = self
@@ -161,6 +168,9 @@ impl NerModel {
             for range in window_ranges(encoding.len(), self.window, self.overlap) {
                 windows.push((index, range));
             }
+            if self.word_shapes {
+                shapes.push(super::shapes::shape_ids(text, &encoding));
+            }
             encoded.push(encoding);
         }
         let labels = self.labels.len();
@@ -169,7 +179,7 @@ impl NerModel {
             .map(|encoding| vec![0.0; encoding.len() * labels])
             .collect();
         for chunk in windows.chunks(MAX_WINDOWS_PER_RUN) {
-            let logits = self.run(session, &encoded, chunk)?;
+            let logits = self.run(session, &encoded, &shapes, chunk)?;
             self.collect(&logits, chunk, &mut predictions);
         }
         Ok(texts
@@ -183,15 +193,18 @@ impl NerModel {
     }
 
     /// Logits for every window, padded to the longest: `[windows × length × labels]`.
+    /// `shapes` holds each text's word shapes when the model takes them.
     fn run(
         &self,
         session: &mut Session,
         encoded: &[tokenizers::Encoding],
+        shapes: &[Vec<i64>],
         windows: &[(usize, std::ops::Range<usize>)],
     ) -> Result<(Vec<f32>, usize), NerError> {
         let length = windows.iter().map(|(_, r)| r.len()).max().unwrap_or(0) + 2;
         let mut ids = vec![0i64; windows.len() * length];
         let mut mask = vec![0i64; windows.len() * length];
+        let mut shape_ids = vec![0i64; if self.word_shapes { ids.len() } else { 0 }];
         for (row, (text, range)) in windows.iter().enumerate() {
             let base = row * length;
             let tokens = &encoded[*text].get_ids()[range.clone()];
@@ -201,15 +214,24 @@ impl NerModel {
             }
             ids[base + 1 + tokens.len()] = self.sep;
             mask[base..base + tokens.len() + 2].fill(1);
+            if let Some(text_shapes) = shapes.get(*text) {
+                shape_ids[base + 1..base + 1 + tokens.len()]
+                    .copy_from_slice(&text_shapes[range.clone()]);
+            }
         }
         let shape = [windows.len(), length];
         let fail = |e: ort::Error| NerError::Model(format!("inference failed: {e}"));
-        let outputs = session
-            .run(ort::inputs![
-                "input_ids" => Tensor::from_array((shape, ids)).map_err(fail)?,
-                "attention_mask" => Tensor::from_array((shape, mask)).map_err(fail)?,
-            ])
-            .map_err(fail)?;
+        let mut inputs = ort::inputs![
+            "input_ids" => Tensor::from_array((shape, ids)).map_err(fail)?,
+            "attention_mask" => Tensor::from_array((shape, mask)).map_err(fail)?,
+        ];
+        if self.word_shapes {
+            inputs.push((
+                "shape_ids".into(),
+                Tensor::from_array((shape, shape_ids)).map_err(fail)?.into(),
+            ));
+        }
+        let outputs = session.run(inputs).map_err(fail)?;
         let logits = outputs
             .get("logits")
             .ok_or_else(|| NerError::Model("the model has no `logits` output".into()))?;
