@@ -562,6 +562,13 @@ PHRASES = [
     "{PER} ({CITY})", "{PER} ({COUNTRY})", "{ORG} branch in {CITY}, {COUNTRY}",
     "the {ORG} account managed by {PER}", "{PER}'s address is {ADDR}", "{PER}, {PER} and {PER}",
     "{LASTFIRST} ({ORG})", "{ORG} - {CITY}", "visit to {ORG} in {COUNTRY} with {PER}",
+    # where a name ends and what follows it begins
+    "{PER}, DOB: {DOB}", "{PER}, born {DOB}", "{PER} (DOB {DOB})", "{PER}, aged {AGE}",
+    "{PER}, {AGE} years old", "{PER}, MRN {MRN}", "{PER}, NHS {NHS}", "{PER}, ID {NUM}",
+    "{PER}, tel. {PHONE}", "{LASTFIRST}, DOB {DOB}",
+    # first names alone, and inside host names
+    "{FIRST} lands in {CITY} tonight", "add {FIRST} to the thread", "{FIRST} is joining from {COUNTRY}",
+    "ping {FIRST}", "host {FIRST}-pc", "{FIRST}-laptop", "{FIRST}s-MacBook-Pro", "{FIRST} and {FIRST} are off",
 ]
 FIELD_KEYS = {
     "name": ("PER", ["Name", "Full name", "Contact", "Patient", "Employee", "Customer", "Owner", "Attn"]),
@@ -609,6 +616,12 @@ def entity_segs(ctx, kind, key="1"):
         return [(ctx.rng.choice(ROLES), None)]
     if kind == "EMAIL":
         return slot(ctx, "email" + key)
+    if kind == "FIRST":
+        return slot(ctx, "first" + key)
+    if kind == "AGE":
+        return [(str(ctx.rng.randint(18, 95)), None)]
+    if kind in ("DOB", "MRN", "NHS", "NUM", "PHONE"):
+        return slot(ctx, kind.lower())
     return slot(ctx, kind)
 
 
@@ -620,7 +633,7 @@ def phrase_segs(ctx):
     for m in re.finditer(r"\{([A-Z]+)\}", tpl):
         segs.append((tpl[pos:m.start()], None))
         n += 1
-        segs += entity_segs(ctx, m.group(1), str(n) if m.group(1) in ("PER", "LASTFIRST", "EMAIL") else "1")
+        segs += entity_segs(ctx, m.group(1), str(n) if m.group(1) in ("PER", "FIRST", "LASTFIRST", "EMAIL") else "1")
         pos = m.end()
     segs.append((tpl[pos:], None))
     return segs
@@ -652,7 +665,8 @@ def compose(ctx):
             if rng.random() < 0.5:
                 segs.append((rng.choice(["Note: ", "FYI ", "re ", "Update - ", "> ", "* ", "", "", "so ", "Meeting: "]), None))
             segs += phrase_segs(ctx)
-            segs.append((rng.choice([". ", ", ", "; ", "\n", " ", "\n- "]), None))
+            # never a bare space: two names side by side would be one name to a reader
+            segs.append((rng.choice([". ", "; ", "\n", "\n- ", " | "]), None))
     elif style == "fields":
         sep = rng.choice([": ", " = ", "=", " - ", ":\t", " | "])
         join = rng.choice(["\n", "; ", ", ", " | ", "\n"])

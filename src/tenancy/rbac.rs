@@ -36,6 +36,17 @@ pub enum Permission {
     PiiErase,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 6] = [
+        Permission::RoutesRead,
+        Permission::RoutesOperate,
+        Permission::AuditRead,
+        Permission::PolicyRead,
+        Permission::PolicyWrite,
+        Permission::PiiErase,
+    ];
+}
+
 impl Role {
     pub const ALL: [Role; 5] = [
         Role::SuperAdmin,
@@ -108,10 +119,28 @@ mod tests {
                 ["super-admin", "operator"].as_slice(),
             ),
             (
+                Permission::AuditRead,
+                ["super-admin", "tenant-admin", "auditor"].as_slice(),
+            ),
+            (
+                Permission::PolicyRead,
+                [
+                    "super-admin",
+                    "tenant-admin",
+                    "operator",
+                    "auditor",
+                    "viewer",
+                ]
+                .as_slice(),
+            ),
+            (Permission::PolicyWrite, ["super-admin"].as_slice()),
+            (
                 Permission::PiiErase,
                 ["super-admin", "tenant-admin"].as_slice(),
             ),
         ];
+        let listed: Vec<Permission> = expected.iter().map(|(p, _)| *p).collect();
+        assert_eq!(listed, Permission::ALL, "every permission has its row");
         for (permission, allowed) in expected {
             for role in Role::ALL {
                 assert_eq!(
