@@ -127,7 +127,7 @@ async fn operators_drain_a_target_through_the_admin_api() {
     );
     // Each action is in the audit trail: who, what, on which target.
     let conn = rusqlite::Connection::open(audit_db).unwrap();
-    let events: Vec<(String, String, String)> = conn
+    let actions: Vec<(String, String, String)> = conn
         .prepare("SELECT body FROM records WHERE kind = 'admin.action' ORDER BY seq")
         .unwrap()
         .query_map([], |r| r.get::<_, String>(0))
@@ -135,10 +135,20 @@ async fn operators_drain_a_target_through_the_admin_api() {
         .map(|body| {
             serde_json::from_str::<airlock::audit::record::AuditRecord>(&body.unwrap()).unwrap()
         })
-        .filter(|r| r.action.as_deref().unwrap().starts_with("breaker."))
         .map(|r| (r.actor.unwrap(), r.action.unwrap(), r.target.unwrap()))
         .collect();
+    let events: Vec<_> = actions
+        .iter()
+        .filter(|(_, action, _)| action.starts_with("breaker."))
+        .collect();
     assert_eq!(events[1].1, "breaker.close");
+    // The refusals too: the auditor reading routes, the viewer holding a breaker.
+    let refused: Vec<&str> = actions
+        .iter()
+        .filter(|(_, action, _)| action == "admin.forbidden")
+        .map(|(_, _, target)| target.as_str())
+        .collect();
+    assert_eq!(refused, ["RoutesRead", "RoutesOperate"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ pub async fn search(
     auth: Authorized,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::AuditRead)?;
+    auth.require(Permission::AuditRead).await?;
     let Query(mut params) = params.map_err(|e| AdminError::invalid(e.body_text()))?;
     let tenant = match (auth.admin.tenant_id.as_deref(), params.tenant.take()) {
         (Some(own), Some(asked)) if asked != own => {
@@ -83,7 +83,7 @@ pub async fn session(
     auth: Authorized,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::AuditRead)?;
+    auth.require(Permission::AuditRead).await?;
     let Path(id) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let access = auth
         .state
@@ -120,7 +120,7 @@ pub async fn record_proof(
     auth: Authorized,
     path: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::AuditRead)?;
+    auth.require(Permission::AuditRead).await?;
     let Path(seq) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let access = auth
         .state

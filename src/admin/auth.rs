@@ -17,16 +17,21 @@ pub struct Authorized {
 }
 
 impl Authorized {
-    /// Refuses (403) unless the admin's role allows `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), AdminError> {
+    /// Refuses (403) unless the admin's role allows `permission`; a refusal is itself an
+    /// audited admin event (`admin.forbidden`, naming the permission).
+    pub async fn require(&self, permission: Permission) -> Result<(), AdminError> {
         if self.admin.role.allows(permission) {
-            Ok(())
-        } else {
-            Err(AdminError::forbidden(format!(
-                "the role {} may not do this ({permission:?})",
-                self.admin.role
-            )))
+            return Ok(());
         }
+        let refused = AdminError::forbidden(format!(
+            "the role {} may not do this ({permission:?})",
+            self.admin.role
+        ));
+        // A failure to record is logged by AdminError::internal; the refusal stands.
+        let _ = self
+            .record("admin.forbidden", format!("{permission:?}"), None)
+            .await;
+        Err(refused)
     }
 
     /// Records an admin action (who, what, on which object) in the state database.

@@ -51,7 +51,7 @@ async fn erase(
     tenant: String,
     session: Option<String>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PiiErase)?;
+    auth.require(Permission::PiiErase).await?;
     let tenant = tenant_id(&auth, tenant).await?;
     if auth
         .admin

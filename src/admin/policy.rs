@@ -48,7 +48,7 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AdminError> {
 
 /// `GET /admin/policies`: every version, newest first, with the active and shadow ones.
 pub async fn list(auth: Authorized) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyRead)?;
+    auth.require(Permission::PolicyRead).await?;
     let (history, activations) = with_state(&auth, |conn| {
         Ok((versions::history(conn)?, versions::activations(conn)?))
     })
@@ -72,7 +72,7 @@ pub async fn get(
     auth: Authorized,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyRead)?;
+    auth.require(Permission::PolicyRead).await?;
     let Path(version) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let found = with_state(&auth, move |conn| {
         match versions::labelled_source(conn, version) {
@@ -102,7 +102,7 @@ pub async fn lint_source(
     auth: Authorized,
     request: Result<Json<SourceBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyRead)?;
+    auth.require(Permission::PolicyRead).await?;
     let request = body(request)?;
     let problems = lint::lint(request.source.as_bytes());
     Ok(Json(json!({
@@ -124,7 +124,7 @@ pub async fn test(
     auth: Authorized,
     request: Result<Json<TestBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyRead)?;
+    auth.require(Permission::PolicyRead).await?;
     let request = body(request)?;
     let (policy, _) = crate::policy::load(request.source.as_bytes())
         .map_err(|problems| AdminError::invalid(first_problem("the policy", &problems)))?;
@@ -162,7 +162,7 @@ pub async fn apply(
     auth: Authorized,
     request: Result<Json<ApplyBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyWrite)?;
+    auth.require(Permission::PolicyWrite).await?;
     let request = body(request)?;
     let models = auth.state.routes.names().to_vec();
     if let Some(p) = lint::unknown_models(request.source.as_bytes(), &models).first() {
@@ -189,7 +189,7 @@ pub async fn rollback(
     auth: Authorized,
     request: Result<Json<RollbackBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyWrite)?;
+    auth.require(Permission::PolicyWrite).await?;
     let to = body(request)?.version;
     let actor = auth.admin.actor();
     let applied = with_state(&auth, move |conn| versions::rollback(conn, to, &actor)).await?;
@@ -213,7 +213,7 @@ pub async fn set_shadow(
     auth: Authorized,
     request: Result<Json<ShadowBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyWrite)?;
+    auth.require(Permission::PolicyWrite).await?;
     let request = body(request)?;
     let actor = auth.admin.actor();
     let label = with_state(&auth, move |conn| {
@@ -237,7 +237,7 @@ pub async fn set_shadow(
 
 /// `DELETE /admin/policies/shadow`: stops shadowing.
 pub async fn clear_shadow(auth: Authorized) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyWrite)?;
+    auth.require(Permission::PolicyWrite).await?;
     let actor = auth.admin.actor();
     with_state(&auth, move |conn| {
         versions::set_shadow(conn, ShadowChange::Off, &actor)
@@ -258,7 +258,7 @@ pub async fn diff_versions(
     auth: Authorized,
     query: Result<Query<DiffQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyRead)?;
+    auth.require(Permission::PolicyRead).await?;
     let Query(q) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let (old, new) = with_state(&auth, move |conn| {
         Ok((
@@ -291,7 +291,7 @@ pub async fn dry_run_source(
     auth: Authorized,
     request: Result<Json<DryRunBody>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::PolicyWrite)?;
+    auth.require(Permission::PolicyWrite).await?;
     let request = body(request)?;
     let (candidate, _) = crate::policy::load(request.source.as_bytes())
         .map_err(|problems| AdminError::invalid(first_problem("the policy", &problems)))?;

@@ -65,7 +65,7 @@ fn policy_router() -> Router {
 
 /// `GET /admin/routes`: every route with its targets' state.
 async fn list_routes(auth: Authorized) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::RoutesRead)?;
+    auth.require(Permission::RoutesRead).await?;
     let routes = &auth.state.routes;
     let list: Vec<Value> = routes
         .names()
@@ -89,7 +89,7 @@ async fn get_route(
     auth: Authorized,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::RoutesRead)?;
+    auth.require(Permission::RoutesRead).await?;
     let Path(model) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let route = route_of(&auth, &model)?;
     Ok(Json(route.snapshot()))
@@ -116,7 +116,7 @@ async fn set_breaker(
     path: Result<Path<(String, usize)>, PathRejection>,
     body: Result<Json<BreakerRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::RoutesOperate)?;
+    auth.require(Permission::RoutesOperate).await?;
     let Path((model, index)) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let Json(request) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
     let route = route_of(&auth, &model)?;
