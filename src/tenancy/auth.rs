@@ -46,14 +46,18 @@ pub enum AuthError {
 }
 
 struct Snapshot {
-    data_version: i64,
     keys: HashMap<[u8; 32], Principal>,
 }
 
-/// The database connection and what tells us it changed, used together under one lock.
+/// The database connection, what tells us it changed, and the versions last seen, used
+/// together under one lock.
 struct Source {
     conn: Connection,
     watch: ChangeWatch,
+    /// SQLite's `data_version` (the fallback's signal).
+    data_version: i64,
+    /// The keys' own counter (`state_versions`): only when it moved are keys reloaded.
+    keys_version: i64,
 }
 
 /// Keys in memory, kept in step with the database.
@@ -79,9 +83,15 @@ impl KeyCache {
         watch: ChangeWatch,
         key_hash_secret: &[u8; 32],
     ) -> Result<Self, StoreError> {
+        let (data_version, keys_version) = (data_version(&conn)?, keys_version(&conn)?);
         let snapshot = load(&conn)?;
         Ok(Self {
-            source: Mutex::new(Source { conn, watch }),
+            source: Mutex::new(Source {
+                conn,
+                watch,
+                data_version,
+                keys_version,
+            }),
             hmac_key: hmac::Key::new(hmac::HMAC_SHA256, key_hash_secret),
             snapshot: ArcSwap::from_pointee(snapshot),
         })
@@ -105,20 +115,32 @@ impl KeyCache {
 
     fn refresh_if_changed(&self) -> Result<(), AuthError> {
         let mut source = self.source.lock().map_err(|_| AuthError::Unavailable)?;
-        let Source { conn, watch } = &mut *source;
-        let known = self.snapshot.load().data_version;
+        let Source {
+            conn,
+            watch,
+            data_version: known_data,
+            keys_version: known_keys,
+        } = &mut *source;
+        let unavailable = |e: rusqlite::Error| {
+            tracing::error!(error = %e, "cannot tell whether keys changed");
+            AuthError::Unavailable
+        };
         let changed = watch
-            .changed(|| data_version(conn).map(|v| v != known))
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot tell whether keys changed");
-                AuthError::Unavailable
-            })?;
+            .changed(|| data_version(conn).map(|v| v != *known_data))
+            .map_err(unavailable)?;
         if !changed {
+            return Ok(());
+        }
+        // Read the counters before the keys: a change in between is seen next time.
+        *known_data = data_version(conn).map_err(unavailable)?;
+        let version = keys_version(conn).map_err(unavailable)?;
+        if version == *known_keys {
             return Ok(());
         }
         match load(conn) {
             Ok(s) => {
                 self.snapshot.store(Arc::new(s));
+                *known_keys = version;
                 Ok(())
             }
             Err(e) => {
@@ -134,8 +156,13 @@ fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
         .query_row([], |r| r.get(0))
 }
 
+/// How often the keys table changed, counted by its triggers.
+fn keys_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.prepare_cached("SELECT version FROM state_versions WHERE name = 'virtual_keys'")?
+        .query_row([], |r| r.get(0))
+}
+
 fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
-    let data_version = data_version(conn)?;
     let mut stmt = conn
         .prepare("SELECT id, tenant_id, hash, models, expires_at, revoked_at FROM virtual_keys")?;
     let mut keys = HashMap::new();
@@ -167,7 +194,7 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             },
         );
     }
-    Ok(Snapshot { data_version, keys })
+    Ok(Snapshot { keys })
 }
 
 #[cfg(test)]
@@ -220,11 +247,24 @@ mod tests {
             AuthError::Invalid
         );
 
+        // Other writes to the database (the vault's, events) wake the cache but reload
+        // no keys.
+        let before = cache.snapshot.load_full();
+        admin
+            .execute(
+                "INSERT INTO pii_vault VALUES ('acme', 's', '<PERSON_1>', x'00', 0, 1)",
+                [],
+            )
+            .unwrap();
+        cache.authenticate(&created.secret).unwrap();
+        assert!(Arc::ptr_eq(&before, &cache.snapshot.load_full()));
+
         store.revoke(&created.info.id, "test").unwrap();
         assert_eq!(
             cache.authenticate(&created.secret).unwrap_err(),
             AuthError::Revoked
         );
+        assert!(!Arc::ptr_eq(&before, &cache.snapshot.load_full()));
 
         let expired = store
             .create(

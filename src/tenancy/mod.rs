@@ -103,4 +103,17 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (tenant_id, session_id, placeholder)
     ) WITHOUT ROWID;
     CREATE INDEX pii_vault_expiry ON pii_vault(expires_ms);",
+    // A counter per table that caches mirror, bumped by triggers on every change, so a
+    // cache woken by some other write (the vault's) re-reads one row, not the table.
+    "CREATE TABLE state_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO state_versions (name, version) VALUES ('virtual_keys', 0);
+    CREATE TRIGGER virtual_keys_inserted AFTER INSERT ON virtual_keys BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'virtual_keys';
+    END;
+    CREATE TRIGGER virtual_keys_updated AFTER UPDATE ON virtual_keys BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'virtual_keys';
+    END;
+    CREATE TRIGGER virtual_keys_deleted AFTER DELETE ON virtual_keys BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'virtual_keys';
+    END;",
 ];
