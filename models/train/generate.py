@@ -378,7 +378,10 @@ def slot(ctx, name):
     if kind == "word":
         return E(f.word(), None)
     if kind == "sentence":
-        return E(f.sentence(), None) if ctx.loc.startswith("en") else E(Faker("en_US").sentence(), None)
+        # training texts get the locale's own words where faker has them
+        if ctx.loc.startswith("en") or ctx.p.split == "train":
+            return E(f.sentence(), None)
+        return E(Faker("en_US").sentence(), None)
     if kind == "uuid":
         return E(f.uuid4(), None)
     if kind == "hex":
@@ -588,6 +591,21 @@ FIELD_KEYS = {
     "date": ("date", ["Date", "Created", "Due"]),
     "money": ("money", ["Amount", "Total", "Balance"]),
 }
+# Capitalised words that are no entity (headers, roles, tools, acronyms), and greetings in
+# many languages before a name: the model must not take capitals or a greeting for a name.
+NOT_ENTITIES = ["Forwarded message", "See the README", "Patient stable overnight",
+                "Passenger list attached", "Daughter present at the visit", "NDA signed",
+                "COPD exacerbation", "Redis and Kafka are down", "Elasticsearch reindex done",
+                "git push failed again", "Grafana dashboards updated", "Subject: Q3 numbers",
+                "Re: your ticket", "VPN issue resolved", "SLA breach on P1", "GDPR request logged",
+                "KPI review moved", "HR update", "IT ticket closed", "Manager approval pending",
+                "Postgres failover tested", "Terraform plan attached", "Action items below",
+                "Customer churn is up", "Onboarding starts Monday", "Q&A after lunch",
+                "Docker image rebuilt", "Prometheus alert fired", "Team offsite agenda",
+                "Invoice overdue", "Bug triage notes", "Release notes draft", "Out of office"]
+GREETINGS = ["Hi", "Hello", "Dear", "Hey", "Bonjour", "Salut", "Hola", "Buenos días", "Hallo",
+             "Guten Tag", "Moin", "Ciao", "Buongiorno", "Olá", "Oi", "Hej", "Hoi", "Goedemorgen",
+             "Dzień dobry", "Cześć", "Ahoj", "Hei", "Namaste", "Good morning"]
 ROLES = ["CEO", "CTO", "Head of Sales", "Office Manager", "Senior Engineer", "HR Business Partner",
          "Account Executive", "Consultant", "Nurse Practitioner", "Chief Medical Officer",
          "Director, Finance", "Team Lead", "Legal Counsel", "Procurement Manager", "Intern"]
@@ -644,9 +662,13 @@ def compose(ctx):
     style = rng.choice(["clauses", "fields", "table", "signature", "clauses", "phrases", "phrases"])
     segs = []
     key = str(rng.randint(1, 3))
+    if rng.random() < 0.2:
+        segs += [(rng.choice(GREETINGS) + " ", None)] + slot(ctx, "first1") + [(rng.choice([",\n", ", ", "!\n"]), None)]
     if style == "clauses":
         for i in range(rng.randint(1, 5)):
-            if rng.random() < 0.35:
+            if rng.random() < 0.1:
+                segs.append((rng.choice(NOT_ENTITIES), None))
+            elif rng.random() < 0.35:
                 segs += slot(ctx, "sentence")
             else:
                 kind = rng.choice(["PER", "PER", "LOC", "ORG"])
@@ -664,6 +686,8 @@ def compose(ctx):
                 segs += slot(ctx, "sentence") + [(" ", None)]
             if rng.random() < 0.5:
                 segs.append((rng.choice(["Note: ", "FYI ", "re ", "Update - ", "> ", "* ", "", "", "so ", "Meeting: "]), None))
+            if rng.random() < 0.25:
+                segs.append((rng.choice(NOT_ENTITIES) + rng.choice([". ", "\n", "; "]), None))
             segs += phrase_segs(ctx)
             # never a bare space: two names side by side would be one name to a reader
             segs.append((rng.choice([". ", "; ", "\n", "\n- ", " | "]), None))
