@@ -93,6 +93,7 @@ class NerModel:
                 lo = s if w == 0 else s + self.stride // 2
                 hi = t if w == len(wins) - 1 else t - (self.stride - self.stride // 2)
                 full[lo:hi] = logits[(i, s)][lo - s:hi - s]
+            self.text = texts[i]
             results.append(self.decode(full, e.offsets, e.word_ids))
         return results
 
@@ -100,7 +101,8 @@ class NerModel:
         """As the runtime does (src/pii/ner/decode.rs): a word takes its first piece's
         log-probabilities, the most probable valid BIO sequence over the words is chosen
         (Viterbi: I-X only after B-X or I-X), an entity's score is its words' mean
-        probability, and entities scoring under MIN_SCORE are dropped."""
+        probability, punctuation at its edges is left out, and entities scoring under
+        MIN_SCORE are dropped."""
         firsts, spans_ = [], []
         prev = object()
         for k, wid in enumerate(word_ids):
@@ -127,8 +129,28 @@ class NerModel:
                 out.append(cur)
             else:
                 cur = None
-        return [{k: v for k, v in d.items() if k != "probs"} for d in out
-                if np.mean(d["probs"]) >= MIN_SCORE and d["start"] < d["end"]]
+        kept = []
+        for d in out:
+            start, end = trim_to_content(self.text, d["start"], d["end"])
+            if np.mean(d["probs"]) >= MIN_SCORE and start < end:
+                kept.append({"start": start, "end": end, "label": d["label"]})
+        return kept
+
+
+def trim_to_content(text, start, end):
+    """The span without punctuation at its edges, keeping the dot after an abbreviation
+    of one or two letters (S.A., Jr.), as src/pii/ner/decode.rs does."""
+    while start < end and not text[start].isalnum():
+        start += 1
+    length = end - start
+    while length and not text[start + length - 1].isalnum():
+        length -= 1
+    last_word = 0
+    while last_word < length and text[start + length - 1 - last_word].isalnum():
+        last_word += 1
+    if start + length < end and text[start + length] == "." and 1 <= last_word <= 2:
+        length += 1
+    return start, start + length
 
 
 MIN_SCORE = 0.5

@@ -1,7 +1,7 @@
 //! Reading the model's per-token label probabilities as entities: a word takes its first
 //! piece's probabilities, the most probable label sequence that is valid BIO is chosen
-//! over the words (Viterbi: `I-X` only after `B-X` or `I-X`), and each entity's score is
-//! its words' mean probability.
+//! over the words (Viterbi: `I-X` only after `B-X` or `I-X`), each entity's score is its
+//! words' mean probability, and punctuation at an entity's edges is left out.
 
 use super::NerError;
 use crate::pii::Finding;
@@ -161,6 +161,9 @@ pub fn findings(
         }
     }
     close(&mut open, &mut findings);
+    for finding in &mut findings {
+        (finding.start, finding.end) = trim_to_content(text, finding.start, finding.end);
+    }
     findings.retain(|f| {
         f.score >= MIN_SCORE
             && f.start < f.end
@@ -168,6 +171,27 @@ pub fn findings(
             && text.is_char_boundary(f.end)
     });
     findings
+}
+
+/// The span without punctuation at its edges (`'Eva Almeida'` → `Eva Almeida`, `Verdugo,`
+/// → `Verdugo`), keeping the dot after an abbreviation of one or two letters (`S.A.`, `Jr.`).
+fn trim_to_content(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let Some(span) = text.get(start..end) else {
+        return (start, end);
+    };
+    let punctuation = |c: char| !c.is_alphanumeric();
+    let leading = span.len() - span.trim_start_matches(punctuation).len();
+    let inner = &span[leading..];
+    let mut length = inner.trim_end_matches(punctuation).len();
+    let last_word = inner[..length]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric())
+        .count();
+    if inner[length..].starts_with('.') && (1..=2).contains(&last_word) {
+        length += 1;
+    }
+    (start + leading, start + leading + length)
 }
 
 fn close(open: &mut Option<(Finding, f32, usize)>, findings: &mut Vec<Finding>) {
@@ -180,6 +204,23 @@ fn close(open: &mut Option<(Finding, f32, usize)>, findings: &mut Vec<Finding>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn punctuation_at_the_edges_is_left_out() {
+        for (span, kept) in [
+            ("'Eva Almeida'", "Eva Almeida"),
+            ("Verdugo,", "Verdugo"),
+            ("(Jähn)", "Jähn"),
+            ("Dupont S.A.", "Dupont S.A."),
+            ("Smith Jr.),", "Smith Jr."),
+            ("Acme Inc.", "Acme Inc"),
+            ("Müller & Co", "Müller & Co"),
+            ("',", ""),
+        ] {
+            let (start, end) = trim_to_content(span, 0, span.len());
+            assert_eq!(&span[start..end], kept, "{span}");
+        }
+    }
 
     #[test]
     fn labels_parse_bio_over_the_class_vocabulary() {
