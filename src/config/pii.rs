@@ -15,7 +15,7 @@ pub struct PiiConfig {
     /// decides. The default only detects and records (`allow`).
     pub actions: ActionPlan,
     /// Mask personal data the model wrote itself (values the caller tokenised are
-    /// restored, not masked). Whole answers only.
+    /// restored, not masked), in whole and streamed answers.
     pub mask_model_output: bool,
     /// When the NER model cannot run (not loaded, overloaded): `continue` with the
     /// recognizers' findings, or `refuse` the request (503 `pii_unavailable`).
