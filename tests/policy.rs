@@ -149,7 +149,22 @@ rules:
     post(&chat, &gw.key, &with_user("carol"))
         .await
         .assert_error(403, "policy_denied");
-    assert_eq!(post(&chat, &gw.key, &with_user("dave")).await.status, 200);
+    // The downgraded caller is told, in whole answers and streams alike.
+    let dave = post(&chat, &gw.key, &with_user("dave")).await;
+    assert_eq!(dave.status, 200);
+    assert_eq!(dave.headers["x-airlock-downgraded-from"], "chat-model");
+    let mut streamed = with_user("dave");
+    streamed["stream"] = json!(true);
+    let dave = post(&chat, &gw.key, &streamed).await;
+    assert_eq!(dave.status, 200, "{}", dave.text());
+    assert_eq!(dave.headers["x-airlock-downgraded-from"], "chat-model");
+    let not_rerouted = post(&chat, &gw.key, &with_user("grace")).await;
+    assert_eq!(not_rerouted.status, 200);
+    assert!(
+        !not_rerouted
+            .headers
+            .contains_key("x-airlock-downgraded-from")
+    );
     for _ in 0..2 {
         assert_eq!(post(&chat, &gw.key, &with_user("erin")).await.status, 200);
     }

@@ -37,6 +37,8 @@ pub struct RequestContext {
     pub policy: super::policy_stage::PolicyState,
     /// Personal data found in the prompt and the session its values were tokenised into.
     pub pii: super::pii_stage::PiiState,
+    /// A policy rule sent the request to another model (the response says so).
+    pub rerouted: Option<super::policy_stage::Rerouted>,
     /// A policy said to keep no payloads.
     payloads_dropped: bool,
 }
@@ -94,6 +96,7 @@ impl RequestContext {
             user_id: None,
             policy: Default::default(),
             pii: Default::default(),
+            rerouted: None,
             payloads_dropped: false,
         }
     }

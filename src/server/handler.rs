@@ -7,7 +7,7 @@ use super::count_tokens::{count_tokens, gemini_count_tokens};
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
 use super::pii_stage;
-use super::policy_stage::{self, PolicyState};
+use super::policy_stage::{self, PolicyState, Rerouted};
 use super::request_id::RequestId;
 use super::{AppState, Endpoint};
 use crate::api::anthropic::stream::AnthropicStream;
@@ -92,15 +92,21 @@ pub async fn handle(
                 _ => forward::<EmbeddingRequest>(&mut ctx, req, "/embeddings").await,
             };
             let response = match result {
-                Ok(Outcome::Response(response)) => {
+                Ok(Outcome::Response(mut response)) => {
                     ctx.finish(response.status().as_u16(), None);
+                    say_rerouted(&ctx, response.headers_mut());
                     response
                 }
                 Ok(Outcome::Stream(stream)) => {
+                    let rerouted = ctx.rerouted.take();
                     // The relay records the stream when it ends, before its last bytes.
                     let mut relay = SseRelay::new(*stream, ctx);
                     relay.prime().await;
-                    return stream_response(relay);
+                    let mut response = stream_response(relay);
+                    if let Some(rerouted) = rerouted {
+                        rerouted.say(response.headers_mut());
+                    }
+                    return response;
                 }
                 Err(err) => {
                     let detail = err.detail.as_deref().unwrap_or("");
@@ -135,6 +141,13 @@ pub async fn handle(
             }
             response
         }
+    }
+}
+
+/// Tells the caller a policy rule sent its request to another model.
+fn say_rerouted(ctx: &RequestContext, headers: &mut HeaderMap) {
+    if let Some(rerouted) = &ctx.rerouted {
+        rerouted.say(headers);
     }
 }
 
@@ -470,12 +483,16 @@ async fn route_and_dispatch<T: ForwardedRequest>(
     ctx.set_end_user(request.end_user());
     ctx.record.model = Some(route.model.clone());
     pii_stage::inspect(ctx, principal, &mut request).await?;
-    if let Some(model) = policy_stage::request_phase(ctx, principal, &request, route)? {
+    if let Some(reroute) = policy_stage::request_phase(ctx, principal, &request, route)? {
         route = state
             .routes
-            .get(&model)
-            .ok_or_else(|| ApiError::policy_route_invalid(&model))?;
-        request.set_model(model.to_string());
+            .get(&reroute.model)
+            .ok_or_else(|| ApiError::policy_route_invalid(&reroute.model))?;
+        ctx.rerouted = Some(Rerouted {
+            from: request.model().to_string(),
+            downgrade: reroute.downgrade,
+        });
+        request.set_model(reroute.model.to_string());
     }
     pii_stage::transform(ctx, principal, &mut request).await?;
     let stream = request.is_stream();

@@ -5,7 +5,7 @@ use super::context::RequestContext;
 use super::error::ApiError;
 use crate::api::openai::ForwardedRequest;
 use crate::policy::active::{Loaded, Policies};
-use crate::policy::eval::{Classes, Decision};
+use crate::policy::eval::{Classes, Decision, Reroute};
 use crate::policy::source::{LogLevel, RateLimitScope};
 use crate::policy::{Facts, Phase, Verdict, evaluate};
 use crate::routing::Route;
@@ -93,15 +93,39 @@ impl PolicyState {
     }
 }
 
+/// A policy rule sent the request to another model than the caller named.
+#[derive(Debug)]
+pub struct Rerouted {
+    /// The model the caller asked for.
+    pub from: String,
+    /// By a `downgrade` rule (else a `route` rule).
+    pub downgrade: bool,
+}
+
+impl Rerouted {
+    /// Says so in the response: `x-airlock-downgraded-from` or `x-airlock-routed-from`,
+    /// naming the model asked for.
+    pub fn say(&self, headers: &mut http::HeaderMap) {
+        let name = if self.downgrade {
+            "x-airlock-downgraded-from"
+        } else {
+            "x-airlock-routed-from"
+        };
+        if let Ok(value) = http::HeaderValue::from_str(&self.from) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// The request phase: evaluates the policies for `request` bound for `route`; refuses
 /// it (deny, require_approval, a rate limit reached) or returns the model a route or
-/// downgrade rule chose instead.
+/// downgrade rule chose instead, and which rule kind it was.
 pub fn request_phase<T: ForwardedRequest>(
     ctx: &mut RequestContext,
     principal: &Principal,
     request: &T,
     route: &Route,
-) -> Result<Option<Arc<str>>, ApiError> {
+) -> Result<Option<Reroute>, ApiError> {
     let Some(policies) = ctx.policy.policies.clone() else {
         return Ok(None);
     };
@@ -165,7 +189,7 @@ pub fn request_phase<T: ForwardedRequest>(
     ctx.policy.pii_decision = (decision.redact.clone(), decision.tokenise.clone());
     match refusal {
         Some(err) => Err(err),
-        None => Ok(decision.reroute.map(|r| r.model)),
+        None => Ok(decision.reroute),
     }
 }
 
