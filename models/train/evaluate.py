@@ -93,11 +93,10 @@ class NerModel:
                 lo = s if w == 0 else s + self.stride // 2
                 hi = t if w == len(wins) - 1 else t - (self.stride - self.stride // 2)
                 full[lo:hi] = logits[(i, s)][lo - s:hi - s]
-            self.text = texts[i]
-            results.append(self.decode(full, e.offsets, e.word_ids))
+            results.append(self.decode(texts[i], full, e.offsets, e.word_ids))
         return results
 
-    def decode(self, logits, offsets, word_ids):
+    def decode(self, text, logits, offsets, word_ids):
         """As the runtime does (src/pii/ner/decode.rs): a word takes its first piece's
         log-probabilities, the most probable valid BIO sequence over the words is chosen
         (Viterbi: I-X only after B-X or I-X), an entity's score is its words' mean
@@ -131,7 +130,7 @@ class NerModel:
                 cur = None
         kept = []
         for d in out:
-            start, end = trim_to_content(self.text, d["start"], d["end"])
+            start, end = trim_to_content(text, d["start"], d["end"])
             if np.mean(d["probs"]) >= MIN_SCORE and start < end:
                 kept.append({"start": start, "end": end, "label": d["label"]})
         return kept

@@ -94,7 +94,9 @@ pub async fn handle(
             let response = match result {
                 Ok(Outcome::Response(mut response)) => {
                     ctx.finish(response.status().as_u16(), None);
-                    say_rerouted(&ctx, response.headers_mut());
+                    if let Some(rerouted) = &ctx.rerouted {
+                        rerouted.say(response.headers_mut());
+                    }
                     response
                 }
                 Ok(Outcome::Stream(stream)) => {
@@ -141,13 +143,6 @@ pub async fn handle(
             }
             response
         }
-    }
-}
-
-/// Tells the caller a policy rule sent its request to another model.
-fn say_rerouted(ctx: &RequestContext, headers: &mut HeaderMap) {
-    if let Some(rerouted) = &ctx.rerouted {
-        rerouted.say(headers);
     }
 }
 

@@ -233,14 +233,13 @@ fn answer_rewriting(ctx: &RequestContext) -> Option<(Arc<Session>, bool)> {
 }
 
 /// Whether answers of this request need rewriting (placeholders to restore, or the
-/// model's own personal data to mask).
+/// model's own personal data to mask): [`answer_rewriting`]'s rule, without making the
+/// session it would hand out.
 pub fn rewrites_answers(ctx: &RequestContext) -> bool {
-    ctx.pii.session.is_some()
-        || ctx
-            .state()
-            .pii
-            .as_ref()
-            .is_some_and(|engine| engine.mask_model_output)
+    ctx.state()
+        .pii
+        .as_ref()
+        .is_some_and(|engine| ctx.pii.session.is_some() || engine.mask_model_output)
 }
 
 /// A whole answer (OpenAI shape) with placeholders restored and, if configured, the

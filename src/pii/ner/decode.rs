@@ -40,14 +40,14 @@ impl Label {
 }
 
 /// One word: its first piece's token index and its byte span.
-struct Word {
-    token: usize,
-    start: usize,
-    end: usize,
+pub(super) struct Word {
+    pub token: usize,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// The words of an encoding (pieces of one word share a word id).
-fn words(encoding: &tokenizers::Encoding) -> Vec<Word> {
+pub(super) fn words(encoding: &tokenizers::Encoding) -> Vec<Word> {
     let mut words: Vec<Word> = Vec::new();
     let mut previous = None;
     for (token, (&(start, end), &word)) in encoding

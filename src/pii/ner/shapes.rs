@@ -32,24 +32,12 @@ fn word_shape(word: &str) -> i64 {
 
 /// Each token's word shape (pieces sharing a word id form one word).
 pub fn shape_ids(text: &str, encoding: &tokenizers::Encoding) -> Vec<i64> {
-    let offsets = encoding.get_offsets();
-    let words = encoding.get_word_ids();
-    let mut shapes = vec![NONE; offsets.len()];
-    let mut first = 0;
-    while first < offsets.len() {
-        let mut end = first + 1;
-        while end < offsets.len() && words[first].is_some() && words[end] == words[first] {
-            end += 1;
-        }
-        let start = offsets[first].0;
-        let stop = offsets[first..end]
-            .iter()
-            .map(|o| o.1)
-            .max()
-            .unwrap_or(start);
-        let shape = text.get(start..stop).map_or(NONE, word_shape);
-        shapes[first..end].fill(shape);
-        first = end;
+    let words = super::decode::words(encoding);
+    let mut shapes = vec![NONE; encoding.len()];
+    for (index, word) in words.iter().enumerate() {
+        let next = words.get(index + 1).map_or(shapes.len(), |w| w.token);
+        let shape = text.get(word.start..word.end).map_or(NONE, word_shape);
+        shapes[word.token..next].fill(shape);
     }
     shapes
 }

@@ -164,7 +164,10 @@ fn base(candidate: &str) -> Option<f32> {
     let mut buffer = [0u8; 32];
     if candidate.starts_with('+') {
         // `+44 (0)20 …`: the national trunk prefix in brackets is not dialled.
-        let dialled = candidate.replacen("(0)", "", 1);
+        let dialled = match candidate.contains("(0)") {
+            true => std::borrow::Cow::Owned(candidate.replacen("(0)", "", 1)),
+            false => std::borrow::Cow::Borrowed(candidate),
+        };
         valid(None, &dialled).then_some(INTERNATIONAL)
     } else if let Some(plus) = international_form(candidate, &mut buffer) {
         valid(None, plus).then_some(INTERNATIONAL)
