@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod evidence;
+pub mod metering;
 pub mod mock_upstream;
 pub mod pii;
 pub mod policy;

@@ -88,9 +88,16 @@ pub struct CompletionDetails {
 
 impl ChunkUsage {
     pub fn counts(&self) -> Usage {
+        Usage::from(*self)
+    }
+}
+
+impl From<ChunkUsage> for Usage {
+    fn from(usage: ChunkUsage) -> Self {
         Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cached_tokens: usage.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
         }
     }
 }

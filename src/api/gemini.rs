@@ -344,6 +344,7 @@ impl UsageMetadata {
         crate::api::openai::Usage {
             prompt_tokens: self.prompt_token_count,
             completion_tokens: self.candidates_token_count + self.thoughts_token_count,
+            cached_tokens: self.cached_content_token_count.unwrap_or(0),
         }
     }
 

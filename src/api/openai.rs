@@ -289,11 +289,13 @@ impl ForwardedRequest for EmbeddingRequest {
 
 /// Token counts an upstream reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "crate::api::chunk::ChunkUsage")]
 pub struct Usage {
-    #[serde(default)]
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
+    /// Prompt tokens the upstream served from its prompt cache (part of `prompt_tokens`,
+    /// priced lower).
+    pub cached_tokens: u64,
 }
 
 /// Reads just `usage` out of a response body or stream chunk, validating the JSON.

@@ -85,7 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 tenant: "demo".into(),
                 name: "demo".into(),
                 models: None,
-                expires_at: None,
+                ..NewKey::default()
             },
             &super::cli_actor(),
         )?;

@@ -23,6 +23,13 @@ enum KeysCommand {
         /// A label for people.
         #[arg(long, default_value = "")]
         name: String,
+        /// Issue the key to one of the tenant's teams (`airlock tenants teams`).
+        #[arg(long, conflicts_with = "user")]
+        team: Option<String>,
+        /// Issue the key to one of the tenant's users: it acts for that person, whose id
+        /// goes into every record (`airlock tenants users`).
+        #[arg(long)]
+        user: Option<String>,
         /// Logical models the key may use (comma-separated); all when omitted.
         #[arg(long, value_delimiter = ',')]
         models: Option<Vec<String>>,
@@ -57,6 +64,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Create {
             tenant,
             name,
+            team,
+            user,
             models,
             expires_in,
             json,
@@ -78,6 +87,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                     name,
                     models,
                     expires_at,
+                    team,
+                    user,
                 },
                 &actor,
             )?;
@@ -123,15 +134,21 @@ pub(super) fn time(unix: Option<i64>) -> String {
 
 fn print_table(keys: &[KeyInfo]) {
     println!(
-        "{:<21} {:<16} {:<16} {:<12} {:<20} {:<20} {:<20} MODELS",
-        "ID", "TENANT", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED"
+        "{:<21} {:<16} {:<16} {:<24} {:<12} {:<20} {:<20} {:<20} MODELS",
+        "ID", "TENANT", "NAME", "ISSUED TO", "PREFIX", "CREATED", "EXPIRES", "REVOKED"
     );
     for k in keys {
+        let owner = match (&k.team, &k.user) {
+            (_, Some(user)) => format!("user {user}"),
+            (Some(team), None) => format!("team {team}"),
+            (None, None) => "tenant".to_string(),
+        };
         println!(
-            "{:<21} {:<16} {:<16} {:<12} {:<20} {:<20} {:<20} {}",
+            "{:<21} {:<16} {:<16} {:<24} {:<12} {:<20} {:<20} {:<20} {}",
             k.id,
             k.tenant,
             if k.name.is_empty() { "-" } else { &k.name },
+            owner,
             k.prefix,
             time(Some(k.created_at)),
             time(k.expires_at),

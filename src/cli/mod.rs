@@ -10,7 +10,9 @@ mod keys;
 mod pii;
 mod policy;
 mod progress;
+mod report;
 mod requests;
+mod tenants;
 
 use crate::config::LoadedConfig;
 use clap::{Parser, Subcommand};
@@ -45,6 +47,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create, list and revoke virtual keys.
     Keys(keys::KeysArgs),
+    /// Tenants, their teams and users.
+    Tenants(tenants::TenantsArgs),
     /// Administer the instance: admin API tokens.
     Admin(admin::AdminArgs),
     /// Verify the tamper-evident audit trail; print its public key.
@@ -57,6 +61,8 @@ enum Command {
     Pii(pii::PiiArgs),
     /// Show the most recent rows of the request log.
     Requests(requests::RequestsArgs),
+    /// Reports from the request log: chargeback (spend per tenant, team, user, key, model).
+    Report(report::ReportArgs),
     /// Show each experiment arm's requests, errors, latency and tokens.
     Experiments(experiments::ExperimentsArgs),
     /// Print the version.
@@ -96,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MockUpstream(args) => mock_upstream(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Tenants(args) => tenants::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => {
             if audit::run(args)? {
@@ -115,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pii(args) => pii::run(args),
         Command::Requests(args) => requests::run(&args),
         Command::Experiments(args) => experiments::run(&args),
+        Command::Report(args) => report::run(args),
         Command::Version => {
             println!("airlock {}", env!("CARGO_PKG_VERSION"));
             Ok(())

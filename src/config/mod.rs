@@ -1,10 +1,12 @@
 //! The `airlock.yaml` configuration file: schema, defaults, and validation with errors
 //! that name the file, the line and the field.
 
+mod metering;
 mod pii;
 mod schema;
 mod validate;
 
+pub use metering::*;
 pub use pii::*;
 pub use schema::*;
 

@@ -31,6 +31,9 @@ pub struct Config {
     /// Personal data: detection, redaction and tokenisation.
     #[serde(default)]
     pub pii: super::PiiConfig,
+    /// What models cost, per token.
+    #[serde(default)]
+    pub pricing: super::PricingConfig,
 }
 
 /// The audit trail: what is recorded and how durably.

@@ -81,6 +81,12 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
     for (name, route) in &config.models {
         validate_route(config, name, route)?;
     }
+    for (model, price) in &config.pricing.models {
+        let field = format!("pricing.models.{model}");
+        crate::metering::pricing::valid_model(model)
+            .and_then(|_| crate::metering::Price::from_config(&price.value))
+            .map_err(|e| at(&price.referenced, field, e))?;
+    }
     Ok(())
 }
 

@@ -283,6 +283,7 @@ impl SseRelay {
         };
         if payload.as_ref() == b"[DONE]" {
             self.saw_done = true;
+            self.say_cost();
             if let StreamDialect::Translated(stream) = &mut self.dialect {
                 stream.finish(&mut self.out);
                 return false;
@@ -394,6 +395,19 @@ impl SseRelay {
                     self.out.extend_from_slice(&data_event(json.as_bytes()));
                 }
             }
+        }
+    }
+
+    /// Before the stream's end, says what it cost in an SSE comment line (which SSE
+    /// clients skip): `: x-airlock-cost-usd: 0.000240000`. Headers left long ago.
+    fn say_cost(&mut self) {
+        if let Some(nanos) = self.ctx.cost_nano_usd() {
+            let line = format!(
+                ": {}: {}\n\n",
+                crate::server::context::COST_HEADER,
+                crate::metering::usd(nanos)
+            );
+            self.out.extend_from_slice(line.as_bytes());
         }
     }
 

@@ -31,8 +31,11 @@ pub struct RequestContext {
     response_payload: Option<Bytes>,
     /// The agent or conversation session the caller names (`x-session-id`).
     session_id: Option<String>,
-    /// The natural person the caller acts for (`x-user-id`, else the request's `user`).
+    /// The natural person the caller acts for: the key's user, else `x-user-id`, else
+    /// the request's `user`.
     user_id: Option<String>,
+    /// `user_id` is the key's own user.
+    user_bound: bool,
     /// The policies in force for this request and what they decided.
     pub policy: super::policy_stage::PolicyState,
     /// Personal data found in the prompt and the session its values were tokenised into.
@@ -42,6 +45,9 @@ pub struct RequestContext {
     /// A policy said to keep no payloads.
     payloads_dropped: bool,
 }
+
+/// The response header carrying a whole answer's cost in dollars.
+pub const COST_HEADER: &str = "x-airlock-cost-usd";
 
 /// The header a caller names its session with (an agent run, a conversation).
 pub const SESSION_HEADER: &str = "x-session-id";
@@ -94,6 +100,7 @@ impl RequestContext {
             response_payload: None,
             session_id: None,
             user_id: None,
+            user_bound: false,
             policy: Default::default(),
             pii: Default::default(),
             rerouted: None,
@@ -105,10 +112,13 @@ impl RequestContext {
     pub fn set_caller_labels(&mut self, headers: &http::HeaderMap) {
         let header = |name: &str| label(headers.get(name).and_then(|v| v.to_str().ok()));
         self.session_id = header(SESSION_HEADER);
-        self.user_id = header(USER_HEADER);
+        if !self.user_bound {
+            self.user_id = header(USER_HEADER);
+        }
     }
 
-    /// Keeps the end user a request names in its body, unless a header named one.
+    /// Keeps the end user a request names in its body, unless a header or the key
+    /// named one.
     pub fn set_end_user(&mut self, user: Option<&str>) {
         if self.user_id.is_none() {
             self.user_id = label(user);
@@ -135,10 +145,16 @@ impl RequestContext {
         &self.state
     }
 
-    /// Records who is calling.
+    /// Records who is calling. A user's key names the person itself: any user the
+    /// caller names (header or body) is ignored.
     pub fn set_principal(&mut self, principal: &Principal) {
         self.record.tenant_id = Some(principal.tenant_id.clone());
         self.record.key_id = Some(principal.key_id.clone());
+        self.record.team_id = principal.team_id.clone();
+        if let Some(user) = &principal.user {
+            self.user_id = Some(user.to_string());
+            self.user_bound = true;
+        }
     }
 
     /// Marks the moment the request went to the upstream (if not already under way:
@@ -161,9 +177,32 @@ impl RequestContext {
         }
     }
 
+    /// Records what the upstream reported using, and what that cost at the served
+    /// model's price (none when it is unpriced).
     pub fn set_usage(&mut self, usage: Usage) {
         self.record.prompt_tokens = Some(usage.prompt_tokens);
         self.record.completion_tokens = Some(usage.completion_tokens);
+        self.record.cached_tokens = (usage.cached_tokens > 0).then_some(usage.cached_tokens);
+        let r = &self.record;
+        self.record.cost_nano_usd = match (&r.upstream, &r.upstream_model) {
+            (Some(upstream), Some(model)) => self.state.pricing.cost_nanos(upstream, model, &usage),
+            _ => None,
+        };
+    }
+
+    /// The request's cost so far, in nano-dollars.
+    pub fn cost_nano_usd(&self) -> Option<i64> {
+        self.record.cost_nano_usd
+    }
+
+    /// Says what a whole answer cost: `x-airlock-cost-usd` (streams say it in a comment
+    /// line at their end, when the usage is known).
+    pub fn say_cost(&self, headers: &mut http::HeaderMap) {
+        if let Some(nanos) = self.record.cost_nano_usd
+            && let Ok(value) = http::HeaderValue::from_str(&crate::metering::usd(nanos))
+        {
+            headers.insert(COST_HEADER, value);
+        }
     }
 
     /// Keeps the request body for the audit record (when payloads are recorded).
@@ -232,6 +271,9 @@ impl RequestContext {
             error: self.error_code.map(str::to_string),
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
+            cost_usd: r
+                .cost_nano_usd
+                .map(|n| n as f64 / crate::metering::pricing::NANOS_PER_USD as f64),
             latency_ms: Some(ms(self.started.elapsed())),
             data_classes: self.pii.found.clone(),
             ..AuditRecord::default()
@@ -345,6 +387,7 @@ impl Drop for RequestContext {
             sink.record_detached(event);
         }
         self.note_policy();
+        self.record.user_id = self.user_id.as_deref().map(Arc::from);
         if let Some(permit) = self.permit.take() {
             permit.send(std::mem::take(&mut self.record));
         }

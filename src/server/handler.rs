@@ -97,6 +97,7 @@ pub async fn handle(
                     if let Some(rerouted) = &ctx.rerouted {
                         rerouted.say(response.headers_mut());
                     }
+                    ctx.say_cost(response.headers_mut());
                     response
                 }
                 Ok(Outcome::Stream(stream)) => {
@@ -242,7 +243,12 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let key = presented_key(headers).ok_or(ApiError::auth(AuthError::Missing))?;
-    let principal = ctx.state().keys.authenticate(key).map_err(ApiError::auth)?;
+    let state = ctx.state();
+    state.state_mirror.refresh().map_err(|e| {
+        tracing::error!(error = %e, "cannot read the state database");
+        ApiError::auth(AuthError::Unavailable)
+    })?;
+    let principal = state.keys.authenticate(key).map_err(ApiError::auth)?;
     ctx.set_principal(&principal);
     Ok(principal)
 }
@@ -483,6 +489,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
             .routes
             .get(&reroute.model)
             .ok_or_else(|| ApiError::policy_route_invalid(&reroute.model))?;
+        ctx.record.requested_model = Some(request.model().into());
         ctx.rerouted = Some(Rerouted {
             from: request.model().to_string(),
             downgrade: reroute.downgrade,

@@ -17,7 +17,7 @@ use crate::routing::RouteTable;
 use crate::store::instance_key::InstanceKey;
 use crate::store::request_log::{RequestLog, RequestLogWriter};
 use crate::telemetry::metrics::Metrics;
-use crate::tenancy::{KeyCache, STATE_MIGRATIONS};
+use crate::tenancy::{KeyCache, STATE_MIGRATIONS, StateMirror};
 use anyhow::Context as _;
 use http::Method;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -33,7 +33,11 @@ use tokio_rustls::TlsAcceptor;
 
 /// Everything a request handler needs, shared by all connections.
 pub struct AppState {
-    pub keys: KeyCache,
+    /// Keeps the snapshots below in step with the state database.
+    pub state_mirror: StateMirror,
+    pub keys: Arc<KeyCache>,
+    /// Model prices, for each request's cost.
+    pub pricing: Arc<crate::metering::Pricing>,
     /// The active and shadow policy versions, refreshed when they change.
     pub policies: crate::policy::active::PolicyCache,
     /// Counters of the policies' `rate_limit` rules.
@@ -217,10 +221,14 @@ impl Gateway {
             .with_context(|| format!("cannot create data dir {}", loaded.data_dir.display()))?;
         let instance_key = InstanceKey::read(&loaded.key_file_path())?;
         let state_conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
-        let keys = KeyCache::new(
+        let keys = Arc::new(KeyCache::new(&instance_key.key_hash_secret));
+        let pricing = Arc::new(
+            crate::metering::Pricing::new(&loaded.config.pricing).map_err(anyhow::Error::msg)?,
+        );
+        let state_mirror = StateMirror::new(
             state_conn,
             &loaded.state_db_path(),
-            &instance_key.key_hash_secret,
+            vec![keys.clone(), pricing.clone()],
         )?;
         let policies = crate::policy::active::PolicyCache::open(
             crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?,
@@ -273,7 +281,9 @@ impl Gateway {
             (Some(engine), Some(writer))
         });
         let state = Arc::new(AppState {
+            state_mirror,
             keys,
+            pricing,
             policies,
             rate_limiter: Default::default(),
             routes,

@@ -44,6 +44,15 @@ const MIGRATIONS: &[Migration] = &[
      ALTER TABLE request_log ADD COLUMN policy_rules TEXT;",
     // Personal data found in the prompt: classes and counts, never values.
     "ALTER TABLE request_log ADD COLUMN data_classes TEXT;",
+    // Who spent what: the key's team, the person acted for, the model asked for when a
+    // rule or budget sent the request elsewhere, cached prompt tokens, and the cost in
+    // nano-dollars (integers, so reports sum exactly).
+    "ALTER TABLE request_log ADD COLUMN team_id TEXT;
+     ALTER TABLE request_log ADD COLUMN user_id TEXT;
+     ALTER TABLE request_log ADD COLUMN requested_model TEXT;
+     ALTER TABLE request_log ADD COLUMN cached_tokens INTEGER;
+     ALTER TABLE request_log ADD COLUMN cost_nano_usd INTEGER;
+     CREATE INDEX request_log_cost ON request_log(ts_ms, tenant_id) WHERE cost_nano_usd IS NOT NULL;",
 ];
 
 /// Rows written per transaction at most.
@@ -90,6 +99,16 @@ pub struct RequestRecord {
     pub policy_rules: Option<Arc<str>>,
     /// Data classes found in the prompt with their counts (`EMAIL_ADDRESS:1,PERSON:2`).
     pub data_classes: Option<Arc<str>>,
+    /// The team the key acts in.
+    pub team_id: Option<Arc<str>>,
+    /// The person the request was made for (the key's user, else the caller's label).
+    pub user_id: Option<Arc<str>>,
+    /// The model the caller asked for, when a rule or budget served another.
+    pub requested_model: Option<Arc<str>>,
+    /// Prompt tokens served from the upstream's prompt cache (part of `prompt_tokens`).
+    pub cached_tokens: Option<u64>,
+    /// What the request cost, in billionths of a dollar; none when the model is unpriced.
+    pub cost_nano_usd: Option<i64>,
 }
 
 /// Sends records to the writer thread. Cheap to clone.
@@ -166,8 +185,9 @@ fn drain_into(rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRec
 const COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model,
     status, error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
     completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit, decision,
-    policy_version, policy_rules, data_classes";
-const COLUMN_COUNT: usize = 25;
+    policy_version, policy_rules, data_classes, team_id, user_id, requested_model, cached_tokens,
+    cost_nano_usd";
+const COLUMN_COUNT: usize = 30;
 /// Records per multi-row INSERT: a third less CPU per row than one statement per row.
 const ROWS_PER_INSERT: usize = 16;
 
@@ -235,11 +255,21 @@ fn bind_record(
         &r.policy_version,
         &r.policy_rules,
         &r.data_classes,
+        &r.team_id,
+        &r.user_id,
+        &r.requested_model,
+        &tokens(r.cached_tokens),
+        &r.cost_nano_usd,
     ];
     for (index, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(offset + index + 1, value)?;
     }
     Ok(())
+}
+
+/// Opens the request log database (bringing its schema up to date), to read reports.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    super::open(path, MIGRATIONS)
 }
 
 /// What one experiment arm got: from the request log, per model, experiment and arm.
@@ -259,7 +289,7 @@ pub struct ArmSummary {
 
 /// Sums the request log by experiment arm.
 pub fn arm_summary(path: &Path) -> Result<Vec<ArmSummary>, StoreError> {
-    let conn = super::open(path, MIGRATIONS)?;
+    let conn = open(path)?;
     let mut stmt = conn.prepare(
         "SELECT COALESCE(model, ''), experiment, arm, COUNT(*), SUM(status >= 400),
                 AVG(latency_ms), MAX(latency_ms), COALESCE(SUM(prompt_tokens), 0),
@@ -286,12 +316,13 @@ pub fn arm_summary(path: &Path) -> Result<Vec<ArmSummary>, StoreError> {
 
 /// Reads the most recent `limit` records (newest first); for the CLI and tests.
 pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-    let conn = super::open(path, MIGRATIONS)?;
+    let conn = open(path)?;
     let mut stmt = conn.prepare(
         "SELECT id, ts_ms, tenant_id, key_id, endpoint, model, upstream, upstream_model, status,
                 error_type, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens,
                 completion_tokens, stream, client_addr, attempts, experiment, arm, cache_hit,
-                decision, policy_version, policy_rules, data_classes
+                decision, policy_version, policy_rules, data_classes, team_id, user_id,
+                requested_model, cached_tokens, cost_nano_usd
          FROM request_log ORDER BY seq DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |row| {
@@ -328,6 +359,11 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<RequestRecord>, Stor
             policy_version: text(22)?,
             policy_rules: text(23)?,
             data_classes: text(24)?,
+            team_id: text(25)?,
+            user_id: text(26)?,
+            requested_model: text(27)?,
+            cached_tokens: row.get::<_, Option<i64>>(28)?.map(|v| v as u64),
+            cost_nano_usd: row.get(29)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -398,6 +434,11 @@ mod tests {
                 policy_version: (i % 3 != 2).then(|| format!("v{i}-abcdef12").into()),
                 policy_rules: (i % 4 == 0).then(|| format!("r{i},s{i}").into()),
                 data_classes: (i % 2 == 0).then(|| format!("PERSON:{i},URL:1").into()),
+                team_id: (i % 3 == 1).then(|| format!("team{i}").into()),
+                user_id: (i % 2 == 1).then(|| format!("user{i}").into()),
+                requested_model: (i % 6 == 0).then(|| format!("asked{i}").into()),
+                cached_tokens: (i % 4 == 1).then_some(i / 2),
+                cost_nano_usd: (i % 5 != 4).then_some(i as i64 * 1_000_003),
             })
             .collect();
         write_batch(&mut conn, &records).unwrap();

@@ -91,14 +91,9 @@ impl<'a> AdminTokenStore<'a> {
     ) -> Result<(AdminTokenInfo, String), StoreError> {
         atomically(self.conn, || {
             let tenant_id: Option<String> = match (role, tenant) {
-                (Role::TenantAdmin, Some(tenant)) => Some(
-                    self.conn
-                        .query_row("SELECT id FROM tenants WHERE name = ?1", [tenant], |r| {
-                            r.get(0)
-                        })
-                        .optional()?
-                        .ok_or_else(|| StoreError::Invalid(format!("no tenant `{tenant}`")))?,
-                ),
+                (Role::TenantAdmin, Some(tenant)) => {
+                    Some(super::directory::Directory::new(self.conn).tenant(tenant)?)
+                }
                 (Role::TenantAdmin, None) => {
                     return Err(StoreError::Invalid(
                         "a tenant-admin token needs --tenant".into(),

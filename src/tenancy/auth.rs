@@ -1,20 +1,25 @@
-//! Authenticating a presented key against an in-memory snapshot of all keys, reloaded
-//! whenever another connection (the CLI, the admin API) changed the state database.
+//! Authenticating a presented key against an in-memory snapshot of all keys, which the
+//! state mirror reloads whenever another connection (the CLI, the admin API) changed them.
 
-use super::change_watch::ChangeWatch;
 use super::keys::key_hash;
+use super::mirror::Mirrored;
 use crate::store::{StoreError, now_unix};
 use arc_swap::ArcSwap;
 use ring::hmac;
 use rusqlite::Connection;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The identity a valid key grants.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key_id: Arc<str>,
     pub tenant_id: Arc<str>,
+    /// The team the key acts in: its own, or its user's.
+    pub team_id: Option<Arc<str>>,
+    /// The person a user's key acts for (their directory id, `users.name`): it goes into
+    /// every record in place of any caller-given user.
+    pub user: Option<Arc<str>>,
     /// Logical models allowed; `None` means all.
     pub models: Option<Arc<[String]>>,
     pub expires_at: Option<i64>,
@@ -49,58 +54,27 @@ struct Snapshot {
     keys: HashMap<[u8; 32], Principal>,
 }
 
-/// The database connection, what tells us it changed, and the versions last seen, used
-/// together under one lock.
-struct Source {
-    conn: Connection,
-    watch: ChangeWatch,
-    /// SQLite's `data_version` (the fallback's signal).
-    data_version: i64,
-    /// The keys' own counter (`state_versions`): only when it moved are keys reloaded.
-    keys_version: i64,
-}
-
-/// Keys in memory, kept in step with the database.
+/// Every key in memory, kept in step with the database by the state mirror.
 pub struct KeyCache {
-    source: Mutex<Source>,
     hmac_key: hmac::Key,
     snapshot: ArcSwap<Snapshot>,
 }
 
 impl KeyCache {
-    /// Loads every key from the state database at `db_path` (opened as `conn`).
-    pub fn new(
-        conn: Connection,
-        db_path: &std::path::Path,
-        key_hash_secret: &[u8; 32],
-    ) -> Result<Self, StoreError> {
-        // Watch first, then load: a change between the two is seen, not missed.
-        Self::with_watch(conn, ChangeWatch::new(db_path), key_hash_secret)
-    }
-
-    fn with_watch(
-        conn: Connection,
-        watch: ChangeWatch,
-        key_hash_secret: &[u8; 32],
-    ) -> Result<Self, StoreError> {
-        let (data_version, keys_version) = (data_version(&conn)?, keys_version(&conn)?);
-        let snapshot = load(&conn)?;
-        Ok(Self {
-            source: Mutex::new(Source {
-                conn,
-                watch,
-                data_version,
-                keys_version,
-            }),
+    /// An empty cache; the state mirror loads it.
+    pub fn new(key_hash_secret: &[u8; 32]) -> Self {
+        Self {
             hmac_key: hmac::Key::new(hmac::HMAC_SHA256, key_hash_secret),
-            snapshot: ArcSwap::from_pointee(snapshot),
-        })
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                keys: HashMap::new(),
+            }),
+        }
     }
 
-    /// Returns the principal for a presented key. Asks the change watch first, so a key
-    /// revoked by another process is refused from the very next request.
+    /// Returns the principal for a presented key, as of the last refresh of the state
+    /// mirror (which the data path does first, so a revocation applies to the very next
+    /// request).
     pub fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
-        self.refresh_if_changed()?;
         let hash = key_hash(&self.hmac_key, presented);
         let snapshot = self.snapshot.load();
         let principal = snapshot.keys.get(&hash).ok_or(AuthError::Invalid)?;
@@ -112,59 +86,26 @@ impl KeyCache {
         }
         Ok(principal.clone())
     }
+}
 
-    fn refresh_if_changed(&self) -> Result<(), AuthError> {
-        let mut source = self.source.lock().map_err(|_| AuthError::Unavailable)?;
-        let Source {
-            conn,
-            watch,
-            data_version: known_data,
-            keys_version: known_keys,
-        } = &mut *source;
-        let unavailable = |e: rusqlite::Error| {
-            tracing::error!(error = %e, "cannot tell whether keys changed");
-            AuthError::Unavailable
-        };
-        let changed = watch
-            .changed(|| data_version(conn).map(|v| v != *known_data))
-            .map_err(unavailable)?;
-        if !changed {
-            return Ok(());
-        }
-        // Read the counters before the keys: a change in between is seen next time.
-        *known_data = data_version(conn).map_err(unavailable)?;
-        let version = keys_version(conn).map_err(unavailable)?;
-        if version == *known_keys {
-            return Ok(());
-        }
-        match load(conn) {
-            Ok(s) => {
-                self.snapshot.store(Arc::new(s));
-                *known_keys = version;
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reload keys");
-                Err(AuthError::Unavailable)
-            }
-        }
+impl Mirrored for KeyCache {
+    fn counter(&self) -> &'static str {
+        "virtual_keys"
+    }
+
+    fn reload(&self, conn: &Connection) -> Result<(), StoreError> {
+        self.snapshot.store(Arc::new(load(conn)?));
+        Ok(())
     }
 }
 
-fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    conn.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
-}
-
-/// How often the keys table changed, counted by its triggers.
-fn keys_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    conn.prepare_cached("SELECT version FROM state_versions WHERE name = 'virtual_keys'")?
-        .query_row([], |r| r.get(0))
-}
-
 fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT id, tenant_id, hash, models, expires_at, revoked_at FROM virtual_keys")?;
+    // A user's keys act in the user's team; a team's keys in the team.
+    let mut stmt = conn.prepare(
+        "SELECT k.id, k.tenant_id, k.hash, k.models, k.expires_at, k.revoked_at,
+                COALESCE(k.team_id, u.team_id), u.name
+         FROM virtual_keys k LEFT JOIN users u ON u.id = k.user_id",
+    )?;
     let mut keys = HashMap::new();
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -181,13 +122,17 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
                     .into(),
             ),
         };
-        let id: String = row.get(0)?;
-        let tenant_id: String = row.get(1)?;
+        let text = |i| {
+            row.get::<_, Option<String>>(i)
+                .map(|v| v.map(Arc::<str>::from))
+        };
         keys.insert(
             hash,
             Principal {
-                key_id: id.into(),
-                tenant_id: tenant_id.into(),
+                key_id: row.get::<_, String>(0)?.into(),
+                tenant_id: row.get::<_, String>(1)?.into(),
+                team_id: text(6)?,
+                user: text(7)?,
                 models,
                 expires_at: row.get(4)?,
                 revoked: row.get::<_, Option<i64>>(5)?.is_some(),
@@ -200,7 +145,22 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tenancy::change_watch::ChangeWatch;
+    use crate::tenancy::mirror::StateMirror;
     use crate::tenancy::{KeyStore, NewKey, STATE_MIGRATIONS};
+
+    /// Keys as the data path sees them: the mirror refreshed, then the snapshot asked.
+    struct Cache {
+        mirror: StateMirror,
+        keys: Arc<KeyCache>,
+    }
+
+    impl Cache {
+        fn authenticate(&self, secret: &str) -> Result<Principal, AuthError> {
+            self.mirror.refresh().unwrap();
+            self.keys.authenticate(secret)
+        }
+    }
 
     #[test]
     fn revocation_by_another_connection_applies_to_the_next_request() {
@@ -225,21 +185,21 @@ mod tests {
                     name: "ci".into(),
                     models: Some(vec!["llama".into()]),
                     expires_at: None,
+                    ..Default::default()
                 },
                 "test",
             )
             .unwrap();
         let conn = crate::store::open(&path, STATE_MIGRATIONS).unwrap();
-        let cache = if inotify {
-            KeyCache::new(conn, &path, &secret).unwrap()
+        let keys = Arc::new(KeyCache::new(&secret));
+        let mirrored: Vec<Arc<dyn Mirrored>> = vec![keys.clone()];
+        let mirror = if inotify {
+            StateMirror::new(conn, &path, mirrored).unwrap()
         } else {
-            KeyCache::with_watch(conn, ChangeWatch::DataVersion, &secret).unwrap()
+            StateMirror::with_watch(conn, ChangeWatch::DataVersion, mirrored).unwrap()
         };
-        let watching = matches!(
-            cache.source.lock().unwrap().watch,
-            ChangeWatch::Inotify { .. }
-        );
-        assert_eq!(watching, inotify);
+        assert_eq!(mirror.watches_with_inotify(), inotify);
+        let cache = Cache { mirror, keys };
         let p = cache.authenticate(&created.secret).unwrap();
         assert!(p.may_use("llama") && !p.may_use("gpt"));
         assert_eq!(
@@ -249,7 +209,7 @@ mod tests {
 
         // Other writes to the database (the vault's, events) wake the cache but reload
         // no keys.
-        let before = cache.snapshot.load_full();
+        let before = cache.keys.snapshot.load_full();
         admin
             .execute(
                 "INSERT INTO pii_vault VALUES ('acme', 's', '<PERSON_1>', x'00', 0, 1)",
@@ -257,14 +217,14 @@ mod tests {
             )
             .unwrap();
         cache.authenticate(&created.secret).unwrap();
-        assert!(Arc::ptr_eq(&before, &cache.snapshot.load_full()));
+        assert!(Arc::ptr_eq(&before, &cache.keys.snapshot.load_full()));
 
         store.revoke(&created.info.id, "test").unwrap();
         assert_eq!(
             cache.authenticate(&created.secret).unwrap_err(),
             AuthError::Revoked
         );
-        assert!(!Arc::ptr_eq(&before, &cache.snapshot.load_full()));
+        assert!(!Arc::ptr_eq(&before, &cache.keys.snapshot.load_full()));
 
         let expired = store
             .create(
@@ -273,6 +233,7 @@ mod tests {
                     name: "old".into(),
                     models: None,
                     expires_at: Some(now_unix() - 1),
+                    ..Default::default()
                 },
                 "test",
             )

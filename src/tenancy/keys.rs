@@ -1,6 +1,7 @@
 //! Virtual key lifecycle: create (shown once, stored as a keyed hash), list, revoke.
 //! Every change is recorded as an admin event.
 
+use super::directory::Directory;
 use crate::store::instance_key::hex;
 use crate::store::{StoreError, now_unix};
 use ring::hmac;
@@ -19,6 +20,10 @@ pub struct NewKey {
     pub models: Option<Vec<String>>,
     /// Unix seconds after which the key stops working.
     pub expires_at: Option<i64>,
+    /// The tenant's team the key is issued to (by name).
+    pub team: Option<String>,
+    /// The tenant's user (a person) the key is issued to and acts for (by name).
+    pub user: Option<String>,
 }
 
 /// A freshly created key; `secret` is shown once and never stored.
@@ -35,6 +40,10 @@ pub struct KeyInfo {
     pub tenant_id: String,
     pub tenant: String,
     pub name: String,
+    /// The team the key is issued to, if any.
+    pub team: Option<String>,
+    /// The user (person) the key is issued to, if any.
+    pub user: Option<String>,
     pub prefix: String,
     pub models: Option<Vec<String>>,
     pub created_at: i64,
@@ -72,43 +81,24 @@ impl<'a> KeyStore<'a> {
         }
     }
 
-    /// Returns the tenant's id, creating the tenant when it does not exist yet.
-    pub fn ensure_tenant(&self, name: &str, actor: &str) -> Result<String, StoreError> {
-        if name.trim().is_empty() {
-            return Err(StoreError::Invalid("tenant name must not be empty".into()));
-        }
-        if let Some(id) = self
-            .conn
-            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?
-        {
-            return Ok(id);
-        }
-        let id = format!("ten_{}", random_hex(8)?);
-        self.conn.execute(
-            "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-            params![id, name, now_unix()],
-        )?;
-        admin_event(
-            self.conn,
-            actor,
-            "tenant.create",
-            &id,
-            Some(&id),
-            Some(name),
-        )?;
-        Ok(id)
-    }
-
     /// Creates a key for a tenant (creating the tenant if needed).
     pub fn create(&self, new: &NewKey, actor: &str) -> Result<CreatedKey, StoreError> {
         atomically(self.conn, || self.create_now(new, actor))
     }
 
     fn create_now(&self, new: &NewKey, actor: &str) -> Result<CreatedKey, StoreError> {
-        let tenant_id = self.ensure_tenant(&new.tenant, actor)?;
+        let people = Directory::new(self.conn);
+        let tenant_id = people.ensure_tenant_now(&new.tenant, actor)?;
+        let (team_id, user_id) = match (&new.team, &new.user) {
+            (Some(_), Some(_)) => {
+                return Err(StoreError::Invalid(
+                    "a key is issued to a team or to a user, not both (a user's key acts in their team)".into(),
+                ));
+            }
+            (Some(team), None) => (Some(people.team(&tenant_id, team)?), None),
+            (None, Some(user)) => (None, Some(people.user(&tenant_id, user)?)),
+            (None, None) => (None, None),
+        };
         let secret = format!("{KEY_PREFIX}{}", random_hex(24)?);
         let id = format!("key_{}", random_hex(8)?);
         let prefix: String = secret.chars().take(KEY_PREFIX.len() + 6).collect();
@@ -120,8 +110,9 @@ impl<'a> KeyStore<'a> {
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let created_at = now_unix();
         self.conn.execute(
-            "INSERT INTO virtual_keys (id, tenant_id, name, prefix, hash, models, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO virtual_keys
+                (id, tenant_id, name, prefix, hash, models, created_at, expires_at, team_id, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 id,
                 tenant_id,
@@ -130,7 +121,9 @@ impl<'a> KeyStore<'a> {
                 key_hash(&self.hmac_key, &secret).as_slice(),
                 models_json,
                 created_at,
-                new.expires_at
+                new.expires_at,
+                team_id,
+                user_id
             ],
         )?;
         admin_event(
@@ -145,8 +138,10 @@ impl<'a> KeyStore<'a> {
             info: KeyInfo {
                 id,
                 tenant_id,
-                tenant: new.tenant.clone(),
+                tenant: new.tenant.trim().to_string(),
                 name: new.name.clone(),
+                team: new.team.clone(),
+                user: new.user.clone(),
                 prefix,
                 models: new.models.clone(),
                 created_at,
@@ -161,8 +156,10 @@ impl<'a> KeyStore<'a> {
     pub fn list(&self, tenant: Option<&str>) -> Result<Vec<KeyInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.models, k.created_at,
-                    k.expires_at, k.revoked_at
+                    k.expires_at, k.revoked_at, tm.name, u.name
              FROM virtual_keys k JOIN tenants t ON t.id = k.tenant_id
+             LEFT JOIN teams tm ON tm.id = k.team_id
+             LEFT JOIN users u ON u.id = k.user_id
              WHERE ?1 IS NULL OR t.name = ?1
              ORDER BY k.created_at DESC, k.id",
         )?;
@@ -173,6 +170,8 @@ impl<'a> KeyStore<'a> {
                 tenant_id: r.get(1)?,
                 tenant: r.get(2)?,
                 name: r.get(3)?,
+                team: r.get(9)?,
+                user: r.get(10)?,
                 prefix: r.get(4)?,
                 models: models.and_then(|m| serde_json::from_str(&m).ok()),
                 created_at: r.get(6)?,

@@ -1,11 +1,13 @@
-//! Tenants and their virtual keys: the state database schema, key lifecycle, and the
-//! in-memory key snapshot the data path authenticates against; admin tokens and the
+//! Tenants, their teams, users and virtual keys: the state database schema, key
+//! lifecycle, and the in-memory snapshots the data path reads; admin tokens and the
 //! roles they carry.
 
 mod admin_tokens;
 mod auth;
 mod change_watch;
+mod directory;
 mod keys;
+mod mirror;
 pub mod rbac;
 
 pub use admin_tokens::{
@@ -13,7 +15,9 @@ pub use admin_tokens::{
 };
 pub use auth::{AuthError, KeyCache, Principal};
 pub use change_watch::ChangeWatch;
+pub use directory::{Directory, TeamInfo, TenantInfo, UserInfo};
 pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event, atomically};
+pub use mirror::{Mirrored, StateMirror};
 
 use crate::store::Migration;
 
@@ -115,5 +119,48 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     END;
     CREATE TRIGGER virtual_keys_deleted AFTER DELETE ON virtual_keys BEGIN
         UPDATE state_versions SET version = version + 1 WHERE name = 'virtual_keys';
+    END;",
+    // Teams and users of a tenant, and the owner a key acts for: its tenant, a team, or
+    // one user (a person, named by their directory id). A user's move to another team
+    // changes what their keys act in, so it counts as a change of keys.
+    "CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (tenant_id, name)
+    );
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        team_id TEXT REFERENCES teams(id),
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (tenant_id, name)
+    );
+    ALTER TABLE virtual_keys ADD COLUMN team_id TEXT REFERENCES teams(id);
+    ALTER TABLE virtual_keys ADD COLUMN user_id TEXT REFERENCES users(id);
+    CREATE TRIGGER users_updated AFTER UPDATE ON users BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'virtual_keys';
+    END;",
+    // Model prices set through the admin API (micro-dollars per million tokens), over
+    // the built-in and configured ones; mirrored in memory like keys.
+    "CREATE TABLE pricing (
+        model TEXT PRIMARY KEY,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cached_input INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO state_versions (name, version) VALUES ('pricing', 0);
+    CREATE TRIGGER pricing_inserted AFTER INSERT ON pricing BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'pricing';
+    END;
+    CREATE TRIGGER pricing_updated AFTER UPDATE ON pricing BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'pricing';
+    END;
+    CREATE TRIGGER pricing_deleted AFTER DELETE ON pricing BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'pricing';
     END;",
 ];

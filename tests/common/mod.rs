@@ -237,20 +237,27 @@ impl Gateway {
         models: Option<Vec<String>>,
         expires_at: Option<i64>,
     ) -> String {
+        self.issue_key(NewKey {
+            tenant: tenant.into(),
+            name: "test".into(),
+            models,
+            expires_at,
+            ..NewKey::default()
+        })
+    }
+
+    /// Creates a key as described (to a team or user, say), as the CLI does.
+    pub fn issue_key(&self, new: NewKey) -> String {
         let ik = InstanceKey::read(&self.loaded.key_file_path()).unwrap();
-        let conn = airlock::store::open(&self.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
-        KeyStore::new(&conn, &ik.key_hash_secret)
-            .create(
-                &NewKey {
-                    tenant: tenant.into(),
-                    name: "test".into(),
-                    models,
-                    expires_at,
-                },
-                "test",
-            )
+        KeyStore::new(&self.state_db(), &ik.key_hash_secret)
+            .create(&new, "test")
             .unwrap()
             .secret
+    }
+
+    /// A connection to the state database, as the CLI opens it.
+    pub fn state_db(&self) -> rusqlite::Connection {
+        airlock::store::open(&self.loaded.state_db_path(), STATE_MIGRATIONS).unwrap()
     }
 
     /// Revokes a key by its secret's id, through another connection.

@@ -244,8 +244,8 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
     if !calls.is_empty() {
         reply["tool_calls"] = calls.into();
     }
-    let input = message["usage"]["input_tokens"].as_u64().unwrap_or(0);
-    let output = message["usage"]["output_tokens"].as_u64().unwrap_or(0);
+    let usage: EventUsage = serde_json::from_value(message["usage"].clone()).unwrap_or_default();
+    let counts = usage.counts(0);
     json!({
         "id": chat_id(message["id"].as_str()),
         "object": "chat.completion",
@@ -253,8 +253,19 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
         "model": model,
         "choices": [{"index": 0, "message": reply, "logprobs": null,
                      "finish_reason": finish}],
-        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+        "usage": openai_usage(counts),
     })
+}
+
+/// OpenAI's usage object for counts, with cached prompt tokens when there were any.
+fn openai_usage(counts: Usage) -> Value {
+    let (prompt, completion) = (counts.prompt_tokens, counts.completion_tokens);
+    let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
+                           "total_tokens": prompt + completion});
+    if counts.cached_tokens > 0 {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": counts.cached_tokens});
+    }
+    usage
 }
 
 /// One Anthropic stream event, read into borrowed typed fields (not a JSON tree).
@@ -306,12 +317,34 @@ struct Delta<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct EventUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl EventUsage {
+    /// OpenAI's counts: Anthropic counts cache reads and writes apart from
+    /// `input_tokens`; OpenAI's prompt tokens include them (reads as cached tokens).
+    /// `input_before` stands in for an input count the event leaves out.
+    fn counts(&self, input_before: u64) -> Usage {
+        let cached = self.cache_read_input_tokens.unwrap_or(0);
+        let input = match self.input_tokens {
+            Some(input) => input + cached + self.cache_creation_input_tokens.unwrap_or(0),
+            None => input_before,
+        };
+        Usage {
+            prompt_tokens: input,
+            completion_tokens: self.output_tokens.unwrap_or(0),
+            cached_tokens: cached,
+        }
+    }
 }
 
 /// Rewrites an Anthropic event stream as OpenAI chunks, one event at a time.
@@ -324,7 +357,8 @@ pub struct ChunkStream {
     tool_index: Vec<(u64, u64)>,
     /// The content block carrying a structured-output answer, streamed as text.
     structured_block: Option<u64>,
-    input_tokens: u64,
+    /// The usage `message_start` reported (the input side).
+    start_usage: Usage,
 }
 
 impl ChunkStream {
@@ -335,7 +369,7 @@ impl ChunkStream {
             writer: ChunkWriter::new(&chat_id(None), created, model),
             tool_index: Vec::new(),
             structured_block: None,
-            input_tokens: 0,
+            start_usage: Usage::default(),
         }
     }
 
@@ -348,7 +382,7 @@ impl ChunkStream {
                 });
                 self.writer =
                     ChunkWriter::new(&chat_id(message.id.as_deref()), self.created, &self.model);
-                self.input_tokens = message.usage.and_then(|u| u.input_tokens).unwrap_or(0);
+                self.start_usage = message.usage.map(|u| u.counts(0)).unwrap_or_default();
                 vec![
                     self.writer
                         .choice(0, r#"{"role":"assistant","content":""}"#, None),
@@ -400,24 +434,22 @@ impl ChunkStream {
                 }
             }
             "message_delta" => {
-                let usage = event.usage.unwrap_or_default();
-                let output = usage.output_tokens.unwrap_or(0);
-                let input = usage.input_tokens.unwrap_or(self.input_tokens);
+                let mut counts = event
+                    .usage
+                    .unwrap_or_default()
+                    .counts(self.start_usage.prompt_tokens);
+                if counts.cached_tokens == 0 {
+                    counts.cached_tokens = self.start_usage.cached_tokens;
+                }
                 let stop_reason = event.delta.and_then(|d| d.stop_reason);
                 let finish = if self.structured_block.is_some() && self.tool_index.is_empty() {
                     "stop"
                 } else {
                     finish_reason(stop_reason.as_deref())
                 };
-                let counts = Usage {
-                    prompt_tokens: input,
-                    completion_tokens: output,
-                };
-                let usage_json = json!({"prompt_tokens": input, "completion_tokens": output,
-                                        "total_tokens": input + output});
                 vec![
                     self.writer.choice(0, "{}", Some(finish)),
-                    self.writer.usage(counts, &usage_json),
+                    self.writer.usage(counts, &openai_usage(counts)),
                 ]
             }
             "message_stop" => vec![ChunkOut::Done],
