@@ -6,9 +6,11 @@
 mod audit;
 mod auth;
 mod error;
+mod metering;
 mod pii;
 mod policy;
 mod routes;
+mod tenancy;
 
 use crate::server::AppState;
 use crate::server::body::GatewayBody;
@@ -26,6 +28,8 @@ pub struct AdminAccess {
     pub state_db: PathBuf,
     /// The audit log (`audit.db`), read per admin request.
     pub audit_db: PathBuf,
+    /// The request log (`requests.db`), read for reports.
+    pub request_log_db: PathBuf,
     pub key_hash_secret: [u8; 32],
     /// The instance's Ed25519 public key (hex), named in record proofs.
     pub public_key: String,

@@ -38,9 +38,60 @@ pub fn router() -> Router {
             "/admin/audit/records/{seq}/proof",
             get(super::audit::record_proof),
         )
+        .merge(tenancy_router())
         .fallback(|| async { AdminError::not_found("no such admin endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(policy_router())
+}
+
+/// Tenants, teams, users, keys, prices, budgets and chargeback.
+fn tenancy_router() -> Router {
+    use super::{metering, tenancy};
+    use axum::routing::{delete, put};
+    Router::new()
+        .route(
+            "/admin/tenants",
+            get(tenancy::list_tenants).post(tenancy::create_tenant),
+        )
+        .route(
+            "/admin/tenants/{tenant}/teams",
+            get(tenancy::list_teams).post(tenancy::create_team),
+        )
+        .route(
+            "/admin/tenants/{tenant}/users",
+            get(tenancy::list_users).post(tenancy::create_user),
+        )
+        .route(
+            "/admin/tenants/{tenant}/users/{user}/team",
+            put(tenancy::move_user),
+        )
+        .route(
+            "/admin/keys",
+            get(tenancy::list_keys).post(tenancy::create_key),
+        )
+        .route("/admin/keys/{id}/revoke", post(tenancy::revoke_key))
+        .route("/admin/pricing", get(metering::list_prices))
+        .route(
+            "/admin/pricing/{model}",
+            put(metering::set_price).delete(metering::remove_price),
+        )
+        .route(
+            "/admin/budgets",
+            get(metering::list_budgets).put(metering::put_budget),
+        )
+        .route("/admin/budgets/{id}", delete(metering::delete_budget))
+        .route(
+            "/admin/rate-limits",
+            get(metering::list_rate_limits).put(metering::put_rate_limit),
+        )
+        .route(
+            "/admin/rate-limits/{id}",
+            delete(metering::delete_rate_limit),
+        )
+        .route(
+            "/admin/reports/chargeback",
+            get(metering::chargeback_report),
+        )
 }
 
 /// Policy routes: their bodies carry whole policy files, up to the policy size limit.

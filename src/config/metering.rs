@@ -1,5 +1,5 @@
-//! The `pricing:` section of airlock.yaml: what each model's tokens cost, for per-request
-//! cost, budgets and chargeback.
+//! The `pricing:` and `budgets:` sections of airlock.yaml: what each model's tokens cost
+//! (for per-request cost, budgets and chargeback), and how budgets estimate requests.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -57,4 +57,21 @@ pub struct GpuHourConfig {
 
 fn one() -> u32 {
     1
+}
+
+/// How budgets treat requests (the budgets themselves are set through the admin API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetsConfig {
+    /// Completion tokens a request that names no `max_tokens` may cost at most, for the
+    /// reservation made before it goes upstream.
+    pub default_max_tokens: u64,
+}
+
+impl Default for BudgetsConfig {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: 4096,
+        }
+    }
 }

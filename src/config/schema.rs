@@ -34,6 +34,9 @@ pub struct Config {
     /// What models cost, per token.
     #[serde(default)]
     pub pricing: super::PricingConfig,
+    /// How spending budgets estimate requests.
+    #[serde(default)]
+    pub budgets: super::BudgetsConfig,
 }
 
 /// The audit trail: what is recorded and how durably.

@@ -379,6 +379,24 @@ fn client_transport(
     connect_timeout: Duration,
     workers: usize,
 ) -> Result<Transport, String> {
+    let connector = https_connector(name, connect_timeout)?;
+    let clients = (0..workers.max(1))
+        .map(|_| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
+                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                .build(connector.clone())
+        })
+        .collect();
+    Ok(Transport::Client(clients))
+}
+
+/// A connector for `http://` and `https://` (rustls with ring and the system's CA
+/// certificates, HTTP/2 by ALPN); `name` says whose, in the warning when there are no CAs.
+pub fn https_connector(
+    name: &str,
+    connect_timeout: Duration,
+) -> Result<HttpsConnector<HttpConnector>, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -398,20 +416,11 @@ fn client_transport(
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
         }
     };
-    let connector = tls
+    Ok(tls
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    let clients = (0..workers.max(1))
-        .map(|_| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(cfg.pool_idle_timeout_secs))
-                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-                .build(connector.clone())
-        })
-        .collect();
-    Ok(Transport::Client(clients))
+        .wrap_connector(http))
 }
 
 /// A one-line description of an error and its causes.

@@ -44,6 +44,10 @@ pub struct RequestContext {
     pub rerouted: Option<super::policy_stage::Rerouted>,
     /// A policy said to keep no payloads.
     payloads_dropped: bool,
+    /// The request's reservation on its budgets, settled when it ends.
+    budget_hold: Option<crate::metering::budget::Hold>,
+    /// What the request took from its rate limits, corrected when it ends.
+    rate_limits_taken: Option<crate::metering::rate_limits::Taken>,
 }
 
 /// The response header carrying a whole answer's cost in dollars.
@@ -105,6 +109,8 @@ impl RequestContext {
             pii: Default::default(),
             rerouted: None,
             payloads_dropped: false,
+            budget_hold: None,
+            rate_limits_taken: None,
         }
     }
 
@@ -188,6 +194,16 @@ impl RequestContext {
             (Some(upstream), Some(model)) => self.state.pricing.cost_nanos(upstream, model, &usage),
             _ => None,
         };
+    }
+
+    /// Keeps what the request took from its rate limits until it ends.
+    pub fn hold_rate_limits(&mut self, taken: crate::metering::rate_limits::Taken) {
+        self.rate_limits_taken = Some(taken);
+    }
+
+    /// Keeps the request's budget reservation until it ends.
+    pub fn hold_budget(&mut self, hold: crate::metering::budget::Hold) {
+        self.budget_hold = Some(hold);
     }
 
     /// The request's cost so far, in nano-dollars.
@@ -388,6 +404,18 @@ impl Drop for RequestContext {
         }
         self.note_policy();
         self.record.user_id = self.user_id.as_deref().map(Arc::from);
+        if let Some(taken) = self.rate_limits_taken.take() {
+            let used =
+                self.record.prompt_tokens.unwrap_or(0) + self.record.completion_tokens.unwrap_or(0);
+            taken.settle(used);
+        }
+        if let Some(hold) = self.budget_hold.take() {
+            // No usage known (a failure, a cache hit, a client gone): nothing is counted.
+            hold.settle(
+                self.record.cost_nano_usd.unwrap_or(0),
+                crate::store::now_unix_ms(),
+            );
+        }
         if let Some(permit) = self.permit.take() {
             permit.send(std::mem::take(&mut self.record));
         }

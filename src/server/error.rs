@@ -206,6 +206,45 @@ impl ApiError {
         err
     }
 
+    /// A rate limit of the caller's is out; the bucket holds enough again after the wait.
+    pub fn rate_limited(limited: crate::metering::rate_limits::Limited) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            format!(
+                "the {} limit of {} {} per minute is reached; retry in {} s",
+                limited.scope.name(),
+                limited.per_minute,
+                limited.what,
+                limited.retry_after_secs
+            ),
+        );
+        err.retry_after = HeaderValue::from_str(&limited.retry_after_secs.to_string())
+            .ok()
+            .map(Box::new);
+        err
+    }
+
+    /// A budget's hard limit could be passed by this request; it resets with the window.
+    pub fn budget_exceeded(exceeded: crate::metering::budget::Exceeded) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "budget_exceeded",
+            format!(
+                "the {} {} budget does not cover this request; it resets in {} s",
+                exceeded.scope.name(),
+                exceeded.window.name(),
+                exceeded.retry_after_secs
+            ),
+        );
+        err.retry_after = HeaderValue::from_str(&exceeded.retry_after_secs.to_string())
+            .ok()
+            .map(Box::new);
+        err
+    }
+
     /// A policy routes the request to a model this gateway does not serve.
     pub fn policy_route_invalid(model: &str) -> Self {
         Self::new(

@@ -6,6 +6,7 @@ use super::context::RequestContext;
 use super::count_tokens::{count_tokens, gemini_count_tokens};
 use super::dispatch::{self, whole_response};
 use super::error::ApiError;
+use super::metering_stage;
 use super::pii_stage;
 use super::policy_stage::{self, PolicyState, Rerouted};
 use super::request_id::RequestId;
@@ -496,6 +497,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         });
         request.set_model(reroute.model.to_string());
     }
+    metering_stage::admit(ctx, principal, &mut request, &mut route, &state.routes)?;
     pii_stage::transform(ctx, principal, &mut request).await?;
     let stream = request.is_stream();
     ctx.record.stream = stream;

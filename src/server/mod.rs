@@ -7,6 +7,7 @@ mod count_tokens;
 mod dispatch;
 pub mod error;
 mod handler;
+mod metering_stage;
 pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
@@ -38,6 +39,12 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Model prices, for each request's cost.
     pub pricing: Arc<crate::metering::Pricing>,
+    /// Requests and tokens per minute, and their buckets.
+    pub rate_limits: Arc<crate::metering::rate_limits::RateLimits>,
+    /// Spending budgets and their ledgers.
+    pub budgets: Arc<crate::metering::budget::Budgets>,
+    /// The completion length a budget reserves for a request that names none.
+    pub default_max_tokens: u64,
     /// The active and shadow policy versions, refreshed when they change.
     pub policies: crate::policy::active::PolicyCache,
     /// Counters of the policies' `rate_limit` rules.
@@ -225,10 +232,20 @@ impl Gateway {
         let pricing = Arc::new(
             crate::metering::Pricing::new(&loaded.config.pricing).map_err(anyhow::Error::msg)?,
         );
+        let budgets = Arc::new(crate::metering::budget::Budgets::new(
+            loaded.request_log_db_path(),
+            crate::metering::alerts::start(loaded.state_db_path())?,
+        ));
+        let rate_limits = Arc::new(crate::metering::rate_limits::RateLimits::default());
         let state_mirror = StateMirror::new(
             state_conn,
             &loaded.state_db_path(),
-            vec![keys.clone(), pricing.clone()],
+            vec![
+                keys.clone(),
+                pricing.clone(),
+                budgets.clone(),
+                rate_limits.clone(),
+            ],
         )?;
         let policies = crate::policy::active::PolicyCache::open(
             crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?,
@@ -284,6 +301,9 @@ impl Gateway {
             state_mirror,
             keys,
             pricing,
+            rate_limits,
+            budgets,
+            default_max_tokens: loaded.config.budgets.default_max_tokens,
             policies,
             rate_limiter: Default::default(),
             routes,
@@ -293,6 +313,7 @@ impl Gateway {
             admin: server.admin_api.then(|| crate::admin::AdminAccess {
                 state_db: loaded.state_db_path(),
                 audit_db: loaded.audit_db_path(),
+                request_log_db: loaded.request_log_db_path(),
                 key_hash_secret: instance_key.key_hash_secret,
                 seal_key: instance_key.seal_key,
                 public_key: instance_key.public_key_hex(),

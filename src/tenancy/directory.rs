@@ -95,6 +95,14 @@ impl<'a> Directory<'a> {
             .optional()?)
     }
 
+    /// The id given, if a tenant has it.
+    pub fn tenant_by_id(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM tenants WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The id of the tenant with this name, or an error naming it.
     pub fn tenant(&self, name: &str) -> Result<String, StoreError> {
         self.find_tenant(name)?

@@ -65,7 +65,8 @@ pub(super) fn key_hash(hmac_key: &hmac::Key, secret: &str) -> [u8; 32] {
     out
 }
 
-pub(super) fn random_hex(bytes: usize) -> Result<String, StoreError> {
+/// `bytes` random bytes as hex, for ids.
+pub fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     SystemRandom::new()
         .fill(&mut buf)
@@ -180,6 +181,18 @@ impl<'a> KeyStore<'a> {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The tenant a key belongs to, if the key exists.
+    pub fn tenant_of(&self, key_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT tenant_id FROM virtual_keys WHERE id = ?1",
+                [key_id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Revokes a key by id; revoking twice is an error so scripts notice typos.

@@ -16,7 +16,7 @@ pub use admin_tokens::{
 pub use auth::{AuthError, KeyCache, Principal};
 pub use change_watch::ChangeWatch;
 pub use directory::{Directory, TeamInfo, TenantInfo, UserInfo};
-pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event, atomically};
+pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event, atomically, random_hex};
 pub use mirror::{Mirrored, StateMirror};
 
 use crate::store::Migration;
@@ -162,5 +162,61 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     END;
     CREATE TRIGGER pricing_deleted AFTER DELETE ON pricing BEGIN
         UPDATE state_versions SET version = version + 1 WHERE name = 'pricing';
+    END;",
+    // Spending budgets (nano-dollars) of a tenant, team, user or key per window, and the
+    // soft-limit alerts raised, once per budget and window.
+    "CREATE TABLE budgets (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        scope TEXT NOT NULL CHECK (scope IN ('tenant', 'team', 'user', 'key')),
+        scope_id TEXT NOT NULL,
+        window TEXT NOT NULL CHECK (window IN ('daily', 'weekly', 'monthly')),
+        limit_nano_usd INTEGER NOT NULL CHECK (limit_nano_usd > 0),
+        soft_limit_pct INTEGER,
+        downgrade_at_pct INTEGER,
+        downgrade TEXT,
+        webhook_url TEXT,
+        updated_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        UNIQUE (tenant_id, scope, scope_id, window)
+    );
+    CREATE TABLE budget_alerts (
+        budget_id TEXT NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        PRIMARY KEY (budget_id, window_start_ms, kind)
+    ) WITHOUT ROWID;
+    INSERT INTO state_versions (name, version) VALUES ('budgets', 0);
+    CREATE TRIGGER budgets_inserted AFTER INSERT ON budgets BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'budgets';
+    END;
+    CREATE TRIGGER budgets_updated AFTER UPDATE ON budgets BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'budgets';
+    END;
+    CREATE TRIGGER budgets_deleted AFTER DELETE ON budgets BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'budgets';
+    END;",
+    // Requests and tokens per minute of a tenant, team, user or key.
+    "CREATE TABLE rate_limits (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        scope TEXT NOT NULL CHECK (scope IN ('tenant', 'team', 'user', 'key')),
+        scope_id TEXT NOT NULL,
+        requests_per_minute INTEGER CHECK (requests_per_minute > 0),
+        tokens_per_minute INTEGER CHECK (tokens_per_minute > 0),
+        updated_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        UNIQUE (tenant_id, scope, scope_id)
+    );
+    INSERT INTO state_versions (name, version) VALUES ('rate_limits', 0);
+    CREATE TRIGGER rate_limits_inserted AFTER INSERT ON rate_limits BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'rate_limits';
+    END;
+    CREATE TRIGGER rate_limits_updated AFTER UPDATE ON rate_limits BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'rate_limits';
+    END;
+    CREATE TRIGGER rate_limits_deleted AFTER DELETE ON rate_limits BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'rate_limits';
     END;",
 ];

@@ -34,16 +34,39 @@ pub enum Permission {
     PolicyWrite,
     /// Erase tokenised personal data from the vault (a tenant-admin: its own tenant's).
     PiiErase,
+    /// List tenants, teams, users and keys (a tenant-admin: its own tenant's).
+    TenancyRead,
+    /// Create teams, users and keys, move users, revoke keys (a tenant-admin: in its own
+    /// tenant); create tenants (a super-admin only).
+    TenancyWrite,
+    /// See budgets with their spending, and rate limits (a tenant-admin: its own
+    /// tenant's).
+    QuotasRead,
+    /// Set and delete budgets and rate limits (a tenant-admin: its own tenant's).
+    QuotasWrite,
+    /// See model prices.
+    PricingRead,
+    /// Set and remove model prices (they apply to every tenant).
+    PricingWrite,
+    /// Read chargeback reports (a tenant-admin: its own tenant's).
+    ReportsRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 13] = [
         Permission::RoutesRead,
         Permission::RoutesOperate,
         Permission::AuditRead,
         Permission::PolicyRead,
         Permission::PolicyWrite,
         Permission::PiiErase,
+        Permission::TenancyRead,
+        Permission::TenancyWrite,
+        Permission::QuotasRead,
+        Permission::QuotasWrite,
+        Permission::PricingRead,
+        Permission::PricingWrite,
+        Permission::ReportsRead,
     ];
 }
 
@@ -78,6 +101,13 @@ impl Role {
             // The policy governs every tenant: only a super-admin changes it.
             PolicyWrite => matches!(self, SuperAdmin),
             PiiErase => matches!(self, SuperAdmin | TenantAdmin),
+            TenancyRead | QuotasRead | ReportsRead => {
+                matches!(self, SuperAdmin | TenantAdmin | Operator | Viewer)
+            }
+            TenancyWrite | QuotasWrite => matches!(self, SuperAdmin | TenantAdmin),
+            PricingRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Viewer),
+            // Prices apply to every tenant's costs.
+            PricingWrite => matches!(self, SuperAdmin | Operator),
         }
     }
 }
@@ -105,6 +135,9 @@ impl FromStr for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The auditor reads audit and evidence, nothing else.
+    const ALL_BUT_AUDITOR: [&str; 4] = ["super-admin", "tenant-admin", "operator", "viewer"];
 
     /// Every cell of the matrix, spelled out.
     #[test]
@@ -138,6 +171,22 @@ mod tests {
                 Permission::PiiErase,
                 ["super-admin", "tenant-admin"].as_slice(),
             ),
+            (Permission::TenancyRead, ALL_BUT_AUDITOR.as_slice()),
+            (
+                Permission::TenancyWrite,
+                ["super-admin", "tenant-admin"].as_slice(),
+            ),
+            (Permission::QuotasRead, ALL_BUT_AUDITOR.as_slice()),
+            (
+                Permission::QuotasWrite,
+                ["super-admin", "tenant-admin"].as_slice(),
+            ),
+            (Permission::PricingRead, ALL_BUT_AUDITOR.as_slice()),
+            (
+                Permission::PricingWrite,
+                ["super-admin", "operator"].as_slice(),
+            ),
+            (Permission::ReportsRead, ALL_BUT_AUDITOR.as_slice()),
         ];
         let listed: Vec<Permission> = expected.iter().map(|(p, _)| *p).collect();
         assert_eq!(listed, Permission::ALL, "every permission has its row");

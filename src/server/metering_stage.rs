@@ -1,0 +1,121 @@
+//! The metering stage: takes the request from the caller's rate limits (tokens by an
+//! estimate), sends it to a cheaper model when a budget is past its downgrade share, and
+//! reserves its worst-case cost, refusing it when a limit could be passed. The context
+//! settles both with the actual usage when the request ends, however it ends.
+
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::policy_stage::Rerouted;
+use crate::api::openai::ForwardedRequest;
+use crate::metering::budget::{Budgets, Subject};
+use crate::routing::Route;
+use crate::tenancy::Principal;
+
+/// Runs the stage for `request`, bound for `route` (which a downgrade replaces).
+pub fn admit<'r, T: ForwardedRequest>(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    request: &mut T,
+    route: &mut &'r std::sync::Arc<Route>,
+    routes: &'r crate::routing::RouteTable,
+) -> Result<(), ApiError> {
+    let state = ctx.state().clone();
+    let now = crate::store::now_unix_ms();
+    let (taken, budgets) = {
+        let subject = Subject {
+            tenant_id: &principal.tenant_id,
+            team_id: principal.team_id.as_deref(),
+            user: ctx.user_id(),
+            key_id: &principal.key_id,
+        };
+        let taken = state
+            .rate_limits
+            .take(subject, || request_tokens_estimate(request), now)
+            .map_err(ApiError::rate_limited)?;
+        (taken, state.budgets.applicable(subject))
+    };
+    if let Some(taken) = taken {
+        ctx.hold_rate_limits(taken);
+    }
+    if budgets.is_empty() {
+        return Ok(());
+    }
+    if let Some(cheaper) = Budgets::downgrade(&budgets, request.model(), now) {
+        match routes.get(&cheaper) {
+            Some(cheaper_route) => {
+                if ctx.rerouted.is_none() {
+                    ctx.record.requested_model = Some(request.model().into());
+                    ctx.rerouted = Some(Rerouted {
+                        from: request.model().to_string(),
+                        downgrade: true,
+                    });
+                }
+                request.set_model(cheaper);
+                *route = cheaper_route;
+            }
+            None => tracing::warn!(
+                model = %cheaper,
+                "a budget downgrades to a model this gateway does not serve; not downgrading"
+            ),
+        }
+    }
+    let worst = worst_case_nanos(&state, request, route);
+    let hold = state
+        .budgets
+        .reserve(budgets, worst, now)
+        .map_err(ApiError::budget_exceeded)?;
+    ctx.hold_budget(hold);
+    Ok(())
+}
+
+/// A request's tokens as rate limits estimate them before it goes: its prompt at four
+/// bytes a token, and the completion limit it names (corrected by actual usage after).
+fn request_tokens_estimate<T: ForwardedRequest>(request: &T) -> u64 {
+    let prompt = (request.prompt_text().len() as u64).div_ceil(4);
+    prompt + request.completion_budget()
+}
+
+/// A prompt's tokens, estimated high: three bytes a token (English runs near four) and
+/// the chat template's own tokens.
+fn prompt_tokens_at_most(prompt_bytes: usize) -> u64 {
+    (prompt_bytes as u64).div_ceil(3) + TEMPLATE_TOKENS
+}
+
+/// Tokens a chat template adds around the messages' text.
+const TEMPLATE_TOKENS: u64 = 16;
+
+/// What the request could cost at most: its prompt (estimated high) and its completion
+/// limit (or the configured default when it names none), at the dearest price among the
+/// route's targets.
+fn worst_case_nanos<T: ForwardedRequest>(
+    state: &super::AppState,
+    request: &T,
+    route: &Route,
+) -> i64 {
+    let book = state.pricing.book();
+    let (mut input, mut output) = (0u64, 0u64);
+    for target in &route.targets {
+        if let Some(price) = book.lookup(&target.upstream.name, &target.upstream_model) {
+            input = input.max(price.input);
+            output = output.max(price.output);
+        }
+    }
+    if input == 0 && output == 0 {
+        return 0;
+    }
+    let prompt = prompt_tokens_at_most(request.prompt_text().len());
+    let completion = match request.completion_budget() {
+        0 => state.default_max_tokens,
+        n => n,
+    };
+    crate::metering::Price {
+        input,
+        output,
+        cached_input: input,
+    }
+    .cost_nanos(&crate::api::openai::Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cached_tokens: 0,
+    })
+}
