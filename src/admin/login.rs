@@ -3,7 +3,6 @@
 
 use super::auth::{Authorized, GatewayState, on_state_db};
 use super::error::AdminError;
-use super::policy::store_error;
 use crate::tenancy::{AdminTokenStore, AdminUserStore};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -63,6 +62,6 @@ pub(super) async fn logout(auth: Authorized) -> Result<Json<Value>, AdminError> 
         AdminTokenStore::new(conn, secret).logout(&admin)
     })
     .await?
-    .map_err(store_error)?;
+    .map_err(AdminError::store)?;
     Ok(Json(json!({"revoked": auth.admin.token_id})))
 }

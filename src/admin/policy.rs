@@ -21,14 +21,7 @@ pub(super) async fn with_state<T: Send + 'static>(
 ) -> Result<T, AdminError> {
     super::auth::on_state_db(&auth.state, |conn, _| work(conn))
         .await?
-        .map_err(store_error)
-}
-
-pub(super) fn store_error(e: StoreError) -> AdminError {
-    match e {
-        StoreError::Invalid(message) => AdminError::invalid(message),
-        other => AdminError::internal(other),
-    }
+        .map_err(AdminError::store)
 }
 
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AdminError> {
@@ -319,7 +312,7 @@ pub async fn dry_run_source(
     })
     .await
     .map_err(AdminError::internal)?
-    .map_err(store_error)?;
+    .map_err(AdminError::store)?;
     auth.record(
         "policy.dry_run",
         "audit-log".into(),
