@@ -5,7 +5,7 @@
 //! event; no password or hash ever leaves this module.
 
 use super::admin_tokens::{AdminTokenStore, tenant_for};
-use super::keys::{admin_event, atomically};
+use super::keys::{admin_event, atomically, random_hex};
 use super::rbac::Role;
 use crate::store::{StoreError, now_unix};
 use argon2::Argon2;
@@ -147,6 +147,8 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
 /// comparison). A stored hash that does not parse still costs one verification.
 fn verify_password(password: &str, stored: &str) -> bool {
     let verify = |hash: &PasswordHash<'_>| {
+        #[cfg(test)]
+        tests::VERIFICATIONS.with(|n| n.set(n.get() + 1));
         Argon2::default()
             .verify_password(password.as_bytes(), hash)
             .is_ok()
@@ -215,7 +217,7 @@ impl<'a> AdminUserStore<'a> {
                     "an admin user `{name}` exists already"
                 )));
             }
-            let id = format!("adu_{}", super::keys::random_hex(8)?);
+            let id = format!("adu_{}", random_hex(8)?);
             let now = now_unix();
             self.conn.execute(
                 "INSERT INTO admin_users
@@ -452,6 +454,11 @@ mod tests {
 
     const PASSWORD: &str = "correct horse battery";
 
+    thread_local! {
+        /// Argon2 verifications run on this thread.
+        pub(super) static VERIFICATIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
     fn store_at(tag: &str) -> (Connection, [u8; 32]) {
         let dir = crate::store::scratch_dir(tag);
         let conn = crate::store::open(&dir.join("airlock.db"), STATE_MIGRATIONS).unwrap();
@@ -597,10 +604,11 @@ mod tests {
         users
             .create("carol", Role::Auditor, None, PASSWORD, "test")
             .unwrap();
-        // Each attempt runs one argon2 verification, known name or not: time both.
+        // Each attempt runs one argon2 verification, known name or not: count and time.
         let time = |name: &str| {
-            let start = std::time::Instant::now();
+            let (before, start) = (VERIFICATIONS.get(), std::time::Instant::now());
             let refused = users.login(name, "wrong password!").unwrap().unwrap_err();
+            assert_eq!(VERIFICATIONS.get() - before, 1, "{name}");
             (refused, start.elapsed())
         };
         let (unknown, unknown_took) = time("mallory");
