@@ -1,13 +1,16 @@
-//! The admin API on the wire: admin tokens (never virtual keys), the role matrix,
-//! route state, holding a breaker open to drain a target and closing it, every change
-//! recorded as an admin event.
+//! The admin API on the wire: admin tokens (never virtual keys), local admin users'
+//! login and logout, the role matrix, route state, holding a breaker open to drain a
+//! target and closing it, every change recorded as an admin event.
 
 mod common;
 
 use airlock::store::instance_key::InstanceKey;
 use airlock::tenancy::rbac::Role;
 use airlock::tenancy::{AdminTokenStore, STATE_MIGRATIONS};
-use common::{Extra, Gateway, admin, admin_token, post, scoped_token, send, start_mock};
+use common::{
+    Extra, Gateway, admin, admin_token, post, run_airlock, run_airlock_with_stdin, scoped_token,
+    send, start_mock,
+};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,4 +278,151 @@ async fn session_timelines_are_scoped_to_the_callers_tenant() {
     let denied = admin(&gw, "GET", "/admin/sessions/s1", Some(&viewer), Value::Null).await;
     assert_eq!(denied.status, 403);
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_users_log_in_for_sessions_of_their_role_and_log_out() {
+    const PASSWORD: &str = "a long operator passphrase";
+    let gw = Gateway::start().await;
+    let config = gw.dir.join("airlock.yaml");
+    let cfg = config.to_str().unwrap();
+    for (name, role) in [("olga", "operator"), ("vic", "viewer")] {
+        let (ok, _, err) = run_airlock_with_stdin(
+            &[
+                "admin",
+                "user",
+                "create",
+                "--config",
+                cfg,
+                "--name",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(ok, "{err}");
+    }
+    let login = |user: &str, password: &str| {
+        admin(
+            &gw,
+            "POST",
+            "/admin/login",
+            None,
+            json!({"user": user, "password": password}),
+        )
+    };
+
+    let session = login("olga", PASSWORD).await;
+    assert_eq!(session.status, 200, "{}", session.text());
+    let session = session.json();
+    let token = session["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("adm-"), "{session}");
+    assert_eq!(
+        (&session["role"], &session["tenant"]),
+        (&json!("operator"), &Value::Null)
+    );
+    let lasts = session["expires_at"].as_i64().unwrap() - airlock::store::now_unix();
+    assert!((8 * 3600 - 60..=8 * 3600).contains(&lasts), "{lasts}");
+    // The session acts with the user's role: routes yes, the audit trail no.
+    let routes = admin(&gw, "GET", "/admin/routes", Some(&token), Value::Null).await;
+    assert_eq!(routes.status, 200, "{}", routes.text());
+    admin(&gw, "GET", "/admin/audit/search", Some(&token), Value::Null)
+        .await
+        .assert_admin_error(403, "permission_denied");
+
+    // A wrong password and an unknown user get the very same answer.
+    let wrong = login("olga", "not the password at all").await;
+    let unknown = login("nobody", PASSWORD).await;
+    wrong.assert_admin_error(401, "invalid_credentials");
+    assert_eq!((unknown.status, unknown.json()), (401, wrong.json()));
+    login("olga", "")
+        .await
+        .assert_admin_error(401, "invalid_credentials");
+    admin(&gw, "POST", "/admin/login", None, json!({"user": "olga"}))
+        .await
+        .assert_admin_error(400, "invalid_request");
+
+    // Logging out ends the session.
+    let out = admin(&gw, "POST", "/admin/logout", Some(&token), Value::Null).await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    admin(&gw, "GET", "/admin/routes", Some(&token), Value::Null)
+        .await
+        .assert_admin_error(401, "revoked_admin_token");
+
+    // Disabling a user ends its live sessions and its logins.
+    let viewer = login("vic", PASSWORD).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let viewing = admin(&gw, "GET", "/admin/routes", Some(&viewer), Value::Null).await;
+    assert_eq!(viewing.status, 200);
+    let (ok, _, err) = run_airlock(&["admin", "user", "disable", "--config", cfg, "vic"]);
+    assert!(ok, "{err}");
+    admin(&gw, "GET", "/admin/routes", Some(&viewer), Value::Null)
+        .await
+        .assert_admin_error(401, "revoked_admin_token");
+    login("vic", PASSWORD)
+        .await
+        .assert_admin_error(401, "invalid_credentials");
+
+    // Every step is in the audit trail, naming the user, never a password or a token.
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let conn = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    let actions: Vec<(String, String, String)> = conn
+        .prepare(
+            "SELECT json_extract(body, '$.actor'), json_extract(body, '$.action'),
+                    COALESCE(json_extract(body, '$.detail'), '')
+             FROM records WHERE kind = 'admin.action' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|(_, action, _): &(String, String, String)| {
+            action.starts_with("admin.") || action.starts_with("admin_user.")
+        })
+        .collect();
+    let summary: Vec<(&str, &str, &str)> = actions
+        .iter()
+        .map(|(actor, action, detail)| {
+            let actor = actor.split(" (").next().unwrap();
+            let actor = if actor.starts_with("cli:") {
+                "cli"
+            } else {
+                actor
+            };
+            (actor, action.as_str(), detail.as_str())
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("cli", "admin_user.create", "operator"),
+            ("cli", "admin_user.create", "viewer"),
+            ("admin-user:olga", "admin.login", "operator"),
+            ("admin-user:olga", "admin.forbidden", ""),
+            ("admin-user:olga", "admin.login_refused", "wrong password"),
+            ("admin-user:nobody", "admin.login_refused", "unknown user"),
+            ("admin-user:olga", "admin.login_refused", "wrong password"),
+            ("admin-user:olga", "admin.logout", ""),
+            ("admin-user:olga", "admin.login_refused", "revoked token"),
+            ("admin-user:vic", "admin.login", "viewer"),
+            ("cli", "admin_user.disable", "1 session(s) ended"),
+            ("admin-user:vic", "admin.login_refused", "revoked token"),
+            ("admin-user:vic", "admin.login_refused", "disabled user"),
+        ]
+    );
+    for file in std::fs::read_dir(&loaded.data_dir).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap_or_default();
+        for secret in [PASSWORD, &token, &viewer] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret is stored"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
 }

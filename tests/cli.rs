@@ -37,6 +37,10 @@ fn every_subcommand_has_help() {
         vec!["admin", "token", "create", "--help"],
         vec!["admin", "token", "list", "--help"],
         vec!["admin", "token", "revoke", "--help"],
+        vec!["admin", "user", "create", "--help"],
+        vec!["admin", "user", "passwd", "--help"],
+        vec!["admin", "user", "disable", "--help"],
+        vec!["admin", "user", "list", "--help"],
         vec!["requests", "--help"],
         vec!["experiments", "--help"],
         vec!["evidence", "export", "--help"],
@@ -166,6 +170,127 @@ fn admin_tokens_lifecycle() {
         !airlock(&["admin", "token", "revoke", "--config", cfg, id])
             .status
             .success()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn admin_users_lifecycle() {
+    const PASSWORD: &str = "a long enough passphrase";
+    let dir = common::scratch_dir("cli-admin-users");
+    let d = dir.join("inst");
+    let d = d.to_str().unwrap();
+    assert!(airlock(&["init", "--dir", d]).status.success());
+    let config = Path::new(d).join("airlock.yaml");
+    let cfg = config.to_str().unwrap();
+    let create = |name: &str, password: &str, extra: &[&str]| {
+        let mut args = vec![
+            "admin",
+            "user",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            name,
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        common::run_airlock_with_stdin(&args, password)
+    };
+    let (ok, out, err) = create(
+        "ana",
+        &format!("{PASSWORD}\n"),
+        &["--role", "auditor", "--json"],
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(created["id"].as_str().unwrap().starts_with("adu_"));
+    assert_eq!(created["role"], "auditor");
+    for (name, password, extra, complaint) in [
+        ("bo", "short\n", &["--role", "viewer"][..], "at least 12"),
+        ("bo", "", &["--role", "viewer"][..], "must not be empty"),
+        ("ana", PASSWORD, &["--role", "viewer"][..], "exists already"),
+        ("bo", PASSWORD, &["--role", "tenant-admin"][..], "--tenant"),
+        ("b o", PASSWORD, &["--role", "viewer"][..], "user name"),
+    ] {
+        let (ok, _, err) = create(name, password, extra);
+        assert!(!ok && err.contains(complaint), "{name}: {err}");
+    }
+    // Without --password-stdin, the password is prompted for on a terminal only.
+    let prompt = airlock(&[
+        "admin", "user", "create", "--config", cfg, "--name", "cy", "--role", "viewer",
+    ]);
+    assert!(!prompt.status.success());
+    assert!(
+        stderr(&prompt).contains("--password-stdin"),
+        "{}",
+        stderr(&prompt)
+    );
+
+    let passwd = |name: &str, password: &str| {
+        common::run_airlock_with_stdin(
+            &[
+                "admin",
+                "user",
+                "passwd",
+                "--config",
+                cfg,
+                name,
+                "--password-stdin",
+            ],
+            password,
+        )
+    };
+    let (ok, _, err) = passwd("ana", "another long passphrase\n");
+    assert!(ok, "{err}");
+    assert!(!passwd("ana", "tiny").0);
+    assert!(!passwd("nobody", PASSWORD).0);
+    let disable = || airlock(&["admin", "user", "disable", "--config", cfg, "ana"]);
+    assert!(disable().status.success());
+    let again = disable();
+    assert!(!again.status.success() && stderr(&again).contains("no enabled admin user"));
+
+    let listed = stdout(&airlock(&["admin", "user", "list", "--config", cfg]));
+    assert!(
+        listed.contains("ana") && listed.contains("auditor"),
+        "{listed}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&airlock(&[
+        "admin", "user", "list", "--config", cfg, "--json",
+    ])))
+    .unwrap();
+    assert!(json[0]["disabled_at"].is_i64(), "{json}");
+    assert!(!json.to_string().contains("argon2"), "never a hash: {json}");
+    // Neither password is stored anywhere in the instance directory.
+    for entry in std::fs::read_dir(d).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for password in [PASSWORD, "another long passphrase"] {
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes())
+            );
+        }
+    }
+    // Each change is in the audit trail (the command line copies it in at once).
+    let audit = rusqlite::Connection::open(Path::new(d).join("audit.db")).unwrap();
+    let actions: Vec<String> = audit
+        .prepare(
+            "SELECT json_extract(body, '$.action') FROM records
+             WHERE json_extract(body, '$.action') LIKE 'admin_user.%' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "admin_user.create",
+            "admin_user.password",
+            "admin_user.disable"
+        ]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -125,6 +125,23 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     let token: Value = serde_json::from_slice(&token_out.stdout).unwrap();
     let admin_secret = token["token"].as_str().unwrap_or_default().to_string();
     assert!(admin_secret.starts_with("adm-"), "{token}");
+    const ADMIN_PASSWORD: &str = "an auditor's passphrase";
+    let (made, _, err) = common::run_airlock_with_stdin(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--name",
+            "ida",
+            "--role",
+            "auditor",
+            "--config",
+            cfg,
+            "--password-stdin",
+        ],
+        ADMIN_PASSWORD,
+    );
+    assert!(made, "{err}");
 
     let package = loaded.data_dir.join("evidence-soc2.tar");
     let exported = export(
@@ -134,7 +151,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
         &package,
     );
     assert!(
-        stdout(&exported).contains("7 records in the window"),
+        stdout(&exported).contains("8 records in the window"),
         "{}",
         stdout(&exported)
     );
@@ -149,7 +166,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     for expected in [
         "ok   manifest signature verifies with the key given with --public-key",
         "match their SHA-256",
-        "audit/records.jsonl: 7 records",
+        "audit/records.jsonl: 8 records",
         "Merkle roots recomputed from the records match",
         "OK:",
     ] {
@@ -168,16 +185,17 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     );
     assert_eq!(
         json_of(&files, path::PII_STATISTICS)["records_in_window"],
-        7
+        8
     );
     // Admin actions are audit records: the harness's tenant and key, the first
-    // export, the token.
+    // export, the token, the admin user.
     let admin_actions = json_of(&files, path::ADMIN_ACTIONS).to_string();
     for action in [
         "tenant.create",
         "key.create",
         "evidence.export",
         "admin_token.create",
+        "admin_user.create",
     ] {
         assert!(
             admin_actions.contains(action),
@@ -189,6 +207,9 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     assert!(keys["rows"][0].get("prefix").is_none() && keys["rows"][0].get("hash").is_none());
     let tokens = json_of(&files, path::ADMIN_TOKENS);
     assert_eq!(tokens["rows"][0]["role"], "auditor");
+    let users = json_of(&files, path::ADMIN_USERS);
+    assert_eq!(users["rows"][0]["name"], "ida");
+    assert!(users["rows"][0].get("password_hash").is_none(), "{users}");
     let events = json_of(&files, path::ADMIN_EVENTS);
     let actions: Vec<&str> = events["rows"]
         .as_array()
@@ -229,6 +250,9 @@ async fn packages_export_verify_offline_and_reject_tampering() {
         URL_PASSWORD.to_string(),
         virtual_key.clone(),
         admin_secret.clone(),
+        ADMIN_PASSWORD.to_string(),
+        // Any password hash (PHC strings start so).
+        "$argon2".to_string(),
         "upstream.key".to_string(),
     ];
     secrets.extend(hashes);

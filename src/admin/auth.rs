@@ -3,12 +3,49 @@
 
 use super::error::AdminError;
 use crate::server::AppState;
+use crate::store::StoreError;
 use crate::tenancy::rbac::Permission;
 use crate::tenancy::{Admin, AdminAuthError, AdminTokenStore, STATE_MIGRATIONS};
 use axum::extract::FromRequestParts;
 use http::header;
 use http::request::Parts;
+use rusqlite::Connection;
 use std::sync::Arc;
+
+/// Runs `work` on the state database (given the key-hash secret) off the async workers,
+/// opening it for this request.
+pub(super) async fn on_state_db<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&Connection, &[u8; 32]) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, AdminError> {
+    let access = state
+        .admin
+        .as_ref()
+        .ok_or_else(|| AdminError::internal("admin API off"))?;
+    let (path, secret) = (access.state_db.clone(), access.key_hash_secret);
+    tokio::task::spawn_blocking(move || {
+        let conn = crate::store::open(&path, STATE_MIGRATIONS)?;
+        work(&conn, &secret)
+    })
+    .await
+    .map_err(AdminError::internal)
+}
+
+/// The gateway state an admin request carries, for routes open without a token (login).
+pub struct GatewayState(pub Arc<AppState>);
+
+impl<S: Send + Sync> FromRequestParts<S> for GatewayState {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Arc<AppState>>()
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| AdminError::internal("no gateway state on an admin request"))
+    }
+}
 
 /// An authenticated admin.
 pub struct Authorized {
@@ -41,23 +78,11 @@ impl Authorized {
         target: String,
         detail: Option<String>,
     ) -> Result<(), AdminError> {
-        let access = self
-            .state
-            .admin
-            .as_ref()
-            .ok_or_else(|| AdminError::internal("admin API off"))?;
-        let (path, secret, admin, action) = (
-            access.state_db.clone(),
-            access.key_hash_secret,
-            self.admin.clone(),
-            action.to_string(),
-        );
-        tokio::task::spawn_blocking(move || {
-            let conn = crate::store::open(&path, STATE_MIGRATIONS)?;
-            AdminTokenStore::new(&conn, &secret).record(&admin, &action, &target, detail.as_deref())
+        let (admin, action) = (self.admin.clone(), action.to_string());
+        on_state_db(&self.state, move |conn, secret| {
+            AdminTokenStore::new(conn, secret).record(&admin, &action, &target, detail.as_deref())
         })
-        .await
-        .map_err(AdminError::internal)?
+        .await?
         .map_err(AdminError::internal)
     }
 }
@@ -75,29 +100,18 @@ fn bearer(parts: &Parts) -> Option<String> {
 impl<S: Send + Sync> FromRequestParts<S> for Authorized {
     type Rejection = AdminError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let state = parts
-            .extensions
-            .get::<Arc<AppState>>()
-            .cloned()
-            .ok_or_else(|| AdminError::internal("no gateway state on an admin request"))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let GatewayState(state) = GatewayState::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| {
             AdminError::unauthenticated(
                 "missing_admin_token",
                 "an admin token is required (Authorization: Bearer adm-…)",
             )
         })?;
-        let access = state
-            .admin
-            .as_ref()
-            .ok_or_else(|| AdminError::internal("admin API off"))?;
-        let (path, secret) = (access.state_db.clone(), access.key_hash_secret);
-        let checked = tokio::task::spawn_blocking(move || {
-            let conn = crate::store::open(&path, STATE_MIGRATIONS)?;
-            AdminTokenStore::new(&conn, &secret).authenticate(&token)
+        let checked = on_state_db(&state, move |conn, secret| {
+            AdminTokenStore::new(conn, secret).authenticate(&token)
         })
-        .await
-        .map_err(AdminError::internal)?
+        .await?
         .map_err(AdminError::internal)?;
         let admin = checked.map_err(|e| match e {
             AdminAuthError::Unknown => {
@@ -109,6 +123,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
             AdminAuthError::Expired => {
                 AdminError::unauthenticated("expired_admin_token", "the admin token has expired")
             }
+            AdminAuthError::Disabled => AdminError::unauthenticated(
+                "disabled_admin_user",
+                "the admin user this session belongs to is disabled",
+            ),
         })?;
         Ok(Self { admin, state })
     }

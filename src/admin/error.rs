@@ -36,6 +36,15 @@ impl AdminError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// A store error: a refused change (`Invalid`, its message for the caller) is 400,
+    /// anything else internal.
+    pub fn store(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Invalid(message) => Self::invalid(message),
+            other => Self::internal(other),
+        }
+    }
+
     /// The state database failed; details go to the log, not to the caller.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!("admin API: {detail}");

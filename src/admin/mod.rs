@@ -1,11 +1,12 @@
 //! The admin API under `/admin/`: authenticated with admin tokens (never virtual keys),
-//! each route checking its permission against the role matrix (`tenancy::rbac`), every
-//! change recorded as an admin event. The routes are axum's; the gateway hands every
-//! `/admin/` request to [`handle`].
+//! made by the CLI or by a local admin user's login, each route checking its permission
+//! against the role matrix (`tenancy::rbac`), every change recorded as an admin event.
+//! The routes are axum's; the gateway hands every `/admin/` request to [`handle`].
 
 mod audit;
 mod auth;
 mod error;
+mod login;
 mod metering;
 mod pii;
 mod policy;

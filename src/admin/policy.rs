@@ -19,26 +19,9 @@ pub(super) async fn with_state<T: Send + 'static>(
     auth: &Authorized,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AdminError> {
-    let access = auth
-        .state
-        .admin
-        .as_ref()
-        .ok_or_else(|| AdminError::internal("admin API off"))?;
-    let path = access.state_db.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = crate::store::open(&path, STATE_MIGRATIONS)?;
-        work(&conn)
-    })
-    .await
-    .map_err(AdminError::internal)?
-    .map_err(store_error)
-}
-
-fn store_error(e: StoreError) -> AdminError {
-    match e {
-        StoreError::Invalid(message) => AdminError::invalid(message),
-        other => AdminError::internal(other),
-    }
+    super::auth::on_state_db(&auth.state, |conn, _| work(conn))
+        .await?
+        .map_err(AdminError::store)
 }
 
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AdminError> {
@@ -329,7 +312,7 @@ pub async fn dry_run_source(
     })
     .await
     .map_err(AdminError::internal)?
-    .map_err(store_error)?;
+    .map_err(AdminError::store)?;
     auth.record(
         "policy.dry_run",
         "audit-log".into(),

@@ -18,6 +18,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router() -> Router {
     Router::new()
+        .route("/admin/login", post(super::login::login))
+        .route("/admin/logout", post(super::login::logout))
         .route("/admin/routes", get(list_routes))
         .route("/admin/routes/{model}", get(get_route))
         .route(

@@ -7,6 +7,7 @@ mod evidence;
 mod experiments;
 mod init;
 mod keys;
+mod password;
 mod pii;
 mod policy;
 mod progress;
@@ -49,7 +50,7 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Tenants, their teams and users.
     Tenants(tenants::TenantsArgs),
-    /// Administer the instance: admin API tokens.
+    /// Administer the instance: admin API tokens and local admin users.
     Admin(admin::AdminArgs),
     /// Verify the tamper-evident audit trail; print its public key.
     Audit(audit::AuditArgs),

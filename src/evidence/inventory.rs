@@ -1,6 +1,7 @@
-//! Access inventories for review: tenants, virtual keys and admin tokens as they stand
-//! (ids, names, roles, dates: never a secret, a hash of one or its prefix), and the
-//! change history of the window from the `admin_events` table.
+//! Access inventories for review: tenants, virtual keys, admin tokens and admin users as
+//! they stand (ids, names, roles, dates: never a secret, a password hash, a hash of a
+//! secret or its prefix), and the change history of the window from the `admin_events`
+//! table.
 
 use super::EvidenceError;
 use rusqlite::{Connection, params};
@@ -31,9 +32,24 @@ pub struct AdminToken {
     pub name: String,
     pub role: String,
     pub tenant_id: Option<String>,
+    /// The admin user whose login session this token is (none: made by the CLI).
+    pub admin_user_id: Option<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminUser {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub tenant_id: Option<String>,
+    pub created_at: i64,
+    pub password_changed_at: i64,
+    pub last_login_at: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,7 +126,7 @@ pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceE
 pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceError> {
     let rows = rows(
         state,
-        "SELECT id, name, role, tenant_id, created_at, expires_at, revoked_at
+        "SELECT id, name, role, tenant_id, admin_user_id, created_at, expires_at, revoked_at
          FROM admin_tokens ORDER BY created_at, id",
         [],
         |r| {
@@ -119,9 +135,34 @@ pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceE
                 name: r.get(1)?,
                 role: r.get(2)?,
                 tenant_id: r.get(3)?,
+                admin_user_id: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                revoked_at: r.get(7)?,
+            })
+        },
+    )?;
+    Ok(Listing { note: TIMES, rows })
+}
+
+pub fn admin_users(state: &Connection) -> Result<Listing<AdminUser>, EvidenceError> {
+    let rows = rows(
+        state,
+        "SELECT id, name, role, tenant_id, created_at, password_changed_at, last_login_at,
+                locked_until, disabled_at
+         FROM admin_users ORDER BY created_at, id",
+        [],
+        |r| {
+            Ok(AdminUser {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: r.get(2)?,
+                tenant_id: r.get(3)?,
                 created_at: r.get(4)?,
-                expires_at: r.get(5)?,
-                revoked_at: r.get(6)?,
+                password_changed_at: r.get(5)?,
+                last_login_at: r.get(6)?,
+                locked_until: r.get(7)?,
+                disabled_at: r.get(8)?,
             })
         },
     )?;
@@ -151,8 +192,9 @@ pub fn admin_events(
         },
     )?;
     Ok(Listing {
-        note: "Changes to tenants, virtual keys and admin tokens in the window, from the \
-               state database's admin_events table. Times are seconds since the Unix epoch.",
+        note: "Changes to tenants, virtual keys, admin tokens and admin users, and admin \
+               logins, in the window, from the state database's admin_events table. Times \
+               are seconds since the Unix epoch.",
         rows,
     })
 }

@@ -3,6 +3,7 @@
 //! tenant-admins), shown once, stored as a keyed hash; listed and revoked. Every change
 //! is an admin event.
 
+use super::directory::Directory;
 use super::keys::{Credential, admin_event, atomically, key_hash, random_hex, revoke};
 use super::rbac::Role;
 use crate::store::{StoreError, now_unix};
@@ -20,6 +21,8 @@ pub struct AdminTokenInfo {
     pub role: String,
     /// The tenant a tenant-admin acts for.
     pub tenant: Option<String>,
+    /// The admin user whose login session this is (`None`: a token made by the CLI).
+    pub user: Option<String>,
     pub prefix: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -33,18 +36,44 @@ pub struct Admin {
     pub name: String,
     pub role: Role,
     pub tenant_id: Option<String>,
+    /// The admin user who logged in, when the token is a login session.
+    pub user_id: Option<String>,
 }
 
 impl Admin {
     /// How admin events name this admin.
     pub fn actor(&self) -> String {
-        token_actor(&self.token_id, &self.name)
+        token_actor(&self.token_id, &self.name, self.user_id.is_some())
     }
 }
 
-/// How audit records name the admin behind a token.
-fn token_actor(id: &str, name: &str) -> String {
-    format!("admin-token:{id} ({name})")
+/// How audit records name the admin behind a token: a login session by its user (the
+/// token's name is the user's), any other token by its id and name.
+fn token_actor(id: &str, name: &str, session: bool) -> String {
+    if session {
+        format!("{} (session {id})", super::admin_users::user_actor(name))
+    } else {
+        format!("admin-token:{id} ({name})")
+    }
+}
+
+/// The tenant id an admin of `role` is bound to: a tenant-admin needs an existing
+/// tenant, every other role acts across tenants.
+pub(super) fn tenant_for(
+    conn: &Connection,
+    role: Role,
+    tenant: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    match (role, tenant) {
+        (Role::TenantAdmin, Some(tenant)) => Ok(Some(Directory::new(conn).tenant(tenant)?)),
+        (Role::TenantAdmin, None) => {
+            Err(StoreError::Invalid("a tenant-admin needs --tenant".into()))
+        }
+        (_, Some(_)) => Err(StoreError::Invalid(format!(
+            "only tenant-admins are bound to a tenant; a {role} acts across tenants"
+        ))),
+        (_, None) => Ok(None),
+    }
 }
 
 /// Why an admin token was refused.
@@ -53,6 +82,8 @@ pub enum AdminAuthError {
     Unknown,
     Revoked,
     Expired,
+    /// A login session of an admin user disabled since.
+    Disabled,
 }
 
 impl AdminAuthError {
@@ -61,6 +92,7 @@ impl AdminAuthError {
             Self::Unknown => "unknown token",
             Self::Revoked => "revoked token",
             Self::Expired => "expired token",
+            Self::Disabled => "token of a disabled admin user",
         }
     }
 }
@@ -90,29 +122,45 @@ impl<'a> AdminTokenStore<'a> {
         actor: &str,
     ) -> Result<(AdminTokenInfo, String), StoreError> {
         atomically(self.conn, || {
-            let tenant_id: Option<String> = match (role, tenant) {
-                (Role::TenantAdmin, Some(tenant)) => {
-                    Some(super::directory::Directory::new(self.conn).tenant(tenant)?)
-                }
-                (Role::TenantAdmin, None) => {
-                    return Err(StoreError::Invalid(
-                        "a tenant-admin token needs --tenant".into(),
-                    ));
-                }
-                (_, Some(_)) => {
-                    return Err(StoreError::Invalid(format!(
-                        "only tenant-admin tokens are bound to a tenant; a {role} acts across tenants"
-                    )));
-                }
-                (_, None) => None,
-            };
-            let secret = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex(24)?);
-            let id = format!("adt_{}", random_hex(8)?);
-            let prefix: String = secret.chars().take(ADMIN_TOKEN_PREFIX.len() + 6).collect();
-            let created_at = now_unix();
-            self.conn.execute(
-            "INSERT INTO admin_tokens (id, name, role, tenant_id, prefix, hash, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            let tenant_id = tenant_for(self.conn, role, tenant)?;
+            let (info, secret) = self.insert(name, role, tenant_id.as_deref(), expires_at, None)?;
+            admin_event(
+                self.conn,
+                actor,
+                "admin_token.create",
+                &info.id,
+                tenant_id.as_deref(),
+                Some(role.name()),
+            )?;
+            Ok((
+                AdminTokenInfo {
+                    tenant: tenant.map(str::to_string),
+                    ..info
+                },
+                secret,
+            ))
+        })
+    }
+
+    /// Stores a new token (inside the caller's transaction, which records the event);
+    /// the secret is returned once. `user_id` links a login session to its admin user.
+    /// The listing's tenant and user names are left for the caller to fill.
+    pub(super) fn insert(
+        &self,
+        name: &str,
+        role: Role,
+        tenant_id: Option<&str>,
+        expires_at: Option<i64>,
+        user_id: Option<&str>,
+    ) -> Result<(AdminTokenInfo, String), StoreError> {
+        let secret = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex(24)?);
+        let id = format!("adt_{}", random_hex(8)?);
+        let prefix: String = secret.chars().take(ADMIN_TOKEN_PREFIX.len() + 6).collect();
+        let created_at = now_unix();
+        self.conn.execute(
+            "INSERT INTO admin_tokens
+                (id, name, role, tenant_id, prefix, hash, created_at, expires_at, admin_user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 id,
                 name,
@@ -121,36 +169,31 @@ impl<'a> AdminTokenStore<'a> {
                 prefix,
                 key_hash(&self.hmac_key, &secret).as_slice(),
                 created_at,
-                expires_at
+                expires_at,
+                user_id
             ],
         )?;
-            admin_event(
-                self.conn,
-                actor,
-                "admin_token.create",
-                &id,
-                tenant_id.as_deref(),
-                Some(role.name()),
-            )?;
-            let info = AdminTokenInfo {
-                id,
-                name: name.into(),
-                role: role.name().into(),
-                tenant: tenant.map(str::to_string),
-                prefix,
-                created_at,
-                expires_at,
-                revoked_at: None,
-            };
-            Ok((info, secret))
-        })
+        let info = AdminTokenInfo {
+            id,
+            name: name.into(),
+            role: role.name().into(),
+            tenant: None,
+            user: None,
+            prefix,
+            created_at,
+            expires_at,
+            revoked_at: None,
+        };
+        Ok((info, secret))
     }
 
     /// Every token, newest first.
     pub fn list(&self) -> Result<Vec<AdminTokenInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT a.id, a.name, a.role, t.name, a.prefix, a.created_at, a.expires_at, a.revoked_at
+            "SELECT a.id, a.name, a.role, t.name, u.name, a.prefix, a.created_at, a.expires_at,
+                    a.revoked_at
              FROM admin_tokens a LEFT JOIN tenants t ON t.id = a.tenant_id
+                  LEFT JOIN admin_users u ON u.id = a.admin_user_id
              ORDER BY a.created_at DESC, a.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -159,10 +202,11 @@ impl<'a> AdminTokenStore<'a> {
                 name: r.get(1)?,
                 role: r.get(2)?,
                 tenant: r.get(3)?,
-                prefix: r.get(4)?,
-                created_at: r.get(5)?,
-                expires_at: r.get(6)?,
-                revoked_at: r.get(7)?,
+                user: r.get(4)?,
+                prefix: r.get(5)?,
+                created_at: r.get(6)?,
+                expires_at: r.get(7)?,
+                revoked_at: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -173,22 +217,39 @@ impl<'a> AdminTokenStore<'a> {
         revoke(self.conn, Credential::AdminToken, id, actor)
     }
 
+    /// Revokes the token an admin request came with (`POST /admin/logout`).
+    pub fn logout(&self, admin: &Admin) -> Result<(), StoreError> {
+        revoke(
+            self.conn,
+            Credential::OwnAdminToken,
+            &admin.token_id,
+            &admin.actor(),
+        )
+    }
+
     /// The admin a presented token belongs to.
     pub fn authenticate(&self, secret: &str) -> Result<Result<Admin, AdminAuthError>, StoreError> {
         let hash = key_hash(&self.hmac_key, secret);
         let row = self
             .conn
             .query_row(
-                "SELECT id, name, role, tenant_id, expires_at, revoked_at FROM admin_tokens WHERE hash = ?1",
+                "SELECT a.id, a.name, a.role, a.tenant_id, a.expires_at, a.revoked_at,
+                        a.admin_user_id, u.disabled_at
+                 FROM admin_tokens a LEFT JOIN admin_users u ON u.id = a.admin_user_id
+                 WHERE a.hash = ?1",
                 [hash.as_slice()],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                        ),
                         r.get::<_, Option<i64>>(4)?,
                         r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
                     ))
                 },
             )
@@ -206,15 +267,22 @@ impl<'a> AdminTokenStore<'a> {
             )
             .map(|()| Err(reason))
         };
-        let Some((token_id, name, role, tenant_id, expires_at, revoked_at)) = row else {
+        let Some(((token_id, name, role, tenant_id), expires_at, revoked_at, user_id, disabled_at)) =
+            row
+        else {
             return refused("unknown", None, AdminAuthError::Unknown);
         };
-        let actor = token_actor(&token_id, &name);
+        let actor = token_actor(&token_id, &name, user_id.is_some());
         if revoked_at.is_some() {
             return refused(&actor, tenant_id.as_deref(), AdminAuthError::Revoked);
         }
         if expires_at.is_some_and(|t| t <= now_unix()) {
             return refused(&actor, tenant_id.as_deref(), AdminAuthError::Expired);
+        }
+        // Disabling a user revokes its sessions; this also refuses one logged in while
+        // the user was being disabled.
+        if disabled_at.is_some() {
+            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Disabled);
         }
         let role = role
             .parse()
@@ -224,6 +292,7 @@ impl<'a> AdminTokenStore<'a> {
             name,
             role,
             tenant_id,
+            user_id,
         }))
     }
 

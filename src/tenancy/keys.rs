@@ -201,11 +201,13 @@ impl<'a> KeyStore<'a> {
     }
 }
 
-/// What can be revoked: a virtual key or an admin token.
+/// What can be revoked: a virtual key, an admin token, or the admin token a request
+/// came with (logging out).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Credential {
     Key,
     AdminToken,
+    OwnAdminToken,
 }
 
 /// Revokes an active credential and records who did it, in one transaction.
@@ -215,23 +217,18 @@ pub(super) fn revoke(
     id: &str,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let (sql, action, what) = match credential {
-        Credential::Key => (
-            "UPDATE virtual_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
-             RETURNING tenant_id",
-            "key.revoke",
-            "key",
-        ),
-        Credential::AdminToken => (
-            "UPDATE admin_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
-             RETURNING tenant_id",
-            "admin_token.revoke",
-            "admin token",
-        ),
+    let (table, action, what) = match credential {
+        Credential::Key => ("virtual_keys", "key.revoke", "key"),
+        Credential::AdminToken => ("admin_tokens", "admin_token.revoke", "admin token"),
+        Credential::OwnAdminToken => ("admin_tokens", "admin.logout", "admin token"),
     };
+    let sql = format!(
+        "UPDATE {table} SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
+         RETURNING tenant_id"
+    );
     atomically(conn, || {
         let tenant: Option<String> = conn
-            .query_row(sql, params![now_unix(), id], |r| r.get(0))
+            .query_row(&sql, params![now_unix(), id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::Invalid(format!("no active {what} with id `{id}`")))?;
         admin_event(conn, actor, action, id, tenant.as_deref(), None)

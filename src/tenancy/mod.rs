@@ -1,8 +1,9 @@
 //! Tenants, their teams, users and virtual keys: the state database schema, key
-//! lifecycle, and the in-memory snapshots the data path reads; admin tokens and the
-//! roles they carry.
+//! lifecycle, and the in-memory snapshots the data path reads; admin tokens, the roles
+//! they carry, and the local admin users who log in to them.
 
 mod admin_tokens;
+mod admin_users;
 mod auth;
 mod change_watch;
 mod directory;
@@ -12,6 +13,10 @@ pub mod rbac;
 
 pub use admin_tokens::{
     ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore,
+};
+pub use admin_users::{
+    AdminUserInfo, AdminUserStore, LOCKOUT_SECS, LoginRefused, MAX_FAILED_LOGINS,
+    MIN_PASSWORD_CHARS, SESSION_SECS, Session,
 };
 pub use auth::{AuthError, KeyCache, Principal};
 pub use change_watch::ChangeWatch;
@@ -219,4 +224,21 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     CREATE TRIGGER rate_limits_deleted AFTER DELETE ON rate_limits BEGIN
         UPDATE state_versions SET version = version + 1 WHERE name = 'rate_limits';
     END;",
+    // Local admin users (until SSO): argon2id password hashes (PHC strings), a lockout
+    // after repeated wrong passwords; their login sessions are admin tokens linked to them.
+    "CREATE TABLE admin_users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        tenant_id TEXT REFERENCES tenants(id),
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        password_changed_at INTEGER NOT NULL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        last_login_at INTEGER,
+        disabled_at INTEGER
+    );
+    ALTER TABLE admin_tokens ADD COLUMN admin_user_id TEXT REFERENCES admin_users(id);
+    CREATE INDEX admin_tokens_user ON admin_tokens(admin_user_id);",
 ];

@@ -421,6 +421,30 @@ pub fn run_airlock(args: &[&str]) -> (bool, String, String) {
         .args(args)
         .output()
         .unwrap();
+    outcome(out)
+}
+
+/// Runs the `airlock` binary with `args` and `input` on its stdin: success, stdout, stderr.
+pub fn run_airlock_with_stdin(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    outcome(child.wait_with_output().unwrap())
+}
+
+fn outcome(out: std::process::Output) -> (bool, String, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
