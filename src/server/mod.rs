@@ -4,6 +4,7 @@
 pub mod body;
 pub mod context;
 mod count_tokens;
+mod credential;
 mod dispatch;
 pub mod error;
 mod handler;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Model prices, for each request's cost.
     pub pricing: Arc<crate::metering::Pricing>,
+    /// Provider credentials (BYOK), kept in step by the state mirror.
+    pub credentials: Arc<crate::tenancy::credentials::CredentialCache>,
     /// The active and shadow policy versions, refreshed when they change.
     pub policies: crate::policy::active::PolicyCache,
     /// Counters of the policies' `rate_limit` rules.
@@ -225,10 +228,19 @@ impl Gateway {
         let pricing = Arc::new(
             crate::metering::Pricing::new(&loaded.config.pricing).map_err(anyhow::Error::msg)?,
         );
+        let credentials = Arc::new(crate::tenancy::credentials::CredentialCache::new(
+            instance_key.seal_key,
+            loaded
+                .config
+                .upstreams
+                .iter()
+                .map(|(name, u)| (name.clone(), u.value.kind))
+                .collect(),
+        ));
         let state_mirror = StateMirror::new(
             state_conn,
             &loaded.state_db_path(),
-            vec![keys.clone(), pricing.clone()],
+            vec![keys.clone(), pricing.clone(), credentials.clone()],
         )?;
         let policies = crate::policy::active::PolicyCache::open(
             crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?,
@@ -284,6 +296,7 @@ impl Gateway {
             state_mirror,
             keys,
             pricing,
+            credentials,
             policies,
             rate_limiter: Default::default(),
             routes,
