@@ -34,16 +34,23 @@ pub enum Permission {
     PolicyWrite,
     /// Erase tokenised personal data from the vault (a tenant-admin: its own tenant's).
     PiiErase,
+    /// List provider credentials, by fingerprint (a tenant-scoped admin: its own
+    /// tenant's).
+    CredentialsRead,
+    /// Create, rotate and revoke provider credentials (a tenant-admin: its own tenant's).
+    CredentialsWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 8] = [
         Permission::RoutesRead,
         Permission::RoutesOperate,
         Permission::AuditRead,
         Permission::PolicyRead,
         Permission::PolicyWrite,
         Permission::PiiErase,
+        Permission::CredentialsRead,
+        Permission::CredentialsWrite,
     ];
 }
 
@@ -78,6 +85,10 @@ impl Role {
             // The policy governs every tenant: only a super-admin changes it.
             PolicyWrite => matches!(self, SuperAdmin),
             PiiErase => matches!(self, SuperAdmin | TenantAdmin),
+            // Fingerprints and states, never secrets: those who run the gateway see
+            // them too (a provider's 401 is theirs to diagnose); the auditor does not.
+            CredentialsRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Viewer),
+            CredentialsWrite => matches!(self, SuperAdmin | TenantAdmin),
         }
     }
 }
@@ -136,6 +147,14 @@ mod tests {
             (Permission::PolicyWrite, ["super-admin"].as_slice()),
             (
                 Permission::PiiErase,
+                ["super-admin", "tenant-admin"].as_slice(),
+            ),
+            (
+                Permission::CredentialsRead,
+                ["super-admin", "tenant-admin", "operator", "viewer"].as_slice(),
+            ),
+            (
+                Permission::CredentialsWrite,
                 ["super-admin", "tenant-admin"].as_slice(),
             ),
         ];
