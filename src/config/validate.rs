@@ -190,7 +190,13 @@ fn validate_route(
             }
             _ => {}
         }
-        validate_credential(config, target, loc, &target_field)?;
+        // The one-target form sets them on the model itself.
+        let settings = if route.targets.is_empty() {
+            &field
+        } else {
+            &target_field
+        };
+        validate_credential(config, target, loc, settings)?;
         if !(target.cost.is_finite() && target.cost >= 0.0) {
             return Err(at(
                 loc,
