@@ -5,8 +5,9 @@
 # primary (bench/failover.py) and the cost of translating to Anthropic- and
 # Gemini-format upstreams (bench/translation.py), and the audit trail's append, index and
 # search over 1,000,000 seeded records (bench/audit.py), provider credential revocation
-# propagation (bench/credentials.py), and policy evaluation latency (bench/policy.py). Prints the results and writes
-# docs/benchmarks.md (not with --no-write). Not a test: numbers on shared machines are noisy.
+# propagation (bench/credentials.py), and policy evaluation latency (bench/policy.py).
+# Prints the results and writes docs/benchmarks.md (not with --no-write). Not a test:
+# numbers on shared machines are noisy.
 #
 # Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).
 set -euo pipefail
