@@ -50,9 +50,9 @@ pub(super) fn choose(
     }
 }
 
-/// Leaves out a credential its provider answered `status` to (with `retry_after`).
-pub(super) fn rest(credential: &Credential, status: u16, retry_after: Option<Duration>) {
-    let rest = if status == 429 {
+/// Leaves out a credential its provider refused, or `throttled` (with `retry_after`).
+pub(super) fn rest(credential: &Credential, throttled: bool, retry_after: Option<Duration>) {
+    let rest = if throttled {
         retry_after
             .unwrap_or(THROTTLED_REST_MIN)
             .clamp(THROTTLED_REST_MIN, THROTTLED_REST_MAX)
@@ -61,7 +61,7 @@ pub(super) fn rest(credential: &Credential, status: u16, retry_after: Option<Dur
     };
     let rest_ms = i64::try_from(rest.as_millis()).unwrap_or(i64::MAX);
     credential.rest_until(crate::store::now_unix_ms().saturating_add(rest_ms));
-    tracing::info!(credential = %credential.id, status, rest_ms, "provider refused a credential; trying the next");
+    tracing::info!(credential = %credential.id, throttled, rest_ms, "provider refused a credential; trying the next");
 }
 
 /// Whether a failed attempt's status says the provider refused or throttled the

@@ -319,7 +319,8 @@ fn settle_failure(route: &Route, attempting: Attempting<'_>, failure: &AttemptFa
         _ => AttemptOutcome::Rejected,
     });
     if let (true, Some(c)) = (failure.credential_refused, &attempting.credential) {
-        credential::rest(c, failure.error_status, failure.retry_after);
+        let throttled = failure.error.status == StatusCode::TOO_MANY_REQUESTS;
+        credential::rest(c, throttled, failure.retry_after);
         return;
     }
     let rest = Duration::from_millis(route.retry.max_retry_after_ms);
@@ -383,8 +384,6 @@ struct AttemptFailure {
     retryable: bool,
     outcome: breaker::Outcome,
     retry_after: Option<Duration>,
-    /// The upstream's status (0 when it never answered).
-    error_status: u16,
     /// The provider refused (401/403) or throttled (429) the provider credential sent:
     /// another credential may do on the same target.
     credential_refused: bool,
@@ -398,7 +397,6 @@ impl AttemptFailure {
             retryable: true,
             outcome: breaker::Outcome::Failure,
             retry_after: None,
-            error_status: 0,
             credential_refused: false,
         }
     }
@@ -492,7 +490,6 @@ async fn attempt(
             breaker::Outcome::Neutral
         },
         retry_after,
-        error_status: status.as_u16(),
         credential_refused,
     })
 }
