@@ -1,5 +1,6 @@
-//! Access inventories for review: tenants, virtual keys and admin tokens as they stand
-//! (ids, names, roles, dates: never a secret, a hash of one or its prefix), and the
+//! Access inventories for review: tenants, virtual keys, admin tokens and provider
+//! credentials as they stand (ids, names, roles, states, dates: never a secret, a hash of
+//! one, its fingerprint or its prefix), and the
 //! change history of the window from the `admin_events` table.
 
 use super::EvidenceError;
@@ -34,6 +35,23 @@ pub struct AdminToken {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProviderCredential {
+    pub id: String,
+    /// `None`: instance-wide.
+    pub tenant_id: Option<String>,
+    pub provider: String,
+    pub name: String,
+    /// As stored: `active`, `grace` (until `grace_until`), `retired` or `revoked`.
+    pub state: String,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+    pub grace_until: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// The credential it replaced in a rotation.
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,6 +146,33 @@ pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceE
     Ok(Listing { note: TIMES, rows })
 }
 
+pub fn provider_credentials(
+    state: &Connection,
+) -> Result<Listing<ProviderCredential>, EvidenceError> {
+    let rows = rows(
+        state,
+        "SELECT id, tenant_id, provider, name, state, created_ms / 1000, rotated_ms / 1000,
+                grace_until_ms / 1000, revoked_ms / 1000, replaces
+         FROM provider_credentials ORDER BY created_ms, id",
+        [],
+        |r| {
+            Ok(ProviderCredential {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                provider: r.get(2)?,
+                name: r.get(3)?,
+                state: r.get(4)?,
+                created_at: r.get(5)?,
+                rotated_at: r.get(6)?,
+                grace_until: r.get(7)?,
+                revoked_at: r.get(8)?,
+                replaces: r.get(9)?,
+            })
+        },
+    )?;
+    Ok(Listing { note: TIMES, rows })
+}
+
 /// Admin events of the window (`from_ms..=to_ms`; events are stamped in seconds).
 pub fn admin_events(
     state: &Connection,
@@ -151,8 +196,9 @@ pub fn admin_events(
         },
     )?;
     Ok(Listing {
-        note: "Changes to tenants, virtual keys and admin tokens in the window, from the \
-               state database's admin_events table. Times are seconds since the Unix epoch.",
+        note: "Changes to tenants, keys, admin tokens and provider credentials in the window, \
+               from the state database's admin_events table. Times are seconds since the \
+               Unix epoch.",
         rows,
     })
 }
