@@ -23,16 +23,21 @@ async fn byok_gateway(keys: &[&str], throttled: &[&str]) -> (Gateway, SocketAddr
     for key in throttled {
         flags.extend(["--rate-limited-key", key]);
     }
-    let (byok, _stop) = start_mock(&flags).await;
-    std::mem::forget(_stop); // the mock lives as long as the test
+    let (byok, stop) = start_mock(&flags).await;
+    // A server that never answers, for requests still retrying when a revocation lands.
+    let (stall, stop_stall) = start_mock(&["--fault", "stall"]).await;
+    std::mem::forget((stop, stop_stall)); // the mocks live as long as the test
     let retry = "    retry: {attempts: 3, backoff_ms: 1, max_backoff_ms: 1}\n    breaker: {enabled: false}\n";
     let extra = Extra {
-        upstreams: format!("  byok:\n    base_url: http://{byok}/v1\n"),
+        upstreams: format!(
+            "  byok:\n    base_url: http://{byok}/v1\n  stall:\n    base_url: http://{stall}/v1\n    read_timeout_ms: 600\n"
+        ),
         models: format!(
             "  byok-model:\n    upstream: byok\n    model: mock-llama\n    credential: tenant\n{retry}\
              \x20 failover-model:\n    upstream: byok\n    model: mock-llama\n    credential: tenant\n    credential_strategy: failover\n{retry}\
              \x20 shared-model:\n    upstream: byok\n    model: mock-llama\n    credential: shared\n{retry}\
-             \x20 fallback-model:\n    upstream: mock\n    model: mock-llama\n    credential: tenant\n    credential_fallback: upstream_key\n"
+             \x20 fallback-model:\n    upstream: mock\n    model: mock-llama\n    credential: tenant\n    credential_fallback: upstream_key\n\
+             \x20 retrying-model:\n    targets:\n      - {{upstream: stall, model: mock-llama}}\n      - {{upstream: byok, model: mock-llama, credential: tenant, priority: 1}}\n{retry}"
         ),
         ..Extra::default()
     };
@@ -445,6 +450,53 @@ async fn revocation_refuses_the_very_next_request() {
             .assert_error(403, "no_provider_credential");
     }
     assert_eq!(uses(&key_usage(byok).await, "sk-one"), 20);
+    // A request already under way re-checks before each attempt: its first attempt waits
+    // on a server that never answers (timed out after 600 ms), the revocation lands
+    // meanwhile, and its retry does not use the revoked key.
+    for revoke in [false, true] {
+        let created = create(
+            &gw,
+            &root,
+            json!({"tenant": "acme", "provider": "byok", "name": "main", "secret": "sk-one"}),
+        )
+        .await;
+        let before = uses(&key_usage(byok).await, "sk-one");
+        let (url, key) = (gw.url("/v1/chat/completions"), gw.key.clone());
+        let pending = tokio::spawn(async move {
+            let body =
+                json!({"model": "retrying-model", "messages": [{"role": "user", "content": "hi"}]});
+            post(&url, &key, &body).await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let path = format!(
+            "/admin/credentials/{}/revoke",
+            created["id"].as_str().unwrap()
+        );
+        if revoke {
+            assert_eq!(
+                admin(&gw, "POST", &path, Some(&root), Value::Null)
+                    .await
+                    .status,
+                200
+            );
+        }
+        let reply = pending.await.unwrap();
+        let after = uses(&key_usage(byok).await, "sk-one");
+        if revoke {
+            // The timeout is what the client hears: the retry found no credential to use.
+            reply.assert_error(504, "upstream_timeout");
+            assert_eq!(after, before, "the revoked key was not sent");
+        } else {
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(after, before + 1);
+            assert_eq!(
+                admin(&gw, "POST", &path, Some(&root), Value::Null)
+                    .await
+                    .status,
+                200
+            );
+        }
+    }
     // From another process (the command line), seen through the change watch by the
     // next request; the secret comes in on standard input and is never printed.
     let config = gw.dir.join("airlock.yaml");
