@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRLOCK = ROOT / "target" / "release" / "airlock"
+# The release build; AIRLOCK_BIN names another (e.g. a debug build, or another target dir).
+AIRLOCK = Path(os.environ.get("AIRLOCK_BIN", ROOT / "target" / "release" / "airlock"))
 MOCK_PORT, NGINX_PORT, AIRLOCK_PORT, AIRLOCK_AUDIT_PORT = 18000, 18081, 18080, 18082
 CHAT = {"model": "MODEL", "messages": [{"role": "user", "content": "Summarise the quarterly report in one line."}], "max_tokens": 16}
 

@@ -4,9 +4,10 @@
 # saturated (wrk) and at a fixed 500 requests/s (oha); then failover time under a killed
 # primary (bench/failover.py) and the cost of translating to Anthropic- and
 # Gemini-format upstreams (bench/translation.py), and the audit trail's append, index and
-# search over 1,000,000 seeded records (bench/audit.py), and policy evaluation latency
-# (bench/policy.py). Prints the results and writes
-# docs/benchmarks.md (not with --no-write). Not a test: numbers on shared machines are noisy.
+# search over 1,000,000 seeded records (bench/audit.py), provider credential revocation
+# propagation (bench/credentials.py), and policy evaluation latency (bench/policy.py).
+# Prints the results and writes docs/benchmarks.md (not with --no-write). Not a test:
+# numbers on shared machines are noisy.
 #
 # Needs: wrk and nginx (Debian packages), oha (`cargo install oha --locked`).
 set -euo pipefail
@@ -26,4 +27,5 @@ done
 python3 bench/failover.py "${failover_args[@]}"
 python3 bench/translation.py "${failover_args[@]}"
 python3 bench/audit.py "${failover_args[@]}"
+python3 bench/credentials.py "${failover_args[@]}"
 exec python3 bench/policy.py "${failover_args[@]}"

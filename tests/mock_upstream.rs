@@ -468,7 +468,7 @@ async fn stream_error_and_malformed_faults_follow_vllm_framing() {
 #[tokio::test]
 async fn api_key_is_enforced_like_vllm_and_last_request_is_recorded() {
     let mock = start(MockArgs {
-        api_key: Some("upstream-secret".into()),
+        api_key: vec!["upstream-secret".into()],
         ..MockArgs::default()
     })
     .await;
@@ -530,7 +530,7 @@ async fn serve_returns_once_shutdown_resolves() {
 async fn the_anthropic_flavour_serves_messages_and_anthropic_errors_only() {
     let mock = start(MockArgs {
         flavor: airlock::mock_upstream::Flavor::Anthropic,
-        api_key: Some("sk-mock".into()),
+        api_key: vec!["sk-mock".into()],
         ..MockArgs::default()
     })
     .await;
@@ -585,7 +585,7 @@ async fn the_anthropic_flavour_serves_messages_and_anthropic_errors_only() {
 async fn the_gemini_flavour_checks_requests_as_google_does() {
     let mock = start(MockArgs {
         flavor: airlock::mock_upstream::Flavor::Gemini,
-        api_key: Some("gm".into()),
+        api_key: vec!["gm".into()],
         models: vec!["gemini-2.5-flash".into()],
         ..MockArgs::default()
     })

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod credentials;
 mod error;
 mod login;
 mod metering;

@@ -10,7 +10,7 @@ use axum::extract::rejection::PathRejection;
 use serde_json::{Value, json};
 
 /// The id of the tenant named (by name or id) in the path.
-async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
+pub(super) async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
     let shown = named.clone();
     let found = super::policy::with_state(auth, move |conn| {
         let id = conn.query_row(

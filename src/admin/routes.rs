@@ -37,6 +37,18 @@ pub fn router() -> Router {
             axum::routing::delete(super::pii::erase_session),
         )
         .route(
+            "/admin/credentials",
+            get(super::credentials::list).post(super::credentials::create),
+        )
+        .route(
+            "/admin/credentials/{id}/rotate",
+            post(super::credentials::rotate),
+        )
+        .route(
+            "/admin/credentials/{id}/revoke",
+            post(super::credentials::revoke),
+        )
+        .route(
             "/admin/audit/records/{seq}/proof",
             get(super::audit::record_proof),
         )

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod credentials;
 mod demo;
 mod evidence;
 mod experiments;
@@ -50,6 +51,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Tenants, their teams and users.
     Tenants(tenants::TenantsArgs),
+    /// Create, list, rotate and revoke provider credentials (BYOK).
+    Credentials(credentials::CredentialsArgs),
     /// Administer the instance: admin API tokens and local admin users.
     Admin(admin::AdminArgs),
     /// Verify the tamper-evident audit trail; print its public key.
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Tenants(args) => tenants::run(args),
+        Command::Credentials(args) => credentials::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => {
             if audit::run(args)? {

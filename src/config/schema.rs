@@ -342,6 +342,15 @@ pub struct ModelRoute {
     /// Race a second target when the first has not answered in time.
     #[serde(default)]
     pub hedge: Option<HedgeConfig>,
+    /// Provider credential (one-target form; see [`TargetConfig::credential`]).
+    #[serde(default)]
+    pub credential: Option<String>,
+    /// One-target form of [`TargetConfig::credential_strategy`].
+    #[serde(default)]
+    pub credential_strategy: CredentialStrategy,
+    /// One-target form of [`TargetConfig::credential_fallback`].
+    #[serde(default)]
+    pub credential_fallback: CredentialFallback,
 }
 
 /// Hedging: after `after_ms` without an answer from the first target, the next one is
@@ -416,6 +425,9 @@ impl ModelRoute {
                 capabilities: self.capabilities.clone(),
                 cost: 0.0,
                 arm: None,
+                credential: self.credential.clone(),
+                credential_strategy: self.credential_strategy,
+                credential_fallback: self.credential_fallback,
             }],
             _ => self.targets.clone(),
         }
@@ -447,6 +459,46 @@ pub struct TargetConfig {
     /// The experiment arm this target serves (see `experiment`); in none, it serves all.
     #[serde(default)]
     pub arm: Option<String>,
+    /// Authenticate with provider credentials instead of the upstream's own key:
+    /// `tenant` uses the calling tenant's credentials for this upstream (BYOK); any other
+    /// value names an instance-wide credential for this upstream.
+    #[serde(default)]
+    pub credential: Option<String>,
+    /// Which of several credentials an attempt uses.
+    #[serde(default)]
+    pub credential_strategy: CredentialStrategy,
+    /// What happens when no credential is usable (none created, all revoked, or all
+    /// refused by the provider in this request).
+    #[serde(default)]
+    pub credential_fallback: CredentialFallback,
+}
+
+/// Which of a pool's active credentials an attempt uses. Whatever the strategy, a
+/// credential the provider refuses (401/403) or throttles (429) makes the request try
+/// the next one on the same target, and rests it for a while; keys in a rotation's grace
+/// period are tried only after every active one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStrategy {
+    /// Each in turn.
+    #[default]
+    RoundRobin,
+    /// The one with the fewest attempts so far (counted since the gateway started).
+    LeastUsed,
+    /// The oldest first; the next only when it fails.
+    Failover,
+}
+
+/// What a target does when no credential is usable for a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialFallback {
+    /// Skip the target (the next target may serve); with no target left the request is
+    /// refused with 403 `no_provider_credential`.
+    #[default]
+    Refuse,
+    /// Use the upstream's own key (`api_key_env` / `api_key_file`), which must be set.
+    UpstreamKey,
 }
 
 /// How targets of the same priority are ordered for each request.

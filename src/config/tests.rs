@@ -241,3 +241,49 @@ fn health_checks_parse_with_defaults_and_reject_bad_values() {
         assert!(err.contains(field), "{bad}: {err}");
     }
 }
+
+#[test]
+fn credentials_on_targets_parse_and_bad_settings_name_the_field() {
+    let byok = GOOD.replace(
+        "    model: meta-llama/Llama-3.1-8B-Instruct\n",
+        "    model: meta-llama/Llama-3.1-8B-Instruct\n    credential: tenant\n    credential_strategy: least_used\n",
+    );
+    let loaded = load(&byok).unwrap();
+    let target = &loaded.config.models["llama"].value.target_list()[0];
+    assert_eq!(target.credential.as_deref(), Some("tenant"));
+    assert_eq!(target.credential_strategy, CredentialStrategy::LeastUsed);
+    assert_eq!(target.credential_fallback, CredentialFallback::Refuse);
+    let cases = [
+        (
+            "    credential: tenant\n",
+            "    credential: two words\n",
+            "models.llama.credential: must be `tenant`",
+        ),
+        (
+            "    credential: tenant\n",
+            "",
+            "`credential_strategy` and `credential_fallback` need `credential`",
+        ),
+        (
+            "    api_key_env: VLLM_KEY\n",
+            "",
+            "`upstream_key` needs a key on upstream `vllm`",
+        ),
+    ];
+    let with_fallback = byok.replace(
+        "credential_strategy: least_used\n",
+        "credential_strategy: least_used\n    credential_fallback: upstream_key\n",
+    );
+    assert!(load(&with_fallback).is_ok());
+    for (from, to, expected) in cases {
+        let err = load(&with_fallback.replace(from, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let err = load(&TARGETS.replace("    retry:", "    credential: tenant\n    retry:"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set `credential`"), "{err}");
+}

@@ -1,7 +1,9 @@
 //! Checks that need the whole configuration: cross references, URLs, key sources.
 
 use super::Config;
-use super::schema::{Capabilities, ModelRoute};
+use super::schema::{
+    Capabilities, CredentialFallback, CredentialStrategy, ModelRoute, TargetConfig,
+};
 use serde_saphyr::{Location, Spanned};
 
 /// A semantic problem at a known place in the file.
@@ -129,6 +131,17 @@ fn validate_route(
                 "with `targets`, set `capabilities` on each target",
             ));
         }
+        (None, false)
+            if route.credential.is_some()
+                || route.credential_strategy != CredentialStrategy::default()
+                || route.credential_fallback != CredentialFallback::default() =>
+        {
+            return Err(at(
+                loc,
+                format!("{field}.credential"),
+                "with `targets`, set `credential` (and its strategy and fallback) on each target",
+            ));
+        }
         _ => {}
     }
     for (index, target) in route.target_list().iter().enumerate() {
@@ -177,6 +190,13 @@ fn validate_route(
             }
             _ => {}
         }
+        // The one-target form sets them on the model itself.
+        let settings = if route.targets.is_empty() {
+            &field
+        } else {
+            &target_field
+        };
+        validate_credential(config, target, loc, settings)?;
         if !(target.cost.is_finite() && target.cost >= 0.0) {
             return Err(at(
                 loc,
@@ -235,6 +255,49 @@ fn validate_route(
             loc,
             format!("{field}.breaker"),
             "`failure_threshold`, `window_secs` and `open_secs` must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// A target's `credential` settings: a usable name, strategy and fallback only with a
+/// credential, and a fallback key that exists.
+fn validate_credential(
+    config: &Config,
+    target: &TargetConfig,
+    loc: &Location,
+    field: &str,
+) -> Result<(), ValidationError> {
+    let Some(name) = &target.credential else {
+        if target.credential_strategy != CredentialStrategy::default()
+            || target.credential_fallback != CredentialFallback::default()
+        {
+            return Err(at(
+                loc,
+                format!("{field}.credential"),
+                "`credential_strategy` and `credential_fallback` need `credential` \
+                 (`tenant`, or the name of an instance-wide credential)",
+            ));
+        }
+        return Ok(());
+    };
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(at(
+            loc,
+            format!("{field}.credential"),
+            "must be `tenant` (the caller's own credentials) or a credential name without spaces",
+        ));
+    }
+    let upstream = config.upstreams.get(&target.upstream).map(|u| &u.value);
+    let has_key = upstream.is_some_and(|u| u.api_key_env.is_some() || u.api_key_file.is_some());
+    if target.credential_fallback == CredentialFallback::UpstreamKey && !has_key {
+        return Err(at(
+            loc,
+            format!("{field}.credential_fallback"),
+            format!(
+                "`upstream_key` needs a key on upstream `{}` (`api_key_env` or `api_key_file`)",
+                target.upstream
+            ),
         ));
     }
     Ok(())

@@ -149,6 +149,10 @@ fn gather(
         json_file(&inventory::admin_users(sources.state)?)?,
     );
     files.insert(
+        path::PROVIDER_CREDENTIALS.into(),
+        json_file(&inventory::provider_credentials(sources.state)?)?,
+    );
+    files.insert(
         path::ADMIN_EVENTS.into(),
         json_file(&inventory::admin_events(sources.state, window.0, window.1)?)?,
     );

@@ -1,7 +1,7 @@
-//! Access inventories for review: tenants, virtual keys, admin tokens and admin users as
-//! they stand (ids, names, roles, dates: never a secret, a password hash, a hash of a
-//! secret or its prefix), and the change history of the window from the `admin_events`
-//! table.
+//! Access inventories for review: tenants, virtual keys, admin tokens, admin users and
+//! provider credentials as they stand (ids, names, roles, states, dates: never a secret,
+//! a password hash, a hash of a secret, its fingerprint or its prefix), and the change
+//! history of the window from the `admin_events` table.
 
 use super::EvidenceError;
 use rusqlite::{Connection, params};
@@ -50,6 +50,23 @@ pub struct AdminUser {
     pub last_login_at: Option<i64>,
     pub locked_until: Option<i64>,
     pub disabled_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProviderCredential {
+    pub id: String,
+    /// `None`: instance-wide.
+    pub tenant_id: Option<String>,
+    pub provider: String,
+    pub name: String,
+    /// As stored: `active`, `grace` (until `grace_until`), `retired` or `revoked`.
+    pub state: String,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+    pub grace_until: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// The credential it replaced in a rotation.
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,6 +186,33 @@ pub fn admin_users(state: &Connection) -> Result<Listing<AdminUser>, EvidenceErr
     Ok(Listing { note: TIMES, rows })
 }
 
+pub fn provider_credentials(
+    state: &Connection,
+) -> Result<Listing<ProviderCredential>, EvidenceError> {
+    let rows = rows(
+        state,
+        "SELECT id, tenant_id, provider, name, state, created_ms / 1000, rotated_ms / 1000,
+                grace_until_ms / 1000, revoked_ms / 1000, replaces
+         FROM provider_credentials ORDER BY created_ms, id",
+        [],
+        |r| {
+            Ok(ProviderCredential {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                provider: r.get(2)?,
+                name: r.get(3)?,
+                state: r.get(4)?,
+                created_at: r.get(5)?,
+                rotated_at: r.get(6)?,
+                grace_until: r.get(7)?,
+                revoked_at: r.get(8)?,
+                replaces: r.get(9)?,
+            })
+        },
+    )?;
+    Ok(Listing { note: TIMES, rows })
+}
+
 /// Admin events of the window (`from_ms..=to_ms`; events are stamped in seconds).
 pub fn admin_events(
     state: &Connection,
@@ -192,9 +236,10 @@ pub fn admin_events(
         },
     )?;
     Ok(Listing {
-        note: "Changes to tenants, virtual keys, admin tokens and admin users, and admin \
-               logins, in the window, from the state database's admin_events table. Times \
-               are seconds since the Unix epoch.",
+        note: "Changes to tenants, teams, users, virtual keys, admin tokens, admin users, \
+               provider credentials, prices, budgets and rate limits, admin logins and budget \
+               alerts, in the window, from the state database's admin_events table. Times are \
+               seconds since the Unix epoch.",
         rows,
     })
 }

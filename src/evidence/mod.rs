@@ -42,6 +42,7 @@ pub mod path {
     pub const VIRTUAL_KEYS: &str = "access/virtual_keys.json";
     pub const ADMIN_TOKENS: &str = "access/admin_tokens.json";
     pub const ADMIN_USERS: &str = "access/admin_users.json";
+    pub const PROVIDER_CREDENTIALS: &str = "access/provider_credentials.json";
     pub const ADMIN_EVENTS: &str = "access/admin_events.json";
     pub const ADMIN_ACTIONS: &str = "access/admin_actions.json";
     pub const PII_STATISTICS: &str = "pii/statistics.json";
@@ -61,6 +62,7 @@ pub mod path {
         VIRTUAL_KEYS,
         ADMIN_TOKENS,
         ADMIN_USERS,
+        PROVIDER_CREDENTIALS,
         ADMIN_EVENTS,
         ADMIN_ACTIONS,
         PII_STATISTICS,

@@ -26,12 +26,11 @@ pub fn error(status: StatusCode, message: &str) -> Response<MockBody> {
 }
 
 /// Whether the request carries the key (`x-api-key`, as Anthropic's API wants).
-pub fn is_authorized(api_key: Option<&str>, headers: &HeaderMap) -> bool {
-    api_key.is_none_or(|key| {
-        headers
+pub fn is_authorized(api_keys: &[String], headers: &HeaderMap) -> bool {
+    api_keys.is_empty()
+        || headers
             .get("x-api-key")
-            .is_some_and(|v| v.as_bytes() == key.as_bytes())
-    })
+            .is_some_and(|v| api_keys.iter().any(|key| v.as_bytes() == key.as_bytes()))
 }
 
 /// The chat request to simulate for a Messages request (with usage asked for on

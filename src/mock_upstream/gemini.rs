@@ -30,11 +30,13 @@ fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
 /// Checks the key (`x-goog-api-key`, or `?key=`) as Google does; the refusal, if any
 /// (missing is 403, wrong is 400).
 pub fn key_refusal(
-    api_key: Option<&str>,
+    api_keys: &[String],
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Option<Response<MockBody>> {
-    let expected = api_key?;
+    if api_keys.is_empty() {
+        return None;
+    }
     let from_query = query
         .into_iter()
         .flat_map(|q| q.split('&'))
@@ -48,7 +50,7 @@ pub fn key_refusal(
             StatusCode::FORBIDDEN,
             "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
         )),
-        Some(key) if key == expected => None,
+        Some(key) if api_keys.iter().any(|k| k == key) => None,
         Some(_) => Some(error(
             StatusCode::BAD_REQUEST,
             "API key not valid. Please pass a valid API key.",

@@ -3,10 +3,12 @@
 //! It speaks vLLM's wire format (field names, field order, `null`s, error shapes, SSE
 //! framing) closely enough to stand in for a GPU server behind the gateway: chat
 //! completions (with tool calls), legacy completions, embeddings, model listing, health,
-//! bearer-token auth like `vllm serve --api-key`, and injected faults for resilience tests.
+//! bearer-token auth like `vllm serve --api-key` (with several keys, one throttled, for
+//! credential tests), and injected faults for resilience tests.
 //!
 //! Module map:
-//! - `router`: HTTP dispatch, auth, faults, the `/mock/last-request` recorder.
+//! - `router`: HTTP dispatch, auth (one key or several, some throttled), faults, the
+//!   `/mock/last-request` recorder and `/mock/key-usage` counts.
 //! - `request`: validation shared by the generation endpoints.
 //! - `body`: the response body (whole buffer or SSE stream).
 //! - `chat`, `completions`, `embeddings`, `models`, `tokenize`: one endpoint family each.
@@ -71,9 +73,14 @@ pub struct MockArgs {
     /// Model names served (comma-separated); the first is the default
     #[arg(long, value_delimiter = ',', default_value = "mock-llama")]
     pub models: Vec<String>,
-    /// Require this bearer token (like `vllm serve --api-key`)
-    #[arg(long, env = "MOCK_UPSTREAM_API_KEY")]
-    pub api_key: Option<String>,
+    /// Require this bearer token (like `vllm serve --api-key`); repeat it (or separate
+    /// keys with commas) to accept several, as a provider accepts each of its keys
+    #[arg(long, env = "MOCK_UPSTREAM_API_KEY", value_delimiter = ',')]
+    pub api_key: Vec<String>,
+    /// Answer generation requests carrying this key (one of `--api-key`) with 429 and a
+    /// `RateLimitError`, as a provider throttling one key; repeatable
+    #[arg(long)]
+    pub rate_limited_key: Vec<String>,
     /// Fraction of requests (0..1) answered with a random injected fault
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
@@ -116,7 +123,8 @@ impl Default for MockArgs {
             tokens_per_sec: 0.0,
             default_tokens: 16,
             models: vec!["mock-llama".to_owned()],
-            api_key: None,
+            api_key: Vec::new(),
+            rate_limited_key: Vec::new(),
             fault_rate: 0.0,
             fault: None,
             fault_count: 0,

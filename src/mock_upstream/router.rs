@@ -1,4 +1,5 @@
-//! HTTP dispatch: routes, `--api-key` auth, faults, and the `/mock/last-request` recorder.
+//! HTTP dispatch: routes, `--api-key` auth (several keys, some throttled), faults, the
+//! `/mock/last-request` recorder and the `/mock/key-usage` counts.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -31,6 +32,8 @@ pub struct State {
     last_request: Mutex<Option<Recorded>>,
     /// Requests that got the `--fault` so far.
     faulted: std::sync::atomic::AtomicU64,
+    /// Generation requests per `--api-key`, in the same order.
+    key_uses: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// The last generation request received, for `GET /mock/last-request`.
@@ -69,12 +72,22 @@ impl State {
                 args.embedding_dim
             );
         }
-        if let Some(key) = &args.api_key
-            && (key.is_empty() || HeaderValue::from_str(&format!("Bearer {key}")).is_err())
+        if args
+            .api_key
+            .iter()
+            .any(|key| key.is_empty() || HeaderValue::from_str(&format!("Bearer {key}")).is_err())
         {
             anyhow::bail!("--api-key must be a non-empty printable token");
         }
+        if let Some(key) = args
+            .rate_limited_key
+            .iter()
+            .find(|k| !args.api_key.contains(k))
+        {
+            anyhow::bail!("--rate-limited-key {key:?} is not one of the --api-key values");
+        }
         Ok(Self {
+            key_uses: args.api_key.iter().map(|_| Default::default()).collect(),
             args,
             last_request: Mutex::new(None),
             faulted: std::sync::atomic::AtomicU64::new(0),
@@ -89,6 +102,32 @@ impl State {
             .faulted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         (count == 0 || seen < count).then_some(fault)
+    }
+
+    /// Counts a generation request against the key it carries; the 429 a throttled key
+    /// gets.
+    fn key_gate(&self, headers: &HeaderMap) -> Option<Response<MockBody>> {
+        let index = key_index(&self.args.api_key, headers)?;
+        self.key_uses[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.args
+            .rate_limited_key
+            .contains(&self.args.api_key[index])
+            .then(rate_limited)
+    }
+
+    /// `{"<key>": requests}` for every `--api-key`.
+    fn key_usage_json(&self) -> Bytes {
+        let counts: Map<String, Value> = self
+            .args
+            .api_key
+            .iter()
+            .zip(&self.key_uses)
+            .map(|(key, uses)| {
+                let n = uses.load(std::sync::atomic::Ordering::Relaxed);
+                (key.clone(), Value::from(n))
+            })
+            .collect();
+        wire::to_json(&Value::Object(counts))
     }
 
     fn record(&self, recorded: Recorded) {
@@ -150,6 +189,7 @@ enum Route {
     Embeddings,
     Tokenize,
     LastRequest,
+    KeyUsage,
 }
 
 impl Route {
@@ -163,6 +203,7 @@ impl Route {
             "/v1/embeddings" => Self::Embeddings,
             "/tokenize" => Self::Tokenize,
             "/mock/last-request" => Self::LastRequest,
+            "/mock/key-usage" => Self::KeyUsage,
             _ => return None,
         })
     }
@@ -239,7 +280,7 @@ async fn messages(
         Ok(body) => body,
         Err(answer) => return answer,
     };
-    let key = state.args.api_key.as_deref();
+    let key = &state.args.api_key;
     // Anthropic's SDKs send `x-api-key`, or (newer ones) a bearer token.
     if !(anthropic::is_authorized(key, &parts.headers) || is_authorized(key, &parts.headers)) {
         return Ok(anthropic::error(
@@ -284,11 +325,9 @@ async fn gemini_api(
         }
         _ => Bytes::new(),
     };
-    if let Some(refused) = gemini::key_refusal(
-        state.args.api_key.as_deref(),
-        &parts.headers,
-        parts.uri.query(),
-    ) {
+    if let Some(refused) =
+        gemini::key_refusal(&state.args.api_key, &parts.headers, parts.uri.query())
+    {
         return Ok(refused);
     }
     let (model, stream) = match call {
@@ -349,7 +388,7 @@ pub async fn handle(
     // vLLM's AuthenticationMiddleware runs before routing and guards `/v1/…`.
     let authorized = !parts.uri.path().starts_with("/v1")
         || parts.method == Method::OPTIONS
-        || is_authorized(state.args.api_key.as_deref(), &parts.headers);
+        || is_authorized(&state.args.api_key, &parts.headers);
 
     let Some(route) = Route::of(parts.uri.path()) else {
         if !authorized {
@@ -377,6 +416,9 @@ pub async fn handle(
         if !authorized {
             return Ok(unauthorized());
         }
+        if let Some(throttled) = state.key_gate(&parts.headers) {
+            return Ok(throttled);
+        }
         if route == Route::Tokenize {
             return Ok(match tokenize::answer(&state.args, &body) {
                 Ok(answer) => json(StatusCode::OK, answer),
@@ -393,6 +435,7 @@ pub async fn handle(
         Route::Health => with_server(Response::new(MockBody::empty())),
         Route::Version => json(StatusCode::OK, models::version()),
         Route::Models => json(StatusCode::OK, models::list(&state.args)),
+        Route::KeyUsage => json(StatusCode::OK, state.key_usage_json()),
         Route::LastRequest => match state.last_request_json() {
             Some(recorded) => json(StatusCode::OK, recorded),
             None => error_response(&ApiError {
@@ -441,18 +484,7 @@ async fn generate(
                 param: None,
             }));
         }
-        Some(Fault::RateLimited) => {
-            let mut response = error_response(&ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                kind: "RateLimitError",
-                message: "Too many requests; retry after 1 second.".into(),
-                param: None,
-            });
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Ok(response);
-        }
+        Some(Fault::RateLimited) => return Ok(rate_limited()),
         _ => {}
     }
 
@@ -487,29 +519,49 @@ async fn generate(
     }
 }
 
-/// Constant-time check of `Authorization: Bearer <key>`, as vLLM's middleware does it
-/// (case-insensitive scheme, exact token).
-fn is_authorized(api_key: Option<&str>, headers: &HeaderMap) -> bool {
-    let Some(expected) = api_key else {
-        return true;
-    };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return false;
-    };
-    let value = value.as_bytes();
+/// Whether the request may pass vLLM's auth middleware: no key required, or a bearer
+/// token that is one of the keys.
+fn is_authorized(api_keys: &[String], headers: &HeaderMap) -> bool {
+    api_keys.is_empty() || key_index(api_keys, headers).is_some()
+}
+
+/// Which of the keys `Authorization: Bearer <key>` carries, compared in constant time
+/// as vLLM's middleware does (case-insensitive scheme, exact token).
+fn key_index(api_keys: &[String], headers: &HeaderMap) -> Option<usize> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, token) = match value.iter().position(|&b| b == b' ') {
         Some(space) => (&value[..space], &value[space + 1..]),
         None => (value, &b""[..]),
     };
     if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return false;
+        return None;
     }
-    let expected = expected.as_bytes();
-    let mut difference = u8::from(token.len() != expected.len());
-    for (a, b) in token.iter().zip(expected) {
-        difference |= a ^ b;
+    let mut found = None;
+    for (index, expected) in api_keys.iter().enumerate() {
+        let expected = expected.as_bytes();
+        let mut difference = u8::from(token.len() != expected.len());
+        for (a, b) in token.iter().zip(expected) {
+            difference |= a ^ b;
+        }
+        if difference == 0 {
+            found = Some(index);
+        }
     }
-    difference == 0
+    found
+}
+
+/// A provider's throttling answer: 429 with `Retry-After: 1` and a `RateLimitError`.
+fn rate_limited() -> Response<MockBody> {
+    let mut response = error_response(&ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        kind: "RateLimitError",
+        message: "Too many requests; retry after 1 second.".into(),
+        param: None,
+    });
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn internal_error() -> ApiError {
@@ -583,14 +635,18 @@ mod tests {
 
     #[test]
     fn bearer_check_matches_vllm_middleware() {
-        assert!(is_authorized(None, &headers(None)));
-        assert!(is_authorized(Some("sk-1"), &headers(Some("Bearer sk-1"))));
-        assert!(is_authorized(Some("sk-1"), &headers(Some("bearer sk-1"))));
-        assert!(!is_authorized(Some("sk-1"), &headers(None)));
-        assert!(!is_authorized(Some("sk-1"), &headers(Some("Bearer sk-2"))));
-        assert!(!is_authorized(Some("sk-1"), &headers(Some("Bearer sk-1x"))));
-        assert!(!is_authorized(Some("sk-1"), &headers(Some("Basic sk-1"))));
-        assert!(!is_authorized(Some("sk-1"), &headers(Some("sk-1"))));
+        let one = ["sk-1".to_string()];
+        assert!(is_authorized(&[], &headers(None)));
+        assert!(is_authorized(&one, &headers(Some("Bearer sk-1"))));
+        assert!(is_authorized(&one, &headers(Some("bearer sk-1"))));
+        assert!(!is_authorized(&one, &headers(None)));
+        assert!(!is_authorized(&one, &headers(Some("Bearer sk-2"))));
+        assert!(!is_authorized(&one, &headers(Some("Bearer sk-1x"))));
+        assert!(!is_authorized(&one, &headers(Some("Basic sk-1"))));
+        assert!(!is_authorized(&one, &headers(Some("sk-1"))));
+        let two = ["sk-1".to_string(), "sk-2".to_string()];
+        assert_eq!(key_index(&two, &headers(Some("Bearer sk-2"))), Some(1));
+        assert_eq!(key_index(&two, &headers(Some("Bearer sk-3"))), None);
     }
 
     #[test]
@@ -630,7 +686,12 @@ mod tests {
                 ..MockArgs::default()
             },
             MockArgs {
-                api_key: Some(String::new()),
+                api_key: vec![String::new()],
+                ..MockArgs::default()
+            },
+            MockArgs {
+                api_key: vec!["a".into()],
+                rate_limited_key: vec!["b".into()],
                 ..MockArgs::default()
             },
         ];

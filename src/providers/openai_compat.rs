@@ -218,7 +218,7 @@ impl Upstream {
             HeaderValue::from_static(concat!("airlock/", env!("CARGO_PKG_VERSION"))),
         );
         // Hosted APIs answer nothing without it; the key only goes where it belongs.
-        self.insert_auth_headers(&mut headers);
+        self.insert_auth_headers(&mut headers, None);
         match &self.transport {
             Transport::Inline { pools, .. } => {
                 let pool = &pools[0];
@@ -240,15 +240,18 @@ impl Upstream {
         }
     }
 
-    /// POSTs a JSON body to `path` and waits for the head.
+    /// POSTs a JSON body to `path` and waits for the head; authenticated with
+    /// `credential` (a provider credential's header value, in the form this upstream's
+    /// kind reads) when given, else with the upstream's own key.
     pub async fn post_json(
         &self,
         path: UpstreamPath<'_>,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
+        credential: Option<&HeaderValue>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        let headers = self.request_headers(stream, request_id)?;
+        let headers = self.request_headers(stream, request_id, credential)?;
         let worker = super::pool_index();
         let sent = match &self.transport {
             Transport::Inline { pools } => {
@@ -292,9 +295,13 @@ impl Upstream {
     }
 
     /// The headers of a request to this upstream (the transport adds `Host` and the
-    /// body's length): JSON in, JSON or events out, the request id, and the upstream's
-    /// own credential.
-    fn request_headers(&self, stream: bool, request_id: &str) -> Result<HeaderMap, UpstreamError> {
+    /// body's length): JSON in, JSON or events out, the request id, and the credential.
+    fn request_headers(
+        &self,
+        stream: bool,
+        request_id: &str,
+        credential: Option<&HeaderValue>,
+    ) -> Result<HeaderMap, UpstreamError> {
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(
             header::CONTENT_TYPE,
@@ -316,14 +323,14 @@ impl Upstream {
             HeaderName::from_static("x-request-id"),
             HeaderValue::from_str(request_id).map_err(|e| UpstreamError::Build(e.to_string()))?,
         );
-        self.insert_auth_headers(&mut headers);
+        self.insert_auth_headers(&mut headers, credential);
         Ok(headers)
     }
 
-    /// The upstream's own credential in the header its kind reads (and the API version
-    /// Anthropic requires beside it).
-    fn insert_auth_headers(&self, headers: &mut HeaderMap) {
-        match (&self.authorization, self.kind) {
+    /// `credential`, or the upstream's own key, in the header its kind reads (and the
+    /// API version Anthropic requires beside it).
+    fn insert_auth_headers(&self, headers: &mut HeaderMap, credential: Option<&HeaderValue>) {
+        match (credential.or(self.authorization.as_ref()), self.kind) {
             (Some(auth), UpstreamKind::OpenaiCompatible) => {
                 headers.insert(header::AUTHORIZATION, auth.clone());
             }

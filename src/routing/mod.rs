@@ -10,6 +10,7 @@ pub mod health;
 use crate::config::{LoadedConfig, RetryConfig, Strategy};
 use crate::providers::openai_compat::Upstream;
 use crate::telemetry::metrics::{AttemptLabels, Metrics, TargetLabels, UpstreamLabels};
+use crate::tenancy::credentials::{CredentialPolicy, CredentialSource};
 use breaker::Breaker;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub struct Target {
     pub cost: f64,
     /// The experiment arm this target serves; `None` serves every arm.
     pub arm: Option<Arc<str>>,
+    /// Provider credentials to authenticate with instead of the upstream's own key.
+    pub credential: Option<CredentialPolicy>,
     pub breaker: Breaker,
     /// Attempts sent and not yet answered in full (streams: until they end).
     outstanding: AtomicU32,
@@ -98,6 +101,10 @@ impl Target {
             "priority": self.priority,
             "cost": self.cost,
             "arm": self.arm,
+            "credential": self.credential.as_ref().map(|c| match &c.source {
+                CredentialSource::Tenant => "tenant",
+                CredentialSource::Named(name) => name,
+            }),
             "healthy": self.upstream.is_healthy(),
             "breaker": self.breaker.snapshot(std::time::Instant::now()),
             "outstanding": self.outstanding.load(Ordering::Relaxed),
@@ -283,6 +290,14 @@ impl RouteTable {
                     capabilities: target.capabilities.clone(),
                     cost: target.cost,
                     arm: target.arm.as_deref().map(Arc::from),
+                    credential: target.credential.as_deref().map(|c| CredentialPolicy {
+                        source: match c {
+                            "tenant" => CredentialSource::Tenant,
+                            name => CredentialSource::Named(name.into()),
+                        },
+                        strategy: target.credential_strategy,
+                        fallback: target.credential_fallback,
+                    }),
                     breaker: Breaker::new(&route.value.breaker),
                     outstanding: AtomicU32::new(0),
                     latency_us: AtomicU64::new(0),

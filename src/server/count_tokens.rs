@@ -81,13 +81,25 @@ async fn count(
         if !upstream.is_healthy() {
             continue;
         }
+        // One credential per target: a refused one passes the question on.
+        let Ok(credential) =
+            super::credential::choose(&state, target, &route.model, &principal.tenant_id, &[])
+        else {
+            continue;
+        };
         let count = wire_format::count_request(upstream.kind, chat, &target.upstream_model)?;
         ctx.record.upstream = Some(upstream.name.clone());
         ctx.record.upstream_model = Some(target.upstream_model.clone());
         ctx.record.attempts += 1;
         ctx.upstream_begin();
         let sent = upstream
-            .post_json(count.path(), count.body.clone(), false, &ctx.record.id)
+            .post_json(
+                count.path(),
+                count.body.clone(),
+                false,
+                &ctx.record.id,
+                credential.as_ref().map(|c| c.header()),
+            )
             .await;
         let response = match sent {
             Ok(response) => response,

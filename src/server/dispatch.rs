@@ -4,6 +4,7 @@
 
 use super::body::GatewayBody;
 use super::context::RequestContext;
+use super::credential;
 use super::error::ApiError;
 use super::handler::Outcome;
 use crate::api::openai::{ForwardedRequest, Usage, UsageProbe, upstream_error_message};
@@ -15,6 +16,7 @@ use crate::providers::wire_format;
 use crate::routing::breaker::{self, Admission};
 use crate::routing::cache::{CacheKey, CachedAnswer};
 use crate::routing::{AttemptOutcome, InFlight, Route, StreamOutcome, Target};
+use crate::tenancy::credentials::Credential;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -35,6 +37,8 @@ pub(super) struct Plan<'a> {
     pub stream: bool,
     pub strip_usage_chunk: bool,
     pub cache_key: Option<CacheKey>,
+    /// The caller's tenant, whose credentials BYOK targets use.
+    pub tenant_id: Arc<str>,
 }
 
 /// Walks the order round and round, handing out targets that are healthy and whose
@@ -50,14 +54,29 @@ impl<'a> Rotation<'a> {
         for _ in 0..self.order.len() {
             let index = self.order[self.next % self.order.len()];
             self.next += 1;
-            let target = &self.route.targets[index];
-            if target.upstream.is_healthy()
-                && let Some(admission) = target.breaker.admit(Instant::now())
-            {
+            if let Some(admission) = self.admit(index) {
                 return Some((index, admission));
             }
         }
         None
+    }
+
+    /// Target `index` again (another credential), if it is healthy and admits an
+    /// attempt; else the next in turn.
+    fn again(&mut self, index: usize) -> Option<(usize, Admission<'a>)> {
+        match self.admit(index) {
+            Some(admission) => Some((index, admission)),
+            None => self.next(),
+        }
+    }
+
+    fn admit(&self, index: usize) -> Option<Admission<'a>> {
+        let target = &self.route.targets[index];
+        if target.upstream.is_healthy() {
+            target.breaker.admit(Instant::now())
+        } else {
+            None
+        }
     }
 }
 
@@ -68,6 +87,8 @@ struct Attempting<'a> {
     /// Counted only where the route's strategy reads it.
     in_flight: Option<InFlight<'a>>,
     started: Instant,
+    /// The provider credential it authenticates with (`None`: the upstream's own key).
+    credential: Option<Arc<Credential>>,
 }
 
 /// Tries the plan's targets until one answers, a failure is final, or the route's
@@ -86,11 +107,36 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
     let mut last_error = None;
     // The previous attempt's target and the `Retry-After` it answered with.
     let mut previous: Option<(usize, Option<Duration>)> = None;
+    // Credentials the provider refused in this request; the target to try again with
+    // the next one; why a target was skipped for want of a credential.
+    let mut tried: Vec<Arc<str>> = Vec::new();
+    let mut same_target: Option<usize> = None;
+    let mut uncredentialed: Option<ApiError> = None;
+    let mut skipped = 0;
     while ctx.record.attempts < route.retry.attempts {
-        let Some((index, admission)) = rotation.next() else {
+        let switching_credential = same_target.is_some();
+        let next = match same_target.take() {
+            Some(index) => rotation.again(index),
+            None => rotation.next(),
+        };
+        let Some((index, admission)) = next else {
             break;
         };
-        if ctx.record.attempts > 0 {
+        let target = &route.targets[index];
+        let credential =
+            match credential::choose(ctx.state(), target, &route.model, &plan.tenant_id, &tried) {
+                Ok(credential) => credential,
+                Err(refusal) => {
+                    uncredentialed = Some(refusal);
+                    skipped += 1;
+                    if skipped > plan.order.len() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+        skipped = 0;
+        if ctx.record.attempts > 0 && !switching_credential {
             let mut wait = route.backoff(ctx.record.attempts);
             if let Some((prev, Some(retry_after))) = previous
                 && prev == index
@@ -102,8 +148,15 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
         let hedge = route.hedge.filter(|_| {
             ctx.record.attempts == 0 && route.retry.attempts >= 2 && plan.order.len() >= 2
         });
-        let first = start(ctx, route, index, admission, request)?;
-        let first_run = attempt(route, index, first.1, &plan, ctx.record.id.clone());
+        let first = start(ctx, route, index, admission, credential, request)?;
+        let first_run = attempt(
+            route,
+            index,
+            first.1,
+            &plan,
+            ctx.record.id.clone(),
+            first.0.credential.as_ref().map(|c| c.header().clone()),
+        );
         let (attempting, received) = match hedge {
             None => (first.0, first_run.await),
             // Boxed: a rarely taken branch should not enlarge every request's future.
@@ -133,9 +186,18 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
             Err(failure) => {
                 ctx.upstream_end();
                 let failed = attempting.index;
+                let refused = attempting
+                    .credential
+                    .as_ref()
+                    .filter(|_| failure.credential_refused)
+                    .map(|c| c.id.clone());
                 settle_failure(route, attempting, &failure);
                 if !failure.retryable {
                     return Err(failure.error);
+                }
+                if let Some(id) = refused {
+                    tried.push(id);
+                    same_target = Some(failed);
                 }
                 if ctx.record.attempts < route.retry.attempts {
                     tracing::info!(
@@ -152,7 +214,9 @@ pub(super) async fn dispatch<T: ForwardedRequest>(
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| ApiError::no_available_target(&route.model)))
+    Err(last_error
+        .or(uncredentialed)
+        .unwrap_or_else(|| ApiError::no_available_target(&route.model)))
 }
 
 /// Counts an attempt and prepares its body for the target (the target's model name).
@@ -161,6 +225,7 @@ fn start<'a, T: ForwardedRequest>(
     route: &'a Route,
     index: usize,
     admission: Admission<'a>,
+    credential: Option<Arc<Credential>>,
     request: &mut T,
 ) -> Result<(Attempting<'a>, Vec<u8>), ApiError> {
     let target = &route.targets[index];
@@ -174,6 +239,7 @@ fn start<'a, T: ForwardedRequest>(
             admission,
             in_flight: (route.strategy == Strategy::LeastOutstanding).then(|| target.begin()),
             started: Instant::now(),
+            credential,
         },
         body,
     ))
@@ -200,15 +266,28 @@ async fn hedged<'a, T: ForwardedRequest>(
         () = tokio::time::sleep(after) => {}
     }
     let second = match rotation.next() {
-        Some((index, admission)) if index != a.index => Some((index, admission)),
+        Some((index, admission)) if index != a.index => {
+            let target = &plan.route.targets[index];
+            credential::choose(ctx.state(), target, &plan.route.model, &plan.tenant_id, &[])
+                .ok()
+                .map(|credential| (index, admission, credential))
+        }
         _ => None,
     };
-    let Some((index_b, admission_b)) = second else {
+    let Some((index_b, admission_b, credential_b)) = second else {
         return Ok((a, run_a.await));
     };
-    let (b, body_b) = start(ctx, plan.route, index_b, admission_b, request)?;
+    let (b, body_b) = start(ctx, plan.route, index_b, admission_b, credential_b, request)?;
     tracing::debug!(request_id = %ctx.record.id, upstream = %plan.route.targets[index_b].upstream.name, "hedging: second attempt started");
-    let run_b = attempt(plan.route, index_b, body_b, plan, ctx.record.id.clone());
+    let header_b = b.credential.as_ref().map(|c| c.header().clone());
+    let run_b = attempt(
+        plan.route,
+        index_b,
+        body_b,
+        plan,
+        ctx.record.id.clone(),
+        header_b,
+    );
     let mut run_b = std::pin::pin!(run_b);
     tokio::select! {
         received = &mut run_a => match received {
@@ -229,7 +308,8 @@ async fn hedged<'a, T: ForwardedRequest>(
 }
 
 /// Books a failed attempt against its target: breaker, metrics, and a long
-/// `Retry-After` resting the target.
+/// `Retry-After` resting the target; or, when the provider refused or throttled the
+/// credential, resting that credential instead of the target.
 fn settle_failure(route: &Route, attempting: Attempting<'_>, failure: &AttemptFailure) {
     let target = &route.targets[attempting.index];
     attempting.admission.settle(failure.outcome);
@@ -238,6 +318,11 @@ fn settle_failure(route: &Route, attempting: Attempting<'_>, failure: &AttemptFa
         _ if failure.error.status == StatusCode::TOO_MANY_REQUESTS => AttemptOutcome::RateLimited,
         _ => AttemptOutcome::Rejected,
     });
+    if let (true, Some(c)) = (failure.credential_refused, &attempting.credential) {
+        let throttled = failure.error.status == StatusCode::TOO_MANY_REQUESTS;
+        credential::rest(c, throttled, failure.retry_after);
+        return;
+    }
     let rest = Duration::from_millis(route.retry.max_retry_after_ms);
     if let Some(retry_after) = failure.retry_after.filter(|r| *r > rest) {
         target.breaker.rest_until(Instant::now() + retry_after);
@@ -299,6 +384,9 @@ struct AttemptFailure {
     retryable: bool,
     outcome: breaker::Outcome,
     retry_after: Option<Duration>,
+    /// The provider refused (401/403) or throttled (429) the provider credential sent:
+    /// another credential may do on the same target.
+    credential_refused: bool,
 }
 
 impl AttemptFailure {
@@ -309,6 +397,7 @@ impl AttemptFailure {
             retryable: true,
             outcome: breaker::Outcome::Failure,
             retry_after: None,
+            credential_refused: false,
         }
     }
 }
@@ -333,6 +422,7 @@ async fn attempt(
     body: Vec<u8>,
     plan: &Plan<'_>,
     request_id: Arc<str>,
+    credential: Option<HeaderValue>,
 ) -> Result<Received, AttemptFailure> {
     let target = &route.targets[index];
     let upstream = &target.upstream;
@@ -343,7 +433,13 @@ async fn attempt(
         plan.stream,
     );
     let sent = upstream
-        .post_json(UpstreamPath::Api(&path), body, plan.stream, &request_id)
+        .post_json(
+            UpstreamPath::Api(&path),
+            body,
+            plan.stream,
+            &request_id,
+            credential.as_ref(),
+        )
         .await;
     let response = match sent {
         Ok(response) => response,
@@ -384,15 +480,17 @@ async fn attempt(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    let credential_refused = credential.is_some() && credential::refused(status.as_u16());
     Err(AttemptFailure {
         error: ApiError::from_upstream(status, message, retry_after_header).with_detail(detail),
-        retryable: matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
+        retryable: credential_refused || matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
         outcome: if status.is_server_error() {
             breaker::Outcome::Failure
         } else {
             breaker::Outcome::Neutral
         },
         retry_after,
+        credential_refused,
     })
 }
 

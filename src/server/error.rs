@@ -160,6 +160,20 @@ impl ApiError {
         )
     }
 
+    /// Every target of the model authenticates with provider credentials, and none is
+    /// usable for this caller (none created for its tenant, revoked, or refused).
+    pub fn no_provider_credential(model: &str, upstream: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "no_provider_credential",
+            format!(
+                "no usable provider credential for model `{model}` (upstream `{upstream}`); \
+                 an admin of your tenant can add one (POST /admin/credentials)"
+            ),
+        )
+    }
+
     /// No target of the model can serve what the request uses.
     pub fn unsupported(model: &str, missing: crate::routing::capabilities::Missing) -> Self {
         Self::new(

@@ -564,6 +564,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         stream,
         strip_usage_chunk,
         cache_key,
+        tenant_id: principal.tenant_id.clone(),
     };
     let outcome = dispatch::dispatch(ctx, plan, &mut request).await?;
     judge_response(ctx, outcome).await

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod context;
 mod count_tokens;
+mod credential;
 mod dispatch;
 pub mod error;
 mod handler;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub budgets: Arc<crate::metering::budget::Budgets>,
     /// The completion length a budget reserves for a request that names none.
     pub default_max_tokens: u64,
+    /// Provider credentials (BYOK), kept in step by the state mirror.
+    pub credentials: Arc<crate::tenancy::credentials::CredentialCache>,
     /// The active and shadow policy versions, refreshed when they change.
     pub policies: crate::policy::active::PolicyCache,
     /// Counters of the policies' `rate_limit` rules.
@@ -236,6 +239,15 @@ impl Gateway {
             loaded.request_log_db_path(),
             crate::metering::alerts::start(loaded.state_db_path())?,
         ));
+        let credentials = Arc::new(crate::tenancy::credentials::CredentialCache::new(
+            instance_key.seal_key,
+            loaded
+                .config
+                .upstreams
+                .iter()
+                .map(|(name, u)| (name.clone(), u.value.kind))
+                .collect(),
+        ));
         let rate_limits = Arc::new(crate::metering::rate_limits::RateLimits::default());
         let state_mirror = StateMirror::new(
             state_conn,
@@ -245,6 +257,7 @@ impl Gateway {
                 pricing.clone(),
                 budgets.clone(),
                 rate_limits.clone(),
+                credentials.clone(),
             ],
         )?;
         let policies = crate::policy::active::PolicyCache::open(
@@ -304,6 +317,7 @@ impl Gateway {
             rate_limits,
             budgets,
             default_max_tokens: loaded.config.budgets.default_max_tokens,
+            credentials,
             policies,
             rate_limiter: Default::default(),
             routes,

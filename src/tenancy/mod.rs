@@ -1,11 +1,14 @@
 //! Tenants, their teams, users and virtual keys: the state database schema, key
 //! lifecycle, and the in-memory snapshots the data path reads; admin tokens, the roles
 //! they carry, and the local admin users who log in to them.
+//! lifecycle, and the in-memory snapshots the data path reads; admin tokens and the
+//! roles they carry; provider credentials (BYOK).
 
 mod admin_tokens;
 mod admin_users;
 mod auth;
 mod change_watch;
+pub mod credentials;
 mod directory;
 mod keys;
 mod mirror;
@@ -241,4 +244,35 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     );
     ALTER TABLE admin_tokens ADD COLUMN admin_user_id TEXT REFERENCES admin_users(id);
     CREATE INDEX admin_tokens_user ON admin_tokens(admin_user_id);",
+    // Provider credentials (BYOK): a provider's own key, sealed (AES-256-GCM, bound to
+    // id, tenant and provider), per tenant (NULL: instance-wide); one active per name,
+    // rotated-out ones in a grace period until `grace_until_ms`. Their own counter, so
+    // the gateway reloads them only when they change.
+    "CREATE TABLE provider_credentials (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT REFERENCES tenants(id),
+        provider TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'grace', 'retired', 'revoked')),
+        grace_until_ms INTEGER,
+        created_ms INTEGER NOT NULL,
+        rotated_ms INTEGER,
+        revoked_ms INTEGER,
+        replaces TEXT REFERENCES provider_credentials(id)
+    );
+    CREATE UNIQUE INDEX provider_credentials_active
+        ON provider_credentials(ifnull(tenant_id, ''), provider, name) WHERE state = 'active';
+    CREATE INDEX provider_credentials_tenant ON provider_credentials(tenant_id);
+    INSERT INTO state_versions (name, version) VALUES ('provider_credentials', 0);
+    CREATE TRIGGER provider_credentials_inserted AFTER INSERT ON provider_credentials BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'provider_credentials';
+    END;
+    CREATE TRIGGER provider_credentials_updated AFTER UPDATE ON provider_credentials BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'provider_credentials';
+    END;
+    CREATE TRIGGER provider_credentials_deleted AFTER DELETE ON provider_credentials BEGIN
+        UPDATE state_versions SET version = version + 1 WHERE name = 'provider_credentials';
+    END;",
 ];

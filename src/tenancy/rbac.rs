@@ -50,10 +50,15 @@ pub enum Permission {
     PricingWrite,
     /// Read chargeback reports (a tenant-admin: its own tenant's).
     ReportsRead,
+    /// List provider credentials, by fingerprint (a tenant-scoped admin: its own
+    /// tenant's).
+    CredentialsRead,
+    /// Create, rotate and revoke provider credentials (a tenant-admin: its own tenant's).
+    CredentialsWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 15] = [
         Permission::RoutesRead,
         Permission::RoutesOperate,
         Permission::AuditRead,
@@ -67,6 +72,8 @@ impl Permission {
         Permission::PricingRead,
         Permission::PricingWrite,
         Permission::ReportsRead,
+        Permission::CredentialsRead,
+        Permission::CredentialsWrite,
     ];
 }
 
@@ -108,6 +115,10 @@ impl Role {
             PricingRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Viewer),
             // Prices apply to every tenant's costs.
             PricingWrite => matches!(self, SuperAdmin | Operator),
+            // Fingerprints and states, never secrets: those who run the gateway see
+            // them too (a provider's 401 is theirs to diagnose); the auditor does not.
+            CredentialsRead => matches!(self, SuperAdmin | TenantAdmin | Operator | Viewer),
+            CredentialsWrite => matches!(self, SuperAdmin | TenantAdmin),
         }
     }
 }
@@ -187,6 +198,14 @@ mod tests {
                 ["super-admin", "operator"].as_slice(),
             ),
             (Permission::ReportsRead, ALL_BUT_AUDITOR.as_slice()),
+            (
+                Permission::CredentialsRead,
+                ["super-admin", "tenant-admin", "operator", "viewer"].as_slice(),
+            ),
+            (
+                Permission::CredentialsWrite,
+                ["super-admin", "tenant-admin"].as_slice(),
+            ),
         ];
         let listed: Vec<Permission> = expected.iter().map(|(p, _)| *p).collect();
         assert_eq!(listed, Permission::ALL, "every permission has its row");
