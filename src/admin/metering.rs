@@ -11,6 +11,7 @@ use crate::metering::chargeback::{ChargebackQuery, GroupBy, chargeback};
 use crate::metering::pricing::NANOS_PER_USD;
 use crate::metering::rate_limits::{RateLimitDef, RateLimitStore};
 use crate::metering::{Price, PricingStore};
+use crate::store::StoreError;
 use crate::tenancy::rbac::Permission;
 use crate::tenancy::{Directory, KeyStore};
 use axum::Json;
@@ -197,7 +198,6 @@ fn subject_id(
     scope: Scope,
     subject: Option<String>,
 ) -> Result<String, crate::store::StoreError> {
-    use crate::store::StoreError;
     let people = Directory::new(conn);
     match (scope, subject) {
         (Scope::Tenant, _) => Ok(tenant_id.to_string()),
@@ -223,15 +223,25 @@ pub async fn delete_budget(
     auth: Authorized,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
+    delete_quota(auth, path, "budget", |conn, id, own, actor| {
+        BudgetStore::new(conn).delete(id, own, actor)
+    })
+    .await
+}
+
+/// Deletes a budget or rate limit of the admin's tenant (404 for another's).
+async fn delete_quota(
+    auth: Authorized,
+    path: Result<Path<String>, PathRejection>,
+    what: &'static str,
+    delete: fn(&rusqlite::Connection, &str, Option<&str>, &str) -> Result<bool, StoreError>,
+) -> Result<Json<Value>, AdminError> {
     auth.require(Permission::QuotasWrite).await?;
     let Path(id) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
     let (own, actor, shown) = (auth.admin.tenant_id.clone(), auth.admin.actor(), id.clone());
-    let deleted = with_state(&auth, move |conn| {
-        BudgetStore::new(conn).delete(&id, own.as_deref(), &actor)
-    })
-    .await?;
+    let deleted = with_state(&auth, move |conn| delete(conn, &id, own.as_deref(), &actor)).await?;
     if !deleted {
-        return Err(AdminError::not_found(format!("no budget `{shown}`")));
+        return Err(AdminError::not_found(format!("no {what} `{shown}`")));
     }
     auth.changed()?;
     Ok(Json(json!({ "deleted": shown })))
@@ -296,18 +306,10 @@ pub async fn delete_rate_limit(
     auth: Authorized,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    auth.require(Permission::QuotasWrite).await?;
-    let Path(id) = path.map_err(|e| AdminError::invalid(e.body_text()))?;
-    let (own, actor, shown) = (auth.admin.tenant_id.clone(), auth.admin.actor(), id.clone());
-    let deleted = with_state(&auth, move |conn| {
-        RateLimitStore::new(conn).delete(&id, own.as_deref(), &actor)
+    delete_quota(auth, path, "rate limit", |conn, id, own, actor| {
+        RateLimitStore::new(conn).delete(id, own, actor)
     })
-    .await?;
-    if !deleted {
-        return Err(AdminError::not_found(format!("no rate limit `{shown}`")));
-    }
-    auth.changed()?;
-    Ok(Json(json!({ "deleted": shown })))
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@ use super::calendar::Window;
 use crate::store::StoreError;
 use crate::tenancy::{Mirrored, admin_event, atomically};
 use arc_swap::ArcSwap;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -458,24 +458,13 @@ impl<'a> BudgetStore<'a> {
     pub fn put(&self, def: &BudgetDef, actor: &str) -> Result<BudgetDef, StoreError> {
         def.validate().map_err(StoreError::Invalid)?;
         atomically(self.conn, || {
-            let existing: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT id FROM budgets WHERE scope = ?1 AND scope_id = ?2 AND window = ?3
-                     AND tenant_id = ?4",
-                    params![
-                        def.scope.name(),
-                        def.scope_id,
-                        def.window.name(),
-                        def.tenant_id
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let id = match existing {
-                Some(id) => id,
-                None => format!("bud_{}", crate::tenancy::random_hex(8)?),
-            };
+            let id = super::quota_rows::id_for(
+                self.conn,
+                "budgets",
+                "bud_",
+                (&def.tenant_id, def.scope, &def.scope_id),
+                Some(def.window.name()),
+            )?;
             let downgrade = serde_json::to_string(&def.downgrade)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
             self.conn.execute(
@@ -527,19 +516,7 @@ impl<'a> BudgetStore<'a> {
         actor: &str,
     ) -> Result<bool, StoreError> {
         atomically(self.conn, || {
-            let tenant: Option<String> = self
-                .conn
-                .query_row(
-                    "DELETE FROM budgets WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)
-                     RETURNING tenant_id",
-                    params![id, tenant_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(tenant) = &tenant {
-                admin_event(self.conn, actor, "budget.delete", id, Some(tenant), None)?;
-            }
-            Ok(tenant.is_some())
+            super::quota_rows::delete(self.conn, "budgets", "budget.delete", id, tenant_id, actor)
         })
     }
 

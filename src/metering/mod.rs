@@ -6,6 +6,7 @@ pub mod budget;
 pub mod calendar;
 pub mod chargeback;
 pub mod pricing;
+mod quota_rows;
 pub mod rate_limits;
 
 pub use pricing::{Price, PriceBook, PriceSource, Pricing, PricingStore, usd};

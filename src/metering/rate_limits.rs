@@ -6,7 +6,7 @@ use super::budget::Scope;
 use crate::store::StoreError;
 use crate::tenancy::{Mirrored, admin_event, atomically};
 use arc_swap::ArcSwap;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -253,18 +253,13 @@ impl<'a> RateLimitStore<'a> {
             ));
         }
         atomically(self.conn, || {
-            let existing: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT id FROM rate_limits WHERE tenant_id = ?1 AND scope = ?2 AND scope_id = ?3",
-                    params![def.tenant_id, def.scope.name(), def.scope_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let id = match existing {
-                Some(id) => id,
-                None => format!("rl_{}", crate::tenancy::random_hex(8)?),
-            };
+            let id = super::quota_rows::id_for(
+                self.conn,
+                "rate_limits",
+                "rl_",
+                (&def.tenant_id, def.scope, &def.scope_id),
+                None,
+            )?;
             self.conn.execute(
                 "INSERT INTO rate_limits (id, tenant_id, scope, scope_id, requests_per_minute,
                      tokens_per_minute, updated_ms, actor)
@@ -309,26 +304,14 @@ impl<'a> RateLimitStore<'a> {
         actor: &str,
     ) -> Result<bool, StoreError> {
         atomically(self.conn, || {
-            let tenant: Option<String> = self
-                .conn
-                .query_row(
-                    "DELETE FROM rate_limits WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)
-                     RETURNING tenant_id",
-                    params![id, tenant_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(tenant) = &tenant {
-                admin_event(
-                    self.conn,
-                    actor,
-                    "rate_limit.delete",
-                    id,
-                    Some(tenant),
-                    None,
-                )?;
-            }
-            Ok(tenant.is_some())
+            super::quota_rows::delete(
+                self.conn,
+                "rate_limits",
+                "rate_limit.delete",
+                id,
+                tenant_id,
+                actor,
+            )
         })
     }
 
