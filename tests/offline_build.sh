@@ -9,6 +9,9 @@ trap 'rm -rf "$work"' EXIT
 
 git clone -q --no-local "$root" "$work/airlock"
 mkdir "$work/cargo-home"
+# Cargo reads .cargo/config.toml from the working directory: build from inside the clone,
+# so its own vendor/ is the registry (not the checkout this script was started from).
+cd "$work/airlock"
 build=(env CARGO_HOME="$work/cargo-home" CARGO_TARGET_DIR="$work/target"
        cargo build --offline --locked --manifest-path "$work/airlock/Cargo.toml")
 

@@ -21,7 +21,7 @@ async fn served_of(gw: &Gateway, key: &str, body: &Value, n: usize) -> usize {
         if reply.status == 200 {
             served += 1;
         } else {
-            reply.assert_error(429, "rate_limit_exceeded");
+            reply.assert_error(429, "rate_limited");
             let wait: u64 = reply.headers["retry-after"]
                 .to_str()
                 .unwrap()

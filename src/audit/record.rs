@@ -121,6 +121,12 @@ pub struct AuditRecord {
     /// The rules of the shadow version that matched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadow_rules: Vec<String>,
+    /// The team the request's key acts in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// The model the caller asked for, when a rule or budget served another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_model: Option<String>,
 }
 
 /// The encoding version written now.

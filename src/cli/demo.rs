@@ -75,7 +75,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .replace("level: info", "level: warn");
         let text = format!(
             "# Written by `airlock demo`; rewritten on every demo start (state is kept).\n{text}\
-             pii:\n  actions: {{default: tokenise, by_class: {{SECRET: mask}}}}\n"
+             pii:\n  actions: {{default: tokenise, by_class: {{SECRET: mask}}}}\n\
+             # The mock model priced as an on-prem GPU would be: answers carry x-airlock-cost-usd.\n\
+             pricing:\n  models:\n    mock-llama:\n      gpu_hour: {{usd_per_gpu_hour: 2.5, \
+             input_tokens_per_second: 5000, output_tokens_per_second: 500}}\n"
         );
         let loaded = super::init::create_instance(&dir.join("airlock.yaml"), &text)?;
         let instance_key = InstanceKey::read(&loaded.key_file_path())?;

@@ -26,7 +26,7 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} {:<8} ERROR / RULES",
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} {:>12} {:<8} ERROR / RULES",
         "TIME",
         "ID",
         "ENDPOINT",
@@ -38,6 +38,7 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         "UPSTR_MS",
         "IN_TOK",
         "OUT_TOK",
+        "COST_USD",
         "DECISION"
     );
     for r in &rows {
@@ -53,7 +54,7 @@ fn print_row(r: &RequestRecord) {
     let num = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {:<8} {}",
+        "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {:>12} {:<8} {}",
         time.to_string(),
         r.id,
         format!("{}{}", r.endpoint, if r.stream { " (sse)" } else { "" }),
@@ -65,6 +66,8 @@ fn print_row(r: &RequestRecord) {
         ms(r.upstream_latency_ms),
         num(r.prompt_tokens),
         num(r.completion_tokens),
+        r.cost_nano_usd
+            .map_or("-".to_string(), |n| format!("{:.6}", n as f64 / 1e9)),
         r.decision.unwrap_or("-"),
         [
             r.error_type.as_deref(),

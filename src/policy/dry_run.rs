@@ -129,7 +129,7 @@ fn facts_of(record: &AuditRecord, content: String) -> Facts {
     Facts {
         phase: Phase::Request,
         tenant: record.tenant_id.clone().unwrap_or_default(),
-        team: None,
+        team: record.team_id.clone(),
         user: record.user_id.clone(),
         key: record.key_id.clone().unwrap_or_default(),
         endpoint: EndpointKind::Llm,

@@ -292,6 +292,8 @@ impl RequestContext {
                 .map(|n| n as f64 / crate::metering::pricing::NANOS_PER_USD as f64),
             latency_ms: Some(ms(self.started.elapsed())),
             data_classes: self.pii.found.clone(),
+            team_id: text(&r.team_id),
+            requested_model: text(&r.requested_model),
             ..AuditRecord::default()
         };
         AuditEvent {

@@ -225,7 +225,7 @@ impl ApiError {
         let mut err = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
-            "rate_limit_exceeded",
+            "rate_limited",
             format!(
                 "the {} limit of {} {} per minute is reached; retry in {} s",
                 limited.scope.name(),

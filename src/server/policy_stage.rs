@@ -133,7 +133,7 @@ pub fn request_phase<T: ForwardedRequest>(
     let facts = Facts {
         phase: Phase::Request,
         tenant: principal.tenant_id.to_string(),
-        team: None,
+        team: principal.team_id.as_deref().map(str::to_string),
         user: ctx.user_id().map(str::to_string),
         key: principal.key_id.to_string(),
         endpoint: crate::policy::source::EndpointKind::Llm,

@@ -370,7 +370,7 @@ pub(super) fn load_usable(
     let mut stmt = conn.prepare(
         "SELECT id, tenant_id, provider, name, sealed, state, grace_until_ms
          FROM provider_credentials WHERE state IN ('active', 'grace')
-         ORDER BY created_ms, id",
+         ORDER BY created_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
