@@ -207,36 +207,56 @@ pub struct Exceeded {
     pub retry_after_secs: u64,
 }
 
-/// The entries of `by_subject` that count a request by `subject`: its tenant's, team's,
-/// user's and key's, each of the subject's own tenant (a user of the same name in
-/// another tenant is someone else).
-pub(super) fn of_subject<T>(
-    by_subject: &HashMap<(Scope, String), Vec<Arc<T>>>,
-    subject: Subject<'_>,
-    tenant_of: impl Fn(&T) -> &str,
-) -> Vec<Arc<T>> {
-    let subjects = [
-        (Scope::Tenant, Some(subject.tenant_id)),
-        (Scope::Team, subject.team_id),
-        (Scope::User, subject.user),
-        (Scope::Key, Some(subject.key_id)),
-    ];
-    let mut found = Vec::new();
-    for (scope, id) in subjects {
-        if let Some(list) = id.and_then(|id| by_subject.get(&(scope, id.to_string()))) {
-            found.extend(
-                list.iter()
-                    .filter(|entry| tenant_of(entry) == subject.tenant_id)
-                    .cloned(),
-            );
+/// Budgets or limits by the scope and subject they count, looked up without allocating.
+#[derive(Debug)]
+pub(super) struct BySubject<T> {
+    /// Per scope (in `Scope` order), subject id → entries.
+    maps: [HashMap<String, Vec<Arc<T>>>; 4],
+}
+
+impl<T> Default for BySubject<T> {
+    fn default() -> Self {
+        Self {
+            maps: Default::default(),
         }
     }
-    found
+}
+
+impl<T> BySubject<T> {
+    pub(super) fn insert(&mut self, scope: Scope, id: &str, entry: Arc<T>) {
+        self.maps[scope as usize]
+            .entry(id.to_string())
+            .or_default()
+            .push(entry);
+    }
+
+    /// The entries that count a request by `subject`: its tenant's, team's, user's and
+    /// key's, each of the subject's own tenant (a user of the same name in another
+    /// tenant is someone else).
+    pub(super) fn of(&self, subject: Subject<'_>, tenant_of: impl Fn(&T) -> &str) -> Vec<Arc<T>> {
+        let subjects = [
+            (Scope::Tenant, Some(subject.tenant_id)),
+            (Scope::Team, subject.team_id),
+            (Scope::User, subject.user),
+            (Scope::Key, Some(subject.key_id)),
+        ];
+        let mut found = Vec::new();
+        for (scope, id) in subjects {
+            if let Some(list) = id.and_then(|id| self.maps[scope as usize].get(id)) {
+                found.extend(
+                    list.iter()
+                        .filter(|entry| tenant_of(entry) == subject.tenant_id)
+                        .cloned(),
+                );
+            }
+        }
+        found
+    }
 }
 
 #[derive(Default)]
 struct Snapshot {
-    by_subject: HashMap<(Scope, String), Vec<Arc<Budget>>>,
+    by_subject: BySubject<Budget>,
     all: Vec<Arc<Budget>>,
 }
 
@@ -264,7 +284,9 @@ impl Budgets {
         if snapshot.all.is_empty() {
             return Vec::new();
         }
-        of_subject(&snapshot.by_subject, subject, |b: &Budget| &b.def.tenant_id)
+        snapshot
+            .by_subject
+            .of(subject, |b: &Budget| &b.def.tenant_id)
     }
 
     /// Every budget's state, of one tenant or all.
@@ -413,9 +435,7 @@ impl Mirrored for Budgets {
             });
             snapshot
                 .by_subject
-                .entry((budget.def.scope, budget.def.scope_id.clone()))
-                .or_default()
-                .push(budget.clone());
+                .insert(budget.def.scope, &budget.def.scope_id, budget.clone());
             snapshot.all.push(budget);
         }
         self.snapshot.store(Arc::new(snapshot));

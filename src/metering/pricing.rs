@@ -125,6 +125,9 @@ pub enum PriceSource {
 #[derive(Debug, Clone, Default)]
 pub struct PriceBook {
     prices: HashMap<String, (Price, PriceSource)>,
+    /// What comes before the first `/` of each key: the upstreams that may have prices
+    /// of their own (so other lookups build no `UPSTREAM/MODEL` string).
+    prefixes: std::collections::HashSet<String>,
 }
 
 impl PriceBook {
@@ -150,16 +153,25 @@ impl PriceBook {
             let model = valid_model(model)?;
             let price =
                 Price::from_config(config).map_err(|e| format!("pricing.models.{model}: {e}"))?;
-            self.prices.insert(model.to_string(), (price, source));
+            self.insert(model, price, source);
         }
         Ok(())
+    }
+
+    fn insert(&mut self, model: &str, price: Price, source: PriceSource) {
+        if let Some((prefix, _)) = model.split_once('/') {
+            self.prefixes.insert(prefix.to_string());
+        }
+        self.prices.insert(model.to_string(), (price, source));
     }
 
     /// The price of `model` served by `upstream`: the upstream's own price for it, else
     /// the model's, else that of the model's name without a date or `latest` suffix
     /// (`claude-sonnet-4-20250514` → `claude-sonnet-4`).
     pub fn lookup(&self, upstream: &str, model: &str) -> Option<Price> {
-        if let Some((price, _)) = self.prices.get(&format!("{upstream}/{model}")) {
+        if self.prefixes.contains(upstream)
+            && let Some((price, _)) = self.prices.get(&format!("{upstream}/{model}"))
+        {
             return Some(*price);
         }
         let mut name = model;
@@ -232,7 +244,7 @@ impl Mirrored for Pricing {
     fn reload(&self, conn: &Connection) -> Result<(), StoreError> {
         let mut book = self.configured.clone();
         for (model, price) in PricingStore::new(conn).list()? {
-            book.prices.insert(model, (price, PriceSource::Api));
+            book.insert(&model, price, PriceSource::Api);
         }
         self.book.store(Arc::new(book));
         Ok(())

@@ -7,7 +7,6 @@ use crate::store::StoreError;
 use crate::tenancy::{Mirrored, admin_event, atomically};
 use arc_swap::ArcSwap;
 use rusqlite::{Connection, params};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// A rate limit as configured.
@@ -115,7 +114,7 @@ impl Taken {
 
 #[derive(Default)]
 struct Snapshot {
-    by_subject: HashMap<(Scope, String), Vec<Arc<RateLimit>>>,
+    by_subject: super::budget::BySubject<RateLimit>,
     all: Vec<Arc<RateLimit>>,
 }
 
@@ -138,9 +137,9 @@ impl RateLimits {
         if snapshot.all.is_empty() {
             return Ok(None);
         }
-        let limits = super::budget::of_subject(&snapshot.by_subject, subject, |l: &RateLimit| {
-            &l.def.tenant_id
-        });
+        let limits = snapshot
+            .by_subject
+            .of(subject, |l: &RateLimit| &l.def.tenant_id);
         if limits.is_empty() {
             return Ok(None);
         }
@@ -222,9 +221,7 @@ impl Mirrored for RateLimits {
             };
             snapshot
                 .by_subject
-                .entry((limit.def.scope, limit.def.scope_id.clone()))
-                .or_default()
-                .push(limit.clone());
+                .insert(limit.def.scope, &limit.def.scope_id, limit.clone());
             snapshot.all.push(limit);
         }
         self.snapshot.store(Arc::new(snapshot));

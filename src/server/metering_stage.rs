@@ -21,6 +21,9 @@ pub fn admit<'r, T: ForwardedRequest>(
 ) -> Result<(), ApiError> {
     let state = ctx.state().clone();
     let now = crate::store::now_unix_ms();
+    // The prompt's size, measured once, and only when a limit or budget needs it.
+    let measured = std::cell::OnceCell::new();
+    let prompt_bytes = |request: &T| *measured.get_or_init(|| request.prompt_text().len());
     let (taken, budgets) = {
         let subject = Subject {
             tenant_id: &principal.tenant_id,
@@ -30,7 +33,11 @@ pub fn admit<'r, T: ForwardedRequest>(
         };
         let taken = state
             .rate_limits
-            .take(subject, || request_tokens_estimate(request), now)
+            .take(
+                subject,
+                || request_tokens_estimate(prompt_bytes(request), request.completion_budget()),
+                now,
+            )
             .map_err(ApiError::rate_limited)?;
         (taken, state.budgets.applicable(subject))
     };
@@ -59,7 +66,8 @@ pub fn admit<'r, T: ForwardedRequest>(
             ),
         }
     }
-    let worst = worst_case_nanos(&state, request, route);
+    let completion = request.completion_budget();
+    let worst = worst_case_nanos(&state, prompt_bytes(request), completion, route);
     let hold = state
         .budgets
         .reserve(budgets, worst, now)
@@ -70,9 +78,8 @@ pub fn admit<'r, T: ForwardedRequest>(
 
 /// A request's tokens as rate limits estimate them before it goes: its prompt at four
 /// bytes a token, and the completion limit it names (corrected by actual usage after).
-fn request_tokens_estimate<T: ForwardedRequest>(request: &T) -> u64 {
-    let prompt = (request.prompt_text().len() as u64).div_ceil(4);
-    prompt + request.completion_budget()
+fn request_tokens_estimate(prompt_bytes: usize, completion_budget: u64) -> u64 {
+    (prompt_bytes as u64).div_ceil(4) + completion_budget
 }
 
 /// A prompt's tokens, estimated high: three bytes a token (English runs near four) and
@@ -87,9 +94,10 @@ const TEMPLATE_TOKENS: u64 = 16;
 /// What the request could cost at most: its prompt (estimated high) and its completion
 /// limit (or the configured default when it names none), at the dearest price among the
 /// route's targets.
-fn worst_case_nanos<T: ForwardedRequest>(
+fn worst_case_nanos(
     state: &super::AppState,
-    request: &T,
+    prompt_bytes: usize,
+    completion_budget: u64,
     route: &Route,
 ) -> i64 {
     let book = state.pricing.book();
@@ -103,8 +111,8 @@ fn worst_case_nanos<T: ForwardedRequest>(
     if input == 0 && output == 0 {
         return 0;
     }
-    let prompt = prompt_tokens_at_most(request.prompt_text().len());
-    let completion = match request.completion_budget() {
+    let prompt = prompt_tokens_at_most(prompt_bytes);
+    let completion = match completion_budget {
         0 => state.default_max_tokens,
         n => n,
     };
