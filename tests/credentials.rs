@@ -234,7 +234,7 @@ async fn tenant_admins_see_and_change_only_their_own_tenants_credentials() {
         json!({"tenant": "beta", "provider": "byok", "name": "x", "secret": "sk-x"}),
     )
     .await
-    .assert_admin_error(403, "permission_denied");
+    .assert_admin_error(404, "not_found");
     let listed = admin(
         &gw,
         "GET",
