@@ -210,3 +210,61 @@ async fn past_its_downgrade_share_a_budget_sends_requests_to_the_cheaper_model()
             .all(|r| r.requested_model.as_deref() == Some("chat-model"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_stream_early_does_not_make_its_tokens_free() {
+    let flags = [
+        "--tokens-per-sec",
+        "50",
+        "--models",
+        "mock-llama,mock-cheap",
+    ];
+    let gw = Gateway::start_full("", &flags, &priced()).await;
+    let root = admin_token(&gw, Role::SuperAdmin);
+    let reply = admin(
+        &gw,
+        "PUT",
+        "/admin/budgets",
+        Some(&root),
+        json!({"tenant": "acme", "scope": "tenant", "window": "daily", "limit_usd": 100}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // Read the stream's first event, then hang up long before its usage would come.
+    let mut body = chat("chat-model");
+    body["stream"] = true.into();
+    body["max_tokens"] = 100.into();
+    let request = http::Request::post(gw.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let response = common::client().request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.into_body();
+    let first = stream.frame().await.unwrap().unwrap();
+    assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+    drop(stream);
+
+    // The request is settled at its reservation, not at nothing.
+    let mut budget = Value::Null;
+    for _ in 0..100 {
+        let listed = admin(&gw, "GET", "/admin/budgets", Some(&root), Value::Null).await;
+        budget = listed.json()["budgets"][0].clone();
+        if budget["reserved_nano_usd"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(budget["reserved_nano_usd"], 0, "{budget}");
+    // At least the 100 completion tokens it asked for, at $1000 per million.
+    assert!(
+        budget["spent_nano_usd"].as_i64().unwrap() >= 100_000_000,
+        "{budget}"
+    );
+    let rows = gw.stop().await;
+    assert_eq!(rows[0].status, 499);
+}

@@ -366,6 +366,11 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// The worst-case cost reserved.
+    pub fn reserved(&self) -> i64 {
+        self.reserved
+    }
+
     /// Replaces the reservation by the actual cost (zero when the request failed), and
     /// raises the soft-limit alert of a budget this crossed it on.
     pub fn settle(self, actual_nanos: i64, now_ms: i64) {

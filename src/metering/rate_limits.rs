@@ -101,8 +101,12 @@ pub struct Taken {
 }
 
 impl Taken {
-    /// Corrects the token buckets by what the request really used (none when it failed).
-    pub fn settle(self, actual_tokens: u64) {
+    /// Corrects the token buckets by what the request really used; `None` (used, but
+    /// not known how much) keeps the estimate.
+    pub fn settle(self, actual_tokens: Option<u64>) {
+        let Some(actual_tokens) = actual_tokens else {
+            return;
+        };
         let correction = self.estimated_tokens as f64 - actual_tokens as f64;
         for limit in &self.limits {
             if let Some(bucket) = limit.lock().tokens.as_mut() {

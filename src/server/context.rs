@@ -329,6 +329,29 @@ impl RequestContext {
         }
     }
 
+    /// Settles what the request took from its rate limits and budgets with what it used.
+    /// An answer that started but whose usage never came (the client left mid-stream,
+    /// the stream broke) keeps its estimate and its reservation: the upstream generated
+    /// tokens nobody counted, and leaving early must not make them free. A request that
+    /// got no answer (a failure, a cache hit) used nothing.
+    fn settle_quotas(&mut self) {
+        let r = &self.record;
+        let usage_known = r.prompt_tokens.is_some();
+        let answer_started = r.ttft_ms.is_some() && !r.cache_hit;
+        if let Some(taken) = self.rate_limits_taken.take() {
+            let used = r.prompt_tokens.unwrap_or(0) + r.completion_tokens.unwrap_or(0);
+            taken.settle((usage_known || !answer_started).then_some(used));
+        }
+        if let Some(hold) = self.budget_hold.take() {
+            let spent = match r.cost_nano_usd {
+                Some(cost) => cost,
+                None if answer_started && !usage_known => hold.reserved(),
+                None => 0,
+            };
+            hold.settle(spent, crate::store::now_unix_ms());
+        }
+    }
+
     /// Records the outcome; the row is written when the context is dropped.
     pub fn finish(&mut self, status: u16, error_code: Option<&'static str>) {
         self.finished = true;
@@ -406,18 +429,7 @@ impl Drop for RequestContext {
         }
         self.note_policy();
         self.record.user_id = self.user_id.as_deref().map(Arc::from);
-        if let Some(taken) = self.rate_limits_taken.take() {
-            let used =
-                self.record.prompt_tokens.unwrap_or(0) + self.record.completion_tokens.unwrap_or(0);
-            taken.settle(used);
-        }
-        if let Some(hold) = self.budget_hold.take() {
-            // No usage known (a failure, a cache hit, a client gone): nothing is counted.
-            hold.settle(
-                self.record.cost_nano_usd.unwrap_or(0),
-                crate::store::now_unix_ms(),
-            );
-        }
+        self.settle_quotas();
         if let Some(permit) = self.permit.take() {
             permit.send(std::mem::take(&mut self.record));
         }
