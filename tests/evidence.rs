@@ -93,6 +93,27 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     }
     let virtual_key = gw.key.clone();
     let loaded = gw.loaded.clone();
+    {
+        // A team, a person in it, and a budget whose webhook carries a password.
+        let db = gw.state_db();
+        let people = airlock::tenancy::Directory::new(&db);
+        let acme = people.find_tenant("acme").unwrap().unwrap();
+        people.create_team(&acme, "risk", "test").unwrap();
+        people
+            .create_user(&acme, "rita@acme.example", Some("risk"), "test")
+            .unwrap();
+        airlock::metering::budget::BudgetStore::new(&db)
+            .put(
+                &serde_json::from_value(json!({
+                    "tenant_id": acme, "scope": "team", "scope_id": "risk", "window": "monthly",
+                    "limit_nano_usd": 5_000_000_000i64,
+                    "webhook_url": format!("https://hook:{URL_PASSWORD}@alerts.example/b?token=x")
+                }))
+                .unwrap(),
+                "test",
+            )
+            .unwrap();
+    }
 
     // Exported while the gateway runs: its records are not yet under a checkpoint, so
     // the package verifies but says what it could not check offline.
@@ -151,7 +172,9 @@ async fn packages_export_verify_offline_and_reject_tampering() {
         &package,
     );
     assert!(
-        stdout(&exported).contains("8 records in the window"),
+        // Three requests and eight admin actions (tenant, key, team, user, budget, the
+        // live export, the token, the admin user).
+        stdout(&exported).contains("11 records in the window"),
         "{}",
         stdout(&exported)
     );
@@ -166,7 +189,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     for expected in [
         "ok   manifest signature verifies with the key given with --public-key",
         "match their SHA-256",
-        "audit/records.jsonl: 8 records",
+        "audit/records.jsonl: 11 records",
         "Merkle roots recomputed from the records match",
         "OK:",
     ] {
@@ -185,7 +208,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     );
     assert_eq!(
         json_of(&files, path::PII_STATISTICS)["records_in_window"],
-        8
+        11
     );
     // Admin actions are audit records: the harness's tenant and key, the first
     // export, the token, the admin user.
@@ -207,6 +230,14 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     assert!(keys["rows"][0].get("prefix").is_none() && keys["rows"][0].get("hash").is_none());
     let tokens = json_of(&files, path::ADMIN_TOKENS);
     assert_eq!(tokens["rows"][0]["role"], "auditor");
+    let members = json_of(&files, path::MEMBERS);
+    assert_eq!(members["teams"][0]["name"], "risk");
+    assert_eq!(members["users"][0]["team"], "risk");
+    let quotas = json_of(&files, path::QUOTAS);
+    assert_eq!(
+        quotas["budgets"][0]["webhook_url"],
+        "https://[redacted]@alerts.example/b?[redacted]"
+    );
     let users = json_of(&files, path::ADMIN_USERS);
     assert_eq!(users["rows"][0]["name"], "ida");
     assert!(users["rows"][0].get("password_hash").is_none(), "{users}");
@@ -353,7 +384,7 @@ async fn packages_export_verify_offline_and_reject_tampering() {
     let info = json_of(&archive::read(&narrow).unwrap(), path::EXTRACT);
     assert_eq!(
         (info["first_seq"].as_u64(), info["last_seq"].as_u64()),
-        (Some(1), Some(6))
+        (Some(1), Some(9))
     );
     assert!(info["window_records"].as_u64().unwrap() >= 1);
 

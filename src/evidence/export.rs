@@ -149,6 +149,14 @@ fn gather(
         json_file(&inventory::admin_users(sources.state)?)?,
     );
     files.insert(
+        path::MEMBERS.into(),
+        json_file(&inventory::members(sources.state)?)?,
+    );
+    files.insert(
+        path::QUOTAS.into(),
+        json_file(&inventory::quotas(sources.state)?)?,
+    );
+    files.insert(
         path::PROVIDER_CREDENTIALS.into(),
         json_file(&inventory::provider_credentials(sources.state)?)?,
     );

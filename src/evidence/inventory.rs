@@ -1,6 +1,7 @@
-//! Access inventories for review: tenants, virtual keys, admin tokens, admin users and
-//! provider credentials as they stand (ids, names, roles, states, dates: never a secret,
-//! a password hash, a hash of a secret, its fingerprint or its prefix), and the change
+//! Access inventories for review: tenants with their teams and users, virtual keys and
+//! whom they are issued to, admin tokens, admin users, provider credentials, budgets and
+//! rate limits as they stand (ids, names, roles, states, dates: never a secret, a
+//! password hash, a hash of a secret, its fingerprint or its prefix), and the change
 //! history of the window from the `admin_events` table.
 
 use super::EvidenceError;
@@ -21,6 +22,10 @@ pub struct VirtualKey {
     pub name: String,
     /// Models the key is limited to (JSON list); all when absent.
     pub models: Option<serde_json::Value>,
+    /// The team the key is issued to, if any.
+    pub team_id: Option<String>,
+    /// The user (a person) the key is issued to and acts for, if any.
+    pub user_id: Option<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -121,7 +126,8 @@ pub fn tenants(state: &Connection) -> Result<Listing<Tenant>, EvidenceError> {
 pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceError> {
     let rows = rows(
         state,
-        "SELECT id, tenant_id, name, models, created_at, expires_at, revoked_at
+        "SELECT id, tenant_id, name, models, created_at, expires_at, revoked_at, team_id,
+                user_id
          FROM virtual_keys ORDER BY created_at, id",
         [],
         |r| {
@@ -131,6 +137,8 @@ pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceE
                 tenant_id: r.get(1)?,
                 name: r.get(2)?,
                 models: models.and_then(|m| serde_json::from_str(&m).ok()),
+                team_id: r.get(7)?,
+                user_id: r.get(8)?,
                 created_at: r.get(4)?,
                 expires_at: r.get(5)?,
                 revoked_at: r.get(6)?,
@@ -138,6 +146,54 @@ pub fn virtual_keys(state: &Connection) -> Result<Listing<VirtualKey>, EvidenceE
         },
     )?;
     Ok(Listing { note: TIMES, rows })
+}
+
+/// Every tenant's teams and users (people, by directory id, with their team).
+#[derive(Debug, Serialize)]
+pub struct Members {
+    pub note: &'static str,
+    pub teams: Vec<crate::tenancy::TeamInfo>,
+    pub users: Vec<crate::tenancy::UserInfo>,
+}
+
+pub fn members(state: &Connection) -> Result<Members, EvidenceError> {
+    let people = crate::tenancy::Directory::new(state);
+    Ok(Members {
+        note: TIMES,
+        teams: people.teams(None)?,
+        users: people.users(None)?,
+    })
+}
+
+/// Every budget and rate limit in force, per tenant, team, user or key.
+#[derive(Debug, Serialize)]
+pub struct Quotas {
+    pub note: &'static str,
+    pub budgets: Vec<crate::metering::budget::BudgetDef>,
+    pub rate_limits: Vec<crate::metering::rate_limits::RateLimitDef>,
+}
+
+pub fn quotas(state: &Connection) -> Result<Quotas, EvidenceError> {
+    Ok(Quotas {
+        note: "Budgets (limits in nano-dollars, 10^-9 USD, per UTC day, ISO week or month; \
+               webhook URLs without credentials or query) and rate limits (requests and \
+               tokens per minute) as they stand; their changes are in \
+               access/admin_events.json.",
+        budgets: crate::metering::budget::BudgetStore::new(state)
+            .list(None)?
+            .into_iter()
+            .map(|mut budget| {
+                // A webhook URL may carry credentials: the host and path are enough here.
+                if let Some(url) = &budget.webhook_url
+                    && let Some(clean) = super::redact::clean_url(url)
+                {
+                    budget.webhook_url = Some(clean);
+                }
+                budget
+            })
+            .collect(),
+        rate_limits: crate::metering::rate_limits::RateLimitStore::new(state).list(None)?,
+    })
 }
 
 pub fn admin_tokens(state: &Connection) -> Result<Listing<AdminToken>, EvidenceError> {

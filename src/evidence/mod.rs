@@ -5,8 +5,8 @@
 //! and the offline check of such a package.
 //!
 //! Module map: `controls` (the embedded control matrix), `extract` (the audit extract),
-//! `stats` (PII statistics, admin actions), `inventory` (tenants, keys, tokens, admin
-//! events), `redact` (the config snapshot), `manifest` (digests and signature), `archive`
+//! `stats` (PII statistics, admin actions), `inventory` (tenants, teams, users, keys,
+//! tokens, credentials, quotas, admin events), `redact` (the config snapshot), `manifest` (digests and signature), `archive`
 //! (tar in and out), `export` (building a package), `check` and `check_extract`
 //! (verifying one offline).
 
@@ -42,6 +42,8 @@ pub mod path {
     pub const VIRTUAL_KEYS: &str = "access/virtual_keys.json";
     pub const ADMIN_TOKENS: &str = "access/admin_tokens.json";
     pub const ADMIN_USERS: &str = "access/admin_users.json";
+    pub const MEMBERS: &str = "access/teams_and_users.json";
+    pub const QUOTAS: &str = "access/quotas.json";
     pub const PROVIDER_CREDENTIALS: &str = "access/provider_credentials.json";
     pub const ADMIN_EVENTS: &str = "access/admin_events.json";
     pub const ADMIN_ACTIONS: &str = "access/admin_actions.json";
@@ -62,6 +64,8 @@ pub mod path {
         VIRTUAL_KEYS,
         ADMIN_TOKENS,
         ADMIN_USERS,
+        MEMBERS,
+        QUOTAS,
         PROVIDER_CREDENTIALS,
         ADMIN_EVENTS,
         ADMIN_ACTIONS,

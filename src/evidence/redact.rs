@@ -100,7 +100,7 @@ fn redact_map(map: &mut Map<String, Value>, at: &str, redacted: &mut Vec<String>
 }
 
 /// A URL without its user information and query; `None` when there was neither.
-fn clean_url(text: &str) -> Option<String> {
+pub(super) fn clean_url(text: &str) -> Option<String> {
     let (scheme, rest) = text.split_once("://")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
