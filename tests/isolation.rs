@@ -266,5 +266,15 @@ async fn no_admin_endpoint_shows_or_changes_another_tenants_objects() {
     )
     .await);
     assert_eq!(users["users"][0]["team"], "ops");
+    // Reading an inventory is itself audited, with the reader and the tenant it covered.
+    let reads: i64 = gw
+        .state_db()
+        .query_row(
+            "SELECT count(*) FROM admin_events WHERE action = 'keys.list' AND target = ?1",
+            [&acme_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reads >= 1);
     gw.stop().await;
 }

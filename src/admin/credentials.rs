@@ -91,6 +91,8 @@ pub async fn list(
     auth.require(Permission::CredentialsRead).await?;
     let Query(params) = params.map_err(|e| AdminError::invalid(e.body_text()))?;
     let tenant = auth.listing_scope(params.tenant.as_deref()).await?;
+    auth.record_read("credentials.list", tenant.as_deref())
+        .await?;
     let seal_key = seal_key(&auth)?;
     let mut listed = with_state(&auth, move |conn| {
         CredentialStore::new(conn, &seal_key).list(tenant.as_deref().map(Some))

@@ -109,6 +109,7 @@ pub async fn list_budgets(
     auth.require(Permission::QuotasRead).await?;
     let Query(filter) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let scope = auth.listing_scope(filter.tenant.as_deref()).await?;
+    auth.record_read("budgets.list", scope.as_deref()).await?;
     let states = auth
         .state
         .budgets
@@ -255,6 +256,8 @@ pub async fn list_rate_limits(
     auth.require(Permission::QuotasRead).await?;
     let Query(filter) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let scope = auth.listing_scope(filter.tenant.as_deref()).await?;
+    auth.record_read("rate_limits.list", scope.as_deref())
+        .await?;
     let limits = auth.state.rate_limits.defs(scope.as_deref());
     Ok(Json(json!({ "rate_limits": limits })))
 }

@@ -41,6 +41,17 @@ impl Authorized {
         }
     }
 
+    /// Records that this admin read an inventory (of one tenant, or all it may see): who
+    /// looked at keys, people, credentials or quotas is itself audited.
+    pub(super) async fn record_read(
+        &self,
+        action: &str,
+        tenant: Option<&str>,
+    ) -> Result<(), AdminError> {
+        self.record(action, tenant.unwrap_or("*").to_string(), None)
+            .await
+    }
+
     /// Applies a change this process just made to the gateway's snapshots at once.
     pub(super) fn changed(&self) -> Result<(), AdminError> {
         self.state
@@ -67,6 +78,7 @@ pub struct TenantFilter {
 pub async fn list_tenants(auth: Authorized) -> Result<Json<Value>, AdminError> {
     auth.require(Permission::TenancyRead).await?;
     let own = auth.admin.tenant_id.clone();
+    auth.record_read("tenants.list", own.as_deref()).await?;
     let tenants = with_state(&auth, move |conn| {
         Directory::new(conn).tenants(own.as_deref())
     })
@@ -108,6 +120,7 @@ pub async fn list_teams(
     auth.require(Permission::TenancyRead).await?;
     let Path(tenant) = path.map_err(bad_path)?;
     let tenant = auth.tenant_in_scope(&tenant).await?;
+    auth.record_read("teams.list", Some(&tenant)).await?;
     let teams = with_state(&auth, move |conn| Directory::new(conn).teams(Some(&tenant))).await?;
     Ok(Json(json!({ "teams": teams })))
 }
@@ -146,6 +159,7 @@ pub async fn list_users(
     auth.require(Permission::TenancyRead).await?;
     let Path(tenant) = path.map_err(bad_path)?;
     let tenant = auth.tenant_in_scope(&tenant).await?;
+    auth.record_read("users.list", Some(&tenant)).await?;
     let users = with_state(&auth, move |conn| Directory::new(conn).users(Some(&tenant))).await?;
     Ok(Json(json!({ "users": users })))
 }
@@ -214,6 +228,7 @@ pub async fn list_keys(
     auth.require(Permission::TenancyRead).await?;
     let Query(filter) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let scope = auth.listing_scope(filter.tenant.as_deref()).await?;
+    auth.record_read("keys.list", scope.as_deref()).await?;
     let secret = key_hash_secret(&auth)?;
     let keys = with_state(&auth, move |conn| {
         let keys = KeyStore::new(conn, &secret).list(None)?;
