@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import anthropic
-import httpx
 import openai
 import pytest
 
@@ -86,9 +85,11 @@ def test_streams_reassemble_with_the_cost_comment_before_their_end(metered):
     assert text == whole.choices[0].message.content
     assert usage.completion_tokens == 6
     # The comment is there for whoever reads the raw stream.
-    with httpx.stream("POST", metered.base_url + "/chat/completions",
-                      headers={"Authorization": f"Bearer {metered.key}"},
-                      json={"model": "chat-model", "messages": ASK, "max_tokens": 6, "stream": True}) as response:
+    raw = urllib.request.Request(
+        metered.base_url + "/chat/completions", method="POST",
+        data=json.dumps({"model": "chat-model", "messages": ASK, "max_tokens": 6, "stream": True}).encode(),
+        headers={"Authorization": f"Bearer {metered.key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(raw) as response:
         body = response.read().decode()
     comment = next(line for line in body.splitlines() if line.startswith(": x-airlock-cost-usd: "))
     cost(comment.removeprefix(": x-airlock-cost-usd: "))
