@@ -10,19 +10,10 @@ use axum::extract::rejection::PathRejection;
 use serde_json::{Value, json};
 
 /// The id of the tenant named (by name or id) in the path.
-pub(super) async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
+async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
     let shown = named.clone();
     let found = super::policy::with_state(auth, move |conn| {
-        let id = conn.query_row(
-            "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
-            [&named],
-            |row| row.get::<_, String>(0),
-        );
-        match id {
-            Ok(id) => Ok(Some(id)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(crate::store::StoreError::from(e)),
-        }
+        crate::tenancy::Directory::new(conn).find_tenant_named(&named)
     })
     .await?;
     found.ok_or_else(|| AdminError::not_found(format!("no tenant `{shown}`")))

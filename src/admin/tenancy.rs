@@ -20,9 +20,7 @@ impl Authorized {
         let named = named.to_string();
         let shown = named.clone();
         let found = with_state(self, move |conn| {
-            Ok(Directory::new(conn)
-                .find_tenant(&named)?
-                .or(Directory::new(conn).tenant_by_id(&named)?))
+            Directory::new(conn).find_tenant_named(&named)
         })
         .await?;
         found

@@ -13,7 +13,6 @@ use crate::audit::search::service::SearchHandle;
 use crate::audit::verify::{instance_keys, verify};
 use crate::evidence::rfc3339_ms;
 use anyhow::Context;
-use rusqlite::OptionalExtension;
 use std::path::{Path, PathBuf};
 
 /// Records `audit search` prints unless asked for more.
@@ -424,14 +423,8 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
 
 /// The id of the tenant named (by name or id).
 fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String> {
-    state
-        .conn
-        .query_row(
-            "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
-            [tenant],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()?
+    crate::tenancy::Directory::new(&state.conn)
+        .find_tenant_named(tenant)?
         .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}`"))
 }
 

@@ -497,7 +497,7 @@ async fn route_and_dispatch<T: ForwardedRequest>(
         });
         request.set_model(reroute.model.to_string());
     }
-    metering_stage::admit(ctx, principal, &mut request, &mut route, &state.routes)?;
+    metering_stage::admit(ctx, principal, &mut request, &mut route, &state)?;
     pii_stage::transform(ctx, principal, &mut request).await?;
     let stream = request.is_stream();
     ctx.record.stream = stream;

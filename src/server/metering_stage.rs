@@ -11,15 +11,15 @@ use crate::metering::budget::{Budgets, Subject};
 use crate::routing::Route;
 use crate::tenancy::Principal;
 
-/// Runs the stage for `request`, bound for `route` (which a downgrade replaces).
+/// Runs the stage for `request`, bound for `route` (one of `state`'s, which a
+/// downgrade replaces).
 pub fn admit<'r, T: ForwardedRequest>(
     ctx: &mut RequestContext,
     principal: &Principal,
     request: &mut T,
     route: &mut &'r std::sync::Arc<Route>,
-    routes: &'r crate::routing::RouteTable,
+    state: &'r super::AppState,
 ) -> Result<(), ApiError> {
-    let state = ctx.state().clone();
     let now = crate::store::now_unix_ms();
     // The prompt's size, measured once, and only when a limit or budget needs it.
     let measured = std::cell::OnceCell::new();
@@ -48,7 +48,7 @@ pub fn admit<'r, T: ForwardedRequest>(
         return Ok(());
     }
     if let Some(cheaper) = Budgets::downgrade(&budgets, request.model(), now) {
-        match routes.get(&cheaper) {
+        match state.routes.get(&cheaper) {
             Some(cheaper_route) => {
                 if ctx.rerouted.is_none() {
                     ctx.record.requested_model = Some(request.model().into());
@@ -67,7 +67,7 @@ pub fn admit<'r, T: ForwardedRequest>(
         }
     }
     let completion = request.completion_budget();
-    let worst = worst_case_nanos(&state, prompt_bytes(request), completion, route);
+    let worst = worst_case_nanos(state, prompt_bytes(request), completion, route);
     let hold = state
         .budgets
         .reserve(budgets, worst, now)

@@ -95,11 +95,15 @@ impl<'a> Directory<'a> {
             .optional()?)
     }
 
-    /// The id given, if a tenant has it.
-    pub fn tenant_by_id(&self, id: &str) -> Result<Option<String>, StoreError> {
+    /// The id of the tenant named by its name or its id, if there is one.
+    pub fn find_tenant_named(&self, named: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT id FROM tenants WHERE id = ?1", [id], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM tenants WHERE name = ?1 OR id = ?1",
+                [named],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
