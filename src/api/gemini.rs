@@ -343,7 +343,9 @@ impl UsageMetadata {
     pub fn counts(&self) -> crate::api::openai::Usage {
         crate::api::openai::Usage {
             prompt_tokens: self.prompt_token_count,
-            completion_tokens: self.candidates_token_count + self.thoughts_token_count,
+            completion_tokens: self
+                .candidates_token_count
+                .saturating_add(self.thoughts_token_count),
             cached_tokens: self.cached_content_token_count.unwrap_or(0),
         }
     }
@@ -353,7 +355,7 @@ impl UsageMetadata {
         let counts = self.counts();
         let (prompt, completion) = (counts.prompt_tokens, counts.completion_tokens);
         let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
-                               "total_tokens": prompt + completion});
+                               "total_tokens": prompt.saturating_add(completion)});
         if let Some(cached) = self.cached_content_token_count {
             usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
         }

@@ -122,6 +122,14 @@ fn text_bytes(value: &Value) -> u64 {
     }
 }
 
+/// A request's context: its prompt at four bytes a token plus the completion it asks
+/// for (saturating: a client may ask for `u64::MAX` tokens).
+fn context_tokens(prompt_bytes: u64, extra: &Extra) -> u64 {
+    prompt_bytes
+        .div_ceil(4)
+        .saturating_add(completion_budget(extra))
+}
+
 /// The completion length a request asks for (`max_completion_tokens` or `max_tokens`).
 fn completion_budget(extra: &Extra) -> u64 {
     ["max_completion_tokens", "max_tokens"]
@@ -171,7 +179,7 @@ impl ChatCompletionRequest {
                 .filter_map(|m| m.content.as_ref())
                 .any(has_image),
             streaming: self.is_stream(),
-            context_tokens: prompt_bytes.div_ceil(4) + completion_budget(&self.extra),
+            context_tokens: context_tokens(prompt_bytes, &self.extra),
         }
     }
 }
@@ -235,7 +243,7 @@ streaming_request!(
     CompletionRequest,
     |r: &CompletionRequest| Features {
         streaming: r.is_stream(),
-        context_tokens: text_bytes(&r.prompt).div_ceil(4) + completion_budget(&r.extra),
+        context_tokens: context_tokens(text_bytes(&r.prompt), &r.extra),
         ..Features::default()
     },
     |_| None,
@@ -361,6 +369,23 @@ pub fn upstream_error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_completion_limit_saturates_the_context_estimate() {
+        // Found by the adversarial suite: the sum overflowed (a panic in debug builds, a
+        // wrapped-around small estimate in release).
+        let chat: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "max_tokens": u64::MAX,
+            "messages": [{"role": "user", "content": "hello"}]
+        }))
+        .unwrap();
+        assert_eq!(chat.features().context_tokens, u64::MAX);
+        let completion: CompletionRequest = serde_json::from_value(
+            serde_json::json!({"model": "m", "prompt": "hi", "max_tokens": u64::MAX}),
+        )
+        .unwrap();
+        assert_eq!(completion.features().context_tokens, u64::MAX);
+    }
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {

@@ -321,7 +321,7 @@ pub fn usage(usage: &ChunkUsage) -> Value {
         "input_tokens_details": {"cached_tokens": usage.prompt_tokens_details.map_or(0, |d| d.cached_tokens)},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": usage.completion_tokens_details.map_or(0, |d| d.reasoning_tokens)},
-        "total_tokens": input + output,
+        "total_tokens": input.saturating_add(output),
     })
 }
 

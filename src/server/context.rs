@@ -339,7 +339,10 @@ impl RequestContext {
         let usage_known = r.prompt_tokens.is_some();
         let answer_started = r.ttft_ms.is_some() && !r.cache_hit;
         if let Some(taken) = self.rate_limits_taken.take() {
-            let used = r.prompt_tokens.unwrap_or(0) + r.completion_tokens.unwrap_or(0);
+            let used = r
+                .prompt_tokens
+                .unwrap_or(0)
+                .saturating_add(r.completion_tokens.unwrap_or(0));
             taken.settle((usage_known || !answer_started).then_some(used));
         }
         if let Some(hold) = self.budget_hold.take() {

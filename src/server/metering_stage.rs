@@ -79,7 +79,9 @@ pub fn admit<'r, T: ForwardedRequest>(
 /// A request's tokens as rate limits estimate them before it goes: its prompt at four
 /// bytes a token, and the completion limit it names (corrected by actual usage after).
 fn request_tokens_estimate(prompt_bytes: usize, completion_budget: u64) -> u64 {
-    (prompt_bytes as u64).div_ceil(4) + completion_budget
+    (prompt_bytes as u64)
+        .div_ceil(4)
+        .saturating_add(completion_budget)
 }
 
 /// A prompt's tokens, estimated high: three bytes a token (English runs near four) and

@@ -261,7 +261,7 @@ pub fn chat_completion(message: &Value, model: &str, created: i64) -> Value {
 fn openai_usage(counts: Usage) -> Value {
     let (prompt, completion) = (counts.prompt_tokens, counts.completion_tokens);
     let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
-                           "total_tokens": prompt + completion});
+                           "total_tokens": prompt.saturating_add(completion)});
     if counts.cached_tokens > 0 {
         usage["prompt_tokens_details"] = json!({"cached_tokens": counts.cached_tokens});
     }
@@ -336,7 +336,9 @@ impl EventUsage {
     fn counts(&self, input_before: u64) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let input = match self.input_tokens {
-            Some(input) => input + cached + self.cache_creation_input_tokens.unwrap_or(0),
+            Some(input) => input
+                .saturating_add(cached)
+                .saturating_add(self.cache_creation_input_tokens.unwrap_or(0)),
             None => input_before,
         };
         Usage {

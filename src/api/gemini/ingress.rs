@@ -220,6 +220,18 @@ pub fn to_json_schema(schema: &Value, at: &str) -> Result<Value, Invalid> {
     Ok(Value::Object(out))
 }
 
+/// A string field an object must have, or Google's complaint about it.
+fn required_str<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<&'a str, Invalid> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("* {at}.{key}: a string is required")))
+}
+
 /// One part of a user or model turn as a chat content part; `None` for a thought.
 fn chat_part(part: &Map<String, Value>, at: &str) -> Result<Option<Value>, Invalid> {
     if part.get("thought") == Some(&Value::Bool(true)) {
@@ -232,8 +244,8 @@ fn chat_part(part: &Map<String, Value>, at: &str) -> Result<Option<Value>, Inval
         let data = camel_keys(data);
         let url = format!(
             "data:{};base64,{}",
-            data["mimeType"].as_str().unwrap_or(""),
-            data["data"].as_str().unwrap_or("")
+            required_str(&data, "mimeType", &format!("{at}.inlineData"))?,
+            required_str(&data, "data", &format!("{at}.inlineData"))?
         );
         return Ok(Some(
             json!({"type": "image_url", "image_url": {"url": url}}),
@@ -241,8 +253,9 @@ fn chat_part(part: &Map<String, Value>, at: &str) -> Result<Option<Value>, Inval
     }
     if let Some(file) = part.get("fileData").and_then(Value::as_object) {
         let file = camel_keys(file);
+        let uri = required_str(&file, "fileUri", &format!("{at}.fileData"))?;
         return Ok(Some(
-            json!({"type": "image_url", "image_url": {"url": file["fileUri"]}}),
+            json!({"type": "image_url", "image_url": {"url": uri}}),
         ));
     }
     match part
@@ -508,7 +521,7 @@ fn finish_reason(reason: &str) -> &'static str {
 
 fn usage_metadata(prompt: u64, completion: u64) -> Value {
     json!({"promptTokenCount": prompt, "candidatesTokenCount": completion,
-           "totalTokenCount": prompt + completion,
+           "totalTokenCount": prompt.saturating_add(completion),
            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]})
 }
 

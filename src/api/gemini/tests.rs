@@ -340,6 +340,15 @@ fn gemini_requests_become_chat_requests() {
     assert!(refused(json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {
         "responseMimeType": "application/json", "responseSchema": {"type": "OBJECT", "additionalProperties": false}}}))
     .contains("Unknown name \"additionalProperties\""));
+    // Found by the adversarial suite: a part missing its required fields panicked.
+    assert!(
+        refused(json!({"contents": [{"parts": [{"inlineData": {"data": "aGk="}}]}]}))
+            .contains("inlineData.mimeType: a string is required")
+    );
+    assert!(
+        refused(json!({"contents": [{"parts": [{"fileData": {"mimeType": "image/png"}}]}]}))
+            .contains("fileData.fileUri: a string is required")
+    );
 }
 
 #[test]

@@ -117,7 +117,10 @@ pub fn document(f: &Fields, record: &AuditRecord, text: &str) -> TantivyDocument
     doc.add_f64(f.latency, record.latency_ms.unwrap_or(0.0));
     doc.add_u64(
         f.tokens,
-        record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0),
+        record
+            .prompt_tokens
+            .unwrap_or(0)
+            .saturating_add(record.completion_tokens.unwrap_or(0)),
     );
     doc.add_u64(f.has_text, u64::from(!text.is_empty()));
     if !text.is_empty() {
