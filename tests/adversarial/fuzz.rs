@@ -286,15 +286,25 @@ fn arb_edit() -> BoxedStrategy<Edit> {
 
 /// A valid document from `seeds`, damaged by one to four edits.
 pub fn mutated(seeds: Vec<Value>) -> BoxedStrategy<Value> {
+    mutated_with(seeds.into_iter().map(|seed| ((), seed)).collect())
+        .prop_map(|((), doc)| doc)
+        .boxed()
+}
+
+/// One of `items` with its document damaged by one to four edits, the tag kept (what the
+/// document is for: an endpoint, say).
+pub fn mutated_with<T: Clone + std::fmt::Debug + 'static>(
+    items: Vec<(T, Value)>,
+) -> BoxedStrategy<(T, Value)> {
     (
-        proptest::sample::select(seeds),
+        proptest::sample::select(items),
         proptest::collection::vec(arb_edit(), 1..5),
     )
-        .prop_map(|(mut doc, edits)| {
+        .prop_map(|((tag, mut doc), edits)| {
             for edit in edits {
                 apply(&mut doc, edit);
             }
-            doc
+            (tag, doc)
         })
         .boxed()
 }
