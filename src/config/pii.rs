@@ -96,7 +96,7 @@ impl Default for NerConfig {
             onnxruntime_lib: None,
             threads: 1,
             queue: 256,
-            max_batch: 8,
+            max_batch: 32,
             request_budget_ms: 10_000,
             max_request_bytes: 1024 * 1024,
         }
