@@ -273,6 +273,19 @@ async fn the_models_own_personal_data_is_masked_in_whole_and_streamed_answers() 
     let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(anthropic_streamed_text(&reply), expected);
+
+    // The Responses API's stream, likewise (Gemini's upstream messages are parts, which
+    // the mock does not echo).
+    let body = json!({"model": "chat-model", "stream": true, "input": prompt});
+    let reply = post(&gw.url("/v1/responses"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deltas: String = reply
+        .named_events()
+        .iter()
+        .filter(|(name, _)| name == "response.output_text.delta")
+        .filter_map(|(_, event)| event["delta"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(deltas, expected);
 }
 
 #[tokio::test]
