@@ -172,7 +172,8 @@ pub async fn inspect<T: ForwardedRequest>(
     };
     let refuses = engine.refuses_unread(&Default::default());
     let limits = ScanLimits {
-        deadline: Some(tokio::time::Instant::now() + engine.budget),
+        // A budget too long to add to the clock is no limit at all.
+        deadline: tokio::time::Instant::now().checked_add(engine.budget),
         max_bytes: engine.max_request_bytes,
         all_or_nothing: refuses,
     };
