@@ -501,6 +501,31 @@ async fn api_key_is_enforced_like_vllm_and_last_request_is_recorded() {
     assert_eq!(last["path"], "/v1/chat/completions");
     assert_eq!(last["headers"]["authorization"], "Bearer upstream-secret");
     assert_eq!(last["body"], body);
+    // Only the last one is kept unless asked for every one.
+    assert_eq!(json_of(mock.get("/mock/requests").await).await, json!([]));
+}
+
+#[tokio::test]
+async fn every_request_body_is_kept_when_asked() {
+    let mock = start(MockArgs {
+        record_requests: true,
+        ..MockArgs::default()
+    })
+    .await;
+    let bodies: Vec<Value> = (0..3).map(|i| chat(json!({"seed": i}))).collect();
+    for body in &bodies {
+        let answer = mock
+            .send(
+                Method::POST,
+                "/v1/chat/completions",
+                None,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let kept = json_of(mock.get("/mock/requests").await).await;
+    assert_eq!(kept, Value::Array(bodies));
 }
 
 #[tokio::test]

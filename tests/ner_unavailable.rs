@@ -5,7 +5,8 @@
 mod common;
 
 use airlock::pii::ner::{self, NerError, NerSettings, PoolSize, RuntimeSource};
-use common::{Extra, Gateway, post, send};
+use common::formats::{FORMATS, ask_in_format, assert_error_in};
+use common::{Extra, Gateway, audit_records, post, send};
 use serde_json::json;
 
 fn not_a_library() -> std::path::PathBuf {
@@ -36,9 +37,10 @@ fn a_runtime_that_cannot_load_is_reported_not_fatal() {
     ));
 }
 
-async fn gateway(on_unavailable: &str) -> Gateway {
+/// A gateway whose NER runtime cannot load, with `pii` lines in its `pii:` section.
+async fn gateway(pii: &str) -> Gateway {
     let top = format!(
-        "pii:\n  on_ner_unavailable: {on_unavailable}\n  actions: {{default: mask}}\n  ner:\n    onnxruntime_lib: {}\n",
+        "pii:\n{pii}  ner:\n    onnxruntime_lib: {}\n",
         not_a_library().display()
     );
     let extra = Extra {
@@ -48,9 +50,11 @@ async fn gateway(on_unavailable: &str) -> Gateway {
     Gateway::start_full("", &["--echo"], &extra).await
 }
 
+const UNREAD: &str = "ner_unavailable; bytes=20; classes=PERSON,LOCATION,ORGANIZATION";
+
 #[tokio::test]
-async fn the_gateway_reports_degraded_and_continues_with_recognizers() {
-    let gw = gateway("continue").await;
+async fn the_gateway_reports_degraded_and_continues_with_recognizers_saying_so() {
+    let gw = gateway("  on_ner_unavailable: continue\n  actions: {default: mask}\n").await;
     let ready = send("GET", &gw.url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["status"], "degraded", "{}", ready.text());
@@ -67,14 +71,58 @@ async fn the_gateway_reports_degraded_and_continues_with_recognizers() {
         reply.json()["choices"][0]["message"]["content"],
         "mail [EMAIL_ADDRESS]"
     );
+    let header = reply.headers.get("x-airlock-pii-unscanned").unwrap();
+    assert_eq!(header.to_str().unwrap(), UNREAD);
+    assert_eq!(audit_records(&gw)[0]["pii_unscanned"], UNREAD);
+    let rows = gw.stop().await;
+    assert_eq!(rows[0].pii_unscanned.as_deref(), Some(UNREAD));
 }
 
 #[tokio::test]
 async fn the_gateway_can_refuse_what_the_model_could_not_read() {
-    let gw = gateway("refuse").await;
+    let gw = gateway("  on_ner_unavailable: refuse\n").await;
     let ready = send("GET", &gw.url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
     let body = json!({"model": "chat-model", "messages": [{"role": "user", "content": "hello"}]});
     let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &body).await;
     reply.assert_error(503, "pii_unavailable");
+}
+
+#[tokio::test]
+async fn by_default_what_needed_protecting_is_refused_in_every_format() {
+    let gw = gateway("  actions: {default: allow, by_class: {PERSON: tokenise}}\n").await;
+    let ready = send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    for format in FORMATS {
+        let reply = ask_in_format(
+            &gw,
+            format,
+            &gw.key,
+            "chat-model",
+            "I am Sarah Thompson",
+            &[],
+        )
+        .await;
+        assert_error_in(&reply, format, 503, "pii_unavailable");
+    }
+    gw.stop().await;
+
+    // Protecting only what the recognizers find, the model is not needed: on, marked.
+    let gw = gateway("  actions: {default: allow, by_class: {EMAIL_ADDRESS: mask}}\n").await;
+    let ready = send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let reply = ask_in_format(
+        &gw,
+        "openai",
+        &gw.key,
+        "chat-model",
+        "mail ann@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.headers.get("x-airlock-pii-unscanned").unwrap(),
+        UNREAD
+    );
 }

@@ -8,6 +8,7 @@ mod common;
 use airlock::policy::versions;
 use airlock::tenancy::STATE_MIGRATIONS;
 use airlock::tenancy::rbac::Role;
+use common::formats::{FORMATS, ask_in_format, assert_error_in};
 use common::{
     Extra, Gateway, admin, admin_token, audit_records, last_upstream_request, post, scoped_token,
     send,
@@ -272,6 +273,19 @@ async fn the_models_own_personal_data_is_masked_in_whole_and_streamed_answers() 
     let reply = post(&gw.url("/v1/messages"), &gw.key, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(anthropic_streamed_text(&reply), expected);
+
+    // The Responses API's stream, likewise (Gemini's upstream messages are parts, which
+    // the mock does not echo).
+    let body = json!({"model": "chat-model", "stream": true, "input": prompt});
+    let reply = post(&gw.url("/v1/responses"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deltas: String = reply
+        .named_events()
+        .iter()
+        .filter(|(name, _)| name == "response.output_text.delta")
+        .filter_map(|(_, event)| event["delta"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(deltas, expected);
 }
 
 #[tokio::test]
@@ -313,6 +327,87 @@ async fn admins_erase_a_sessions_values_and_only_their_tenants() {
     assert_eq!(ask_in(&gw, "conv-y", "<PERSON_1>").await, "<PERSON_1>");
 }
 
+/// Asks `text` in `session` with `key` (and `extra` headers), streamed or whole; the
+/// answer's text as the caller got it.
+async fn ask_as(
+    gw: &Gateway,
+    key: &str,
+    session: &str,
+    extra: &[(&str, &str)],
+    text: &str,
+    stream: bool,
+) -> String {
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("x-session-id", session),
+    ];
+    headers.extend_from_slice(extra);
+    let mut body = chat(text);
+    body["stream"] = json!(stream);
+    let body = serde_json::to_vec(&body).unwrap();
+    let reply = send("POST", &gw.url("/v1/chat/completions"), &headers, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    if stream {
+        streamed_text(&reply)
+    } else {
+        reply.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+#[tokio::test]
+async fn another_caller_of_the_tenant_sending_the_same_session_id_gets_placeholders_only() {
+    let gw = tokenising_gateway().await;
+    {
+        let db = gw.state_db();
+        let people = airlock::tenancy::Directory::new(&db);
+        let acme = people.ensure_tenant("acme", "test").unwrap();
+        people
+            .create_user(&acme, "mallory@acme.example", None, "test")
+            .unwrap();
+    }
+    let second_key = gw.create_key("acme", None, None);
+    let users_key = gw.issue_key(airlock::tenancy::NewKey {
+        tenant: "acme".into(),
+        name: "mallory".into(),
+        user: Some("mallory@acme.example".into()),
+        ..Default::default()
+    });
+    let first = gw.key.clone();
+    let as_alice = [("x-user-id", "alice")];
+    let told = ask_as(
+        &gw,
+        &first,
+        "conv-9",
+        &as_alice,
+        "I am Sarah Thompson",
+        false,
+    )
+    .await;
+    assert_eq!(told, "I am Sarah Thompson");
+    assert_eq!(model_saw(&gw).await, "I am <PERSON_1>");
+    for stream in [false, true] {
+        // Another key of the tenant, a user's key, and the first key acting for someone
+        // else: the model echoes the placeholder, and it stays one.
+        for (key, extra) in [
+            (&second_key, &as_alice[..]),
+            (&users_key, &[][..]),
+            (&first, &[("x-user-id", "bob")][..]),
+            (&first, &[][..]),
+        ] {
+            let answer = ask_as(&gw, key, "conv-9", extra, "<PERSON_1>?", stream).await;
+            assert_eq!(answer, "<PERSON_1>?", "stream {stream}, {extra:?}");
+        }
+        // The one who named the session still gets the value back.
+        let answer = ask_as(&gw, &first, "conv-9", &as_alice, "<PERSON_1>?", stream).await;
+        assert_eq!(answer, "Sarah Thompson?", "stream {stream}");
+    }
+}
+
 #[tokio::test]
 async fn a_resent_conversation_is_scanned_only_for_its_new_message() {
     let gw = tokenising_gateway().await;
@@ -346,4 +441,152 @@ async fn a_resent_conversation_is_scanned_only_for_its_new_message() {
     // The first message came from the cache; the answer and the new message were scanned.
     assert_eq!(hits(&metrics().await.text()) - before, 1);
     assert_eq!(model_saw(&gw).await, "and <PERSON_2>");
+}
+
+/// A long prompt (some 20 KB of prose, far more than the model reads in a millisecond)
+/// with a name in its first sentence and an e-mail address at its end.
+fn long_prompt() -> String {
+    format!(
+        "Sarah Thompson wrote in. {}Reply to sarah.thompson@example.com.",
+        "The quarterly report covers revenue, costs and the outlook for next year. ".repeat(270)
+    )
+}
+
+/// A gateway whose `pii:` section is `pii`, recording every request mock-upstream gets.
+async fn gateway_with(pii: &str) -> Gateway {
+    let extra = Extra {
+        top: format!("pii:\n{pii}"),
+        ..Extra::default()
+    };
+    Gateway::start_full("", &["--echo", "--record-requests"], &extra).await
+}
+
+/// Every request body mock-upstream received.
+async fn upstream_bodies(gw: &Gateway) -> Vec<Value> {
+    let url = format!("http://{}/mock/requests", gw.mock);
+    send("GET", &url, &[], "")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_prompt_the_model_cannot_read_within_the_budget_is_refused_in_every_format() {
+    let gw = gateway_with("  actions: {default: tokenise}\n  ner: {request_budget_ms: 1}\n").await;
+    let prompt = long_prompt();
+    for format in FORMATS {
+        let reply = ask_in_format(&gw, format, &gw.key, "chat-model", &prompt, &[]).await;
+        assert_error_in(&reply, format, 503, "pii_unavailable");
+    }
+    assert_eq!(
+        upstream_bodies(&gw).await,
+        Vec::<Value>::new(),
+        "nothing unread went out"
+    );
+    let rows = gw.stop().await;
+    let refused = rows.iter().filter(|r| r.status == 503).count();
+    assert_eq!(refused, FORMATS.len());
+    assert!(
+        rows.iter().all(|r| r.pii_unscanned.is_none()),
+        "refused, not let through"
+    );
+}
+
+#[tokio::test]
+async fn with_continue_what_the_model_did_not_read_is_said_in_the_header_and_the_records() {
+    let gw = gateway_with(
+        "  on_ner_unavailable: continue\n  actions: {default: tokenise}\n  ner: {request_budget_ms: 1}\n",
+    )
+    .await;
+    let prompt = long_prompt();
+    let expected = format!(
+        "ner_timeout; bytes={}; classes=PERSON,LOCATION,ORGANIZATION",
+        prompt.len()
+    );
+    for stream in [false, true] {
+        let mut body = chat(&prompt);
+        body["stream"] = json!(stream);
+        let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &body).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let header = reply.headers.get("x-airlock-pii-unscanned").unwrap();
+        assert_eq!(header.to_str().unwrap(), expected, "stream {stream}");
+        // The recognizers read it all: the address is tokenised, the name went as it was.
+        let seen = model_saw(&gw).await;
+        assert!(seen.ends_with("Reply to <EMAIL_ADDRESS_1>."), "{seen}");
+        assert!(seen.starts_with("Sarah Thompson"), "{seen}");
+    }
+    let records = audit_records(&gw);
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record["pii_unscanned"], expected.as_str(), "{record}");
+    }
+    let rows = gw.stop().await;
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row.pii_unscanned.as_deref(), Some(expected.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_policy_protecting_what_the_model_did_not_read_refuses_the_prompt() {
+    // The configuration only detects; the policy tokenises every class found when an
+    // e-mail address is in the prompt.
+    let gw = gateway_with("  ner: {request_budget_ms: 1}\n").await;
+    let conn = airlock::store::open(&gw.loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+    let policy = "policy: pii\nrules:\n  - id: protect-mail\n    match: {data_classes: [EMAIL_ADDRESS]}\n    action: tokenise\n";
+    versions::apply(&conn, policy.as_bytes(), "test", "test").unwrap();
+    let reply = post(
+        &gw.url("/v1/chat/completions"),
+        &gw.key,
+        &chat(&long_prompt()),
+    )
+    .await;
+    reply.assert_error(503, "pii_unavailable");
+    // Without an address the policy protects nothing, so the prompt goes on, marked.
+    let plain = long_prompt().replace("sarah.thompson@example.com", "us");
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat(&plain)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.headers.contains_key("x-airlock-pii-unscanned"));
+    assert_eq!(upstream_bodies(&gw).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_prompt_over_the_byte_limit_is_refused_in_every_format_or_read_in_part() {
+    let gw =
+        gateway_with("  actions: {default: tokenise}\n  ner: {max_request_bytes: 200}\n").await;
+    let within = "Please ask Sarah Thompson to call back.";
+    let over = format!(
+        "{within} {}",
+        "Then James Miller will join the call. ".repeat(10)
+    );
+    for format in FORMATS {
+        let reply = ask_in_format(&gw, format, &gw.key, "chat-model", &over, &[]).await;
+        assert_error_in(&reply, format, 413, "pii_text_too_large");
+    }
+    assert!(upstream_bodies(&gw).await.is_empty());
+    let reply = ask_in_format(&gw, "openai", &gw.key, "chat-model", within, &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(model_saw(&gw).await, "Please ask <PERSON_1> to call back.");
+    gw.stop().await;
+
+    // Detecting only, the model reads up to the limit (here, the first three of the ten
+    // sentences after the first) and the rest is said unread.
+    let limit = within.len() + 1 + 3 * "Then James Miller will join the call. ".len();
+    let gw = gateway_with(&format!("  ner: {{max_request_bytes: {limit}}}\n")).await;
+    let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat(&over)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let header = reply.headers.get("x-airlock-pii-unscanned").unwrap();
+    assert_eq!(
+        header.to_str().unwrap(),
+        format!(
+            "over_scan_limit; bytes={}; classes=PERSON,LOCATION,ORGANIZATION",
+            over.len() - limit
+        )
+    );
+    let record = &audit_records(&gw)[0];
+    let people = record["data_classes"]["PERSON"].as_u64().unwrap();
+    // At most the four names read (Sarah Thompson, three James Millers), of eleven.
+    assert!((1..=4).contains(&people), "{record}");
 }

@@ -127,6 +127,10 @@ pub struct AuditRecord {
     /// The model the caller asked for, when a rule or budget served another.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_model: Option<String>,
+    /// Prompt text the NER model did not read, let through as configured
+    /// (`ner_timeout; bytes=52000; classes=PERSON,LOCATION,ORGANIZATION`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pii_unscanned: Option<String>,
 }
 
 /// The encoding version written now.

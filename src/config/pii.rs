@@ -17,8 +17,11 @@ pub struct PiiConfig {
     /// Mask personal data the model wrote itself (values the caller tokenised are
     /// restored, not masked), in whole and streamed answers.
     pub mask_model_output: bool,
-    /// When the NER model cannot run (not loaded, overloaded): `continue` with the
-    /// recognizers' findings, or `refuse` the request (503 `pii_unavailable`).
+    /// When the NER model did not read all of a prompt (not loaded, overloaded past the
+    /// request's budget, over the byte limit): `protect` (refuse when an action other
+    /// than `allow` applies to a class only the model finds), `refuse` always, or
+    /// `continue` with the recognizers' findings, saying so in the response header
+    /// `x-airlock-pii-unscanned`, the audit record and the request log.
     pub on_ner_unavailable: OnNerUnavailable,
     /// The NER model and its inference threads.
     pub ner: NerConfig,
@@ -35,7 +38,7 @@ impl Default for PiiConfig {
             enabled: true,
             actions: ActionPlan::new(PiiAction::Allow),
             mask_model_output: false,
-            on_ner_unavailable: OnNerUnavailable::Continue,
+            on_ner_unavailable: OnNerUnavailable::Protect,
             ner: NerConfig::default(),
             vault: VaultSettings::default(),
             cache_entries: 100_000,
@@ -43,11 +46,18 @@ impl Default for PiiConfig {
     }
 }
 
-/// What a request gets when the NER model cannot look at it.
+/// What a request gets when the NER model did not read all of its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnNerUnavailable {
+    /// Refused when the plan (configuration, then policy) acts on a class only the model
+    /// finds (PERSON, LOCATION, ORGANIZATION): text that should have been protected never
+    /// leaves unread. Otherwise it continues, marked as for `continue`.
+    Protect,
+    /// Continues with the recognizers' findings; the response header, audit record and
+    /// request log say what the model did not read.
     Continue,
+    /// Always refused.
     Refuse,
 }
 
@@ -63,10 +73,19 @@ pub struct NerConfig {
     pub onnxruntime_lib: Option<PathBuf>,
     /// Inference threads, each on one core.
     pub threads: usize,
-    /// Texts that may wait for a thread; beyond, the model is overloaded.
+    /// Pieces of text (up to 2 KiB each) one tenant may have waiting for a thread;
+    /// beyond, its requests wait for room (within their budget).
     pub queue: usize,
-    /// Texts one thread runs together when several wait.
+    /// Pieces one thread runs together when one tenant has several waiting.
     pub max_batch: usize,
+    /// How long one request may wait for the model in all (queueing included); past it,
+    /// what the model has not read counts as unread (see `on_ner_unavailable`).
+    pub request_budget_ms: u64,
+    /// Bytes of prompt text the model reads per request at most (texts it read before,
+    /// in the scan-once cache, do not count). Over it the request is refused (413
+    /// `pii_text_too_large`) when `on_ner_unavailable` refuses, else the model reads the
+    /// first this many bytes and the rest counts as unread.
+    pub max_request_bytes: usize,
 }
 
 impl Default for NerConfig {
@@ -77,7 +96,9 @@ impl Default for NerConfig {
             onnxruntime_lib: None,
             threads: 1,
             queue: 256,
-            max_batch: 8,
+            max_batch: 32,
+            request_budget_ms: 10_000,
+            max_request_bytes: 1024 * 1024,
         }
     }
 }

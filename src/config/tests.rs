@@ -287,3 +287,23 @@ fn credentials_on_targets_parse_and_bad_settings_name_the_field() {
         .to_string();
     assert!(err.contains("set `credential`"), "{err}");
 }
+
+#[test]
+fn personal_data_under_load_defaults_protect_and_keys_parse() {
+    let pii = &load(GOOD).unwrap().config.pii;
+    assert_eq!(pii.on_ner_unavailable, OnNerUnavailable::Protect);
+    assert_eq!(pii.ner.request_budget_ms, 10_000);
+    assert_eq!(pii.ner.max_request_bytes, 1024 * 1024);
+    assert_eq!(pii.ner.max_batch, 32);
+    let text = format!(
+        "{GOOD}pii:\n  on_ner_unavailable: continue\n  ner: {{request_budget_ms: 2500, max_request_bytes: 4096}}\n"
+    );
+    let pii = &load(&text).unwrap().config.pii;
+    assert_eq!(pii.on_ner_unavailable, OnNerUnavailable::Continue);
+    assert_eq!(pii.ner.request_budget_ms, 2500);
+    assert_eq!(pii.ner.max_request_bytes, 4096);
+    let err = load(&format!("{GOOD}pii:\n  on_ner_unavailable: ignore\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("on_ner_unavailable"), "{err}");
+}

@@ -8,7 +8,8 @@
 //!
 //! Module map:
 //! - `router`: HTTP dispatch, auth (one key or several, some throttled), faults, the
-//!   `/mock/last-request` recorder and `/mock/key-usage` counts.
+//!   `/mock/last-request` recorder (and `/mock/requests`, every body, when asked),
+//!   and `/mock/key-usage` counts.
 //! - `request`: validation shared by the generation endpoints.
 //! - `body`: the response body (whole buffer or SSE stream).
 //! - `chat`, `completions`, `embeddings`, `models`, `tokenize`: one endpoint family each.
@@ -103,6 +104,10 @@ pub struct MockArgs {
     /// fragments that split it anywhere: for tests of what Airlock does to answers.
     #[arg(long)]
     pub echo: bool,
+    /// Keep the body of every generation request received, for `GET /mock/requests`
+    /// (memory grows with every request: for tests)
+    #[arg(long)]
+    pub record_requests: bool,
 }
 
 /// The API a simulator speaks.
@@ -131,6 +136,7 @@ impl Default for MockArgs {
             flavor: Flavor::Openai,
             embedding_dim: 64,
             echo: false,
+            record_requests: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP dispatch: routes, `--api-key` auth (several keys, some throttled), faults, the
-//! `/mock/last-request` recorder and the `/mock/key-usage` counts.
+//! `/mock/last-request` recorder (and `/mock/requests` with `--record-requests`) and the
+//! `/mock/key-usage` counts.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -30,6 +31,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub struct State {
     args: MockArgs,
     last_request: Mutex<Option<Recorded>>,
+    /// Every generation request's body, with `--record-requests`.
+    all_requests: Mutex<Vec<Bytes>>,
     /// Requests that got the `--fault` so far.
     faulted: std::sync::atomic::AtomicU64,
     /// Generation requests per `--api-key`, in the same order.
@@ -90,6 +93,7 @@ impl State {
             key_uses: args.api_key.iter().map(|_| Default::default()).collect(),
             args,
             last_request: Mutex::new(None),
+            all_requests: Mutex::new(Vec::new()),
             faulted: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -131,12 +135,28 @@ impl State {
     }
 
     fn record(&self, recorded: Recorded) {
+        if self.args.record_requests {
+            match self.all_requests.lock() {
+                Ok(mut all) => all.push(recorded.body.clone()),
+                Err(poisoned) => poisoned.into_inner().push(recorded.body.clone()),
+            }
+        }
         let previous = match self.last_request.lock() {
             Ok(mut slot) => slot.replace(recorded),
             Err(poisoned) => poisoned.into_inner().replace(recorded),
         };
         // Free the previous request outside the lock.
         drop(previous);
+    }
+
+    /// `GET /mock/requests`: every body kept, oldest first (JSON bodies as JSON).
+    fn all_requests_json(&self) -> Bytes {
+        let all = match self.all_requests.lock() {
+            Ok(all) => all,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let bodies = all.iter().map(|body| json_or_text(body)).collect();
+        wire::to_json(&Value::Array(bodies))
     }
 
     fn last_request_json(&self) -> Option<Bytes> {
@@ -155,9 +175,7 @@ impl State {
                 .collect();
             headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
         }
-        let body = serde_json::from_slice(&recorded.body).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&recorded.body).into_owned())
-        });
+        let body = json_or_text(&recorded.body);
         let mut out = Map::new();
         out.insert("method".into(), Value::String(recorded.method.to_string()));
         out.insert("path".into(), Value::String(recorded.path.clone()));
@@ -165,6 +183,12 @@ impl State {
         out.insert("body".into(), body);
         Some(wire::to_json(&Value::Object(out)))
     }
+}
+
+/// A body as JSON when it is, else as a string.
+fn json_or_text(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// Returned by the service to make hyper drop the connection without a response.
@@ -189,6 +213,7 @@ enum Route {
     Embeddings,
     Tokenize,
     LastRequest,
+    AllRequests,
     KeyUsage,
 }
 
@@ -203,6 +228,7 @@ impl Route {
             "/v1/embeddings" => Self::Embeddings,
             "/tokenize" => Self::Tokenize,
             "/mock/last-request" => Self::LastRequest,
+            "/mock/requests" => Self::AllRequests,
             "/mock/key-usage" => Self::KeyUsage,
             _ => return None,
         })
@@ -436,6 +462,7 @@ pub async fn handle(
         Route::Version => json(StatusCode::OK, models::version()),
         Route::Models => json(StatusCode::OK, models::list(&state.args)),
         Route::KeyUsage => json(StatusCode::OK, state.key_usage_json()),
+        Route::AllRequests => json(StatusCode::OK, state.all_requests_json()),
         Route::LastRequest => match state.last_request_json() {
             Some(recorded) => json(StatusCode::OK, recorded),
             None => error_response(&ApiError {

@@ -28,7 +28,7 @@ pub use output_scan::mask_model_data;
 pub use overlaps::resolve_overlaps;
 pub use recognizers::recognize;
 pub use restore::{Restorer, restore};
-pub use session::Session;
+pub use session::{Session, SessionOwner};
 pub use transform::{ActionCounts, Transformed, apply};
 pub use vault::{Vault, VaultConfig, VaultError};
 pub use vault_store::VaultWriter;

@@ -5,6 +5,7 @@ use super::action::PiiAction;
 use super::finding::Finding;
 use super::session::Session;
 use super::transform::{Transformed, mask, rewrite};
+use super::{recognize, resolve_overlaps};
 
 /// Masks each finding in `text` whose value is not one `session` tokenised. `findings`
 /// come from the recognizers run over `text` (the restored answer); filter them by
@@ -14,6 +15,12 @@ pub fn mask_model_data(text: &str, findings: &[Finding], session: &Session) -> T
     rewrite(text, findings, |class, value| {
         (!entries.holds_value(class, value)).then(|| (mask(class), PiiAction::Mask))
     })
+}
+
+/// A whole answer (already restored) with the personal data the model produced itself
+/// masked: what the recognizers find in it, less the values `session` tokenised.
+pub fn mask_whole_answer(text: &str, session: &Session) -> String {
+    mask_model_data(text, &resolve_overlaps(recognize(text)), session).text
 }
 
 #[cfg(test)]

@@ -11,16 +11,35 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// A tokenisation session of one tenant. Shared (`Arc`) by the requests that use it.
 pub struct Session {
     tenant: String,
-    id: Option<String>,
+    /// Who named the session and how; `None` for an ephemeral session.
+    name: Option<SessionName>,
     hash_key: hmac::Key,
     entries: Mutex<Entries>,
+}
+
+/// Who a named session belongs to: the virtual key that created it and the person that
+/// key acted for. Only the same key, acting for the same person, opens it again: another
+/// caller of the tenant who sends the same session id gets a session of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionOwner {
+    pub key_id: String,
+    /// The key's own user, else the person the caller named (`x-user-id`, the request's
+    /// `user`); empty when none.
+    pub user_id: String,
+}
+
+/// A named session: its owner and the id the caller gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionName {
+    pub owner: SessionOwner,
+    pub id: String,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("tenant", &self.tenant)
-            .field("id", &self.id)
+            .field("name", &self.name)
             .field("entries", &self.entries().placeholders.len())
             .finish()
     }
@@ -64,7 +83,7 @@ impl Session {
     /// An empty session expiring `ttl_ms` from `now_ms` unless used.
     pub(crate) fn new(
         tenant: &str,
-        id: Option<&str>,
+        name: Option<SessionName>,
         hash_key: hmac::Key,
         max_entries: usize,
         ttl_ms: i64,
@@ -72,7 +91,7 @@ impl Session {
     ) -> Self {
         Self {
             tenant: tenant.to_owned(),
-            id: id.map(str::to_owned),
+            name,
             hash_key,
             entries: Mutex::new(Entries {
                 placeholders: BTreeMap::new(),
@@ -95,7 +114,12 @@ impl Session {
 
     /// The session id; `None` for an ephemeral session.
     pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.name.as_ref().map(|name| name.id.as_str())
+    }
+
+    /// The owner and id of a named session; `None` for an ephemeral session.
+    pub fn name(&self) -> Option<&SessionName> {
+        self.name.as_ref()
     }
 
     /// The tenant's key for `hash`.
@@ -241,9 +265,16 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn session(max_entries: usize) -> Session {
+        let owner = SessionOwner {
+            key_id: "k1".into(),
+            user_id: String::new(),
+        };
         Session::new(
             "t1",
-            Some("s1"),
+            Some(SessionName {
+                owner,
+                id: "s1".into(),
+            }),
             hmac::Key::new(hmac::HMAC_SHA256, b"k"),
             max_entries,
             60_000,

@@ -1,9 +1,9 @@
-//! The tokenisation vault: sessions per tenant in memory (bounded, least recently used
-//! evicted, expiring), written behind to SQLite sealed with AES-256-GCM, loaded back
-//! lazily, and erased on demand.
+//! The tokenisation vault: sessions per tenant and owner (the key and person that named
+//! them) in memory (bounded, least recently used evicted, expiring), written behind to
+//! SQLite sealed with AES-256-GCM, loaded back lazily, and erased on demand.
 
 use super::keys::PiiKeys;
-use super::session::Session;
+use super::session::{Session, SessionName, SessionOwner};
 use super::vault_store::{Disk, Op, SessionRows, VaultWriter};
 use crate::store::instance_key::InstanceKey;
 use crate::store::{StoreError, now_unix_ms};
@@ -62,11 +62,14 @@ struct Shared {
     disk: Option<Disk>,
 }
 
+/// A named session in memory: its tenant, owner and id.
+type SessionKey = (String, SessionName);
+
 #[derive(Default)]
 struct Memory {
-    sessions: HashMap<(String, String), Resident>,
+    sessions: HashMap<SessionKey, Resident>,
     /// Last use → session, oldest first.
-    by_use: BTreeMap<u64, (String, String)>,
+    by_use: BTreeMap<u64, SessionKey>,
     clock: u64,
     /// Erasures per tenant, so a load that raced one is not kept.
     erasures: HashMap<String, u64>,
@@ -90,7 +93,7 @@ impl Memory {
         self.erasures.get(tenant).copied().unwrap_or(0)
     }
 
-    fn touch(&mut self, key: &(String, String)) -> Option<Arc<Session>> {
+    fn touch(&mut self, key: &SessionKey) -> Option<Arc<Session>> {
         self.clock += 1;
         let clock = self.clock;
         let resident = self.sessions.get_mut(key)?;
@@ -100,14 +103,14 @@ impl Memory {
         Some(resident.session.clone())
     }
 
-    fn remove(&mut self, key: &(String, String)) {
+    fn remove(&mut self, key: &SessionKey) {
         if let Some(resident) = self.sessions.remove(key) {
             self.by_use.remove(&resident.used);
             resident.session.entries().erase();
         }
     }
 
-    fn insert(&mut self, key: (String, String), session: Arc<Session>, max: usize) {
+    fn insert(&mut self, key: SessionKey, session: Arc<Session>, max: usize) {
         while self.sessions.len() >= max.max(1) {
             let Some((_, oldest)) = self.by_use.pop_first() else {
                 break;
@@ -163,11 +166,11 @@ impl Vault {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn new_session(&self, tenant: &str, id: Option<&str>) -> Session {
+    fn new_session(&self, tenant: &str, name: Option<SessionName>) -> Session {
         let config = &self.shared.config;
         Session::new(
             tenant,
-            id,
+            name,
             self.shared.keys.tenant_hash_key(tenant),
             config.max_entries_per_session,
             i64::try_from(config.ttl.as_millis()).unwrap_or(i64::MAX),
@@ -181,15 +184,21 @@ impl Vault {
         Arc::new(self.new_session(tenant, None))
     }
 
-    /// The session `session_id` of `tenant`: from memory, else loaded from disk, else new.
+    /// The session `session_id` that `owner` named in `tenant`: from memory, else loaded
+    /// from disk, else new. The same id named by another key or person is another session.
     /// Waits for the writer thread only when the session is not in memory.
     pub async fn session(
         &self,
         tenant: &str,
+        owner: &SessionOwner,
         session_id: &str,
     ) -> Result<Arc<Session>, VaultError> {
         check_session_id(session_id)?;
-        let key = (tenant.to_owned(), session_id.to_owned());
+        let name = SessionName {
+            owner: owner.clone(),
+            id: session_id.to_owned(),
+        };
+        let key = (tenant.to_owned(), name);
         loop {
             let erasures = {
                 let mut memory = self.memory();
@@ -201,13 +210,13 @@ impl Vault {
                 }
                 memory.erasures_of(tenant)
             };
-            let session = self.new_session(tenant, Some(session_id));
+            let session = self.new_session(tenant, Some(key.1.clone()));
             if let Some(disk) = &self.shared.disk {
-                let (tenant, session_id) = key.clone();
+                let (tenant, name) = key.clone();
                 let loaded = disk
                     .ask(|reply| Op::Load {
                         tenant,
-                        session: session_id,
+                        session: name,
                         reply,
                     })
                     .await?;
@@ -236,7 +245,7 @@ impl Vault {
     /// Call after [`super::apply`]; waits only when the writer's queue is full. Does
     /// nothing for an ephemeral session or an in-memory vault.
     pub async fn commit(&self, session: &Session) -> Result<(), VaultError> {
-        let (Some(disk), Some(id)) = (&self.shared.disk, session.id()) else {
+        let (Some(disk), Some(name)) = (&self.shared.disk, session.name()) else {
             return Ok(());
         };
         let Some(unsaved) = session.entries().take_unsaved() else {
@@ -244,22 +253,23 @@ impl Vault {
         };
         disk.save(SessionRows {
             tenant: session.tenant().to_owned(),
-            session: id.to_owned(),
+            session: name.clone(),
             rows: unsaved.rows,
             expires_ms: unsaved.expires_ms,
         })
         .await
     }
 
-    /// Drops a tenant's session (or all its sessions) from memory, marking them erased,
-    /// and tells loads in flight for that tenant to load again.
+    /// Drops a tenant's sessions named `session_id` (by any owner), or all its sessions,
+    /// from memory, marking them erased, and tells loads in flight for that tenant to load
+    /// again.
     fn forget(&self, tenant: &str, session_id: Option<&str>) {
         let mut memory = self.memory();
         *memory.erasures.entry(tenant.to_owned()).or_default() += 1;
         let keys: Vec<_> = memory
             .sessions
             .keys()
-            .filter(|(t, s)| t == tenant && session_id.is_none_or(|id| id == s))
+            .filter(|(t, name)| t == tenant && session_id.is_none_or(|id| id == name.id))
             .cloned()
             .collect();
         for key in &keys {
@@ -293,7 +303,8 @@ impl Vault {
         Ok(deleted)
     }
 
-    /// Erases one session from memory and disk; returns the rows deleted from disk.
+    /// Erases the sessions a tenant's callers named `session_id` (whichever key or person
+    /// named them) from memory and disk; returns the rows deleted from disk.
     pub async fn erase_session(&self, tenant: &str, session_id: &str) -> Result<usize, VaultError> {
         self.erase(tenant, Some(session_id)).await
     }

@@ -2,6 +2,7 @@
 //! purges and erases vault rows, in the order asked.
 
 use super::VaultError;
+use super::session::SessionName;
 use crate::audit::keys::{open, seal};
 use crate::store::{StoreError, now_unix_ms};
 use rusqlite::{Connection, params};
@@ -14,10 +15,10 @@ const QUEUE: usize = 4096;
 /// How often the writer deletes expired rows on its own (when it has work to do).
 const PURGE_EVERY_MS: i64 = 60_000;
 
-/// Rows of one session: tenant, session id, and placeholder → value.
+/// Rows of one session: tenant, owner and session id, and placeholder → value.
 pub(super) struct SessionRows {
     pub tenant: String,
-    pub session: String,
+    pub session: SessionName,
     pub rows: Vec<(String, String)>,
     pub expires_ms: i64,
 }
@@ -29,7 +30,7 @@ pub(super) enum Op {
     Save(SessionRows),
     Load {
         tenant: String,
-        session: String,
+        session: SessionName,
         reply: Reply<Option<SessionRows>>,
     },
     EraseSession {
@@ -142,12 +143,19 @@ fn serve(conn: &Connection, key: &[u8; 32], mut rx: mpsc::Receiver<Op>) {
     }
 }
 
-/// The additional data a row's ciphertext is bound to: tenant, session and placeholder,
-/// length-prefixed so no two triples encode alike. A row moved to another tenant,
-/// session or placeholder does not open.
-fn aad(tenant: &str, session: &str, placeholder: &str) -> Vec<u8> {
-    let mut out = b"airlock pii vault v1".to_vec();
-    for part in [tenant, session, placeholder] {
+/// The additional data a row's ciphertext is bound to: tenant, owning key and person,
+/// session and placeholder, length-prefixed so no two tuples encode alike. A row moved to
+/// another tenant, owner, session or placeholder does not open.
+fn aad(tenant: &str, session: &SessionName, placeholder: &str) -> Vec<u8> {
+    let mut out = b"airlock pii vault v2".to_vec();
+    let owner = &session.owner;
+    for part in [
+        tenant,
+        &owner.key_id,
+        &owner.user_id,
+        &session.id,
+        placeholder,
+    ] {
         out.extend_from_slice(&(part.len() as u64).to_be_bytes());
         out.extend_from_slice(part.as_bytes());
     }
@@ -156,12 +164,14 @@ fn aad(tenant: &str, session: &str, placeholder: &str) -> Vec<u8> {
 
 fn save(conn: &Connection, key: &[u8; 32], rows: &SessionRows) -> Result<(), StoreError> {
     let tx = conn.unchecked_transaction()?;
+    let owner = &rows.session.owner;
     let now = now_unix_ms();
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO pii_vault
-                 (tenant_id, session_id, placeholder, sealed, created_ms, expires_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (tenant_id, key_id, user_id, session_id, placeholder, sealed, created_ms,
+                  expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for (placeholder, value) in &rows.rows {
             let sealed = seal(
@@ -171,7 +181,9 @@ fn save(conn: &Connection, key: &[u8; 32], rows: &SessionRows) -> Result<(), Sto
             )?;
             insert.execute(params![
                 rows.tenant,
-                rows.session,
+                owner.key_id,
+                owner.user_id,
+                rows.session.id,
                 placeholder,
                 sealed,
                 now,
@@ -180,8 +192,15 @@ fn save(conn: &Connection, key: &[u8; 32], rows: &SessionRows) -> Result<(), Sto
         }
     }
     tx.execute(
-        "UPDATE pii_vault SET expires_ms = ?3 WHERE tenant_id = ?1 AND session_id = ?2",
-        params![rows.tenant, rows.session, rows.expires_ms],
+        "UPDATE pii_vault SET expires_ms = ?5
+         WHERE tenant_id = ?1 AND key_id = ?2 AND user_id = ?3 AND session_id = ?4",
+        params![
+            rows.tenant,
+            owner.key_id,
+            owner.user_id,
+            rows.session.id,
+            rows.expires_ms
+        ],
     )?;
     tx.commit()?;
     Ok(())
@@ -192,16 +211,24 @@ fn load(
     conn: &Connection,
     key: &[u8; 32],
     tenant: &str,
-    session: &str,
+    session: &SessionName,
 ) -> Result<Option<SessionRows>, StoreError> {
     let mut select = conn.prepare_cached(
         "SELECT placeholder, sealed, expires_ms FROM pii_vault
-         WHERE tenant_id = ?1 AND session_id = ?2 AND expires_ms > ?3",
+         WHERE tenant_id = ?1 AND key_id = ?2 AND user_id = ?3 AND session_id = ?4
+           AND expires_ms > ?5",
     )?;
     let mut rows = Vec::new();
     let mut expires_ms = 0;
     let mut unreadable = 0usize;
-    let mut found = select.query(params![tenant, session, now_unix_ms()])?;
+    let owner = &session.owner;
+    let mut found = select.query(params![
+        tenant,
+        owner.key_id,
+        owner.user_id,
+        session.id,
+        now_unix_ms()
+    ])?;
     while let Some(row) = found.next()? {
         let placeholder: String = row.get(0)?;
         let sealed: Vec<u8> = row.get(1)?;
@@ -222,7 +249,7 @@ fn load(
     }
     Ok((!rows.is_empty()).then(|| SessionRows {
         tenant: tenant.to_owned(),
-        session: session.to_owned(),
+        session: session.clone(),
         rows,
         expires_ms,
     }))

@@ -294,6 +294,7 @@ impl RequestContext {
             data_classes: self.pii.found.clone(),
             team_id: text(&r.team_id),
             requested_model: text(&r.requested_model),
+            pii_unscanned: self.pii.unscanned(),
             ..AuditRecord::default()
         };
         AuditEvent {
@@ -315,6 +316,7 @@ impl RequestContext {
                 .collect();
             self.record.data_classes = Some(classes.join(",").into());
         }
+        self.record.pii_unscanned = self.pii.unscanned().map(Arc::from);
         let Some(trace) = &self.policy.trace else {
             return;
         };

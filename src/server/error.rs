@@ -280,6 +280,20 @@ impl ApiError {
         )
     }
 
+    /// The prompt holds more text than the NER model reads per request, and what it
+    /// would not read may not go to the model unread.
+    pub fn pii_text_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "pii_text_too_large",
+            format!(
+                "the prompt holds more text than the {limit} bytes this gateway checks for \
+                 personal data per request; send less"
+            ),
+        )
+    }
+
     /// The audit record could not be written and audit failures close.
     pub fn audit_unavailable() -> Self {
         Self::new(

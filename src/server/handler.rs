@@ -99,10 +99,13 @@ pub async fn handle(
                         rerouted.say(response.headers_mut());
                     }
                     ctx.say_cost(response.headers_mut());
+                    ctx.pii.say_unscanned(response.headers_mut());
                     response
                 }
                 Ok(Outcome::Stream(stream)) => {
                     let rerouted = ctx.rerouted.take();
+                    let mut headers = http::HeaderMap::new();
+                    ctx.pii.say_unscanned(&mut headers);
                     // The relay records the stream when it ends, before its last bytes.
                     let mut relay = SseRelay::new(*stream, ctx);
                     relay.prime().await;
@@ -110,6 +113,7 @@ pub async fn handle(
                     if let Some(rerouted) = rerouted {
                         rerouted.say(response.headers_mut());
                     }
+                    response.headers_mut().extend(headers);
                     return response;
                 }
                 Err(err) => {

@@ -1,13 +1,15 @@
 //! The gateway's personal-data stage: scans a prompt's texts, records the classes found
-//! (for policy and the audit record), rewrites them by the action plan (configuration,
-//! then policy), and restores placeholders in the answer.
+//! (for policy and the audit record), refuses a prompt the model could not read in time
+//! when it needed protecting (or marks it, as configured), rewrites it by the action plan
+//! (configuration, then policy), and restores placeholders in the answer.
 
 use super::context::RequestContext;
 use super::error::ApiError;
 use crate::api::openai::ForwardedRequest;
 use crate::config::{OnNerUnavailable, PiiConfig};
-use crate::pii::scan::Scanner;
-use crate::pii::{ActionPlan, Finding, PiiAction, Session, Vault, VaultWriter};
+use crate::pii::ner::NerError;
+use crate::pii::scan::{ScanLimits, Scanner, Unread};
+use crate::pii::{ActionPlan, Finding, PiiAction, Session, SessionOwner, Vault, VaultWriter};
 use crate::policy::eval::Classes;
 use crate::providers::stream_restore::StreamRestore;
 use crate::store::instance_key::InstanceKey;
@@ -15,6 +17,10 @@ use crate::tenancy::Principal;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The response header saying what the model did not read of a prompt it let through.
+pub const UNSCANNED_HEADER: &str = "x-airlock-pii-unscanned";
 
 /// What the stage needs for every request: the finders, the vault and the defaults.
 pub struct PiiEngine {
@@ -23,6 +29,10 @@ pub struct PiiEngine {
     plan: ActionPlan,
     mask_model_output: bool,
     on_ner_unavailable: OnNerUnavailable,
+    /// How long one request may wait for the model.
+    budget: Duration,
+    /// Bytes of prompt text the model reads per request at most.
+    max_request_bytes: usize,
 }
 
 impl PiiEngine {
@@ -57,6 +67,8 @@ impl PiiEngine {
             plan: config.actions.clone(),
             mask_model_output: config.mask_model_output,
             on_ner_unavailable: config.on_ner_unavailable,
+            budget: Duration::from_millis(config.ner.request_budget_ms),
+            max_request_bytes: config.ner.max_request_bytes,
         };
         Ok(Some((Arc::new(engine), writer)))
     }
@@ -72,13 +84,47 @@ impl PiiEngine {
     /// refused for it (else they continue with the recognizers alone).
     pub fn degraded(&self) -> Option<(&str, bool)> {
         match &self.scanner.ner_status {
-            crate::pii::scan::NerStatus::Degraded(why) => Some((
-                why.as_str(),
-                self.on_ner_unavailable == OnNerUnavailable::Refuse,
-            )),
+            crate::pii::scan::NerStatus::Degraded(why) => {
+                Some((why.as_str(), self.refuses_unread(&Default::default())))
+            }
             _ => None,
         }
     }
+
+    /// Whether a prompt the model did not wholly read is refused, under the configured
+    /// plan and what the policy `decided` (`redact` classes, `tokenise` classes): always
+    /// with `refuse`, never with `continue`, and with `protect` when any class only the
+    /// model finds gets an action other than `allow` (a policy acting on every class
+    /// found counts: the model could not say what it would have found).
+    fn refuses_unread(&self, decided: &(Classes, Classes)) -> bool {
+        match self.on_ner_unavailable {
+            OnNerUnavailable::Refuse => true,
+            OnNerUnavailable::Continue => false,
+            OnNerUnavailable::Protect => {
+                let named = |classes: &Classes, class: &str| match classes {
+                    Classes::None => false,
+                    Classes::All => true,
+                    Classes::Some(list) => list.iter().any(|c| c == class),
+                };
+                self.scanner.model_classes().iter().any(|class| {
+                    self.plan.action_for(class) != PiiAction::Allow
+                        || named(&decided.0, class)
+                        || named(&decided.1, class)
+                })
+            }
+        }
+    }
+}
+
+/// The answer to a prompt refused because the model did not read all of it: 413 when
+/// it holds more than the model reads per request (sending it again will not help), else
+/// 503 `pii_unavailable`.
+fn unread_refusal(unread: &Unread) -> ApiError {
+    let refusal = match &unread.why {
+        NerError::TooMuchText { limit } => ApiError::pii_text_too_large(*limit),
+        _ => ApiError::pii_unavailable(),
+    };
+    refusal.with_detail(format!("{}: {}", unread.describe(), unread.why))
 }
 
 /// The stage's part of one request.
@@ -90,10 +136,32 @@ pub struct PiiState {
     pub found: BTreeMap<String, u64>,
     /// The session values were tokenised into (answers get them back).
     session: Option<Arc<Session>>,
+    /// What the model did not read of the prompt, when it let it through all the same.
+    unread: Option<Unread>,
 }
 
-/// Scans every text of the prompt and counts the classes found. Refuses the request when
-/// the model could not look and the configuration says so.
+impl PiiState {
+    /// What the model did not read of a prompt let through: `x-airlock-pii-unscanned`'s
+    /// value, also kept in the audit record and the request log.
+    pub fn unscanned(&self) -> Option<String> {
+        self.unread.as_ref().map(Unread::describe)
+    }
+
+    /// Says in the response what the model did not read, if anything.
+    pub fn say_unscanned(&self, headers: &mut http::HeaderMap) {
+        if let Some(value) = self
+            .unscanned()
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(UNSCANNED_HEADER, value);
+        }
+    }
+}
+
+/// Scans every text of the prompt (the model within the request's time budget and byte
+/// limit) and counts the classes found. Refuses the request when the model did not read
+/// all of it and the configured plan needs it to have (see [`PiiEngine::refuses_unread`]);
+/// the policy's plan is checked again in [`transform`].
 pub async fn inspect<T: ForwardedRequest>(
     ctx: &mut RequestContext,
     principal: &Principal,
@@ -102,17 +170,29 @@ pub async fn inspect<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
-    let mut found = BTreeMap::<String, u64>::new();
-    let mut findings = Vec::new();
-    for text in request.texts_mut() {
-        let scan = engine.scanner.scan(&principal.tenant_id, text).await;
-        if let Some(missing) = &scan.ner_missing {
-            ctx.state().metrics.pii.ner_missing.inc();
-            if engine.on_ner_unavailable == OnNerUnavailable::Refuse {
-                tracing::warn!(request_id = %ctx.record.id, "refused: {missing}");
-                return Err(ApiError::pii_unavailable());
-            }
+    let refuses = engine.refuses_unread(&Default::default());
+    let limits = ScanLimits {
+        // A budget too long to add to the clock is no limit at all.
+        deadline: tokio::time::Instant::now().checked_add(engine.budget),
+        max_bytes: engine.max_request_bytes,
+        all_or_nothing: refuses,
+    };
+    let texts = request.texts_mut();
+    let texts: Vec<&str> = texts.iter().map(|text| text.as_str()).collect();
+    let scans = engine
+        .scanner
+        .scan_all(&principal.tenant_id, &texts, &limits)
+        .await;
+    let unread = Unread::of(&scans, &engine.scanner);
+    if let Some(unread) = &unread {
+        ctx.state().metrics.pii.ner_missing.inc();
+        if refuses {
+            return Err(unread_refusal(unread));
         }
+    }
+    let mut found = BTreeMap::<String, u64>::new();
+    let mut findings = Vec::with_capacity(scans.len());
+    for scan in scans {
         if scan.cached {
             ctx.state().metrics.pii.cache_hits.inc();
         }
@@ -123,6 +203,7 @@ pub async fn inspect<T: ForwardedRequest>(
     }
     ctx.pii.findings = findings;
     ctx.pii.found = found;
+    ctx.pii.unread = unread;
     Ok(())
 }
 
@@ -136,21 +217,29 @@ pub async fn transform<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
+    // The policy may act on classes the configuration allows: text the model did not
+    // read may hold them unseen.
+    if let Some(unread) = &ctx.pii.unread
+        && engine.refuses_unread(&ctx.policy.pii_decision)
+    {
+        return Err(unread_refusal(unread));
+    }
     // Most prompts: nothing found and no session to restore from.
     if ctx.pii.found.is_empty() && ctx.session_id().is_none() {
         return Ok(());
     }
     let tenant = &principal.tenant_id;
     // A named session's earlier values come back in answers even when this prompt
-    // holds none of its own.
+    // holds none of its own; only to the key and person that named it.
     let named = match ctx.session_id() {
-        Some(id) => Some(
-            engine
-                .vault
-                .session(tenant, id)
-                .await
-                .map_err(vault_error)?,
-        ),
+        Some(id) => {
+            let owner = SessionOwner {
+                key_id: principal.key_id.to_string(),
+                user_id: ctx.user_id().unwrap_or_default().to_owned(),
+            };
+            let session = engine.vault.session(tenant, &owner, id).await;
+            Some(session.map_err(vault_error)?)
+        }
         None => None,
     };
     let plan = plan_for(&engine.plan, &ctx.policy.pii_decision, &ctx.pii.found);
@@ -254,8 +343,7 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
     for text in crate::policy::facts::response_texts_mut(&mut answer) {
         let restored = crate::pii::restore(text, &session);
         *text = if mask {
-            let findings = crate::pii::resolve_overlaps(crate::pii::recognize(&restored));
-            crate::pii::mask_model_data(&restored, &findings, &session).text
+            crate::pii::output_scan::mask_whole_answer(&restored, &session)
         } else {
             restored
         };

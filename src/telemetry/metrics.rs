@@ -249,7 +249,7 @@ impl Metrics {
         let pii = PiiMetrics::default();
         registry.register(
             "pii_ner_missing",
-            "Prompt texts the NER model could not read (not loaded or overloaded)",
+            "Requests whose prompt the NER model did not wholly read (not loaded, past the request's budget, over the byte limit), refused or let through as configured",
             pii.ner_missing.clone(),
         );
         registry.register(

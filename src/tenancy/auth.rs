@@ -212,7 +212,7 @@ mod tests {
         let before = cache.keys.snapshot.load_full();
         admin
             .execute(
-                "INSERT INTO pii_vault VALUES ('acme', 's', '<PERSON_1>', x'00', 0, 1)",
+                "INSERT INTO pii_vault VALUES ('acme', 'k', '', 's', '<PERSON_1>', x'00', 0, 1)",
                 [],
             )
             .unwrap();

@@ -275,4 +275,22 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     CREATE TRIGGER provider_credentials_deleted AFTER DELETE ON provider_credentials BEGIN
         UPDATE state_versions SET version = version + 1 WHERE name = 'provider_credentials';
     END;",
+    // Vault sessions belong to the key that named them and the person it acted for, not
+    // to whoever in the tenant sends the same session id. Rows written before cannot be
+    // attributed to an owner (their ciphertext is bound to tenant and session only), so
+    // they are dropped: their sessions start afresh, which they do daily anyway (TTL).
+    "DROP TABLE pii_vault;
+    CREATE TABLE pii_vault (
+        tenant_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        placeholder TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, key_id, user_id, session_id, placeholder)
+    ) WITHOUT ROWID;
+    CREATE INDEX pii_vault_expiry ON pii_vault(expires_ms);
+    CREATE INDEX pii_vault_session ON pii_vault(tenant_id, session_id);",
 ];

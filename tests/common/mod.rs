@@ -3,6 +3,8 @@
 //! hyper client.
 #![allow(dead_code)]
 
+pub mod formats;
+
 use airlock::config::LoadedConfig;
 use airlock::mock_upstream::MockArgs;
 use airlock::store::instance_key::InstanceKey;
@@ -85,11 +87,16 @@ pub fn config_text(
         models,
         top,
     } = extra;
+    // A test may set its own body limit under `server:`.
+    let body_limit = if extra_server.contains("max_body_bytes:") {
+        ""
+    } else {
+        "  max_body_bytes: 65536\n"
+    };
     format!(
         "server:
   listen: {gateway}
-  max_body_bytes: 65536
-  client_body_timeout_secs: 1
+{body_limit}  client_body_timeout_secs: 1
   shutdown_grace_secs: 5
 {extra_server}logging:
   level: warn

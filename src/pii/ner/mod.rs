@@ -2,27 +2,43 @@
 //! run by the embedded ONNX Runtime on a bounded pool of inference threads.
 
 mod decode;
+mod fair;
 pub mod model;
+mod pieces;
 pub mod pool;
 pub mod runtime;
 mod shapes;
 
-pub use model::NerModel;
-pub use pool::{NerPool, PoolSize};
+pub use model::{EMBEDDED_CLASSES, NerModel};
+pub use pool::{NerPool, Pending, PoolSize};
 pub use runtime::RuntimeSource;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Why NER gave no answer.
+/// Why NER gave no answer (for all or part of a text).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NerError {
     #[error("NER is unavailable: {0}")]
     Unavailable(String),
     #[error("NER model: {0}")]
     Model(String),
-    #[error("NER is overloaded: {0} texts already wait")]
-    Busy(usize),
+    #[error("NER did not finish within the request's time budget")]
+    TimedOut,
+    #[error("the prompt holds more text than the {limit} bytes the model reads per request")]
+    TooMuchText { limit: usize },
+}
+
+impl NerError {
+    /// A stable name for the reason, for records and response headers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "ner_unavailable",
+            Self::Model(_) => "ner_failed",
+            Self::TimedOut => "ner_timeout",
+            Self::TooMuchText { .. } => "over_scan_limit",
+        }
+    }
 }
 
 /// Where the runtime and the model come from, and the pool's sizes.

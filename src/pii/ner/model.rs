@@ -18,6 +18,10 @@ static EMBEDDED_CONFIG: &[u8] = include_bytes!("../../../models/ner/config.json"
 /// Windows in one run of the model: bounds the memory one long text can take.
 const MAX_WINDOWS_PER_RUN: usize = 32;
 
+/// The classes the embedded model finds: what text it did not read may hold unseen
+/// (also when the configured model could not load).
+pub const EMBEDDED_CLASSES: &[&str] = &["PERSON", "LOCATION", "ORGANIZATION"];
+
 /// `models/ner/config.json`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +148,19 @@ impl NerModel {
             .map_err(fail)?
             .commit_from_memory(&self.onnx)
             .map_err(|e| NerError::Model(format!("cannot load the model: {e}")))
+    }
+
+    /// The data classes the model finds, in label order.
+    pub fn classes(&self) -> Vec<&'static str> {
+        let mut classes = Vec::new();
+        for label in &self.labels {
+            if let Label::Begin(class) = label
+                && !classes.contains(class)
+            {
+                classes.push(*class);
+            }
+        }
+        classes
     }
 
     /// Model tokens in `text` (special tokens not counted).
@@ -317,6 +334,18 @@ mod tests {
             window_ranges(30, 10, 4),
             vec![0..10, 6..16, 12..22, 18..28, 24..30]
         );
+    }
+
+    #[test]
+    fn the_embedded_models_classes_are_the_ones_named() {
+        let config: ModelConfig = serde_json::from_slice(EMBEDDED_CONFIG).unwrap();
+        let mut classes: Vec<&str> = config
+            .labels
+            .iter()
+            .filter_map(|label| label.strip_prefix("B-"))
+            .collect();
+        classes.dedup();
+        assert_eq!(classes, EMBEDDED_CLASSES);
     }
 
     #[test]

@@ -262,7 +262,7 @@ fn revocation_applies_to_the_next_choice_and_strategies_share_the_load() {
     let before = c.current();
     f.conn
         .execute(
-            "INSERT INTO pii_vault VALUES ('acme', 's', '<P_1>', x'00', 0, 1)",
+            "INSERT INTO pii_vault VALUES ('acme', 'k', '', 's', '<P_1>', x'00', 0, 1)",
             [],
         )
         .unwrap();
