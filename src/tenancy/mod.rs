@@ -275,4 +275,14 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     CREATE TRIGGER provider_credentials_deleted AFTER DELETE ON provider_credentials BEGIN
         UPDATE state_versions SET version = version + 1 WHERE name = 'provider_credentials';
     END;",
+    // The audit head also names the last checkpoint (so deleting checkpoints is noticed),
+    // and the log's first record is anchored once (so removing the log is noticed).
+    "ALTER TABLE audit_head ADD COLUMN checkpoint_seq INTEGER;
+    ALTER TABLE audit_head ADD COLUMN checkpoint_hash BLOB;
+    CREATE TABLE audit_genesis (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        ts_ms INTEGER NOT NULL,
+        mac BLOB NOT NULL,
+        tag BLOB NOT NULL
+    );",
 ];

@@ -84,6 +84,7 @@ pub fn config_text(
         upstreams,
         models,
         top,
+        logging,
     } = extra;
     format!(
         "server:
@@ -93,7 +94,7 @@ pub fn config_text(
   shutdown_grace_secs: 5
 {extra_server}logging:
   level: warn
-upstreams:
+{logging}upstreams:
   mock:
     base_url: http://{mock}/v1
     api_key_file: upstream.key
@@ -168,6 +169,8 @@ pub struct Extra {
     pub models: String,
     /// Top-level sections (e.g. `audit:`), appended last.
     pub top: String,
+    /// More `logging:` lines (two-space indented).
+    pub logging: String,
 }
 
 impl Gateway {
