@@ -470,3 +470,190 @@ async fn admin_changes_join_the_chain_while_the_gateway_serves() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// GET `path` from the gateway: status and body.
+async fn get(gw: &Gateway, path: &str) -> (u16, String) {
+    let reply = send("GET", &gw.url(path), &[], "").await;
+    (reply.status, reply.text())
+}
+
+/// A counter's value in `/metrics`.
+async fn counter(gw: &Gateway, name: &str) -> u64 {
+    let (_, text) = get(gw, "/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+/// A real full disk as SQLite reports it (`SQLITE_FULL`): the audit database capped by
+/// `audit.max_db_bytes`. Requests are refused, `/readyz` says the audit is unavailable,
+/// and a stream whose upstream sends `[DONE]` well before its body ends never gives the
+/// client its clean end: the end waits for the record, which cannot be written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_disk_withholds_the_streams_end_and_readyz_says_so() {
+    let extra = common::Extra {
+        top: "audit:\n  max_db_bytes: 131072\n".into(),
+        ..common::Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    assert_eq!(
+        get(&gw, "/readyz").await,
+        (200, r#"{"status":"ready"}"#.into())
+    );
+    let url = gw.url("/v1/chat/completions");
+    let asking = |words: usize, stream: bool| {
+        json!({"model": "chat-model", "max_tokens": 4, "stream": stream,
+               "messages": [{"role": "user", "content": "word ".repeat(words)}]})
+    };
+    // Large records until one does not fit, then small ones until none does.
+    for words in [6_000, 20] {
+        let mut refused = None;
+        for _ in 0..200 {
+            let reply = post(&url, &gw.key, &asking(words, false)).await;
+            if reply.status != 200 {
+                refused = Some(reply);
+                break;
+            }
+        }
+        refused
+            .expect("the capped audit database filled up")
+            .assert_error(503, "audit_unavailable");
+    }
+    let (status, body) = get(&gw, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body, json!({"status": "degraded", "audit": "unavailable"}));
+
+    let mut late = asking(6_000, true);
+    late["mock_fault"] = json!("late_end:300");
+    let stream = post(&url, &gw.key, &late).await;
+    assert_eq!(stream.status, 200);
+    let events = stream.sse_data();
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
+    assert!(
+        events.last().unwrap().contains("audit_unavailable"),
+        "{events:?}"
+    );
+    assert!(
+        events.len() > 2,
+        "the content came before the end: {events:?}"
+    );
+    gw.stop().await;
+}
+
+/// The same slow upstream end with a writable audit: the clean end comes once the
+/// record is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_end_follows_its_durable_record() {
+    let gw = Gateway::start().await;
+    let mut late = ask(true);
+    late["mock_fault"] = json!("late_end:200");
+    let stream = post(&gw.url("/v1/chat/completions"), &gw.key, &late).await;
+    assert_eq!(stream.sse_data().last().unwrap(), "[DONE]");
+    let records = common::audit_records(&gw);
+    let id = stream.headers["x-request-id"].to_str().unwrap();
+    assert!(records.iter().any(|r| r["request_id"] == id));
+    gw.stop().await;
+}
+
+/// Sends `count` chat requests at once; the number answered so far, and their handles.
+fn concurrent_requests(
+    gw: &Gateway,
+    count: usize,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    Vec<tokio::task::JoinHandle<common::Reply>>,
+) {
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks = (0..count)
+        .map(|_| {
+            let (url, key, answered) = (
+                gw.url("/v1/chat/completions"),
+                gw.key.clone(),
+                answered.clone(),
+            );
+            tokio::spawn(async move {
+                let reply = post(&url, &key, &ask(false)).await;
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                reply
+            })
+        })
+        .collect();
+    (answered, tasks)
+}
+
+/// Holds `db`'s write lock (as another process would) until `counter` shows `waits`
+/// requests waiting for room in a writer's queue, checking meanwhile that requests are
+/// held back; then lets go, and every request is answered 200.
+async fn requests_wait_for_a_stalled_writer(
+    gw: &Gateway,
+    db: &std::path::Path,
+    counter_name: &str,
+) -> Vec<String> {
+    const REQUESTS: usize = 6;
+    let lock = rusqlite::Connection::open(db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (answered, tasks) = concurrent_requests(gw, REQUESTS);
+    // The writer blocks on the lock with its queue (room for one) full: the others wait.
+    let mut waits = 0;
+    for _ in 0..400 {
+        waits = counter(gw, counter_name).await;
+        if waits >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waits >= 3, "requests did not wait for room: {waits}");
+    let held = REQUESTS - answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        held >= 3,
+        "requests were held back while the writer stalled"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    let mut ids = Vec::new();
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        ids.push(reply.headers["x-request-id"].to_str().unwrap().to_string());
+    }
+    ids
+}
+
+/// A stalled audit writer with a queue of one: requests wait (counted in
+/// `airlock_audit_queue_waits_total`), none is refused, and every record arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_for_the_audit_writer_and_no_record_is_dropped() {
+    let extra = common::Extra {
+        top: "audit:\n  queue_capacity: 1\n".into(),
+        ..common::Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let db = gw.loaded.audit_db_path();
+    let ids = requests_wait_for_a_stalled_writer(&gw, &db, "airlock_audit_queue_waits_total").await;
+    let records = common::audit_records(&gw);
+    for id in &ids {
+        assert!(
+            records.iter().any(|r| r["request_id"] == id.as_str()),
+            "no record of {id}"
+        );
+    }
+    gw.stop().await;
+}
+
+/// The same for the request log: rows wait, none is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_for_the_request_log_writer_and_no_row_is_dropped() {
+    let extra = common::Extra {
+        logging: "  request_log_queue: 1\n".into(),
+        ..common::Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let db = gw.loaded.request_log_db_path();
+    let ids =
+        requests_wait_for_a_stalled_writer(&gw, &db, "airlock_request_log_queue_waits_total").await;
+    let rows = gw.stop().await;
+    for id in &ids {
+        assert!(rows.iter().any(|r| &*r.id == id.as_str()), "no row of {id}");
+    }
+}

@@ -1,12 +1,16 @@
 //! The audit log in `audit.db`: records appended in batches (one fsync'd transaction per
 //! batch), each chained to the one before by its MAC; signed checkpoints over ranges;
-//! payloads sealed with per-subject data keys; and the head (last sequence number and
-//! MAC) anchored in the state database, so a log cut after its last checkpoint is noticed.
+//! payloads sealed with per-subject data keys; the head (last record and last
+//! checkpoint) and the first record anchored in the state database (`anchor`), so a log
+//! cut after its last checkpoint, or removed, is noticed; and each checkpoint handed to
+//! the configured witnesses off the box (`witness`).
 
 use super::admin_events;
+use super::anchor::{self, Genesis, Head};
 use super::keys::{self, chain_key, record_mac};
 use super::merkle::{self, Hash};
 use super::record::{AuditEvent, AuditRecord, VERSION, kind};
+use super::witness::{Witness, WitnessFile};
 use crate::store::instance_key::{InstanceKey, hex, unhex};
 use crate::store::{Migration, StoreError, now_unix};
 use ring::digest::{SHA256, digest};
@@ -123,15 +127,6 @@ impl Checkpoint {
     }
 }
 
-/// The head anchor's tag: an HMAC over the sequence number and MAC.
-pub fn head_tag(key: &hmac::Key, seq: u64, mac: &[u8]) -> Vec<u8> {
-    let mut context = hmac::Context::with_key(key);
-    context.update(b"head");
-    context.update(&seq.to_be_bytes());
-    context.update(mac);
-    context.sign().as_ref().to_vec()
-}
-
 /// The audit log, open for appending (one writer).
 pub struct AuditLog {
     conn: Connection,
@@ -149,8 +144,20 @@ pub struct AuditLog {
     /// SQLite's `data_version` when this connection last caught up: it changes when
     /// another connection commits.
     data_version: i64,
-    /// The sequence number last anchored, and when.
-    anchored: (u64, Instant),
+    /// What was last anchored, and when.
+    anchored: Anchored,
+    /// Whether the state database holds the genesis anchor (written with the first head).
+    genesis_anchored: bool,
+    /// Where each checkpoint goes beyond the local files.
+    witnesses: Vec<Box<dyn Witness>>,
+}
+
+/// The head as last anchored by this process.
+struct Anchored {
+    seq: u64,
+    /// The last record of the last checkpoint then.
+    checkpoint_seq: u64,
+    at: Instant,
 }
 
 /// Appends anchor the head at most this often: each anchor is a write to the state
@@ -247,7 +254,7 @@ impl AuditLog {
         instance: &InstanceKey,
     ) -> Result<Self, StoreError> {
         let audit = &loaded.config.audit;
-        Self::open(
+        let mut log = Self::open(
             &loaded.audit_db_path(),
             &loaded.state_db_path(),
             instance,
@@ -256,7 +263,33 @@ impl AuditLog {
                 every: Duration::from_secs(audit.checkpoint_interval_secs.max(1)),
             },
             audit.max_payload_bytes,
-        )
+        )?;
+        if audit.max_db_bytes > 0 {
+            log.limit_size(audit.max_db_bytes)?;
+        }
+        if let Some(path) = loaded.audit_witness_path() {
+            let public_key = unhex(&instance.public_key_hex()).unwrap_or_default();
+            let witness = WitnessFile::open(&path, &loaded.data_dir, &public_key)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            log.add_witness(Box::new(witness));
+        }
+        Ok(log)
+    }
+
+    /// Caps the log's database at about `bytes` (SQLite's `max_page_count`): past it,
+    /// appends fail as on a full disk.
+    fn limit_size(&mut self, bytes: u64) -> Result<(), StoreError> {
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (bytes / page.max(1) as u64).max(1);
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Hands every checkpoint from now on (and those it lacks already) to `witness`.
+    pub fn add_witness(&mut self, witness: Box<dyn Witness>) {
+        self.witnesses.push(witness);
+        self.send_to_witnesses();
     }
 
     pub fn open(
@@ -269,7 +302,12 @@ impl AuditLog {
         let conn = open_audit_db(audit_db)?;
         let state = crate::store::open(state_db, crate::tenancy::STATE_MIGRATIONS)?;
         let tail = Tail::read(&conn)?;
-        let tail_seq = tail.last_seq;
+        let anchored = Anchored {
+            seq: tail.last_seq,
+            checkpoint_seq: tail.last_checkpoint.as_ref().map_or(0, |c| c.last_seq),
+            at: Instant::now(),
+        };
+        let genesis_anchored = Genesis::anchored(&state)?;
         Ok(Self {
             conn,
             state,
@@ -284,7 +322,9 @@ impl AuditLog {
             max_payload,
             // Unknown: the first write re-reads the tail under the write lock.
             data_version: -1,
-            anchored: (tail_seq, Instant::now()),
+            anchored,
+            genesis_anchored,
+            witnesses: Vec::new(),
         })
     }
 
@@ -395,15 +435,24 @@ impl AuditLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let mut signed = false;
         let seqs = self.locked(|log| {
             let seqs = log.append_locked(events)?;
             if log.tail.pending.len() as u64 >= log.policy.every_records {
-                log.checkpoint_locked()?;
+                signed = log.checkpoint_locked()?.is_some();
             }
             Ok(seqs)
         })?;
-        if self.anchored.1.elapsed() >= ANCHOR_EVERY {
-            self.anchor_head()?;
+        if signed {
+            self.checkpoint_committed();
+        }
+        // The first record is anchored at once: until then, nothing outside the log
+        // says it exists. The records are durable whatever becomes of the anchor (the
+        // idle writer anchors again).
+        if (!self.genesis_anchored || self.anchored.at.elapsed() >= ANCHOR_EVERY)
+            && let Err(e) = self.anchor_head()
+        {
+            tracing::error!("anchoring the audit head failed: {e}");
         }
         Ok(seqs)
     }
@@ -607,30 +656,72 @@ impl AuditLog {
     /// Anchors the head now if records were appended since it was last anchored (the
     /// writer calls this when idle; appends anchor at most every [`ANCHOR_EVERY`]).
     pub fn anchor_if_behind(&mut self) -> Result<(), StoreError> {
-        if self.anchored.0 < self.tail.last_seq {
+        let checkpoint_seq = self.tail.last_checkpoint.as_ref().map_or(0, |c| c.last_seq);
+        if self.anchored.seq < self.tail.last_seq || self.anchored.checkpoint_seq < checkpoint_seq {
             self.anchor_head()?;
         }
         Ok(())
     }
 
-    /// Records the head in the state database (never moving it back: another process
-    /// may have anchored a later one).
+    /// Records the head (and, the first time, the genesis) in the state database.
     fn anchor_head(&mut self) -> Result<(), StoreError> {
-        self.anchored = (self.tail.last_seq, Instant::now());
-        let Tail {
-            last_seq, last_mac, ..
-        } = &self.tail;
-        self.state.execute(
-            "INSERT INTO audit_head (id, seq, mac, tag) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, tag = excluded.tag
-             WHERE excluded.seq > audit_head.seq",
-            params![
-                *last_seq as i64,
-                last_mac,
-                head_tag(&self.chain, *last_seq, last_mac)
-            ],
-        )?;
+        let checkpoint = self
+            .tail
+            .last_checkpoint
+            .as_ref()
+            .map_or((0, [0u8; 32]), |c| (c.last_seq, c.hash()));
+        self.anchored = Anchored {
+            seq: self.tail.last_seq,
+            checkpoint_seq: checkpoint.0,
+            at: Instant::now(),
+        };
+        let head = Head {
+            seq: self.tail.last_seq,
+            mac: self.tail.last_mac.clone(),
+            checkpoint: Some(checkpoint),
+        };
+        let genesis = if self.genesis_anchored {
+            None
+        } else {
+            Genesis::of_log(&self.conn)?
+        };
+        anchor::write(&self.state, &self.chain, &head, genesis.as_ref())?;
+        // A log with records but no record 1 was tampered with: nothing to anchor, and
+        // no reason to try at every append.
+        self.genesis_anchored |= genesis.is_some() || self.tail.last_seq > 0;
         Ok(())
+    }
+
+    /// Says that a checkpoint was signed — in the service log, which may itself be shipped
+    /// off the box — and hands it to the witnesses.
+    fn checkpoint_committed(&mut self) {
+        if let Some(checkpoint) = &self.tail.last_checkpoint {
+            tracing::info!(
+                first = checkpoint.first_seq,
+                last = checkpoint.last_seq,
+                hash = %hex(&checkpoint.hash()),
+                "audit checkpoint signed"
+            );
+        }
+        self.send_to_witnesses();
+    }
+
+    /// Hands the checkpoints each witness lacks to it. A witness that fails is tried
+    /// again at the next checkpoint (and said so in the log): the checkpoint itself is
+    /// in the log already.
+    fn send_to_witnesses(&mut self) {
+        let newest = self.tail.last_checkpoint.as_ref().map_or(0, |c| c.last_seq);
+        for witness in &mut self.witnesses {
+            let sent = witness.witnessed().and_then(|held| {
+                if held >= newest {
+                    return Ok(());
+                }
+                witness.witness(&checkpoints_after(&self.conn, held)?)
+            });
+            if let Err(e) = sent {
+                tracing::error!(witness = %witness.name(), "audit checkpoint not witnessed: {e}");
+            }
+        }
     }
 
     /// Whether records wait for a checkpoint longer than the policy allows.
@@ -641,6 +732,9 @@ impl AuditLog {
     /// Signs a checkpoint over the records not yet covered (if any).
     pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
         let checkpoint = self.locked(Self::checkpoint_locked)?;
+        if checkpoint.is_some() {
+            self.checkpoint_committed();
+        }
         self.anchor_if_behind()?;
         Ok(checkpoint)
     }
@@ -814,6 +908,16 @@ pub fn read_data_key(
     Ok(sealed
         .flatten()
         .and_then(|sealed| unseal_data_key(seal_key, id, &sealed)))
+}
+
+/// The checkpoints whose last record is after `seq`, oldest first.
+pub fn checkpoints_after(audit: &Connection, seq: u64) -> Result<Vec<Checkpoint>, StoreError> {
+    let mut stmt = audit.prepare(
+        "SELECT first_seq, last_seq, ts_ms, root, previous, signature FROM checkpoints
+         WHERE last_seq > ?1 ORDER BY last_seq",
+    )?;
+    let rows = stmt.query_map([seq as i64], checkpoint_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A checkpoint read from its row.

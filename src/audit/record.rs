@@ -9,11 +9,15 @@ use std::collections::BTreeMap;
 pub mod kind {
     pub const LLM_REQUEST: &str = "llm.request";
     pub const ADMIN_ACTION: &str = "admin.action";
-    /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids.
+    /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids, and
+    /// `erased_records` the records whose payloads were deleted by a value found in them.
     pub const AUDIT_ERASE: &str = "audit.erase";
     /// A tenant's stored payloads older than its retention deleted; `detail` names the
     /// cutoff (`before_ms=…`).
     pub const AUDIT_RETENTION: &str = "audit.retention";
+    /// Records could not be written for a while (a full disk); `detail` names since when
+    /// and how many events went unrecorded. Written by the writer once it can write again.
+    pub const AUDIT_OUTAGE: &str = "audit.outage";
 }
 
 /// An event as the gateway reports it, before the log gives it a place: no sequence
@@ -131,6 +135,9 @@ pub struct AuditRecord {
     /// (`ner_timeout; bytes=52000; classes=PERSON,LOCATION,ORGANIZATION`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pii_unscanned: Option<String>,
+    /// Records whose stored payloads an erasure removed (erasure by a value found in them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased_records: Vec<u64>,
 }
 
 /// The encoding version written now.

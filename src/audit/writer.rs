@@ -2,19 +2,23 @@
 //! arrived while the previous batch was being made durable goes in the next
 //! transaction), acknowledging each event once its batch is on disk, signing checkpoints
 //! on time, copying admin actions in from the state database every second, and deleting
-//! payloads past their tenant's retention every hour. Requests wait for room when it falls behind (bounded queue) and,
-//! in durable mode, for their acknowledgement.
+//! payloads past their tenant's retention every hour. Requests wait for room when it
+//! falls behind (bounded queue, `audit.queue_capacity`; each wait counted) and, in durable
+//! mode, for their acknowledgement. While appends fail (a full disk) readiness says so;
+//! the writer keeps trying every second, and its first record once it can write again
+//! says since when and how many events went unrecorded (`audit.outage`).
 
 use super::log::{AuditLog, RetentionSweep};
-use super::record::AuditEvent;
+use super::record::{AuditEvent, AuditRecord, kind};
 use super::wal::WalFolder;
 use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
+use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Events queued before requests start to wait.
-const QUEUE: usize = 8192;
 /// Most events in one transaction.
 const MAX_BATCH: usize = 1024;
 /// How often payload retention runs.
@@ -32,15 +36,84 @@ struct Pending {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditUnavailable;
 
+/// Whether the writer can write, shared between it and readiness.
+#[derive(Debug, Default)]
+struct Health {
+    /// When appends began to fail (ms since the epoch); 0 while they succeed.
+    failing_since_ms: AtomicI64,
+    /// Events that could not be written since then.
+    unwritten: AtomicU64,
+}
+
+impl Health {
+    fn failed(&self, events: usize) {
+        let now = crate::store::now_unix_ms().max(1);
+        let _ =
+            self.failing_since_ms
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.unwritten.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    fn recovered(&self) {
+        self.unwritten.store(0, Ordering::Relaxed);
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The record of the outage so far, while appends fail.
+    fn outage(&self) -> Option<AuditEvent> {
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        (since != 0).then(|| AuditEvent {
+            record: AuditRecord {
+                kind: kind::AUDIT_OUTAGE.into(),
+                action: Some(kind::AUDIT_OUTAGE.into()),
+                actor: Some("airlock".into()),
+                detail: Some(format!(
+                    "since_ms={since};unrecorded_events={}",
+                    self.unwritten.load(Ordering::Relaxed)
+                )),
+                ..AuditRecord::default()
+            },
+            ..AuditEvent::default()
+        })
+    }
+}
+
 /// Where requests hand their audit events. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Pending>,
     mode: AuditMode,
     on_failure: OnAuditFailure,
+    health: Arc<Health>,
+    /// Counts events that found the queue full.
+    queue_waits: Counter,
 }
 
 impl AuditSink {
+    /// Whether the writer's last append succeeded (false while a full disk, say, stops
+    /// it).
+    pub fn writable(&self) -> bool {
+        self.health.failing_since_ms.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether requests are refused while records cannot be written.
+    pub fn fails_closed(&self) -> bool {
+        self.on_failure == OnAuditFailure::FailClosed
+    }
+
+    /// Queues `pending`, waiting (and counting the wait) while the queue is full; false
+    /// once the writer is gone.
+    async fn enqueue(&self, pending: Pending) -> bool {
+        match self.tx.try_send(pending) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                self.queue_waits.inc();
+                self.tx.send(pending).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Records `event`: waits for room in the queue and, in durable mode, until it is on
     /// disk. Fails only when the record could not be written and failures close.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
@@ -51,13 +124,11 @@ impl AuditSink {
         } else {
             (None, None)
         };
-        let written = match self.tx.send(Pending { event, ack }).await {
-            Err(_) => false,
-            Ok(()) => match done {
+        let written = self.enqueue(Pending { event, ack }).await
+            && match done {
                 None => true,
                 Some(done) => done.await.unwrap_or(false),
-            },
-        };
+            };
         if written || self.on_failure == OnAuditFailure::FailOpen {
             if !written {
                 tracing::error!(
@@ -75,6 +146,7 @@ impl AuditSink {
         if let Err(mpsc::error::TrySendError::Full(pending)) =
             self.tx.try_send(Pending { event, ack: None })
         {
+            self.queue_waits.inc();
             let tx = self.tx.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
@@ -93,23 +165,29 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer on `log`, as `config` says.
+    /// Starts the writer on `log`, as `config` says; `queue_waits` counts events that
+    /// found its queue full.
     pub fn start(
         log: AuditLog,
         config: &AuditConfig,
         audit_db: &std::path::Path,
+        queue_waits: Counter,
     ) -> std::io::Result<(AuditSink, Self)> {
         let wal = WalFolder::start(audit_db)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(config.queue_capacity.get());
         let retention = config.retention.clone();
+        let health = Arc::new(Health::default());
+        let writer_health = health.clone();
         let thread = std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || run(log, rx, retention))?;
+            .spawn(move || run(log, rx, retention, &writer_health))?;
         Ok((
             AuditSink {
                 tx,
                 mode: config.mode,
                 on_failure: config.on_failure,
+                health,
+                queue_waits,
             },
             Self { thread, wal },
         ))
@@ -124,7 +202,12 @@ impl AuditWriter {
     }
 }
 
-fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditRetentionConfig) {
+fn run(
+    mut log: AuditLog,
+    mut rx: mpsc::Receiver<Pending>,
+    retention: AuditRetentionConfig,
+    health: &Health,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -164,7 +247,7 @@ fn run(mut log: AuditLog, mut rx: mpsc::Receiver<Pending>, retention: AuditReten
                 Err(_) => break,
             }
         }
-        write(&mut log, &mut batch);
+        write(&mut log, &mut batch, health);
         if admin_events_read.elapsed() >= ADMIN_EVENTS_EVERY {
             admin_events_read = Instant::now();
             ingest_admin_events(&mut log);
@@ -211,17 +294,25 @@ fn ingest_admin_events(log: &mut AuditLog) {
     }
 }
 
-/// Appends one batch and tells each waiter whether its record is on disk.
-fn write(log: &mut AuditLog, batch: &mut Vec<Pending>) {
-    if batch.is_empty() {
+/// Appends one batch — led by the record of an outage while appends fail, which is
+/// also tried alone when no batch comes — and tells each waiter whether its record is on
+/// disk.
+fn write(log: &mut AuditLog, batch: &mut Vec<Pending>, health: &Health) {
+    let outage = health.outage();
+    if batch.is_empty() && outage.is_none() {
         return;
     }
     let (events, acks): (Vec<AuditEvent>, Vec<Option<oneshot::Sender<bool>>>) =
         batch.drain(..).map(|p| (p.event, p.ack)).unzip();
-    let written = match log.append(events) {
-        Ok(_) => true,
+    let count = events.len();
+    let written = match log.append(outage.into_iter().chain(events).collect()) {
+        Ok(_) => {
+            health.recovered();
+            true
+        }
         Err(e) => {
             tracing::error!("audit append failed: {e}");
+            health.failed(count);
             false
         }
     };

@@ -10,7 +10,8 @@ use crate::audit::record::AuditRecord;
 use crate::audit::search::indexer::Indexer;
 use crate::audit::search::query::SearchParams;
 use crate::audit::search::service::SearchHandle;
-use crate::audit::verify::{instance_keys, verify};
+use crate::audit::verify::{Finding, Problem, Report, instance_keys, verify};
+use crate::audit::witness::{self, External};
 use crate::evidence::rfc3339_ms;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
-    /// Check the MAC chain, every checkpoint's Merkle root and signature, and the head:
+    /// Check the MAC chain, every checkpoint's Merkle root, signature and link, the
+    /// anchors in the state database, that every missing payload or data key was erased
+    /// or expired by a record saying so, and the log against the configured witness file:
     /// names the first bad record and what is wrong. Exits 1 when anything is.
     Verify {
         /// First sequence number to check (widened to the start of its checkpoint).
@@ -41,6 +44,11 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also hold the log against a checkpoint kept apart from it: a witness file (or
+        /// a copy of one), or one checkpoint's hash as this command printed it. Fails if
+        /// the log was cut below it or rewritten.
+        #[arg(long, value_name = "FILE|HASH")]
+        against: Option<String>,
     },
     /// Print the instance's Ed25519 public key (hex), which verifies checkpoints.
     PublicKey,
@@ -219,32 +227,111 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        AuditCommand::Verify { from, to, json } => {
-            let audit = open_audit_db(&state.loaded.audit_db_path())?;
-            let (key, public) = instance_keys(&state.instance_key);
-            let report = verify(&audit, &state.conn, &key, &public, from, to)?;
+        AuditCommand::Verify {
+            from,
+            to,
+            json,
+            against,
+        } => {
+            let report = verify_instance(&state, from, to, against.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
-                    "{} records ({}..{}), {} checkpoints",
-                    report.records,
-                    report.first_seq.unwrap_or(0),
-                    report.last_seq.unwrap_or(0),
-                    report.checkpoints
-                );
-                for finding in &report.findings {
-                    println!(
-                        "FAIL {:?} at {}: {}",
-                        finding.problem, finding.seq, finding.detail
-                    );
-                }
-                if report.ok() {
-                    println!("OK: the chain, every checkpoint and the head verify");
-                }
+                print_report(&report);
             }
             Ok(report.ok())
         }
+    }
+}
+
+/// Verifies the instance's log, and holds it against the configured witness file and
+/// the checkpoint given with `--against`.
+fn verify_instance(
+    state: &super::StateAccess,
+    from: Option<u64>,
+    to: Option<u64>,
+    against: Option<&str>,
+) -> anyhow::Result<Report> {
+    let external = against.map(External::parse).transpose()?;
+    let audit = open_log_to_verify(&state.loaded.audit_db_path())?;
+    let (key, public) = instance_keys(&state.instance_key);
+    let mut report = verify(&audit, &state.conn, &key, &public, from, to)?;
+    if let Some(path) = state.loaded.audit_witness_path() {
+        if path.is_file() {
+            hold_against(&audit, &public, &External::File(path), &mut report)?;
+        } else if report.newest_checkpoint.is_some() {
+            report.findings.push(Finding::new(
+                Problem::WitnessUnreadable,
+                0,
+                format!(
+                    "the witness file {} (audit.witness_file) is missing, though the log has \
+                     checkpoints: it was removed (or the gateway has not run since it was \
+                     configured)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    if let Some(external) = external {
+        hold_against(&audit, &public, &external, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn hold_against(
+    audit: &rusqlite::Connection,
+    public: &[u8],
+    external: &External,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let (findings, witnessed) = witness::check(audit, public, external)?;
+    report.findings.extend(findings);
+    report.witnessed = report.witnessed.max(Some(witnessed));
+    Ok(())
+}
+
+/// The log to verify, opened without creating or changing it: a removed `audit.db` is
+/// verified as the empty log it now is (which the anchors then tell apart from a new one).
+fn open_log_to_verify(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    if path.exists() {
+        return Ok(open_audit_db(path)?);
+    }
+    let empty = rusqlite::Connection::open_in_memory()?;
+    for migration in crate::audit::log::AUDIT_MIGRATIONS {
+        empty.execute_batch(migration)?;
+    }
+    Ok(empty)
+}
+
+fn print_report(report: &Report) {
+    println!(
+        "{} records ({}..{}), {} checkpoints",
+        report.records,
+        report.first_seq.unwrap_or(0),
+        report.last_seq.unwrap_or(0),
+        report.checkpoints
+    );
+    for finding in &report.findings {
+        println!(
+            "FAIL {:?} at {}: {}",
+            finding.problem, finding.seq, finding.detail
+        );
+    }
+    if !report.ok() {
+        return;
+    }
+    match report.witnessed {
+        Some(witnessed) => println!(
+            "OK: the chain, every checkpoint, the anchors and the witness (to record {witnessed}) verify"
+        ),
+        None => println!("OK: the chain, every checkpoint and the anchors verify"),
+    }
+    if let Some(newest) = &report.newest_checkpoint {
+        println!(
+            "newest checkpoint {}..{}: {}\n(kept off this machine, this hash lets `airlock audit verify --against HASH` \
+             prove later that nothing up to record {} was cut or rewritten)",
+            newest.first_seq, newest.last_seq, newest.hash, newest.last_seq
+        );
     }
 }
 

@@ -107,6 +107,13 @@ impl LoadedConfig {
         self.data_dir.join("audit-index")
     }
 
+    /// The audit witness file (`audit.witness_file`), resolved.
+    pub fn audit_witness_path(&self) -> Option<PathBuf> {
+        let path = self.config.audit.witness_file.as_deref()?;
+        let path = self.resolve(path);
+        Some(std::path::absolute(&path).unwrap_or(path))
+    }
+
     /// The instance key material file.
     pub fn key_file_path(&self) -> PathBuf {
         self.data_dir.join("instance.key")

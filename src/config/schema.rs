@@ -62,6 +62,15 @@ pub struct AuditConfig {
     pub search: AuditSearchConfig,
     /// How long stored payloads are kept.
     pub retention: AuditRetentionConfig,
+    /// A file outside the data directory that every signed checkpoint is appended to
+    /// (one JSON line each, fsync'd), for a place a local attacker cannot rewrite: a
+    /// separate mount or owner, `chattr +a`. Relative to the configuration file.
+    pub witness_file: Option<PathBuf>,
+    /// Events queued for the writer before requests start to wait for room.
+    pub queue_capacity: std::num::NonZeroUsize,
+    /// A cap on the audit database's size in bytes (0: none): past it, records cannot
+    /// be written, exactly as on a full disk.
+    pub max_db_bytes: u64,
 }
 
 /// `audit.retention`: stored payloads are deleted once older than this (the records,
@@ -124,6 +133,10 @@ impl Default for AuditConfig {
             checkpoint_interval_secs: 60,
             search: AuditSearchConfig::default(),
             retention: AuditRetentionConfig::default(),
+            witness_file: None,
+            queue_capacity: std::num::NonZeroUsize::new(8192)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            max_db_bytes: 0,
         }
     }
 }
@@ -197,6 +210,8 @@ pub struct LoggingConfig {
     pub level: String,
     /// `text` for people, `json` for log shippers.
     pub format: LogFormat,
+    /// Request-log rows queued for their writer before requests start to wait for room.
+    pub request_log_queue: std::num::NonZeroUsize,
 }
 
 impl Default for LoggingConfig {
@@ -204,6 +219,8 @@ impl Default for LoggingConfig {
         Self {
             level: "info".to_string(),
             format: LogFormat::Text,
+            request_log_queue: std::num::NonZeroUsize::new(65_536)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
         }
     }
 }

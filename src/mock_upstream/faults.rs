@@ -25,6 +25,9 @@ pub enum Fault {
     StreamError,
     /// `"slow:<ms>"`: this much extra latency before answering.
     Slow(u64),
+    /// `"late_end:<ms>"`: a stream's body ends this long after its `[DONE]`, as from a
+    /// server that writes its last event and the end of the body apart.
+    LateEnd(u64),
 }
 
 /// The `mock_fault` value was not one of the catalogue's names.
@@ -36,7 +39,7 @@ impl fmt::Display for UnknownFault {
         write!(
             f,
             "unknown mock_fault {:?}; expected one of 500, 503, 429, reset, reset:<events>, \
-             malformed, stall, stream_error, slow:<ms>",
+             malformed, stall, stream_error, slow:<ms>, late_end:<ms>",
             self.0
         )
     }
@@ -62,9 +65,10 @@ impl FromStr for Fault {
                         .strip_prefix(prefix)
                         .and_then(|n| n.trim().parse::<u64>().ok())
                 };
-                match (number("slow:"), number("reset:")) {
-                    (Some(millis), _) => Self::Slow(millis),
-                    (_, Some(events)) => Self::ResetAfter(events as usize),
+                match (number("slow:"), number("reset:"), number("late_end:")) {
+                    (Some(millis), _, _) => Self::Slow(millis),
+                    (_, Some(events), _) => Self::ResetAfter(events as usize),
+                    (_, _, Some(millis)) => Self::LateEnd(millis),
                     _ => return Err(UnknownFault(text.to_owned())),
                 }
             }
@@ -117,6 +121,7 @@ mod tests {
         assert_eq!("stream_error".parse(), Ok(Fault::StreamError));
         assert_eq!("slow:250".parse(), Ok(Fault::Slow(250)));
         assert_eq!(" slow: 0 ".parse(), Ok(Fault::Slow(0)));
+        assert_eq!("late_end:300".parse(), Ok(Fault::LateEnd(300)));
         assert_eq!("stall ".parse(), Ok(Fault::Stall));
     }
 

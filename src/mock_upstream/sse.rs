@@ -386,11 +386,17 @@ pub struct SseBody {
     sleep: Option<Pin<Box<Sleep>>>,
     queue: VecDeque<Bytes>,
     mode: Mode,
+    /// How long the body stays open after its `[DONE]` (the `late_end` fault).
+    late_end: Option<Duration>,
 }
 
 impl SseBody {
     /// A stream for `plan`, disturbed by `fault` if it is a streaming fault.
     pub fn new(plan: StreamPlan, fault: Option<Fault>) -> Self {
+        let late_end = match fault {
+            Some(Fault::LateEnd(millis)) => Some(Duration::from_millis(millis)),
+            _ => None,
+        };
         let fault = match fault {
             Some(Fault::Reset) => Some((StreamFault::Reset, EVENTS_BEFORE_FAULT)),
             Some(Fault::ResetAfter(events)) => Some((StreamFault::Reset, events)),
@@ -407,6 +413,7 @@ impl SseBody {
             sleep: None,
             queue: VecDeque::new(),
             mode: Mode::Running,
+            late_end,
         }
     }
 
@@ -476,7 +483,12 @@ impl SseBody {
                     }
                     self.queue.push_back(event.bytes);
                 }
-                None => self.mode = Mode::Finished,
+                None => {
+                    self.mode = Mode::Finished;
+                    if let Some(delay) = self.late_end.take() {
+                        self.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+                    }
+                }
             }
         }
     }

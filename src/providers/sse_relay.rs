@@ -72,6 +72,9 @@ pub struct SseRelay {
     upstream_finished: bool,
     /// Relayed bytes not yet handed to the client connection.
     out: BytesMut,
+    /// Where in `out` the stream's clean end begins (its `[DONE]`, or a translated
+    /// stream's closing events): held back until the stream's audit record is durable.
+    end_at: Option<usize>,
     /// Scheduler turns given to the upstream connection, without new data, since `out`
     /// last grew.
     yielded: u8,
@@ -130,6 +133,7 @@ impl SseRelay {
             failed: false,
             upstream_finished: false,
             out: BytesMut::new(),
+            end_at: None,
             yielded: 0,
             turns_before_flush,
             hand_over_now: false,
@@ -174,9 +178,16 @@ impl SseRelay {
         }
         if let Err(err) = crate::server::policy_stage::response_text_phase(&mut self.ctx, answer) {
             self.ctx.finish(200, Some(err.code));
-            self.out.clear();
+            self.withhold_rest();
             self.error_event(&err.message, err.code);
         }
+    }
+
+    /// Drops what was not handed over yet (the stream's end with it): an error event
+    /// takes its place.
+    fn withhold_rest(&mut self) {
+        self.out.clear();
+        self.end_at = None;
     }
 
     /// Queues an error event in the client's dialect.
@@ -283,6 +294,7 @@ impl SseRelay {
         };
         if payload.as_ref() == b"[DONE]" {
             self.saw_done = true;
+            self.end_at.get_or_insert(self.out.len());
             self.say_cost();
             if let StreamDialect::Translated(stream) = &mut self.dialect {
                 stream.finish(&mut self.out);
@@ -436,10 +448,23 @@ impl SseRelay {
         self.error_event(message, code);
     }
 
-    /// Hands everything relayed so far to the client connection.
+    /// How much of `out` may go to the client now: all of it, except the stream's end
+    /// while its audit record is not yet durable.
+    fn sendable(&self) -> usize {
+        match self.end_at {
+            Some(end) if !matches!(self.audit, Audit::Done) => end.min(self.out.len()),
+            _ => self.out.len(),
+        }
+    }
+
+    /// Hands what may go ([`SseRelay::sendable`]) to the client connection.
     fn flush(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.yielded = 0;
-        let frame = self.out.split().freeze();
+        let sendable = self.sendable();
+        if let Some(end) = self.end_at.as_mut() {
+            *end = end.saturating_sub(sendable);
+        }
+        let frame = self.out.split_to(sendable).freeze();
         if let Some(sent) = self.sent.as_mut() {
             sent.extend_from_slice(&frame);
         }
@@ -470,7 +495,7 @@ impl SseRelay {
         self.audit = Audit::Done;
         if written.is_err() {
             self.ctx.finish(200, Some("audit_unavailable"));
-            self.out.clear();
+            self.withhold_rest();
             self.error_event(
                 "the stream could not be recorded in the audit trail",
                 "audit_unavailable",
@@ -559,7 +584,7 @@ impl SseRelay {
             self.relay(&first);
         }
         loop {
-            if self.done_pulling() || self.out.len() >= FLUSH_BYTES {
+            if self.done_pulling() || self.sendable() >= FLUSH_BYTES {
                 return Poll::Ready(());
             }
             let before = self.out.len();
@@ -569,7 +594,7 @@ impl SseRelay {
                         self.yielded = 0;
                     }
                 }
-                Poll::Pending if self.out.is_empty() => return Poll::Pending,
+                Poll::Pending if self.sendable() == 0 => return Poll::Pending,
                 Poll::Pending => {
                     // Let the upstream connection decode what it has already read
                     // (scheduler turns, no system call) so a burst goes out in one
@@ -613,7 +638,7 @@ impl Body for SseRelay {
             if this.done_pulling() {
                 std::task::ready!(this.poll_audit(cx));
             }
-            if !this.out.is_empty() {
+            if this.sendable() > 0 {
                 return this.flush();
             }
             if this.done_pulling() {

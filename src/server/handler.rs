@@ -199,18 +199,30 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
             br#"{"status":"draining"}"#.to_vec(),
         );
     }
-    match state.pii.as_ref().and_then(|pii| pii.degraded()) {
-        Some((why, refusing)) => {
-            let status = if refusing {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::OK
-            };
-            let body = serde_json::json!({"status": "degraded", "ner": why});
-            json_response(status, body.to_string().into_bytes())
-        }
-        None => json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
+    let mut degraded = serde_json::Map::new();
+    let mut refusing = false;
+    if let Some((why, refuses)) = state.pii.as_ref().and_then(|pii| pii.degraded()) {
+        degraded.insert("ner".into(), why.into());
+        refusing |= refuses;
     }
+    // Records cannot be written (a full disk): fail-closed refuses every request.
+    if let Some(audit) = state.audit.as_ref().filter(|audit| !audit.writable()) {
+        degraded.insert("audit".into(), "unavailable".into());
+        refusing |= audit.fails_closed();
+    }
+    if degraded.is_empty() {
+        return json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec());
+    }
+    degraded.insert("status".into(), "degraded".into());
+    let status = if refusing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(
+        status,
+        serde_json::Value::Object(degraded).to_string().into_bytes(),
+    )
 }
 
 fn metrics_response(state: &AppState) -> Response<GatewayBody> {

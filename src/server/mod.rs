@@ -272,7 +272,11 @@ impl Gateway {
         let metrics = Metrics::new();
         let routes =
             RouteTable::from_config(loaded, workers, &metrics).map_err(anyhow::Error::msg)?;
-        let (log, request_log) = RequestLog::open(&loaded.request_log_db_path())?;
+        let (log, request_log) = RequestLog::open(
+            &loaded.request_log_db_path(),
+            loaded.config.logging.request_log_queue,
+            metrics.writers.request_log_queue_waits.clone(),
+        )?;
         let audit_config = &loaded.config.audit;
         let (audit, audit_writer) = if audit_config.enabled {
             let audit_log = crate::audit::log::AuditLog::open_configured(loaded, &instance_key)?;
@@ -280,6 +284,7 @@ impl Gateway {
                 audit_log,
                 audit_config,
                 &loaded.audit_db_path(),
+                metrics.writers.audit_queue_waits.clone(),
             )
             .context("cannot start the audit writer")?;
             (Some(sink), Some(writer))

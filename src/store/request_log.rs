@@ -1,5 +1,6 @@
 //! The request log: one row per request, written by a single thread in batched
-//! transactions, fed through a bounded channel (requests wait rather than rows dropped).
+//! transactions, fed through a bounded channel (requests wait rather than rows dropped;
+//! each wait is counted).
 
 use super::{Migration, StoreError};
 use rusqlite::Connection;
@@ -63,8 +64,6 @@ const MAX_BATCH: usize = 1024;
 /// commit rate (each commit costs WAL frame writes) to fifty per second under
 /// load, while a row still reaches disk within milliseconds.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
-/// Rows that may wait in memory before requests start waiting for the writer.
-const CHANNEL_CAPACITY: usize = 65_536;
 
 /// What happened to one request. Text fields are shared (`Arc<str>`) with the route
 /// table, the key snapshot and the connection, so filling a record copies nothing.
@@ -120,6 +119,8 @@ pub struct RequestRecord {
 #[derive(Clone)]
 pub struct RequestLog {
     tx: mpsc::Sender<RequestRecord>,
+    /// Counts requests that found the queue full.
+    waits: prometheus_client::metrics::counter::Counter,
 }
 
 /// Owns the writer thread; `finish` flushes everything sent and joins it.
@@ -128,21 +129,33 @@ pub struct RequestLogWriter {
 }
 
 impl RequestLog {
-    /// Opens the log database and starts its writer thread.
-    pub fn open(path: &Path) -> Result<(Self, RequestLogWriter), StoreError> {
+    /// Opens the log database and starts its writer thread, with room for `capacity`
+    /// rows in memory before requests wait (each wait counted in `waits`).
+    pub fn open(
+        path: &Path,
+        capacity: std::num::NonZeroUsize,
+        waits: prometheus_client::metrics::counter::Counter,
+    ) -> Result<(Self, RequestLogWriter), StoreError> {
         let conn = super::open(path, MIGRATIONS)?;
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (tx, rx) = mpsc::channel(capacity.get());
         let handle = std::thread::Builder::new()
             .name("request-log".into())
             .spawn(move || write_loop(conn, rx))
             .map_err(|e| StoreError::Invalid(format!("cannot start request-log thread: {e}")))?;
-        Ok((Self { tx }, RequestLogWriter { handle }))
+        Ok((Self { tx, waits }, RequestLogWriter { handle }))
     }
 
     /// Reserves room for one record; waits while the writer is behind. The permit sends
     /// without waiting or failing, so a request holding one can always log itself.
     pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<RequestRecord>> {
-        self.tx.clone().reserve_owned().await.ok()
+        match self.tx.clone().try_reserve_owned() {
+            Ok(permit) => Some(permit),
+            Err(mpsc::error::TrySendError::Full(tx)) => {
+                self.waits.inc();
+                tx.reserve_owned().await.ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        }
     }
 }
 
@@ -384,7 +397,8 @@ mod tests {
     async fn every_record_reaches_disk_before_finish_returns() {
         let dir = crate::store::scratch_dir("rl");
         let path = dir.join("requests.db");
-        let (log, writer) = RequestLog::open(&path).unwrap();
+        let (log, writer) =
+            RequestLog::open(&path, 65_536.try_into().unwrap(), Default::default()).unwrap();
         for i in 0..2000 {
             let record = RequestRecord {
                 id: format!("req-{i}").into(),

@@ -122,6 +122,7 @@ pub struct Metrics {
     pub breaker_state: Family<TargetLabels, Gauge>,
     pub upstream_healthy: Family<UpstreamLabels, Gauge>,
     pub audit_index: AuditIndexMetrics,
+    pub writers: WriterMetrics,
     pub policy: PolicyMetrics,
     pub pii: PiiMetrics,
 }
@@ -132,6 +133,14 @@ pub struct AuditIndexMetrics {
     pub lag_records: Gauge,
     pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub indexed: Counter,
+}
+
+/// The writer threads behind bounded queues: how often a request found a queue full and
+/// waited for room (rows and records are never dropped to keep up).
+#[derive(Clone, Default)]
+pub struct WriterMetrics {
+    pub audit_queue_waits: Counter,
+    pub request_log_queue_waits: Counter,
 }
 
 impl Default for Metrics {
@@ -225,6 +234,17 @@ impl Metrics {
             "Audit records added to the search index",
             audit_index.indexed.clone(),
         );
+        let writers = WriterMetrics::default();
+        registry.register(
+            "audit_queue_waits",
+            "Audit events that found the writer's queue full and waited for room",
+            writers.audit_queue_waits.clone(),
+        );
+        registry.register(
+            "request_log_queue_waits",
+            "Request-log rows that found the writer's queue full and waited for room",
+            writers.request_log_queue_waits.clone(),
+        );
         let policy = PolicyMetrics::default();
         registry.register(
             "policy_decisions",
@@ -262,6 +282,7 @@ impl Metrics {
             policy,
             pii,
             audit_index,
+            writers,
             requests,
             errors,
             request_duration,

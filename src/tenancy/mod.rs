@@ -293,4 +293,14 @@ pub const STATE_MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;
     CREATE INDEX pii_vault_expiry ON pii_vault(expires_ms);
     CREATE INDEX pii_vault_session ON pii_vault(tenant_id, session_id);",
+    // The audit head also names the last checkpoint (so deleting checkpoints is noticed),
+    // and the log's first record is anchored once (so removing the log is noticed).
+    "ALTER TABLE audit_head ADD COLUMN checkpoint_seq INTEGER;
+    ALTER TABLE audit_head ADD COLUMN checkpoint_hash BLOB;
+    CREATE TABLE audit_genesis (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        ts_ms INTEGER NOT NULL,
+        mac BLOB NOT NULL,
+        tag BLOB NOT NULL
+    );",
 ];

@@ -86,6 +86,7 @@ pub fn config_text(
         upstreams,
         models,
         top,
+        logging,
     } = extra;
     // A test may set its own body limit under `server:`.
     let body_limit = if extra_server.contains("max_body_bytes:") {
@@ -100,7 +101,7 @@ pub fn config_text(
   shutdown_grace_secs: 5
 {extra_server}logging:
   level: warn
-upstreams:
+{logging}upstreams:
   mock:
     base_url: http://{mock}/v1
     api_key_file: upstream.key
@@ -175,6 +176,8 @@ pub struct Extra {
     pub models: String,
     /// Top-level sections (e.g. `audit:`), appended last.
     pub top: String,
+    /// More `logging:` lines (two-space indented).
+    pub logging: String,
 }
 
 impl Gateway {
