@@ -5,7 +5,9 @@
 //!
 //! Module map: `record` (the record and its canonical encoding), `keys` (chain MAC key,
 //! payload data keys), `merkle` (roots and inclusion proofs), `log` (appending from any
-//! process, checkpoints, the head anchor, erasure, retention), `admin_events` (admin
+//! process, checkpoints, the head anchor), `erasure` (by person or by a value found in
+//! payloads), `retention` (payloads past their tenant's retention), `values` (personal
+//! values named by keyed hashes), `admin_events` (admin
 //! actions copied in from the state database), `writer` (the thread that appends in
 //! batches and acknowledges durable records), `wal` (folding the WAL into the database
 //! off the writer's path), `verify` (checking a log), `proof` (one record exported with
@@ -15,13 +17,16 @@
 
 pub mod admin_events;
 pub mod checks;
+pub mod erasure;
 pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod proof;
 pub mod record;
+pub mod retention;
 pub mod search;
 pub mod seed;
+pub mod values;
 pub mod verify;
 pub mod wal;
 pub mod writer;

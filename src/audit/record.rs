@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 pub mod kind {
     pub const LLM_REQUEST: &str = "llm.request";
     pub const ADMIN_ACTION: &str = "admin.action";
-    /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids.
+    /// Personal data erased (GDPR Art. 17). By person: the subject's data keys destroyed,
+    /// `detail` lists the key ids. By a value found in payloads: `erased_records` lists
+    /// the records whose payloads were deleted. `target` names either by a keyed hash.
     pub const AUDIT_ERASE: &str = "audit.erase";
     /// A tenant's stored payloads older than its retention deleted; `detail` names the
     /// cutoff (`before_ms=…`).
@@ -127,6 +129,9 @@ pub struct AuditRecord {
     /// The model the caller asked for, when a rule or budget served another.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_model: Option<String>,
+    /// Records whose stored payloads an erasure removed (erasure by a value found in them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased_records: Vec<u64>,
 }
 
 /// The encoding version written now.

@@ -5,8 +5,9 @@
 //! payloads past their tenant's retention every hour. Requests wait for room when it falls behind (bounded queue) and,
 //! in durable mode, for their acknowledgement.
 
-use super::log::{AuditLog, RetentionSweep};
+use super::log::AuditLog;
 use super::record::AuditEvent;
+use super::retention::RetentionSweep;
 use super::wal::WalFolder;
 use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
 use std::thread::JoinHandle;

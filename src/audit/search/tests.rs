@@ -4,9 +4,11 @@
 
 use super::indexer::Indexer;
 use super::partitions::Partitions;
+use super::personal::PersonalData;
 use super::query::{SearchRequest, search};
 use crate::audit::log::{AuditLog, CheckpointPolicy, open_audit_db};
 use crate::audit::record::{AuditEvent, AuditRecord, kind};
+use crate::audit::values::ValueKeys;
 use crate::audit::verify::{instance_keys, verify};
 use crate::store::instance_key::InstanceKey;
 use std::time::Duration;
@@ -38,7 +40,13 @@ fn hits(dir: &std::path::Path, query: &str) -> u64 {
         limit: 10,
         ..SearchRequest::default()
     };
-    search(&mut parts, &request).unwrap().total
+    let keys = ValueKeys::derive(&[0u8; 32]);
+    search(&mut parts, &request, &keys).unwrap().total
+}
+
+/// Recognizers only: fast, and enough for these tests.
+fn personal() -> PersonalData {
+    PersonalData::new(&[0u8; 32], None, false)
 }
 
 #[test]
@@ -75,7 +83,9 @@ fn retention_deletes_old_payloads_and_their_words_only() {
     let mut indexer = Indexer::open(&index_dir, instance.seal_key)
         .unwrap()
         .unwrap();
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(hits(&index_dir, "ancient"), 2);
 
     // Tenant a keeps payloads 5 days, b for ever.
@@ -88,7 +98,9 @@ fn retention_deletes_old_payloads_and_their_words_only() {
         1,
         "b's now; a's already gone"
     );
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(hits(&index_dir, "ancient"), 0);
     assert_eq!(
         hits(&index_dir, "alpha"),
@@ -117,7 +129,9 @@ fn retention_deletes_old_payloads_and_their_words_only() {
         .unwrap()
         .unwrap();
     assert_eq!(indexer.watermark(), 0);
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(hits(&index_dir, "alpha"), 1);
     assert_eq!(
         hits(&index_dir, "ancient"),
