@@ -170,10 +170,15 @@ fn airlock_cli(args: &[&str]) -> String {
 
 /// Starts `airlock serve` on an instance made with the CLI; its address.
 fn serve(config: &std::path::Path) -> (std::process::Child, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command.args(["serve", "--config"]).arg(config);
+    serve_command(&mut command)
+}
+
+/// Starts an `airlock serve` command; the process and its address.
+fn serve_command(command: &mut std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -469,4 +474,167 @@ async fn admin_changes_join_the_chain_while_the_gateway_serves() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `airlock ARGS…` started by a shell with umask 000, so whatever modes its files get are
+/// the ones it chose itself.
+fn with_open_umask(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "umask 000; exec \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_airlock"),
+        ])
+        .args(args);
+    command
+}
+
+/// Runs `command`, which must succeed, with `input` on its standard input; its output.
+fn run_with(mut command: std::process::Command, input: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Everything Airlock writes is its user's alone, whatever umask it was started with:
+/// after a real run — init, serve, requests, checkpoints, the search index, an erasure
+/// by value, an evidence export — every file in the instance directory is 0600 and every
+/// directory 0700.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_airlock_writes_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mock, _stop) = common::start_mock(&["--echo"]).await;
+    let d = common::scratch_dir("audit-modes").join("inst");
+    let upstream = format!("http://{mock}/v1");
+    let dir = d.to_str().unwrap();
+    run_with(
+        with_open_umask(&[
+            "init",
+            "--dir",
+            dir,
+            "--upstream-url",
+            &upstream,
+            "--model",
+            "chat-model",
+            "--upstream-model",
+            "mock-llama",
+        ]),
+        "",
+    );
+    let config = d.join("airlock.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let created = run_with(
+        with_open_umask(&[
+            "keys", "create", "--config", config, "--tenant", "t", "--json",
+        ]),
+        "",
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&created).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut serving = with_open_umask(&["serve", "--config", config]);
+    let (mut gateway, addr) = serve_command(&mut serving);
+    let url = format!("http://{addr}/v1/chat/completions");
+    let body = json!({"model": "chat-model", "messages": [
+        {"role": "user", "content": "Margaret Thornbury paid with 4111 1111 1111 1111"}]});
+    for _ in 0..3 {
+        assert_eq!(post(&url, &key, &body).await.status, 200);
+    }
+    let watermark = d.join("audit-index").join("indexed");
+    for _ in 0..200 {
+        let indexed: u64 = std::fs::read_to_string(&watermark)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        if indexed >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    run_with(
+        with_open_umask(&["audit", "erase", "--value", "--config", config]),
+        "Margaret Thornbury\n",
+    );
+    let package = d.join("evidence.tar");
+    run_with(
+        with_open_umask(&[
+            "evidence",
+            "export",
+            "--config",
+            config,
+            "--framework",
+            "soc2",
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+            "--out",
+            package.to_str().unwrap(),
+        ]),
+        "",
+    );
+    let pid = rustix::process::Pid::from_raw(gateway.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(gateway.wait().unwrap().success());
+
+    let mut seen = Vec::new();
+    let mut open = Vec::new();
+    let mut pending = vec![d.clone()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != wanted {
+            open.push(format!("{} {mode:o}", path.display()));
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        seen.push(path);
+    }
+    for name in [
+        "airlock.yaml",
+        "instance.key",
+        "airlock.db",
+        "audit.db",
+        "requests.db",
+        "audit-index",
+        "evidence.tar",
+    ] {
+        assert!(seen.contains(&d.join(name)), "{name} was not written");
+    }
+    assert!(
+        seen.iter()
+            .any(|p| p.extension().is_some_and(|e| e == "idx")),
+        "tantivy's files"
+    );
+    assert!(open.is_empty(), "not private: {open:#?}");
+    let _ = std::fs::remove_dir_all(d.parent().unwrap());
 }

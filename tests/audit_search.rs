@@ -786,3 +786,27 @@ async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_h
     }
     let _ = std::fs::remove_dir_all(&loaded.data_dir);
 }
+
+/// The index is a view: deleting its directory while the gateway runs loses nothing. The
+/// indexer notices, rebuilds it from the log, and searches find the records from before
+/// the deletion as well as those after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_index_is_rebuilt_from_the_log_while_the_gateway_runs() {
+    let extra = Extra {
+        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let auditor = admin_token(&gw, Role::Auditor);
+    for _ in 0..2 {
+        send_as(&gw, &gw.key, "alice", "the zeppelin schedule", false).await;
+    }
+    until_total(&gw, &auditor, "q=zeppelin", 2).await;
+
+    std::fs::remove_dir_all(gw.loaded.audit_index_dir()).unwrap();
+    send_as(&gw, &gw.key, "alice", "the zeppelin schedule, again", false).await;
+    until_total(&gw, &auditor, "q=zeppelin", 3).await;
+    until_total(&gw, &auditor, "q=again", 1).await;
+    assert!(gw.loaded.audit_index_dir().join("indexed").exists());
+    gw.stop().await;
+}

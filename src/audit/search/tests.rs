@@ -145,3 +145,57 @@ fn retention_deletes_old_payloads_and_their_words_only() {
     assert!(report.ok(), "{:?}", report.findings);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_deleted_index_is_noticed_and_rebuilt_from_the_log() {
+    let dir = crate::store::scratch_dir("audit-index-deleted");
+    let instance = InstanceKey::generate().unwrap();
+    let state_db = dir.join("airlock.db");
+    let mut log = AuditLog::open(
+        &dir.join("audit.db"),
+        &state_db,
+        &instance,
+        CheckpointPolicy {
+            every_records: 100,
+            every: Duration::from_secs(3600),
+        },
+        4096,
+    )
+    .unwrap();
+    let now = crate::store::now_unix_ms();
+    log.append(vec![
+        event("ten_a", now, "zeppelin"),
+        event("ten_a", now, "zeppelin"),
+    ])
+    .unwrap();
+    let index_dir = dir.join("audit-index");
+    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
+    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
+        .unwrap()
+        .unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
+    assert!(!indexer.vanished());
+    assert_eq!(hits(&index_dir, "zeppelin"), 2);
+
+    std::fs::remove_dir_all(&index_dir).unwrap();
+    assert!(
+        indexer.vanished(),
+        "the running indexer sees its directory gone"
+    );
+    drop(indexer);
+    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
+        .unwrap()
+        .unwrap();
+    assert!(!indexer.vanished());
+    assert_eq!(indexer.watermark(), 0);
+    assert_eq!(
+        indexer
+            .catch_up(&audit, &mut personal(), &mut |_, _| {})
+            .unwrap(),
+        2
+    );
+    assert_eq!(hits(&index_dir, "zeppelin"), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
