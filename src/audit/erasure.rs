@@ -267,7 +267,7 @@ impl Eraser {
         tenant: Option<&str>,
     ) -> Result<Vec<u64>, StoreError> {
         let dir = self.loaded.audit_index_dir();
-        let indexed = if dir.is_dir() { indexed_up_to(&dir) } else { 0 };
+        let indexed = indexed_up_to(&dir);
         let mut candidates = Vec::new();
         let mut covered_from = i64::MAX;
         if indexed > 0 {

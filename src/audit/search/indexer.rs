@@ -8,7 +8,7 @@ use super::partitions::{Partitions, index_error, partition_of};
 use super::personal::{PersonalData, Redacted};
 use super::query::matching_seqs;
 use super::schema::document;
-use super::text::searchable;
+use super::text::pieces;
 use crate::audit::keys::open_payload;
 use crate::audit::log::read_data_key;
 use crate::audit::record::{AuditRecord, kind};
@@ -211,31 +211,32 @@ impl Indexer {
         Ok(position - start)
     }
 
-    /// The searchable text of a record's payloads (none once its data key is destroyed).
+    /// The searchable pieces of a record's payloads (none once its data key is
+    /// destroyed).
     fn payload_text(
         &self,
         audit: &Connection,
         record: &AuditRecord,
         row: &Row,
         keys: &mut HashMap<String, Option<[u8; 32]>>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let Some(key_id) = &record.payload_key else {
-            return Ok(String::new());
+            return Ok(Vec::new());
         };
         if !keys.contains_key(key_id) {
             let key = read_data_key(audit, &self.seal_key, key_id)?;
             keys.insert(key_id.clone(), key);
         }
         let Some(Some(key)) = keys.get(key_id) else {
-            return Ok(String::new());
+            return Ok(Vec::new());
         };
-        let mut text = String::new();
+        let mut text = Vec::new();
         for sealed in [&row.request_payload, &row.response_payload]
             .into_iter()
             .flatten()
         {
             if let Some(plain) = open_payload(key, key_id, sealed) {
-                text.push_str(&searchable(&plain));
+                text.extend(pieces(&plain));
             }
         }
         Ok(text)
@@ -388,8 +389,13 @@ impl Indexer {
     }
 }
 
-/// The last sequence number the index under `dir` holds (0 when there is none).
+/// The last sequence number the index under `dir` holds: 0 when there is none, or when
+/// it is of another schema (to be rebuilt) and cannot be queried as this one.
 pub fn indexed_up_to(dir: &Path) -> u64 {
+    let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).unwrap_or_default();
+    if schema.trim() != SCHEMA_VERSION {
+        return 0;
+    }
     std::fs::read_to_string(dir.join(WATERMARK_FILE))
         .ok()
         .and_then(|text| text.trim().parse().ok())

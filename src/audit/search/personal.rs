@@ -11,6 +11,7 @@ use crate::pii::ner::{NerModel, NerSettings};
 use crate::pii::transform::mask;
 use crate::pii::{Finding, recognize, resolve_overlaps};
 use ort::session::Session;
+use std::collections::HashMap;
 
 /// A text as the index holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,7 +43,14 @@ pub struct PersonalData {
     /// Without the model, index no text at all, only the recognizers' value terms
     /// (`pii.on_ner_unavailable: refuse`); else the text the recognizers redacted.
     refuse_without_names: bool,
+    /// Pieces already redacted, by their text.
+    seen: HashMap<String, Redacted>,
+    /// What the cache holds, roughly, in bytes.
+    seen_bytes: usize,
 }
+
+/// Most the cache of redacted pieces holds, in bytes.
+const CACHE_BYTES: usize = 32 << 20;
 
 impl PersonalData {
     /// Values hashed with keys derived from `seal_key`; names found by the model `ner`
@@ -52,18 +60,22 @@ impl PersonalData {
             keys: ValueKeys::derive(seal_key),
             names: ner.map_or(Names::Off, Names::Unloaded),
             refuse_without_names,
+            seen: HashMap::new(),
+            seen_bytes: 0,
         }
     }
 
     /// As the instance `loaded` configures it: the NER model `ner` (the settings
-    /// `pii.ner` gives), and without it payload text indexed or not as
-    /// `pii.on_ner_unavailable` says.
+    /// `pii.ner` gives) unless `audit.search.find_names` is off, and when it cannot run,
+    /// payload text indexed or not as `pii.on_ner_unavailable` says.
     pub fn configured(
         loaded: &LoadedConfig,
         ner: Option<NerSettings>,
         seal_key: &[u8; 32],
     ) -> Self {
-        let refuse = loaded.config.pii.on_ner_unavailable == OnNerUnavailable::Refuse;
+        let config = &loaded.config;
+        let refuse = config.pii.on_ner_unavailable == OnNerUnavailable::Refuse;
+        let ner = ner.filter(|_| config.audit.search.find_names);
         Self::new(seal_key, ner, refuse)
     }
 
@@ -71,27 +83,58 @@ impl PersonalData {
         &self.keys
     }
 
-    /// `text` as the index may hold it.
-    pub fn redact(&mut self, text: &str) -> Redacted {
-        if text.is_empty() {
-            return Redacted::default();
-        }
-        let mut findings = recognize(text);
-        let names_found = match self.names(text) {
-            Some(found) => {
-                findings.extend(found);
-                true
+    /// The pieces of a record's payloads (its messages, a stream's text) as the index may
+    /// hold them: the texts redacted and joined, the terms of every value found. Pieces
+    /// seen before (a conversation's earlier turns, resent with every request) come from
+    /// the cache; the others go through the model together.
+    pub fn redact(&mut self, pieces: &[String]) -> Redacted {
+        let mut fresh: Vec<&str> = pieces
+            .iter()
+            .map(String::as_str)
+            .filter(|piece| !piece.is_empty() && !self.seen.contains_key(*piece))
+            .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        let names = self.names(&fresh);
+        let mut uncached = HashMap::new();
+        for (index, piece) in fresh.iter().enumerate() {
+            let found = names.as_ref().map(|names| names[index].as_slice());
+            let redacted = self.redact_one(piece, found);
+            if found.is_some() {
+                self.remember(piece, redacted.clone());
             }
-            None => false,
-        };
+            uncached.insert(*piece, redacted);
+        }
+        let mut out = Redacted::default();
+        for piece in pieces.iter().filter(|piece| !piece.is_empty()) {
+            let Some(redacted) = uncached
+                .get(piece.as_str())
+                .or_else(|| self.seen.get(piece))
+            else {
+                continue;
+            };
+            if !redacted.text.is_empty() {
+                out.text.push_str(&redacted.text);
+                out.text.push('\n');
+            }
+            out.terms.extend(redacted.terms.iter().cloned());
+        }
+        out.terms.sort_unstable();
+        out.terms.dedup();
+        out
+    }
+
+    /// One piece redacted with the recognizers' findings and the model's `names` (`None`
+    /// when the model should have looked and could not).
+    fn redact_one(&self, text: &str, names: Option<&[Finding]>) -> Redacted {
+        let mut findings = recognize(text);
+        findings.extend(names.unwrap_or_default());
         let findings = resolve_overlaps(findings);
-        let mut terms: Vec<String> = findings
+        let terms = findings
             .iter()
             .flat_map(|f| self.keys.index_terms(f.text(text)))
             .collect();
-        terms.sort_unstable();
-        terms.dedup();
-        let text = if names_found || !self.refuse_without_names {
+        let text = if names.is_some() || !self.refuse_without_names {
             replace(text, &findings)
         } else {
             String::new()
@@ -99,17 +142,31 @@ impl PersonalData {
         Redacted { text, terms }
     }
 
-    /// The model's findings in `text`: empty when it is off, `None` when it should have
-    /// looked and could not.
-    fn names(&mut self, text: &str) -> Option<Vec<Finding>> {
+    /// Keeps a piece's redaction for when it is seen again, within the cache's budget
+    /// (emptied when full: recent conversations refill it).
+    fn remember(&mut self, piece: &str, redacted: Redacted) {
+        let size = piece.len() + redacted.text.len() + redacted.terms.len() * 32;
+        if self.seen_bytes + size > CACHE_BYTES {
+            self.seen.clear();
+            self.seen_bytes = 0;
+        }
+        self.seen_bytes += size;
+        self.seen.insert(piece.to_string(), redacted);
+    }
+
+    /// The model's findings in each of `texts`, in one batched run: empty when it is off,
+    /// `None` when it should have looked and could not.
+    fn names(&mut self, texts: &[&str]) -> Option<Vec<Vec<Finding>>> {
         if let Names::Unloaded(settings) = &self.names {
             self.names = load(settings);
         }
         match &mut self.names {
-            Names::Off => Some(Vec::new()),
+            Names::Off => Some(vec![Vec::new(); texts.len()]),
             Names::Unloaded(_) | Names::Failed => None,
-            Names::Ready { model, session } => match model.find(session, &[text]) {
-                Ok(mut found) => Some(found.pop().unwrap_or_default()),
+            Names::Ready { .. } if texts.is_empty() => Some(Vec::new()),
+            Names::Ready { model, session } => match model.find(session, texts) {
+                Ok(found) if found.len() == texts.len() => Some(found),
+                Ok(_) => None,
                 Err(e) => {
                     tracing::warn!("the audit indexer's NER model failed on a payload: {e}");
                     None
@@ -169,8 +226,8 @@ mod tests {
     #[test]
     fn recognized_values_become_classes_and_keyed_terms() {
         let mut personal = PersonalData::new(&[1u8; 32], None, false);
-        let text = "card 4111 1111 1111 1111, mail jane.roe@example.org, thanks";
-        let redacted = personal.redact(text);
+        let text = "card 4111 1111 1111 1111, mail jane.roe@example.org, thanks".to_string();
+        let redacted = personal.redact(&[text, "card 4111 1111 1111 1111".into()]);
         assert!(!redacted.text.contains("4111"), "{}", redacted.text);
         assert!(!redacted.text.contains("jane"), "{}", redacted.text);
         assert!(redacted.text.contains("[CREDIT_CARD]") && redacted.text.contains("thanks"));
@@ -178,18 +235,24 @@ mod tests {
         assert!(redacted.terms.contains(&keys.term("4111111111111111")));
         assert!(redacted.terms.contains(&keys.term("janeroeexampleorg")));
         assert!(redacted.terms.contains(&keys.term("roe")));
-        assert_eq!(personal.redact(""), Redacted::default());
+        assert_eq!(personal.redact(&["".into()]), Redacted::default());
+        assert_eq!(personal.seen.len(), 2, "both pieces remembered");
     }
 
     #[test]
     fn without_the_model_refusing_indexes_no_text_but_keeps_the_terms() {
         let mut personal = PersonalData::new(&[1u8; 32], None, true);
         personal.names = Names::Failed;
-        let redacted = personal.redact("Margaret's card is 4111 1111 1111 1111");
+        let pieces = ["Margaret's card is 4111 1111 1111 1111".to_string()];
+        let redacted = personal.redact(&pieces);
         assert_eq!(redacted.text, "");
+        assert!(
+            personal.seen.is_empty(),
+            "what the model did not see is not remembered"
+        );
         assert_eq!(redacted.terms.len(), 3, "the card, 4111 and 1111");
         personal.refuse_without_names = false;
-        let redacted = personal.redact("Margaret's card is 4111 1111 1111 1111");
+        let redacted = personal.redact(&pieces);
         assert!(redacted.text.starts_with("Margaret's card is"));
     }
 }
