@@ -359,3 +359,99 @@ fn holds(
         })
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::search::indexer::Indexer;
+    use crate::audit::search::personal::PersonalData;
+
+    fn request(tenant: &str, user: &str, text: &str) -> AuditEvent {
+        AuditEvent {
+            record: AuditRecord {
+                kind: kind::LLM_REQUEST.into(),
+                tenant_id: Some(tenant.into()),
+                user_id: Some(user.into()),
+                ..AuditRecord::default()
+            },
+            request_payload: Some(
+                serde_json::json!({"messages": [{"content": text}]})
+                    .to_string()
+                    .into_bytes()
+                    .into(),
+            ),
+            response_payload: None,
+        }
+    }
+
+    fn payloads(loaded: &LoadedConfig) -> Vec<bool> {
+        open_audit_db(&loaded.audit_db_path())
+            .unwrap()
+            .prepare("SELECT request_payload IS NOT NULL FROM records WHERE kind = 'llm.request' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Erasure is complete whatever the index covers: records past its watermark, and
+    /// all of them without an index, are read directly; each is confirmed in its payload.
+    #[test]
+    fn value_erasure_finds_indexed_and_unindexed_records_alike() {
+        let dir = crate::store::scratch_dir("erase-value");
+        let loaded = LoadedConfig::from_text(
+            &dir.join("airlock.yaml"),
+            "upstreams:\n  u:\n    base_url: http://127.0.0.1:9/v1\nmodels:\n  m:\n    upstream: u\n",
+        )
+        .unwrap();
+        let instance = InstanceKey::generate().unwrap();
+        instance.write_new(&loaded.key_file_path()).unwrap();
+        let mut log = AuditLog::open_configured(&loaded, &instance).unwrap();
+        log.append(vec![
+            request(
+                "ten_a",
+                "alice",
+                "please call Ann Lee at 4111 1111 1111 1111",
+            ),
+            request("ten_a", "bob", "Joanne Leeds sends her regards"),
+            request("ten_b", "carol", "ANN LEE again, card 4111-1111-1111-1111"),
+        ])
+        .unwrap();
+        let eraser = Eraser::new(&loaded);
+
+        // No index at all: every payload is read.
+        let card = eraser
+            .erase_value("4111111111111111", Some("ten_a"), "test", true)
+            .unwrap();
+        assert_eq!((card.records.as_slice(), card.seq), (&[1][..], None));
+        assert_eq!(card.examined, 2, "ten_a's two records");
+
+        // An index of the first three records, then a fourth it has not seen.
+        let audit = open_audit_db(&loaded.audit_db_path()).unwrap();
+        let mut indexer = Indexer::open(&loaded.audit_index_dir(), instance.seal_key)
+            .unwrap()
+            .unwrap();
+        let mut personal = PersonalData::new(&instance.seal_key, None, false);
+        indexer
+            .catch_up(&audit, &mut personal, &mut |_, _| {})
+            .unwrap();
+        drop(indexer);
+        log.append(vec![request("ten_a", "dave", "Ann Lee's new number")])
+            .unwrap();
+        let erased = eraser.erase_value("ann lee", None, "test", false).unwrap();
+        assert_eq!(erased.records, [1, 3, 4], "not Joanne Leeds");
+        assert_eq!(
+            erased.examined, 3,
+            "the index's two candidates and the unindexed one"
+        );
+        assert_eq!(payloads(&loaded), [false, true, false, false]);
+        let again = eraser.erase_value("Ann Lee", None, "test", false).unwrap();
+        assert!(again.records.is_empty(), "nothing left to erase");
+        assert!(matches!(
+            eraser.erase_value("a.b", None, "test", false),
+            Err(ErasureError::Value(ValueError::TooShort))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -20,6 +20,9 @@ pub struct Redacted {
     pub text: String,
     /// Keyed hashes of the values found.
     pub terms: Vec<String>,
+    /// Text left out because the model could not look at it (`refuse`): such a record may
+    /// hold names the index knows nothing of.
+    pub withheld: bool,
 }
 
 /// What the NER model is, for the indexer.
@@ -118,6 +121,7 @@ impl PersonalData {
                 out.text.push('\n');
             }
             out.terms.extend(redacted.terms.iter().cloned());
+            out.withheld |= redacted.withheld;
         }
         out.terms.sort_unstable();
         out.terms.dedup();
@@ -134,12 +138,17 @@ impl PersonalData {
             .iter()
             .flat_map(|f| self.keys.index_terms(f.text(text)))
             .collect();
-        let text = if names.is_some() || !self.refuse_without_names {
-            replace(text, &findings)
-        } else {
+        let withheld = names.is_none() && self.refuse_without_names;
+        let text = if withheld {
             String::new()
+        } else {
+            replace(text, &findings)
         };
-        Redacted { text, terms }
+        Redacted {
+            text,
+            terms,
+            withheld,
+        }
     }
 
     /// Keeps a piece's redaction for when it is seen again, within the cache's budget
@@ -253,6 +262,6 @@ mod tests {
         assert_eq!(redacted.terms.len(), 3, "the card, 4111 and 1111");
         personal.refuse_without_names = false;
         let redacted = personal.redact(&pieces);
-        assert!(redacted.text.starts_with("Margaret's card is"));
+        assert!(redacted.text.starts_with("Margaret's card is") && !redacted.withheld);
     }
 }

@@ -155,7 +155,8 @@ fn values_term(term: String) -> UserInputAst {
 
 /// The records that may hold `value`: its hash among their terms, or each of its words
 /// either as a word of the text or as a hash (part of it was found as personal data,
-/// part not). A superset: erasure confirms each by opening its payloads.
+/// part not), or any record whose text was withheld. A superset: erasure confirms each by
+/// opening its payloads.
 pub fn value_query(f: &Fields, keys: &ValueKeys, value: &SubjectValue) -> Box<dyn Query> {
     let term = |field, text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
@@ -183,6 +184,13 @@ pub fn value_query(f: &Fields, keys: &ValueKeys, value: &SubjectValue) -> Box<dy
     Box::new(BooleanQuery::new(vec![
         (Occur::Should, term(f.values, &keys.term(value.compact()))),
         (Occur::Should, Box::new(BooleanQuery::new(each_word))),
+        (
+            Occur::Should,
+            Box::new(TermQuery::new(
+                Term::from_field_u64(f.withheld, 1),
+                IndexRecordOption::Basic,
+            )),
+        ),
     ]))
 }
 

@@ -29,11 +29,14 @@ pub struct Fields {
     pub cost: Field,
     pub latency: Field,
     pub tokens: Field,
-    /// 1 when the document holds payload text (retention finds what to strip by it).
+    /// 1 when the document holds payload text or value hashes, or text was withheld
+    /// (retention finds what to strip by it).
     pub has_text: Field,
     pub text: Field,
     /// Keyed hashes of the personal values found in the payloads (never the values).
     pub values: Field,
+    /// 1 when payload text was left out because the NER model could not look at it.
+    pub withheld: Field,
 }
 
 /// The schema and its field handles.
@@ -62,6 +65,7 @@ pub fn schema() -> (Schema, Fields) {
     let has_text = b.add_u64_field("has_text", INDEXED);
     let text = b.add_text_field("text", TEXT);
     let values = b.add_text_field("values", STRING);
+    let withheld = b.add_u64_field("withheld", INDEXED);
     let fields = Fields {
         seq,
         ts_ms,
@@ -85,6 +89,7 @@ pub fn schema() -> (Schema, Fields) {
         has_text,
         text,
         values,
+        withheld,
     };
     (b.build(), fields)
 }
@@ -126,7 +131,7 @@ pub fn document(f: &Fields, record: &AuditRecord, payloads: &Redacted) -> Tantiv
         f.tokens,
         record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0),
     );
-    let has_text = !payloads.text.is_empty() || !payloads.terms.is_empty();
+    let has_text = !payloads.text.is_empty() || !payloads.terms.is_empty() || payloads.withheld;
     doc.add_u64(f.has_text, u64::from(has_text));
     if !payloads.text.is_empty() {
         doc.add_text(f.text, &payloads.text);
@@ -134,5 +139,6 @@ pub fn document(f: &Fields, record: &AuditRecord, payloads: &Redacted) -> Tantiv
     for term in &payloads.terms {
         doc.add_text(f.values, term);
     }
+    doc.add_u64(f.withheld, u64::from(payloads.withheld));
     doc
 }
