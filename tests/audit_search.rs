@@ -24,6 +24,16 @@ async fn search(gw: &Gateway, token: &str, query: &str) -> common::Reply {
     .await
 }
 
+/// A gateway (its mock-upstream started with `mock_flags`) whose index commits every
+/// second.
+async fn indexing_gateway(mock_flags: &[&str]) -> Gateway {
+    let extra = Extra {
+        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
+        ..Extra::default()
+    };
+    Gateway::start_full("", mock_flags, &extra).await
+}
+
 fn seqs(reply: &Value) -> Vec<u64> {
     reply["records"]
         .as_array()
@@ -44,11 +54,7 @@ fn cli(gw_config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = indexing_gateway(&[]).await;
     let beta = gw.create_key("beta", None, None);
     let url = gw.url("/v1/chat/completions");
     for i in 0..4 {
@@ -267,11 +273,7 @@ async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
 /// everyone else's payloads are untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = indexing_gateway(&[]).await;
     let url = gw.url("/v1/chat/completions");
     let auth = format!("Bearer {}", gw.key);
     for stream in [false, true] {
@@ -342,13 +344,9 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     assert_eq!(reply.status, 200);
     until_total(&gw, &auditor, "q=fresh", 1).await;
 
-    let loaded = gw.loaded.clone();
-    gw.stop_keeping_files().await;
-    let (ok, out, _) = cli(&loaded.path, &["verify"]);
-    assert!(ok, "the chain still verifies after erasure: {out}");
+    let (loaded, audit) = stop_and_verify(gw).await;
 
     // The log: alice's old payloads gone, her old key destroyed; bob's intact.
-    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
     let kept: Vec<(String, bool)> = audit
         .prepare(
             "SELECT json_extract(body, '$.user_id'), request_payload IS NOT NULL FROM records
@@ -381,27 +379,29 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     // only document with it, and no deleted document lingers in a segment.
     let mut holders = 0;
     let mut lingering = 0;
-    for day in std::fs::read_dir(loaded.audit_index_dir()).unwrap() {
-        let day = day.unwrap().path();
-        if !day.is_dir() {
-            continue;
+    text_segments(&loaded.audit_index_dir(), |segment, text| {
+        lingering += segment.num_deleted_docs();
+        let postings = segment.inverted_index(text).unwrap();
+        if let Some(info) = postings
+            .get_term_info(&tantivy::Term::from_field_text(text, "hypertension"))
+            .unwrap()
+        {
+            holders += info.doc_freq;
         }
-        let index = tantivy::Index::open_in_dir(&day).unwrap();
-        let text = index.schema().get_field("text").unwrap();
-        let searcher = index.reader().unwrap().searcher();
-        for segment in searcher.segment_readers() {
-            lingering += segment.num_deleted_docs();
-            let postings = segment.inverted_index(text).unwrap();
-            if let Some(info) = postings
-                .get_term_info(&tantivy::Term::from_field_text(text, "hypertension"))
-                .unwrap()
-            {
-                holders += info.doc_freq;
-            }
-        }
-    }
+    });
     assert_eq!((holders, lingering), (1, 0));
     let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}
+
+/// Stops the gateway and checks that `airlock audit verify` still passes on its log (after
+/// an erasure); its configuration and its log.
+async fn stop_and_verify(gw: Gateway) -> (airlock::config::LoadedConfig, rusqlite::Connection) {
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let (ok, out, _) = cli(&loaded.path, &["verify"]);
+    assert!(ok, "the chain still verifies after erasure: {out}");
+    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    (loaded, audit)
 }
 
 /// A prompt naming a person, with a card number and an email, answered by an echo (so
@@ -415,6 +415,14 @@ async fn send_as(gw: &Gateway, key: &str, user: &str, text: &str, stream: bool) 
     body["user"] = user.into();
     let reply = post(&gw.url("/v1/chat/completions"), key, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// Alice sends [`PERSONAL`] twice (whole and streamed), bob an unrelated question.
+async fn send_personal_traffic(gw: &Gateway) {
+    send_as(gw, &gw.key, "alice", PERSONAL, false).await;
+    send_as(gw, &gw.key, "alice", PERSONAL, true).await;
+    let unrelated = "an unrelated question about the receipt";
+    send_as(gw, &gw.key, "bob", unrelated, false).await;
 }
 
 /// Searches as `token` until `total` records match `query`; the last answer.
@@ -444,9 +452,12 @@ fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
-/// The words (terms) of the `text` field across every partition of the index.
-fn text_terms(index_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
-    let mut terms = std::collections::BTreeSet::new();
+/// Calls `visit` with every segment of every partition of the index, and the `text`
+/// field.
+fn text_segments(
+    index_dir: &std::path::Path,
+    mut visit: impl FnMut(&tantivy::SegmentReader, tantivy::schema::Field),
+) {
     for day in std::fs::read_dir(index_dir).unwrap() {
         let day = day.unwrap().path();
         if !day.is_dir() {
@@ -456,13 +467,21 @@ fn text_terms(index_dir: &std::path::Path) -> std::collections::BTreeSet<String>
         let text = index.schema().get_field("text").unwrap();
         let searcher = index.reader().unwrap().searcher();
         for segment in searcher.segment_readers() {
-            let postings = segment.inverted_index(text).unwrap();
-            let mut stream = postings.terms().stream().unwrap();
-            while stream.advance() {
-                terms.insert(String::from_utf8_lossy(stream.key()).into_owned());
-            }
+            visit(segment, text);
         }
     }
+}
+
+/// The words (terms) of the `text` field across every partition of the index.
+fn text_terms(index_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut terms = std::collections::BTreeSet::new();
+    text_segments(index_dir, |segment, text| {
+        let postings = segment.inverted_index(text).unwrap();
+        let mut stream = postings.terms().stream().unwrap();
+        while stream.advance() {
+            terms.insert(String::from_utf8_lossy(stream.key()).into_owned());
+        }
+    });
     terms
 }
 
@@ -480,21 +499,8 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
 /// the record — through the admin API and the command line — and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_holds_no_personal_value_in_clear_yet_exact_values_find_the_record() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &["--echo"], &extra).await;
-    send_as(&gw, &gw.key, "alice", PERSONAL, false).await;
-    send_as(&gw, &gw.key, "alice", PERSONAL, true).await;
-    send_as(
-        &gw,
-        &gw.key,
-        "bob",
-        "an unrelated question about the receipt",
-        false,
-    )
-    .await;
+    let gw = indexing_gateway(&["--echo"]).await;
+    send_personal_traffic(&gw).await;
     let auditor = admin_token(&gw, Role::Auditor);
     until_total(&gw, &auditor, "kind=llm.request", 3).await;
     let charge = until_total(&gw, &auditor, "q=charge", 2).await;
@@ -605,22 +611,9 @@ fn bodies_of(loaded: &airlock::config::LoadedConfig, kind: &str) -> Vec<Value> {
 /// chain still verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_hash() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &["--echo"], &extra).await;
+    let gw = indexing_gateway(&["--echo"]).await;
     let beta = gw.create_key("beta", None, None);
-    send_as(&gw, &gw.key, "alice", PERSONAL, false).await;
-    send_as(&gw, &gw.key, "alice", PERSONAL, true).await;
-    send_as(
-        &gw,
-        &gw.key,
-        "bob",
-        "an unrelated question about the receipt",
-        false,
-    )
-    .await;
+    send_personal_traffic(&gw).await;
     send_as(
         &gw,
         &beta,
@@ -714,13 +707,9 @@ async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_h
     );
     until_total(&gw, &auditor, "q=Thornbury", 0).await;
 
-    let loaded = gw.loaded.clone();
-    gw.stop_keeping_files().await;
-    let (ok, out, _) = cli(&loaded.path, &["verify"]);
-    assert!(ok, "the chain still verifies after erasure by value: {out}");
+    let (loaded, audit) = stop_and_verify(gw).await;
 
     // The payloads: gone for the three records that held the value, kept for bob's.
-    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
     let kept: Vec<(u64, bool)> = audit
         .prepare(
             "SELECT seq, request_payload IS NOT NULL OR response_payload IS NOT NULL
@@ -755,20 +744,9 @@ async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_h
 
     // Neither an evidence package nor the index files hold the value.
     let package = loaded.data_dir.join("evidence.tar");
-    let (ok, _, err) = common::run_airlock(&[
-        "evidence",
-        "export",
-        "--config",
-        &config,
-        "--framework",
-        "soc2",
-        "--from",
-        "2000-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-        "--out",
-        package.to_str().unwrap(),
-    ]);
+    let args = common::evidence_export_args(&config, &package);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = common::run_airlock(&args);
     assert!(ok, "{err}");
     let exported = std::fs::read(&package).unwrap();
     assert!(
@@ -792,11 +770,7 @@ async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_h
 /// the deletion as well as those after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_index_is_rebuilt_from_the_log_while_the_gateway_runs() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = indexing_gateway(&[]).await;
     let auditor = admin_token(&gw, Role::Auditor);
     for _ in 0..2 {
         send_as(&gw, &gw.key, "alice", "the zeppelin schedule", false).await;

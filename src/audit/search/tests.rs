@@ -44,6 +44,34 @@ fn hits(dir: &std::path::Path, query: &str) -> u64 {
     search(&mut parts, &request, &keys).unwrap().total
 }
 
+/// The log in `dir` (its state database `airlock.db` beside it).
+fn open_log(dir: &std::path::Path, instance: &InstanceKey) -> AuditLog {
+    let policy = CheckpointPolicy {
+        every_records: 100,
+        every: Duration::from_secs(3600),
+    };
+    AuditLog::open(
+        &dir.join("audit.db"),
+        &dir.join("airlock.db"),
+        instance,
+        policy,
+        4096,
+    )
+    .unwrap()
+}
+
+/// The log in `dir`, indexed in `dir/audit-index`: a connection to it, and the indexer.
+fn index_log(dir: &std::path::Path, instance: &InstanceKey) -> (rusqlite::Connection, Indexer) {
+    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
+    let mut indexer = Indexer::open(&dir.join("audit-index"), instance.seal_key)
+        .unwrap()
+        .unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
+    (audit, indexer)
+}
+
 /// Recognizers only: fast, and enough for these tests.
 fn personal() -> PersonalData {
     PersonalData::new(&[0u8; 32], None, false)
@@ -60,17 +88,7 @@ fn retention_deletes_old_payloads_and_their_words_only() {
             "INSERT INTO tenants (id, name, created_at) VALUES ('ten_a', 'a', 0), ('ten_b', 'b', 0);",
         )
         .unwrap();
-    let mut log = AuditLog::open(
-        &dir.join("audit.db"),
-        &state_db,
-        &instance,
-        CheckpointPolicy {
-            every_records: 100,
-            every: Duration::from_secs(3600),
-        },
-        4096,
-    )
-    .unwrap();
+    let mut log = open_log(&dir, &instance);
     let now = crate::store::now_unix_ms();
     log.append(vec![
         event("ten_a", now - 10 * DAY_MS, "ancient alpha"),
@@ -79,13 +97,7 @@ fn retention_deletes_old_payloads_and_their_words_only() {
     ])
     .unwrap();
     let index_dir = dir.join("audit-index");
-    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
-    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
-        .unwrap()
-        .unwrap();
-    indexer
-        .catch_up(&audit, &mut personal(), &mut |_, _| {})
-        .unwrap();
+    let (audit, mut indexer) = index_log(&dir, &instance);
     assert_eq!(hits(&index_dir, "ancient"), 2);
 
     // Tenant a keeps payloads 5 days, b for ever.
@@ -150,18 +162,7 @@ fn retention_deletes_old_payloads_and_their_words_only() {
 fn a_deleted_index_is_noticed_and_rebuilt_from_the_log() {
     let dir = crate::store::scratch_dir("audit-index-deleted");
     let instance = InstanceKey::generate().unwrap();
-    let state_db = dir.join("airlock.db");
-    let mut log = AuditLog::open(
-        &dir.join("audit.db"),
-        &state_db,
-        &instance,
-        CheckpointPolicy {
-            every_records: 100,
-            every: Duration::from_secs(3600),
-        },
-        4096,
-    )
-    .unwrap();
+    let mut log = open_log(&dir, &instance);
     let now = crate::store::now_unix_ms();
     log.append(vec![
         event("ten_a", now, "zeppelin"),
@@ -169,13 +170,7 @@ fn a_deleted_index_is_noticed_and_rebuilt_from_the_log() {
     ])
     .unwrap();
     let index_dir = dir.join("audit-index");
-    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
-    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
-        .unwrap()
-        .unwrap();
-    indexer
-        .catch_up(&audit, &mut personal(), &mut |_, _| {})
-        .unwrap();
+    let (audit, indexer) = index_log(&dir, &instance);
     assert!(!indexer.vanished());
     assert_eq!(hits(&index_dir, "zeppelin"), 2);
 
