@@ -102,7 +102,8 @@ pub struct AuditSearchConfig {
     pub retention_days: u64,
     /// Take names, places and organisations out of the indexed text with the NER model
     /// (`pii.ner`), beside the values the recognizers find. Off, they stay in the index in
-    /// clear, and indexing is about a hundred times faster.
+    /// clear, and indexing is far faster (the model costs ~9 ms per 256 tokens of new text
+    /// on one core).
     pub find_names: bool,
 }
 
