@@ -226,20 +226,34 @@ impl Eraser {
         let value = SubjectValue::parse(value)?;
         let instance = self.instance()?;
         let audit = open_audit_db(&self.loaded.audit_db_path())?;
-        let looked_up_to: u64 = audit
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| {
-                r.get::<_, i64>(0).map(|n| n as u64)
-            })
-            .map_err(StoreError::from)?;
+        let mut looked_up_to = last_seq(&audit)?;
         let candidates = self.candidates(&audit, &instance, &value, tenant)?;
         let mut keys = HashMap::new();
         let mut found = Vec::new();
-        for &seq in &candidates {
-            if seq <= looked_up_to
-                && holds(&audit, &instance.seal_key, seq, tenant, &value, &mut keys)?
-            {
+        let mut examined = 0;
+        for &seq in candidates.iter().filter(|seq| **seq <= looked_up_to) {
+            examined += 1;
+            if holds(&audit, &instance.seal_key, seq, tenant, &value, &mut keys)? {
                 found.push(seq);
             }
+        }
+        // Records appended meanwhile are read here too, until few are left for the
+        // erasure to read under the log's write lock (appends wait for it).
+        loop {
+            let now = last_seq(&audit)?;
+            if now - looked_up_to <= LOCKED_TAIL {
+                break;
+            }
+            for seq in with_payloads_after(&audit, tenant, looked_up_to)? {
+                if seq > now {
+                    break;
+                }
+                examined += 1;
+                if holds(&audit, &instance.seal_key, seq, tenant, &value, &mut keys)? {
+                    found.push(seq);
+                }
+            }
+            looked_up_to = now;
         }
         if dry_run {
             return Ok(ValueErasure {
@@ -247,12 +261,12 @@ impl Eraser {
                 target: ValueKeys::derive(&instance.seal_key)
                     .erasure_target("value", value.compact()),
                 records: found,
-                examined: candidates.len() as u64,
+                examined,
             });
         }
         let mut log = AuditLog::open_configured(&self.loaded, &instance)?;
         let mut erasure = log.erase_found(&value, tenant, &found, looked_up_to, actor)?;
-        erasure.examined += candidates.len() as u64;
+        erasure.examined += examined;
         Ok(erasure)
     }
 
@@ -295,6 +309,19 @@ impl Eraser {
         candidates.dedup();
         Ok(candidates)
     }
+}
+
+/// Most records an erasure reads while holding the log's write lock: those appended
+/// after it last looked outside the lock.
+const LOCKED_TAIL: u64 = 1000;
+
+/// The last sequence number in the log (0 when empty).
+fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| {
+            r.get::<_, i64>(0).map(|n| n as u64)
+        })?,
+    )
 }
 
 /// Records after `after` that still hold payloads (in `tenant`, when given), ascending.
