@@ -82,38 +82,35 @@ impl PersonalData {
         Self::new(seal_key, ner, refuse)
     }
 
-    pub fn keys(&self) -> &ValueKeys {
-        &self.keys
-    }
-
     /// The pieces of a record's payloads (its messages, a stream's text) as the index may
     /// hold them: the texts redacted and joined, the terms of every value found. Pieces
     /// seen before (a conversation's earlier turns, resent with every request) come from
     /// the cache; the others go through the model together.
     pub fn redact(&mut self, pieces: &[String]) -> Redacted {
-        let mut fresh: Vec<&str> = pieces
-            .iter()
-            .map(String::as_str)
-            .filter(|piece| !piece.is_empty() && !self.seen.contains_key(*piece))
-            .collect();
+        let mut redactions: HashMap<&str, Redacted> = HashMap::new();
+        let mut fresh = Vec::new();
+        for piece in pieces.iter().filter(|piece| !piece.is_empty()) {
+            match self.seen.get(piece) {
+                Some(seen) => {
+                    redactions.insert(piece, seen.clone());
+                }
+                None => fresh.push(piece.as_str()),
+            }
+        }
         fresh.sort_unstable();
         fresh.dedup();
         let names = self.names(&fresh);
-        let mut uncached = HashMap::new();
         for (index, piece) in fresh.iter().enumerate() {
             let found = names.as_ref().map(|names| names[index].as_slice());
             let redacted = self.redact_one(piece, found);
             if found.is_some() {
                 self.remember(piece, redacted.clone());
             }
-            uncached.insert(*piece, redacted);
+            redactions.insert(piece, redacted);
         }
         let mut out = Redacted::default();
-        for piece in pieces.iter().filter(|piece| !piece.is_empty()) {
-            let Some(redacted) = uncached
-                .get(piece.as_str())
-                .or_else(|| self.seen.get(piece))
-            else {
+        for piece in pieces {
+            let Some(redacted) = redactions.get(piece.as_str()) else {
                 continue;
             };
             if !redacted.text.is_empty() {
@@ -246,6 +243,18 @@ mod tests {
         assert!(redacted.terms.contains(&keys.term("roe")));
         assert_eq!(personal.redact(&["".into()]), Redacted::default());
         assert_eq!(personal.seen.len(), 2, "both pieces remembered");
+    }
+
+    #[test]
+    fn remembered_pieces_survive_the_cache_emptying_midway() {
+        let mut personal = PersonalData::new(&[1u8; 32], None, false);
+        let old = "mail jane.roe@example.org".to_string();
+        let first = personal.redact(std::slice::from_ref(&old));
+        personal.seen_bytes = CACHE_BYTES - 1;
+        let both = personal.redact(&[old, "a new message".into()]);
+        assert!(both.text.starts_with(&first.text), "{}", both.text);
+        assert!(both.text.contains("a new message") && both.terms == first.terms);
+        assert_eq!(personal.seen.len(), 1, "emptied, then the new piece");
     }
 
     #[test]
