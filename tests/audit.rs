@@ -170,10 +170,15 @@ fn airlock_cli(args: &[&str]) -> String {
 
 /// Starts `airlock serve` on an instance made with the CLI; its address.
 fn serve(config: &std::path::Path) -> (std::process::Child, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command.args(["serve", "--config"]).arg(config);
+    serve_command(&mut command)
+}
+
+/// Starts an `airlock serve` command; the process and its address.
+fn serve_command(command: &mut std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -208,6 +213,15 @@ fn verify_cli(config: &std::path::Path) -> (bool, String) {
 fn cli_instance(
     dir: &std::path::Path,
     mock: &std::net::SocketAddr,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    cli_instance_with(dir, mock, airlock_cli)
+}
+
+/// [`cli_instance`], running each `airlock` command with `airlock_cli`.
+fn cli_instance_with(
+    dir: &std::path::Path,
+    mock: &std::net::SocketAddr,
+    airlock_cli: impl Fn(&[&str]) -> String,
 ) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let d = dir.join("inst");
     let upstream = format!("http://{mock}/v1");
@@ -656,4 +670,107 @@ async fn requests_wait_for_the_request_log_writer_and_no_row_is_dropped() {
     for id in &ids {
         assert!(rows.iter().any(|r| &*r.id == id.as_str()), "no row of {id}");
     }
+}
+
+/// `airlock ARGS…` started by a shell with umask 000, so whatever modes its files get are
+/// the ones it chose itself.
+fn with_open_umask(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "umask 000; exec \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_airlock"),
+        ])
+        .args(args);
+    command
+}
+
+/// `airlock ARGS…` with umask 000 and `input` on its standard input, which must succeed;
+/// its output.
+fn loosely(args: &[&str], input: &str) -> String {
+    let (ok, out, err) = common::run_with_stdin(&mut with_open_umask(args), input);
+    assert!(ok, "{out}{err}");
+    out
+}
+
+/// Everything Airlock writes is its user's alone, whatever umask it was started with:
+/// after a real run — init, serve, requests, checkpoints, the search index, an erasure
+/// by value, an evidence export — every file in the instance directory is 0600 and every
+/// directory 0700.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_airlock_writes_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mock, _stop) = common::start_mock(&["--echo"]).await;
+    let scratch = common::scratch_dir("audit-modes");
+    let (d, config, key) = cli_instance_with(&scratch, &mock, |args| loosely(args, ""));
+    // Files are the point here, not names: the NER model stays off (it is slow to load).
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("pii:\n  ner:\n    enabled: false\n");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+
+    let (mut gateway, addr) = serve_command(&mut with_open_umask(&["serve", "--config", config]));
+    let url = format!("http://{addr}/v1/chat/completions");
+    let body = json!({"model": "chat-model", "messages": [
+        {"role": "user", "content": "Margaret Thornbury paid with 4111 1111 1111 1111"}]});
+    for _ in 0..3 {
+        assert_eq!(post(&url, &key, &body).await.status, 200);
+    }
+    let watermark = d.join("audit-index").join("indexed");
+    for _ in 0..200 {
+        let indexed: u64 = std::fs::read_to_string(&watermark)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        if indexed >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    loosely(
+        &["audit", "erase", "--value", "--config", config],
+        "Margaret Thornbury\n",
+    );
+    let package = d.join("evidence.tar");
+    let export = common::evidence_export_args(config, &package);
+    loosely(&export.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let pid = rustix::process::Pid::from_raw(gateway.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(gateway.wait().unwrap().success());
+
+    let mut seen = Vec::new();
+    let mut open = Vec::new();
+    let mut pending = vec![d.clone()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != wanted {
+            open.push(format!("{} {mode:o}", path.display()));
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        seen.push(path);
+    }
+    for name in [
+        "airlock.yaml",
+        "instance.key",
+        "airlock.db",
+        "audit.db",
+        "requests.db",
+        "audit-index",
+        "evidence.tar",
+    ] {
+        assert!(seen.contains(&d.join(name)), "{name} was not written");
+    }
+    assert!(
+        seen.iter()
+            .any(|p| p.extension().is_some_and(|e| e == "idx")),
+        "tantivy's files"
+    );
+    assert!(open.is_empty(), "not private: {open:#?}");
+    let _ = std::fs::remove_dir_all(&scratch);
 }

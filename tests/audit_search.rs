@@ -24,6 +24,16 @@ async fn search(gw: &Gateway, token: &str, query: &str) -> common::Reply {
     .await
 }
 
+/// A gateway (its mock-upstream started with `mock_flags`) whose index commits every
+/// second.
+async fn indexing_gateway(mock_flags: &[&str]) -> Gateway {
+    let extra = Extra {
+        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
+        ..Extra::default()
+    };
+    Gateway::start_full("", mock_flags, &extra).await
+}
+
 fn seqs(reply: &Value) -> Vec<u64> {
     reply["records"]
         .as_array()
@@ -44,11 +54,7 @@ fn cli(gw_config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = indexing_gateway(&[]).await;
     let beta = gw.create_key("beta", None, None);
     let url = gw.url("/v1/chat/completions");
     for i in 0..4 {
@@ -267,11 +273,7 @@ async fn records_are_searchable_filtered_sorted_paged_and_tenant_scoped() {
 /// everyone else's payloads are untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
-    let extra = Extra {
-        top: "audit:\n  search:\n    commit_interval_secs: 1\n".into(),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = indexing_gateway(&[]).await;
     let url = gw.url("/v1/chat/completions");
     let auth = format!("Bearer {}", gw.key);
     for stream in [false, true] {
@@ -291,21 +293,7 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     assert_eq!(post(&url, &gw.key, &bobs).await.status, 200);
 
     let auditor = admin_token(&gw, Role::Auditor);
-    let until = |query: &'static str, total: u64| {
-        let (gw, auditor) = (&gw, &auditor);
-        async move {
-            let mut found = Value::Null;
-            for _ in 0..100 {
-                found = search(gw, auditor, query).await.json();
-                if found["total"] == total {
-                    return found;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("{query}: never {total}: {found}");
-        }
-    };
-    let before = until("q=hypertension", 3).await;
+    let before = until_total(&gw, &auditor, "q=hypertension", 3).await;
     assert!(
         before["records"]
             .as_array()
@@ -325,16 +313,25 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     assert_eq!(erasure["records"], 2);
 
     // The running gateway's indexer drops alice's words; bob's stay; the records stay.
-    let after = until("q=hypertension", 1).await;
+    let after = until_total(&gw, &auditor, "q=hypertension", 1).await;
     assert_eq!(after["records"][0]["user_id"], "bob");
-    let alices = until("user=alice", 3).await;
+    let alices = until_total(&gw, &auditor, "user=alice", 2).await;
     let kinds: Vec<&str> = alices["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["audit.erase", "llm.request", "llm.request"]);
+    assert_eq!(kinds, ["llm.request", "llm.request"]);
+    // The erasure's own record names her by a keyed hash, never by her id.
+    let erased = until_total(&gw, &auditor, "kind=audit.erase", 1).await;
+    let record = &erased["records"][0];
+    let target = record["target"].as_str().unwrap();
+    assert!(
+        target.starts_with("user:") && target == erasure["target"],
+        "{record}"
+    );
+    assert!(!record.to_string().contains("alice"), "{record}");
 
     // Alice's later requests are sealed with a new key, and searchable.
     let reply = common::send(
@@ -345,15 +342,11 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     )
     .await;
     assert_eq!(reply.status, 200);
-    until("q=fresh", 1).await;
+    until_total(&gw, &auditor, "q=fresh", 1).await;
 
-    let loaded = gw.loaded.clone();
-    gw.stop_keeping_files().await;
-    let (ok, out, _) = cli(&loaded.path, &["verify"]);
-    assert!(ok, "the chain still verifies after erasure: {out}");
+    let (loaded, audit) = stop_and_verify(gw).await;
 
     // The log: alice's old payloads gone, her old key destroyed; bob's intact.
-    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
     let kept: Vec<(String, bool)> = audit
         .prepare(
             "SELECT json_extract(body, '$.user_id'), request_payload IS NOT NULL FROM records
@@ -386,7 +379,86 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
     // only document with it, and no deleted document lingers in a segment.
     let mut holders = 0;
     let mut lingering = 0;
-    for day in std::fs::read_dir(loaded.audit_index_dir()).unwrap() {
+    text_segments(&loaded.audit_index_dir(), |segment, text| {
+        lingering += segment.num_deleted_docs();
+        let postings = segment.inverted_index(text).unwrap();
+        if let Some(info) = postings
+            .get_term_info(&tantivy::Term::from_field_text(text, "hypertension"))
+            .unwrap()
+        {
+            holders += info.doc_freq;
+        }
+    });
+    assert_eq!((holders, lingering), (1, 0));
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}
+
+/// Stops the gateway and checks that `airlock audit verify` still passes on its log (after
+/// an erasure); its configuration and its log.
+async fn stop_and_verify(gw: Gateway) -> (airlock::config::LoadedConfig, rusqlite::Connection) {
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let (ok, out, _) = cli(&loaded.path, &["verify"]);
+    assert!(ok, "the chain still verifies after erasure: {out}");
+    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    (loaded, audit)
+}
+
+/// A prompt naming a person, with a card number and an email, answered by an echo (so
+/// the values are in the response too, a stream's split across chunks).
+const PERSONAL: &str = "Margaret Thornbury asked us to charge card 4111 1111 1111 1111 and to send the receipt to quillfeather@example.org today";
+
+/// Sends `text` as `user` of the gateway's first tenant, streamed or not.
+async fn send_as(gw: &Gateway, key: &str, user: &str, text: &str, stream: bool) {
+    let mut body = ask("chat-model", text);
+    body["stream"] = stream.into();
+    body["user"] = user.into();
+    let reply = post(&gw.url("/v1/chat/completions"), key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// Alice sends [`PERSONAL`] twice (whole and streamed), bob an unrelated question.
+async fn send_personal_traffic(gw: &Gateway) {
+    send_as(gw, &gw.key, "alice", PERSONAL, false).await;
+    send_as(gw, &gw.key, "alice", PERSONAL, true).await;
+    let unrelated = "an unrelated question about the receipt";
+    send_as(gw, &gw.key, "bob", unrelated, false).await;
+}
+
+/// Searches as `token` until `total` records match `query`; the last answer.
+async fn until_total(gw: &Gateway, token: &str, query: &str, total: u64) -> Value {
+    let mut found = Value::Null;
+    for _ in 0..150 {
+        found = search(gw, token, query).await.json();
+        if found["total"] == total {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{query}: never {total}: {found}");
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// Calls `visit` with every segment of every partition of the index, and the `text`
+/// field.
+fn text_segments(
+    index_dir: &std::path::Path,
+    mut visit: impl FnMut(&tantivy::SegmentReader, tantivy::schema::Field),
+) {
+    for day in std::fs::read_dir(index_dir).unwrap() {
         let day = day.unwrap().path();
         if !day.is_dir() {
             continue;
@@ -395,16 +467,320 @@ async fn erasing_a_user_removes_their_words_and_keeps_the_chain() {
         let text = index.schema().get_field("text").unwrap();
         let searcher = index.reader().unwrap().searcher();
         for segment in searcher.segment_readers() {
-            lingering += segment.num_deleted_docs();
-            let postings = segment.inverted_index(text).unwrap();
-            if let Some(info) = postings
-                .get_term_info(&tantivy::Term::from_field_text(text, "hypertension"))
-                .unwrap()
-            {
-                holders += info.doc_freq;
-            }
+            visit(segment, text);
         }
     }
-    assert_eq!((holders, lingering), (1, 0));
+}
+
+/// The words (terms) of the `text` field across every partition of the index.
+fn text_terms(index_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut terms = std::collections::BTreeSet::new();
+    text_segments(index_dir, |segment, text| {
+        let postings = segment.inverted_index(text).unwrap();
+        let mut stream = postings.terms().stream().unwrap();
+        while stream.advance() {
+            terms.insert(String::from_utf8_lossy(stream.key()).into_owned());
+        }
+    });
+    terms
+}
+
+/// Whether `haystack` holds `needle`, ignoring ASCII case.
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.to_ascii_lowercase();
+    haystack
+        .to_ascii_lowercase()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The index files hold no personal value in clear (not the name, the card or the email,
+/// neither as bytes nor as words of the text), yet a search for each exact value finds
+/// the record — through the admin API and the command line — and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_holds_no_personal_value_in_clear_yet_exact_values_find_the_record() {
+    let gw = indexing_gateway(&["--echo"]).await;
+    send_personal_traffic(&gw).await;
+    let auditor = admin_token(&gw, Role::Auditor);
+    until_total(&gw, &auditor, "kind=llm.request", 3).await;
+    let charge = until_total(&gw, &auditor, "q=charge", 2).await;
+    let mut expected: Vec<u64> = seqs(&charge);
+    expected.sort_unstable();
+
+    for query in [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111111111111111",
+        "quillfeather@example.org",
+        "\"Margaret Thornbury\"",
+        "Margaret Thornbury",
+        "thornbury",
+        "Thornbury receipt",
+    ] {
+        let url = format!("q={}", urlencode(query));
+        let found = search(&gw, &auditor, &url).await.json();
+        let mut got = seqs(&found);
+        got.sort_unstable();
+        assert_eq!(got, expected, "{query}: {found}");
+    }
+    for absent in [
+        "4111 1111 1111 1112",
+        "someone@example.org",
+        "\"Margaret Thornberry\"",
+    ] {
+        let found = search(&gw, &auditor, &format!("q={}", urlencode(absent)))
+            .await
+            .json();
+        assert_eq!(found["total"], 0, "{absent}: {found}");
+    }
+    // The text around the values is still searchable, and their classes too.
+    assert_eq!(search(&gw, &auditor, "q=receipt").await.json()["total"], 3);
+    assert_eq!(
+        search(&gw, &auditor, "q=credit_card").await.json()["total"],
+        2
+    );
+
+    let loaded = gw.loaded.clone();
+    gw.stop_keeping_files().await;
+    let config = loaded.path.clone();
+    for query in [
+        "4111 1111 1111 1111",
+        "quillfeather@example.org",
+        "Margaret Thornbury",
+    ] {
+        let (ok, out, err) = cli(&config, &["search", query, "--json"]);
+        assert!(ok, "{err}");
+        let found: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(found["total"], 2, "{query}: {found}");
+    }
+
+    let index_dir = loaded.audit_index_dir();
+    for (path, bytes) in files_under(&index_dir) {
+        for value in [
+            "thornbury",
+            "margaret",
+            "quillfeather",
+            "4111 1111",
+            "4111111111111111",
+        ] {
+            assert!(!holds(&bytes, value), "{} holds {value}", path.display());
+        }
+    }
+    let terms = text_terms(&index_dir);
+    for word in ["thornbury", "margaret", "quillfeather", "4111", "1111"] {
+        assert!(!terms.contains(word), "the index's words include {word}");
+    }
+    assert!(
+        terms.contains("receipt") && terms.contains("charge"),
+        "{terms:?}"
+    );
     let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}
+
+/// Percent-encodes a query parameter's value.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `POST /admin/audit/erase` as `token`.
+async fn erase(gw: &Gateway, token: &str, body: Value) -> common::Reply {
+    admin(gw, "POST", "/admin/audit/erase", Some(token), body).await
+}
+
+/// The bodies of the log's records of `kind`, as stored.
+fn bodies_of(loaded: &airlock::config::LoadedConfig, kind: &str) -> Vec<Value> {
+    let audit = rusqlite::Connection::open(loaded.audit_db_path()).unwrap();
+    audit
+        .prepare("SELECT body FROM records WHERE kind = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([kind], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|body| serde_json::from_str(&body.unwrap()).unwrap())
+        .collect()
+}
+
+/// Erasure by value: a third person named in other people's prompts, in two tenants, is
+/// erased through the admin API (a tenant admin, in its own tenant) and the command line
+/// (the value on standard input): those payloads go, the index no longer finds the
+/// person, the erasure records and an evidence package name only a keyed hash, and the
+/// chain still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_value_removes_it_from_payloads_and_index_and_names_only_its_hash() {
+    let gw = indexing_gateway(&["--echo"]).await;
+    let beta = gw.create_key("beta", None, None);
+    send_personal_traffic(&gw).await;
+    send_as(
+        &gw,
+        &beta,
+        "carol",
+        "Please greet Margaret Thornbury from us",
+        false,
+    )
+    .await;
+    let auditor = admin_token(&gw, Role::Auditor);
+    let named = until_total(&gw, &auditor, "q=Thornbury", 3).await;
+    let acme_seqs: Vec<u64> = {
+        let charged = until_total(&gw, &auditor, "q=charge", 2).await;
+        let mut seqs = seqs(&charged);
+        seqs.sort_unstable();
+        seqs
+    };
+    let carol = seqs(&named)
+        .into_iter()
+        .find(|seq| !acme_seqs.contains(seq))
+        .unwrap();
+    let acme_admin = scoped_token(&gw, Role::TenantAdmin, Some("acme"));
+
+    // Refusals: a value too short to erase safely, unknown fields, another tenant, a
+    // role without the erase permission.
+    erase(&gw, &acme_admin, json!({"value": "ab"}))
+        .await
+        .assert_admin_error(400, "invalid_request");
+    erase(&gw, &acme_admin, json!({"value": "Margaret", "colour": 1}))
+        .await
+        .assert_admin_error(400, "invalid_request");
+    erase(
+        &gw,
+        &acme_admin,
+        json!({"value": "Margaret Thornbury", "tenant": "beta"}),
+    )
+    .await
+    .assert_admin_error(403, "permission_denied");
+    erase(&gw, &auditor, json!({"value": "Margaret Thornbury"}))
+        .await
+        .assert_admin_error(403, "permission_denied");
+
+    // A dry run names the records and erases nothing.
+    let dry = erase(
+        &gw,
+        &acme_admin,
+        json!({"value": "margaret thornbury", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    let dry = dry.json();
+    assert_eq!(dry["records"], json!(acme_seqs), "{dry}");
+    assert!(dry["seq"].is_null());
+    until_total(&gw, &auditor, "q=Thornbury", 3).await;
+
+    // The tenant admin erases in its own tenant: alice's two records, not carol's.
+    let done = erase(&gw, &acme_admin, json!({"value": "Margaret  THORNBURY"})).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    let done = done.json();
+    assert_eq!(done["records"], json!(acme_seqs), "{done}");
+    let target = done["target"].as_str().unwrap().to_string();
+    assert!(target.starts_with("value:") && !done.to_string().to_lowercase().contains("thornbury"));
+    let left = until_total(&gw, &auditor, "q=Thornbury", 1).await;
+    assert_eq!(seqs(&left), [carol]);
+    for gone in [
+        "q=charge",
+        "q=4111%201111%201111%201111",
+        "q=quillfeather%40example.org",
+    ] {
+        until_total(&gw, &auditor, gone, 0).await;
+    }
+    assert_eq!(
+        search(&gw, &auditor, "q=unrelated").await.json()["total"],
+        1
+    );
+
+    // The command line erases it in beta, the value read from standard input.
+    let config = gw.loaded.path.to_str().unwrap().to_string();
+    let (ok, out, err) = common::run_airlock_with_stdin(
+        &[
+            "audit", "erase", "--value", "--tenant", "beta", "--json", "--config", &config,
+        ],
+        "Margaret Thornbury\n",
+    );
+    assert!(ok, "{err}");
+    let by_cli: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(by_cli["records"], json!([carol]), "{by_cli}");
+    assert_eq!(
+        by_cli["target"],
+        target.as_str(),
+        "the same value, the same hash"
+    );
+    until_total(&gw, &auditor, "q=Thornbury", 0).await;
+
+    let (loaded, audit) = stop_and_verify(gw).await;
+
+    // The payloads: gone for the three records that held the value, kept for bob's.
+    let kept: Vec<(u64, bool)> = audit
+        .prepare(
+            "SELECT seq, request_payload IS NOT NULL OR response_payload IS NOT NULL
+             FROM records WHERE kind = 'llm.request' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (seq, has_payload) in kept {
+        let erased = acme_seqs.contains(&seq) || seq == carol;
+        assert_eq!(has_payload, !erased, "record {seq}");
+    }
+
+    // The erasure records list what they removed, by a keyed hash of the value.
+    let records = bodies_of(&loaded, "audit.erase");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["erased_records"], json!(acme_seqs));
+    assert_eq!(records[1]["erased_records"], json!([carol]));
+    for record in &records {
+        assert_eq!(record["target"], target.as_str());
+        assert!(
+            !holds(record.to_string().as_bytes(), "thornbury"),
+            "{record}"
+        );
+        assert!(
+            !holds(record.to_string().as_bytes(), "margaret"),
+            "{record}"
+        );
+    }
+
+    // Neither an evidence package nor the index files hold the value.
+    let package = loaded.data_dir.join("evidence.tar");
+    let args = common::evidence_export_args(&config, &package);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = common::run_airlock(&args);
+    assert!(ok, "{err}");
+    let exported = std::fs::read(&package).unwrap();
+    assert!(
+        holds(&exported, &target),
+        "the package has the erasure records"
+    );
+    for value in ["thornbury", "quillfeather", "4111 1111"] {
+        assert!(
+            !holds(&exported, value),
+            "the evidence package holds {value}"
+        );
+    }
+    for (path, bytes) in files_under(&loaded.audit_index_dir()) {
+        assert!(!holds(&bytes, "thornbury"), "{}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&loaded.data_dir);
+}
+
+/// The index is a view: deleting its directory while the gateway runs loses nothing. The
+/// indexer notices, rebuilds it from the log, and searches find the records from before
+/// the deletion as well as those after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_index_is_rebuilt_from_the_log_while_the_gateway_runs() {
+    let gw = indexing_gateway(&[]).await;
+    let auditor = admin_token(&gw, Role::Auditor);
+    for _ in 0..2 {
+        send_as(&gw, &gw.key, "alice", "the zeppelin schedule", false).await;
+    }
+    until_total(&gw, &auditor, "q=zeppelin", 2).await;
+
+    std::fs::remove_dir_all(gw.loaded.audit_index_dir()).unwrap();
+    send_as(&gw, &gw.key, "alice", "the zeppelin schedule, again", false).await;
+    until_total(&gw, &auditor, "q=zeppelin", 3).await;
+    until_total(&gw, &auditor, "q=again", 1).await;
+    assert!(gw.loaded.audit_index_dir().join("indexed").exists());
+    gw.stop().await;
 }

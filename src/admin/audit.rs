@@ -1,16 +1,17 @@
-//! Admin routes over the audit trail: search, a session's timeline and one record's
-//! inclusion proof, scoped to the caller's tenant (a tenant-admin sees only its own
-//! tenant's records).
+//! Admin routes over the audit trail: search, a session's timeline, one record's
+//! inclusion proof, and erasure of a personal value from the stored payloads — scoped to
+//! the caller's tenant (a tenant-admin sees and erases only its own tenant's records).
 
 use super::auth::Authorized;
 use super::error::AdminError;
+use crate::audit::erasure::ErasureError;
 use crate::audit::log::{open_audit_db, session_records};
 use crate::audit::proof::{ExportError, export};
 use crate::audit::record::AuditRecord;
 use crate::audit::search::query::{SearchError, SearchParams};
 use crate::tenancy::rbac::Permission;
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use http::StatusCode;
 use serde_json::Value;
@@ -162,4 +163,81 @@ pub async fn record_proof(
     Ok(Json(
         serde_json::to_value(&proof).map_err(AdminError::internal)?,
     ))
+}
+
+/// `POST /admin/audit/erase`: the value to erase travels in the body, never in a URL
+/// (which proxies and access logs keep).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseValue {
+    /// A name, an email, a card number, … as it appears in payloads.
+    value: String,
+    /// Only this tenant's records (name or id); a tenant admin's own tenant always.
+    #[serde(default)]
+    tenant: Option<String>,
+    /// Say which records hold the value; erase nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /admin/audit/erase` with `{"value": …, "tenant"?: …, "dry_run"?: bool}`: deletes
+/// the stored payloads holding the value (GDPR Art. 17, for whoever it names) and records
+/// the erasure under a keyed hash of the value; answers which records lost their payloads.
+/// Super-admins erase in every tenant unless they name one; tenant admins in their own.
+pub async fn erase_value(
+    auth: Authorized,
+    body: Result<Json<EraseValue>, JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    auth.require(Permission::PiiErase).await?;
+    let Json(request) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let asked = match request.tenant {
+        Some(named) => Some(super::pii::tenant_id(&auth, named).await?),
+        None => None,
+    };
+    let tenant = match (auth.admin.tenant_id.clone(), asked) {
+        (Some(own), Some(asked)) if asked != own => {
+            return Err(AdminError::forbidden(
+                "a tenant admin erases its own tenant's records only".into(),
+            ));
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    let eraser = auth
+        .state
+        .admin
+        .as_ref()
+        .and_then(|access| access.eraser.clone())
+        .ok_or_else(|| AdminError::not_found("the audit trail is off (audit.enabled)".into()))?;
+    let (actor, scope, dry_run) = (auth.admin.actor(), tenant.clone(), request.dry_run);
+    let erasure = tokio::task::spawn_blocking(move || {
+        eraser.erase_value(&request.value, scope.as_deref(), &actor, dry_run)
+    })
+    .await
+    .map_err(AdminError::internal)?
+    .map_err(|e| match e {
+        ErasureError::Value(e) => AdminError::invalid(e.to_string()),
+        ErasureError::Store(e) => AdminError::internal(e),
+    })?;
+    let action = if dry_run {
+        "audit.erase_dry_run"
+    } else {
+        "audit.erase"
+    };
+    let detail = format!(
+        "{} records; tenant: {}",
+        erasure.records.len(),
+        tenant.as_deref().unwrap_or("all")
+    );
+    auth.record(action, erasure.target.clone(), Some(detail))
+        .await?;
+    tracing::info!(admin = %auth.admin.actor(), records = erasure.records.len(), dry_run, "audit payloads erased by value");
+    Ok(Json(serde_json::json!({
+        "seq": erasure.seq,
+        "target": erasure.target,
+        "tenant": tenant,
+        "records": erasure.records,
+        "examined": erasure.examined,
+        "dry_run": dry_run,
+    })))
 }

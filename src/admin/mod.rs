@@ -39,6 +39,8 @@ pub struct AdminAccess {
     pub audit_search: Option<Arc<crate::audit::search::service::SearchHandle>>,
     /// Opens the data keys that seal audit payloads (policy dry runs read prompts).
     pub seal_key: [u8; 32],
+    /// Erases personal values from audit payloads; `None` when the audit trail is off.
+    pub eraser: Option<Arc<crate::audit::erasure::Eraser>>,
 }
 
 /// Serves one `/admin/` request.

@@ -9,8 +9,8 @@ use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
 use serde_json::{Value, json};
 
-/// The id of the tenant named (by name or id) in the path.
-async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
+/// The id of the tenant named (by name or id) in the path or body.
+pub(super) async fn tenant_id(auth: &Authorized, named: String) -> Result<String, AdminError> {
     let shown = named.clone();
     let found = super::policy::with_state(auth, move |conn| {
         crate::tenancy::Directory::new(conn).find_tenant_named(&named)

@@ -28,6 +28,7 @@ pub fn router() -> Router {
         )
         .route("/admin/sessions/{id}", get(super::audit::session))
         .route("/admin/audit/search", get(super::audit::search))
+        .route("/admin/audit/erase", post(super::audit::erase_value))
         .route(
             "/admin/pii/vault/{tenant}",
             axum::routing::delete(super::pii::erase_tenant),

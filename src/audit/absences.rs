@@ -9,7 +9,7 @@
 
 use super::columns::Columns;
 use super::keys::record_mac;
-use super::log::retention_cutoff;
+use super::retention::retention_cutoff;
 use super::record::{AuditRecord, kind};
 use super::verify::{Finding, Problem};
 use crate::store::StoreError;

@@ -3,13 +3,14 @@
 //! payloads sealed with per-subject data keys; the head (last record and last
 //! checkpoint) and the first record anchored in the state database (`anchor`), so a log
 //! cut after its last checkpoint, or removed, is noticed; and each checkpoint handed to
-//! the configured witnesses off the box (`witness`).
+//! the configured witnesses off the box (`witness`). Erasure (`erasure`) and payload
+//! retention (`retention`) work on it from their own modules.
 
 use super::admin_events;
 use super::anchor::{self, Genesis, Head};
 use super::keys::{self, chain_key, record_mac};
 use super::merkle::{self, Hash};
-use super::record::{AuditEvent, AuditRecord, VERSION, kind};
+use super::record::{AuditEvent, AuditRecord, VERSION};
 use super::witness::{Witness, WitnessFile};
 use crate::store::instance_key::{InstanceKey, hex, unhex};
 use crate::store::{Migration, StoreError, now_unix};
@@ -58,14 +59,6 @@ pub const AUDIT_MIGRATIONS: &[Migration] = &[
         last_id INTEGER NOT NULL
     );",
 ];
-
-/// Records still holding payloads, by tenant and age: a retention sweep reads only what
-/// it expires, not the whole log (rows leave the index as they are swept). Made when
-/// retention first runs, so instances without retention do not maintain it on every
-/// append (it costs about 9% of append throughput).
-const PAYLOAD_AGE_INDEX: &str = "CREATE INDEX IF NOT EXISTS records_payload_age
-    ON records(tenant_id, ts_ms)
-    WHERE request_payload IS NOT NULL OR response_payload IS NOT NULL;";
 
 /// A record's sealed request and response payloads.
 type Sealed = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -129,16 +122,16 @@ impl Checkpoint {
 
 /// The audit log, open for appending (one writer).
 pub struct AuditLog {
-    conn: Connection,
-    state: Connection,
+    pub(super) conn: Connection,
+    pub(super) state: Connection,
     chain: hmac::Key,
     signing: Ed25519KeyPair,
-    seal_key: [u8; 32],
+    pub(super) seal_key: [u8; 32],
     policy: CheckpointPolicy,
     tail: Tail,
     last_checkpoint_at: Instant,
     /// Data keys by subject: (id, key).
-    data_keys: HashMap<String, (String, [u8; 32])>,
+    pub(super) data_keys: HashMap<String, (String, [u8; 32])>,
     /// Largest payload stored (bytes); longer ones are cut.
     max_payload: usize,
     /// SQLite's `data_version` when this connection last caught up: it changes when
@@ -224,7 +217,7 @@ fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
-fn ts_now_ms() -> i64 {
+pub(super) fn ts_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -331,7 +324,7 @@ impl AuditLog {
     /// Runs `work` in an immediate transaction (the log's write lock across processes),
     /// first catching up with what another process (a CLI command) appended, so the
     /// chain continues from the true tail.
-    fn locked<T>(
+    pub(super) fn locked<T>(
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -457,7 +450,10 @@ impl AuditLog {
         Ok(seqs)
     }
 
-    fn append_locked(&mut self, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+    pub(super) fn append_locked(
+        &mut self,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<u64>, StoreError> {
         let mut seq = self.tail.last_seq;
         let mut mac = self.tail.last_mac.clone();
         let mut leaves = Vec::with_capacity(events.len());
@@ -541,118 +537,6 @@ impl AuditLog {
         Ok(copied)
     }
 
-    /// Erases a person's payloads (GDPR Art. 17) without breaking the chain: destroys
-    /// the data keys of the user `user` in `tenant` (crypto-shredding), deletes the
-    /// payloads sealed with them (the records name them by digest, so the chain and the
-    /// checkpoints still verify), and appends a record of the erasure — one transaction.
-    /// The search index drops the text when it reaches that record.
-    pub fn erase_user(
-        &mut self,
-        tenant: &str,
-        user: &str,
-        actor: &str,
-    ) -> Result<Erasure, StoreError> {
-        let subject = payload_subject(Some(tenant), Some(user));
-        let erasure = self.locked(|log| {
-            let keys: Vec<String> = log
-                .conn
-                .prepare(
-                    "UPDATE data_keys SET sealed = NULL, destroyed_at = ?1
-                     WHERE subject = ?2 AND destroyed_at IS NULL RETURNING id",
-                )?
-                .query_map(params![now_unix(), subject], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut records = 0u64;
-            for key in &keys {
-                records += log.conn.execute(
-                    "UPDATE records SET request_payload = NULL, response_payload = NULL
-                     WHERE json_extract(body, '$.payload_key') = ?1
-                       AND (request_payload IS NOT NULL OR response_payload IS NOT NULL)",
-                    [key],
-                )? as u64;
-            }
-            log.data_keys.remove(&subject);
-            let record = AuditRecord {
-                kind: kind::AUDIT_ERASE.into(),
-                tenant_id: Some(tenant.to_string()),
-                user_id: Some(user.to_string()),
-                decision: Some("allow".into()),
-                action: Some("audit.erase".into()),
-                actor: Some(actor.to_string()),
-                target: Some(subject.clone()),
-                detail: Some(keys.join(",")),
-                ..AuditRecord::default()
-            };
-            let seqs = log.append_locked(vec![AuditEvent {
-                record,
-                ..AuditEvent::default()
-            }])?;
-            Ok(Erasure {
-                seq: seqs.first().copied().unwrap_or(0),
-                subject: subject.clone(),
-                keys,
-                records,
-            })
-        })?;
-        self.anchor_head()?;
-        // Old page images (the sealed keys) leave the write-ahead log now.
-        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-            tracing::warn!("audit WAL checkpoint after erasure failed: {e}");
-        }
-        Ok(erasure)
-    }
-
-    /// Deletes the stored payloads of at most `limit` of `tenant`'s records from before
-    /// `before_ms` (the chain covers their digests, so it still verifies) and, when there
-    /// were any, records the sweep — one transaction; how many records lost their
-    /// payloads.
-    pub fn expire_payloads(
-        &mut self,
-        tenant: &str,
-        before_ms: i64,
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        let expired = self.locked(|log| {
-            let expired = log.conn.execute(
-                "UPDATE records SET request_payload = NULL, response_payload = NULL
-                 WHERE seq IN (SELECT seq FROM records
-                               WHERE tenant_id = ?1 AND ts_ms < ?2
-                                 AND (request_payload IS NOT NULL OR response_payload IS NOT NULL)
-                               LIMIT ?3)",
-                params![tenant, before_ms, limit as i64],
-            )? as u64;
-            if expired > 0 {
-                let record = AuditRecord {
-                    kind: kind::AUDIT_RETENTION.into(),
-                    tenant_id: Some(tenant.to_string()),
-                    decision: Some("allow".into()),
-                    action: Some("audit.retention".into()),
-                    actor: Some("airlock".into()),
-                    target: Some(format!("{expired} records")),
-                    detail: Some(format!("before_ms={before_ms}")),
-                    ..AuditRecord::default()
-                };
-                log.append_locked(vec![AuditEvent {
-                    record,
-                    ..AuditEvent::default()
-                }])?;
-            }
-            Ok(expired)
-        })?;
-        if expired > 0 {
-            self.anchor_head()?;
-        }
-        Ok(expired)
-    }
-
-    /// Applies payload retention to every tenant at once: `days_of(tenant name)` gives
-    /// its retention in days (0 keeps payloads); how many records lost their payloads.
-    pub fn apply_retention(&mut self, days_of: impl Fn(&str) -> u64) -> Result<u64, StoreError> {
-        let mut sweep = RetentionSweep::start(self, days_of)?;
-        while sweep.step(self)?.is_some() {}
-        Ok(sweep.expired)
-    }
-
     /// Anchors the head now if records were appended since it was last anchored (the
     /// writer calls this when idle; appends anchor at most every [`ANCHOR_EVERY`]).
     pub fn anchor_if_behind(&mut self) -> Result<(), StoreError> {
@@ -664,7 +548,7 @@ impl AuditLog {
     }
 
     /// Records the head (and, the first time, the genesis) in the state database.
-    fn anchor_head(&mut self) -> Result<(), StoreError> {
+    pub(super) fn anchor_head(&mut self) -> Result<(), StoreError> {
         let checkpoint = self
             .tail
             .last_checkpoint
@@ -787,51 +671,6 @@ impl AuditLog {
     }
 }
 
-/// A retention sweep done a chunk at a time, so the writer can go on acknowledging
-/// requests between chunks instead of holding them for a whole hour's worth of records.
-pub struct RetentionSweep {
-    /// (tenant id, cutoff in ms) still to sweep.
-    left: Vec<(String, i64)>,
-    /// Records whose payloads it deleted so far.
-    pub expired: u64,
-}
-
-/// Records a retention chunk expires at most.
-const SWEEP_CHUNK: usize = 256;
-
-impl RetentionSweep {
-    /// The sweep `days_of(tenant name)` asks for, from now.
-    pub fn start(log: &AuditLog, days_of: impl Fn(&str) -> u64) -> Result<Self, StoreError> {
-        log.conn.execute_batch(PAYLOAD_AGE_INDEX)?;
-        let now = ts_now_ms();
-        let left = log
-            .state
-            .prepare("SELECT id, name FROM tenants")?
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter_map(|(id, name)| {
-                let days = days_of(&name);
-                (days > 0).then(|| (id, now - (days as i64).saturating_mul(86_400_000)))
-            })
-            .collect();
-        Ok(Self { left, expired: 0 })
-    }
-
-    /// Expires one chunk; how many records it expired, or `None` once the sweep is done.
-    pub fn step(&mut self, log: &mut AuditLog) -> Result<Option<u64>, StoreError> {
-        let Some((tenant, cutoff)) = self.left.last() else {
-            return Ok(None);
-        };
-        let expired = log.expire_payloads(tenant, *cutoff, SWEEP_CHUNK)?;
-        if expired < SWEEP_CHUNK as u64 {
-            self.left.pop();
-        }
-        self.expired += expired;
-        Ok(Some(expired))
-    }
-}
-
 /// Whose data key seals a record's payloads: the user within the tenant when known, else
 /// the tenant, else the instance.
 pub fn payload_subject(tenant: Option<&str>, user: Option<&str>) -> String {
@@ -840,28 +679,6 @@ pub fn payload_subject(tenant: Option<&str>, user: Option<&str>) -> String {
         (Some(tenant), None) => format!("tenant:{tenant}"),
         _ => "instance".to_string(),
     }
-}
-
-/// The cutoff a retention record names (`before_ms=…` in its detail).
-pub fn retention_cutoff(record: &AuditRecord) -> Option<i64> {
-    record
-        .detail
-        .as_deref()?
-        .strip_prefix("before_ms=")?
-        .parse()
-        .ok()
-}
-
-/// What an erasure did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Erasure {
-    /// The record of the erasure itself.
-    pub seq: u64,
-    pub subject: String,
-    /// Data keys destroyed.
-    pub keys: Vec<String>,
-    /// Records whose stored payloads were deleted.
-    pub records: u64,
 }
 
 /// The records of one session, in order.

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 pub mod kind {
     pub const LLM_REQUEST: &str = "llm.request";
     pub const ADMIN_ACTION: &str = "admin.action";
-    /// A subject's data keys destroyed (GDPR erasure); `detail` lists the key ids, and
-    /// `erased_records` the records whose payloads were deleted by a value found in them.
+    /// Personal data erased (GDPR Art. 17). By person: the subject's data keys destroyed,
+    /// `detail` lists the key ids. By a value found in payloads: `erased_records` lists
+    /// the records whose payloads were deleted. `target` names either by a keyed hash.
     pub const AUDIT_ERASE: &str = "audit.erase";
     /// A tenant's stored payloads older than its retention deleted; `detail` names the
     /// cutoff (`before_ms=…`).

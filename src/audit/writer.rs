@@ -8,8 +8,9 @@
 //! the writer keeps trying every second, and its first record once it can write again
 //! says since when and how many events went unrecorded (`audit.outage`).
 
-use super::log::{AuditLog, RetentionSweep};
+use super::log::AuditLog;
 use super::record::{AuditEvent, AuditRecord, kind};
+use super::retention::RetentionSweep;
 use super::wal::WalFolder;
 use crate::config::{AuditConfig, AuditMode, AuditRetentionConfig, OnAuditFailure};
 use prometheus_client::metrics::counter::Counter;

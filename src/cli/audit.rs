@@ -4,10 +4,12 @@
 //! `verify-record`, without the database).
 
 use super::progress::Progress;
+use crate::audit::erasure::Eraser;
 use crate::audit::log::open_audit_db;
 use crate::audit::proof;
 use crate::audit::record::AuditRecord;
 use crate::audit::search::indexer::Indexer;
+use crate::audit::search::personal::PersonalData;
 use crate::audit::search::query::SearchParams;
 use crate::audit::search::service::SearchHandle;
 use crate::audit::verify::{Finding, Problem, Report, instance_keys, verify};
@@ -95,16 +97,27 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Erase a person's payloads (GDPR Art. 17): destroy their data keys, delete their
-    /// stored payloads and their words from the search index, and record the erasure;
-    /// the chain still verifies.
+    /// Erase personal data (GDPR Art. 17) and record the erasure, naming what was erased
+    /// by a keyed hash; the chain still verifies. With --user: a person's payloads (their
+    /// data keys destroyed). With --value: every stored payload holding a value — a name,
+    /// an email, a card number — whoever sent it; the value is read from standard input,
+    /// or typed at a prompt without echo, never from the command line (shell history).
+    /// Their words leave the search index too.
+    #[command(group = clap::ArgGroup::new("whom").required(true).args(["user", "value"]))]
     Erase {
-        /// The tenant (name or id) the person belongs to.
-        #[arg(long)]
-        tenant: String,
+        /// The tenant (name or id): the person's with --user (required); with --value, only
+        /// its records (all tenants' without it).
+        #[arg(long, required_unless_present = "value")]
+        tenant: Option<String>,
         /// The person, as recorded (`x-user-id`, or the request's `user`).
         #[arg(long)]
-        user: String,
+        user: Option<String>,
+        /// Erase by a value found in payloads (read from stdin or a prompt).
+        #[arg(long)]
+        value: bool,
+        /// With --value: list the records that hold it, erase nothing.
+        #[arg(long, requires = "value")]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -186,29 +199,18 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        AuditCommand::Erase { tenant, user, json } => {
-            let tenant = tenant_id(&state, &tenant)?;
-            let erasure =
-                crate::audit::log::AuditLog::open_configured(&state.loaded, &state.instance_key)?
-                    .erase_user(&tenant, &user, &super::cli_actor())?;
-            // The running gateway's indexer drops the text within seconds; without
-            // one, do it now.
-            let indexed_now = catch_up(&state, false)?.is_some();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&erasure)?);
-            } else {
-                println!(
-                    "erased {}: {} data key(s) destroyed, stored payloads of {} record(s) deleted; recorded as #{}",
-                    erasure.subject,
-                    erasure.keys.len(),
-                    erasure.records,
-                    erasure.seq
-                );
-                if !indexed_now {
-                    println!(
-                        "the running gateway removes the words from the search index within seconds"
-                    );
-                }
+        AuditCommand::Erase {
+            tenant,
+            user,
+            value,
+            dry_run,
+            json,
+        } => {
+            let tenant = tenant.map(|t| tenant_id(&state, &t)).transpose()?;
+            match (user, tenant.as_deref()) {
+                (Some(user), Some(tenant)) => erase_user(&state, tenant, &user, json)?,
+                _ if value => erase_value(&state, tenant.as_deref(), dry_run, json)?,
+                _ => anyhow::bail!("pass --tenant with --user"),
             }
             Ok(true)
         }
@@ -335,6 +337,72 @@ fn print_report(report: &Report) {
     }
 }
 
+fn erase_user(
+    state: &super::StateAccess,
+    tenant: &str,
+    user: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let erasure = Eraser::new(&state.loaded).erase_user(tenant, user, &super::cli_actor())?;
+    // The running gateway's indexer drops the text within seconds; without one, do it now.
+    let indexed_now = catch_up(state, false)?.is_some();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&erasure)?);
+        return Ok(());
+    }
+    println!(
+        "erased the payloads of user `{user}`: {} data key(s) destroyed, stored payloads of {} record(s) deleted; recorded as #{} ({})",
+        erasure.keys.len(),
+        erasure.records,
+        erasure.seq,
+        erasure.target
+    );
+    say_index_follows(indexed_now);
+    Ok(())
+}
+
+fn erase_value(
+    state: &super::StateAccess,
+    tenant: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let value = super::password::read_value("Value to erase: ")?;
+    let erasure =
+        Eraser::new(&state.loaded).erase_value(&value, tenant, &super::cli_actor(), dry_run)?;
+    let indexed_now = !dry_run && catch_up(state, false)?.is_some();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&erasure)?);
+        return Ok(());
+    }
+    let seqs: Vec<String> = erasure.records.iter().map(u64::to_string).collect();
+    match erasure.seq {
+        None => println!(
+            "{} record(s) hold the value (of {} examined): {}; nothing erased (dry run)",
+            seqs.len(),
+            erasure.examined,
+            seqs.join(", ")
+        ),
+        Some(seq) => {
+            println!(
+                "erased the stored payloads of {} record(s) holding the value (of {} examined): {}; recorded as #{seq} ({})",
+                seqs.len(),
+                erasure.examined,
+                seqs.join(", "),
+                erasure.target
+            );
+            say_index_follows(indexed_now);
+        }
+    }
+    Ok(())
+}
+
+fn say_index_follows(indexed_now: bool) {
+    if !indexed_now {
+        println!("the running gateway removes the words from the search index within seconds");
+    }
+}
+
 fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Result<()> {
     let audit = open_audit_db(&state.loaded.audit_db_path())?;
     let public_key = state.instance_key.public_key_hex();
@@ -436,13 +504,18 @@ fn catch_up(state: &super::StateAccess, from_scratch: bool) -> anyhow::Result<Op
     else {
         return Ok(None);
     };
+    let mut personal = PersonalData::configured(
+        &state.loaded,
+        crate::server::ner_settings(&state.loaded),
+        &state.instance_key.seal_key,
+    );
     if from_scratch {
         indexer.clear()?;
     }
     let audit = open_audit_db(&state.loaded.audit_db_path())?;
     let mut progress = Progress::new("indexing");
     let mut shown = false;
-    indexer.catch_up(&audit, &mut |done, total| {
+    indexer.catch_up(&audit, &mut personal, &mut |done, total| {
         if total >= 10_000 || from_scratch {
             shown = true;
             progress.update(done, total);
@@ -487,7 +560,7 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
     let request = params
         .into_request(tenant, crate::store::now_unix_ms(), DEFAULT_LIMIT)
         .map_err(anyhow::Error::msg)?;
-    let found = SearchHandle::open(&state.loaded)?.run(&request)?;
+    let found = SearchHandle::open(&state.loaded, &state.instance_key.seal_key)?.run(&request)?;
     super::record_access(
         state,
         "audit.search",

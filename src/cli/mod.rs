@@ -75,6 +75,8 @@ enum Command {
 
 /// Parses arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
+    // Every file and directory Airlock creates is its user's alone.
+    crate::store::files::private_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

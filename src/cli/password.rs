@@ -1,5 +1,7 @@
-//! Reading a new admin user's password: from standard input (`--password-stdin`, for
-//! scripts), or typed twice at a terminal prompt with echo off.
+//! Reading what must not land in shell history: a new admin user's password (from
+//! standard input with `--password-stdin`, for scripts, or typed twice at a terminal
+//! prompt with echo off), and a personal value to erase (from standard input, or typed at
+//! a prompt with echo off).
 
 use anyhow::{Context, bail};
 use rustix::termios::{LocalModes, OptionalActions, Termios, isatty, tcgetattr, tcsetattr};
@@ -25,6 +27,27 @@ pub fn read(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the two passwords differ; nothing changed");
     }
     Ok(first)
+}
+
+/// A value to erase: standard input when it is not a terminal (a pipe or a file), else
+/// typed after `label` without echo; surrounding whitespace removed.
+pub fn read_value(label: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let text = if isatty(&stdin) {
+        prompt(label)?
+    } else {
+        let mut text = String::new();
+        stdin
+            .lock()
+            .read_to_string(&mut text)
+            .context("reading the value from stdin")?;
+        text
+    };
+    let value = text.trim();
+    if value.is_empty() {
+        bail!("no value given (pipe it to standard input, or type it at the prompt)");
+    }
+    Ok(value.to_string())
 }
 
 /// One line typed at the terminal, not echoed.

@@ -109,6 +109,11 @@ pub struct AuditSearchConfig {
     /// Delete index partitions (days) older than this many days; 0 keeps them. The log
     /// itself is not touched: the index can be rebuilt from it.
     pub retention_days: u64,
+    /// Take names, places and organisations out of the indexed text with the NER model
+    /// (`pii.ner`), beside the values the recognizers find. Off, they stay in the index in
+    /// clear, and indexing is far faster (the model costs ~9 ms per 256 tokens of new text
+    /// on one core).
+    pub find_names: bool,
 }
 
 impl Default for AuditSearchConfig {
@@ -117,6 +122,7 @@ impl Default for AuditSearchConfig {
             enabled: true,
             commit_interval_secs: 2,
             retention_days: 0,
+            find_names: true,
         }
     }
 }

@@ -27,7 +27,7 @@ pub fn write(files: &Files, out: &Path, mtime: u64) -> Result<(), EvidenceError>
     for (path, bytes) in files {
         let mut header = tar::Header::new_ustar();
         header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(0o600);
         header.set_mtime(mtime);
         header.set_entry_type(tar::EntryType::Regular);
         builder

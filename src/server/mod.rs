@@ -13,6 +13,7 @@ pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
 
+use crate::audit::search::personal::PersonalData;
 use crate::audit::search::service::{IndexerThread, SearchHandle};
 use crate::config::LoadedConfig;
 use crate::routing::RouteTable;
@@ -227,7 +228,8 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the stores, loads keys and builds upstream clients.
     pub fn open(loaded: &LoadedConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&loaded.data_dir)
+        crate::store::files::private_umask();
+        crate::store::files::secure_data_dir(&loaded.data_dir)
             .with_context(|| format!("cannot create data dir {}", loaded.data_dir.display()))?;
         let instance_key = InstanceKey::read(&loaded.key_file_path())?;
         let state_conn = crate::store::open(&loaded.state_db_path(), STATE_MIGRATIONS)?;
@@ -294,12 +296,17 @@ impl Gateway {
         let searchable = audit_config.enabled && audit_config.search.enabled;
         let audit_index = searchable
             .then(|| {
-                IndexerThread::start(loaded, instance_key.seal_key, metrics.audit_index.clone())
+                IndexerThread::start(
+                    loaded,
+                    instance_key.seal_key,
+                    PersonalData::configured(loaded, ner_settings(loaded), &instance_key.seal_key),
+                    metrics.audit_index.clone(),
+                )
             })
             .transpose()
             .context("cannot start the audit indexer")?;
         let audit_search = searchable
-            .then(|| SearchHandle::open(loaded).map(Arc::new))
+            .then(|| SearchHandle::open(loaded, &instance_key.seal_key).map(Arc::new))
             .transpose()?;
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
@@ -337,6 +344,9 @@ impl Gateway {
                 seal_key: instance_key.seal_key,
                 public_key: instance_key.public_key_hex(),
                 audit_search,
+                eraser: audit
+                    .is_some()
+                    .then(|| Arc::new(crate::audit::erasure::Eraser::new(loaded))),
             }),
             audit_payloads: audit.is_some() && audit_config.store_payloads,
             audit,
@@ -621,7 +631,7 @@ mod tls {
 
 /// The NER model's settings from `pii.ner` (paths relative to the config file), or
 /// `None` when it is turned off.
-fn ner_settings(loaded: &LoadedConfig) -> Option<crate::pii::ner::NerSettings> {
+pub fn ner_settings(loaded: &LoadedConfig) -> Option<crate::pii::ner::NerSettings> {
     use crate::pii::ner::{NerSettings, PoolSize, RuntimeSource};
     let ner = &loaded.config.pii.ner;
     ner.enabled.then(|| NerSettings {

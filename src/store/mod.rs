@@ -1,6 +1,7 @@
 //! SQLite storage: opening databases with the right pragmas, schema migrations, and the
 //! request-log writer thread.
 
+pub mod files;
 pub mod instance_key;
 pub mod request_log;
 

@@ -436,10 +436,16 @@ pub fn run_airlock(args: &[&str]) -> (bool, String, String) {
 
 /// Runs the `airlock` binary with `args` and `input` on its stdin: success, stdout, stderr.
 pub fn run_airlock_with_stdin(args: &[&str], input: &str) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command.args(args);
+    run_with_stdin(&mut command, input)
+}
+
+/// Runs `command` with `input` on its stdin: success, stdout, stderr.
+pub fn run_with_stdin(command: &mut std::process::Command, input: &str) -> (bool, String, String) {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -452,6 +458,28 @@ pub fn run_airlock_with_stdin(args: &[&str], input: &str) -> (bool, String, Stri
         .write_all(input.as_bytes())
         .unwrap();
     outcome(child.wait_with_output().unwrap())
+}
+
+/// The arguments of `airlock evidence export` writing a SOC 2 package of every record of
+/// the instance `config` to `out`.
+pub fn evidence_export_args(config: &str, out: &std::path::Path) -> Vec<String> {
+    [
+        "evidence",
+        "export",
+        "--config",
+        config,
+        "--framework",
+        "soc2",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--out",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain([out.display().to_string()])
+    .collect()
 }
 
 fn outcome(out: std::process::Output) -> (bool, String, String) {

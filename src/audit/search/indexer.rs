@@ -1,21 +1,25 @@
 //! Keeps the search index up with the log: reads the records after its watermark,
-//! opens their payloads, adds them to their day's partition and commits in batches.
-//! One process indexes at a time (a lock file); the watermark is written after every
-//! partition committed, and a partition found ahead of it after a crash is cut back.
+//! opens their payloads, takes the personal data out of their text, adds them to their
+//! day's partition and commits in batches. One process indexes at a time (a lock file);
+//! the watermark is written after every partition committed, and a partition found
+//! ahead of it after a crash is cut back.
 
 use super::partitions::{Partitions, index_error, partition_of};
+use super::personal::{PersonalData, Redacted};
+use super::query::matching_seqs;
 use super::schema::document;
-use super::text::searchable;
+use super::text::pieces;
 use crate::audit::keys::open_payload;
-use crate::audit::log::{read_data_key, retention_cutoff};
+use crate::audit::log::read_data_key;
 use crate::audit::record::{AuditRecord, kind};
+use crate::audit::retention::retention_cutoff;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::ops::Bound;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use tantivy::collector::DocSetCollector;
 use tantivy::query::{BooleanQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{IndexWriter, Term};
@@ -30,7 +34,8 @@ const WRITER_MEMORY: usize = 48_000_000;
 const WATERMARK_FILE: &str = "indexed";
 const SCHEMA_FILE: &str = "schema";
 /// Changed with the schema: an index of another version is rebuilt from the log.
-const SCHEMA_VERSION: &str = "airlock audit index 2";
+/// (Version 3 holds no personal values in clear; older ones are rebuilt without them.)
+const SCHEMA_VERSION: &str = "airlock audit index 3";
 const LOCK_FILE: &str = ".indexer.lock";
 
 /// Another process holds the indexer lock.
@@ -44,7 +49,9 @@ pub struct Indexer {
     /// Last sequence number indexed and committed.
     watermark: u64,
     seal_key: [u8; 32],
-    _lock: File,
+    /// Held while this indexer lives (one indexer at a time); also shows when the
+    /// directory was deleted under it.
+    lock: File,
 }
 
 impl Indexer {
@@ -71,16 +78,13 @@ impl Indexer {
             let _ = std::fs::remove_file(dir.join(WATERMARK_FILE));
             std::fs::write(dir.join(SCHEMA_FILE), SCHEMA_VERSION)?;
         }
-        let watermark = std::fs::read_to_string(dir.join(WATERMARK_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(0);
+        let watermark = indexed_up_to(dir);
         let mut indexer = Self {
             parts,
             writers: BTreeMap::new(),
             watermark,
             seal_key,
-            _lock: lock,
+            lock,
         };
         indexer.cut_back_to_watermark()?;
         Ok(Ok(indexer))
@@ -88,6 +92,17 @@ impl Indexer {
 
     pub fn watermark(&self) -> u64 {
         self.watermark
+    }
+
+    /// Whether the index directory was deleted (or replaced) since this indexer opened
+    /// it: its lock file is no longer the one it holds.
+    pub fn vanished(&self) -> bool {
+        let on_disk = std::fs::metadata(self.parts.dir().join(LOCK_FILE));
+        let held = self.lock.metadata();
+        match (on_disk, held) {
+            (Ok(on_disk), Ok(held)) => (on_disk.dev(), on_disk.ino()) != (held.dev(), held.ino()),
+            _ => true,
+        }
     }
 
     pub fn partitions(&self) -> &Partitions {
@@ -136,17 +151,25 @@ impl Indexer {
             .ok_or_else(|| index_error("writer vanished"))
     }
 
-    /// Indexes every record after the watermark and commits; how many it indexed.
-    /// `progress` hears (done, total) after each read batch.
+    /// Indexes every record after the watermark, its text with the personal data
+    /// `personal` finds taken out, and commits; how many it indexed. `progress` hears
+    /// (done, total) after each read batch.
     pub fn catch_up(
         &mut self,
         audit: &Connection,
+        personal: &mut PersonalData,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, StoreError> {
         let last: u64 = audit.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| {
             r.get::<_, i64>(0).map(|n| n as u64)
         })?;
         let (start, total) = (self.watermark, last.saturating_sub(self.watermark));
+        if start == 0 && total > 0 {
+            tracing::info!(
+                records = total,
+                "building the audit search index from the log"
+            );
+        }
         let mut position = start;
         let mut since_commit = 0u64;
         let mut keys = HashMap::new();
@@ -169,7 +192,7 @@ impl Indexer {
                     since_commit = 0;
                 }
                 let text = self.payload_text(audit, &record, &row, &mut keys)?;
-                let doc = document(&self.parts.fields, &record, &text);
+                let doc = document(&self.parts.fields, &record, &personal.redact(&text));
                 self.writer(&partition_of(record.ts_ms))?
                     .add_document(doc)
                     .map_err(index_error)?;
@@ -188,39 +211,41 @@ impl Indexer {
         Ok(position - start)
     }
 
-    /// The searchable text of a record's payloads (none once its data key is destroyed).
+    /// The searchable pieces of a record's payloads (none once its data key is
+    /// destroyed).
     fn payload_text(
         &self,
         audit: &Connection,
         record: &AuditRecord,
         row: &Row,
         keys: &mut HashMap<String, Option<[u8; 32]>>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let Some(key_id) = &record.payload_key else {
-            return Ok(String::new());
+            return Ok(Vec::new());
         };
         if !keys.contains_key(key_id) {
             let key = read_data_key(audit, &self.seal_key, key_id)?;
             keys.insert(key_id.clone(), key);
         }
         let Some(Some(key)) = keys.get(key_id) else {
-            return Ok(String::new());
+            return Ok(Vec::new());
         };
-        let mut text = String::new();
+        let mut text = Vec::new();
         for sealed in [&row.request_payload, &row.response_payload]
             .into_iter()
             .flatten()
         {
             if let Some(plain) = open_payload(key, key_id, sealed) {
-                text.push_str(&searchable(&plain));
+                text.extend(pieces(&plain));
             }
         }
         Ok(text)
     }
 
     /// What a record of the log's own housekeeping asks of the index: an erasure drops
-    /// the text of the records sealed with the destroyed keys; a retention sweep drops
-    /// the text of a tenant's records older than its cutoff.
+    /// the text of the records sealed with the destroyed keys, or of the records whose
+    /// payloads it deleted; a retention sweep drops the text of a tenant's records older
+    /// than its cutoff.
     fn apply_housekeeping(
         &mut self,
         audit: &Connection,
@@ -238,6 +263,12 @@ impl Indexer {
                         IndexRecordOption::Basic,
                     )));
                 }
+            }
+            for seq in &record.erased_records {
+                clauses.push(Box::new(TermQuery::new(
+                    Term::from_field_u64(f.seq, *seq),
+                    IndexRecordOption::Basic,
+                )));
             }
         } else if let (Some(tenant), Some(cutoff)) = (&record.tenant_id, retention_cutoff(record)) {
             before = Some(cutoff);
@@ -279,20 +310,9 @@ impl Indexer {
         let mut touched = Vec::new();
         for name in self.parts.overlapping(None, before)? {
             let searcher = self.parts.get(&name)?.reader.searcher();
-            let hits = searcher
-                .search(query, &DocSetCollector)
-                .map_err(index_error)?;
-            if hits.is_empty() {
+            let seqs = matching_seqs(&searcher, query)?;
+            if seqs.is_empty() {
                 continue;
-            }
-            let mut seqs = Vec::with_capacity(hits.len());
-            for hit in hits {
-                let column = searcher
-                    .segment_reader(hit.segment_ord)
-                    .fast_fields()
-                    .u64("seq")
-                    .map_err(index_error)?;
-                seqs.extend(column.first(hit.doc_id));
             }
             touched.push(name.clone());
             let writer = self.writer(&name)?;
@@ -306,7 +326,7 @@ impl Indexer {
                 let record: AuditRecord = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Invalid(format!("record {seq}: {e}")))?;
                 writer
-                    .add_document(document(&fields, &record, ""))
+                    .add_document(document(&fields, &record, &Redacted::default()))
                     .map_err(index_error)?;
             }
         }
@@ -367,6 +387,19 @@ impl Indexer {
         self.watermark = 0;
         self.commit()
     }
+}
+
+/// The last sequence number the index under `dir` holds: 0 when there is none, or when
+/// it is of another schema (to be rebuilt) and cannot be queried as this one.
+pub fn indexed_up_to(dir: &Path) -> u64 {
+    let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).unwrap_or_default();
+    if schema.trim() != SCHEMA_VERSION {
+        return 0;
+    }
+    std::fs::read_to_string(dir.join(WATERMARK_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A record as read for indexing.

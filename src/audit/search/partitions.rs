@@ -35,6 +35,14 @@ pub fn partition_start(name: &str) -> Option<i64> {
 pub struct Partition {
     pub index: Index,
     pub reader: IndexReader,
+    /// The directory it was opened in (device, inode): a partition deleted and built
+    /// again under the same name is opened anew.
+    dir_id: Option<(u64, u64)>,
+}
+
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The partitions under one directory.
@@ -92,8 +100,15 @@ impl Partitions {
 
     /// A partition, opened (and created) on first use, its reader brought up to date.
     pub fn get(&mut self, name: &str) -> Result<&Partition, StoreError> {
+        let path = self.dir.join(name);
+        if self
+            .open
+            .get(name)
+            .is_some_and(|open| open.dir_id != dir_id(&path))
+        {
+            self.open.remove(name);
+        }
         if !self.open.contains_key(name) {
-            let path = self.dir.join(name);
             std::fs::create_dir_all(&path)?;
             let directory = MmapDirectory::open(&path).map_err(index_error)?;
             let index =
@@ -103,8 +118,15 @@ impl Partitions {
                 .reload_policy(ReloadPolicy::Manual)
                 .try_into()
                 .map_err(index_error)?;
-            self.open
-                .insert(name.to_string(), Partition { index, reader });
+            let dir_id = dir_id(&path);
+            self.open.insert(
+                name.to_string(),
+                Partition {
+                    index,
+                    reader,
+                    dir_id,
+                },
+            );
         }
         let partition = self
             .open

@@ -1,12 +1,14 @@
-//! Searching the index: a query string (full text, or `field:value`, ranges, phrases)
-//! narrowed by filters — the tenant first, which a caller's own query cannot widen — and
-//! the matching records' sequence numbers, sorted and paged across the day partitions
-//! the time range touches.
+//! Searching the index: a query string (full text, or `field:value`, ranges, phrases;
+//! personal values matched by their keyed hashes) narrowed by filters — the tenant first,
+//! which a caller's own query cannot widen — and the matching records' sequence numbers,
+//! sorted and paged across the day partitions the time range touches.
 
 use super::partitions::{Partitions, index_error};
+use super::rewrite::rewrite;
+use crate::audit::values::ValueKeys;
 use crate::store::StoreError;
 use std::ops::Bound;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocAddress, Order, Searcher, Term};
@@ -214,8 +216,13 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
         })
 }
 
-/// Runs `request` over the partitions its time range touches.
-pub fn search(parts: &mut Partitions, request: &SearchRequest) -> Result<SearchPage, SearchError> {
+/// Runs `request` over the partitions its time range touches; values in its query are
+/// hashed with `keys`.
+pub fn search(
+    parts: &mut Partitions,
+    request: &SearchRequest,
+    keys: &ValueKeys,
+) -> Result<SearchPage, SearchError> {
     let window = request.offset.saturating_add(request.limit);
     if window > MAX_WINDOW {
         return Err(SearchError::BadRequest(format!(
@@ -226,7 +233,7 @@ pub fn search(parts: &mut Partitions, request: &SearchRequest) -> Result<SearchP
     let Some(first) = names.first() else {
         return Ok(SearchPage::default());
     };
-    let query = build_query(parts, first, request)?;
+    let query = build_query(parts, first, request, keys)?;
     let mut total = 0u64;
     // (sort key, seq) of each partition's best `window` matches.
     let mut hits: Vec<(f64, u64)> = Vec::new();
@@ -254,6 +261,49 @@ pub fn search(parts: &mut Partitions, request: &SearchRequest) -> Result<SearchP
         .map(|(_, seq)| seq)
         .collect();
     Ok(SearchPage { total, seqs })
+}
+
+/// The sequence numbers of every record `query` matches, in `tenant` when given, in
+/// every partition.
+pub fn all_matching(
+    parts: &mut Partitions,
+    query: Box<dyn Query>,
+    tenant: Option<&str>,
+) -> Result<Vec<u64>, StoreError> {
+    let query: Box<dyn Query> = match tenant {
+        Some(tenant) => Box::new(BooleanQuery::intersection(vec![
+            query,
+            Box::new(TermQuery::new(
+                Term::from_field_text(parts.fields.tenant, tenant),
+                IndexRecordOption::Basic,
+            )),
+        ])),
+        None => query,
+    };
+    let mut seqs = Vec::new();
+    for name in parts.names()? {
+        let searcher = parts.get(&name)?.reader.searcher();
+        seqs.extend(matching_seqs(&searcher, query.as_ref())?);
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The sequence numbers of the records `query` matches in one partition, unordered.
+pub fn matching_seqs(searcher: &Searcher, query: &dyn Query) -> Result<Vec<u64>, StoreError> {
+    let hits = searcher
+        .search(query, &DocSetCollector)
+        .map_err(index_error)?;
+    let mut seqs = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let column = searcher
+            .segment_reader(hit.segment_ord)
+            .fast_fields()
+            .u64("seq")
+            .map_err(index_error)?;
+        seqs.extend(column.first(hit.doc_id));
+    }
+    Ok(seqs)
 }
 
 /// One partition's best `window` matches as (sort key, seq).
@@ -343,6 +393,7 @@ fn build_query(
     parts: &mut Partitions,
     any_partition: &str,
     request: &SearchRequest,
+    keys: &ValueKeys,
 ) -> Result<Box<dyn Query>, SearchError> {
     let f = parts.fields;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -353,7 +404,7 @@ fn build_query(
         let mut parser = QueryParser::for_index(index, vec![f.text]);
         parser.set_conjunction_by_default();
         let parsed = parser
-            .parse_query(text)
+            .build_query_from_user_input_ast(rewrite(text, keys)?)
             .map_err(|e| SearchError::BadRequest(format!("the query does not parse: {e}")))?;
         clauses.push((Occur::Must, parsed));
     }

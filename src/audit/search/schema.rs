@@ -1,6 +1,8 @@
-//! The search index's schema: full text over redacted payloads, and the record's fields
-//! as exact-match terms and fast columns for filters, ranges and sorting.
+//! The search index's schema: full text over redacted payloads, the keyed hashes of the
+//! personal values taken out of them, and the record's fields as exact-match terms and
+//! fast columns for filters, ranges and sorting.
 
+use super::personal::Redacted;
 use crate::audit::record::AuditRecord;
 use tantivy::TantivyDocument;
 use tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, TEXT};
@@ -27,9 +29,14 @@ pub struct Fields {
     pub cost: Field,
     pub latency: Field,
     pub tokens: Field,
-    /// 1 when the document holds payload text (retention finds what to strip by it).
+    /// 1 when the document holds payload text or value hashes, or text was withheld
+    /// (retention finds what to strip by it).
     pub has_text: Field,
     pub text: Field,
+    /// Keyed hashes of the personal values found in the payloads (never the values).
+    pub values: Field,
+    /// 1 when payload text was left out because the NER model could not look at it.
+    pub withheld: Field,
 }
 
 /// The schema and its field handles.
@@ -57,6 +64,8 @@ pub fn schema() -> (Schema, Fields) {
     let tokens = b.add_u64_field("tokens", INDEXED | FAST);
     let has_text = b.add_u64_field("has_text", INDEXED);
     let text = b.add_text_field("text", TEXT);
+    let values = b.add_text_field("values", STRING);
+    let withheld = b.add_u64_field("withheld", INDEXED);
     let fields = Fields {
         seq,
         ts_ms,
@@ -79,12 +88,15 @@ pub fn schema() -> (Schema, Fields) {
         tokens,
         has_text,
         text,
+        values,
+        withheld,
     };
     (b.build(), fields)
 }
 
-/// The index document of a record, with the searchable text of its payloads.
-pub fn document(f: &Fields, record: &AuditRecord, text: &str) -> TantivyDocument {
+/// The index document of a record, with the searchable text of its payloads (personal
+/// values taken out) and their values' keyed hashes.
+pub fn document(f: &Fields, record: &AuditRecord, payloads: &Redacted) -> TantivyDocument {
     let mut doc = TantivyDocument::new();
     doc.add_u64(f.seq, record.seq);
     doc.add_i64(f.ts_ms, record.ts_ms);
@@ -122,9 +134,14 @@ pub fn document(f: &Fields, record: &AuditRecord, text: &str) -> TantivyDocument
             .unwrap_or(0)
             .saturating_add(record.completion_tokens.unwrap_or(0)),
     );
-    doc.add_u64(f.has_text, u64::from(!text.is_empty()));
-    if !text.is_empty() {
-        doc.add_text(f.text, text);
+    let has_text = !payloads.text.is_empty() || !payloads.terms.is_empty() || payloads.withheld;
+    doc.add_u64(f.has_text, u64::from(has_text));
+    if !payloads.text.is_empty() {
+        doc.add_text(f.text, &payloads.text);
     }
+    for term in &payloads.terms {
+        doc.add_text(f.values, term);
+    }
+    doc.add_u64(f.withheld, u64::from(payloads.withheld));
     doc
 }

@@ -1,16 +1,19 @@
 //! The search index in a running gateway: the thread that indexes new records every few
-//! seconds (reporting its lag, applying retention), and the handle searches go through.
+//! seconds (reporting its lag, applying retention, rebuilding the index from the log when
+//! its directory is deleted), and the handle searches go through.
 
 use super::indexer::Indexer;
 use super::partitions::Partitions;
+use super::personal::PersonalData;
 use super::query::{SearchError, SearchRequest, search};
 use crate::audit::log::{open_audit_db, records_by_seq};
 use crate::audit::record::AuditRecord;
+use crate::audit::values::ValueKeys;
 use crate::config::{AuditSearchConfig, LoadedConfig};
 use crate::store::StoreError;
 use crate::telemetry::metrics::AuditIndexMetrics;
 use rusqlite::{Connection, OptionalExtension};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -23,6 +26,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 pub struct SearchHandle {
     parts: Mutex<Partitions>,
     audit: Mutex<Connection>,
+    /// Values in queries are searched by their keyed hashes.
+    keys: ValueKeys,
 }
 
 /// A page of search results.
@@ -33,10 +38,12 @@ pub struct Found {
 }
 
 impl SearchHandle {
-    pub fn open(loaded: &LoadedConfig) -> Result<Self, StoreError> {
+    /// Searches over the instance `loaded` configures, whose seal key is `seal_key`.
+    pub fn open(loaded: &LoadedConfig, seal_key: &[u8; 32]) -> Result<Self, StoreError> {
         Ok(Self {
             parts: Mutex::new(Partitions::open(&loaded.audit_index_dir())?),
             audit: Mutex::new(open_audit_db(&loaded.audit_db_path())?),
+            keys: ValueKeys::derive(seal_key),
         })
     }
 
@@ -47,7 +54,7 @@ impl SearchHandle {
                 .parts
                 .lock()
                 .map_err(|_| StoreError::Invalid("search index lock poisoned".into()))?;
-            search(&mut parts, request)?
+            search(&mut parts, request, &self.keys)?
         };
         let audit = self
             .audit
@@ -68,9 +75,12 @@ pub struct IndexerThread {
 }
 
 impl IndexerThread {
+    /// Starts indexing the instance `loaded` configures, opening payloads with data keys
+    /// sealed by `seal_key` and taking out the personal data `personal` finds.
     pub fn start(
         loaded: &LoadedConfig,
         seal_key: [u8; 32],
+        personal: PersonalData,
         metrics: AuditIndexMetrics,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
@@ -80,7 +90,13 @@ impl IndexerThread {
             .name("airlock-audit-index".into())
             .spawn(move || {
                 lower_priority();
-                run(&index_dir, &audit_db, seal_key, &config, &metrics, &stopped);
+                let mut work = Work {
+                    index_dir,
+                    seal_key,
+                    personal,
+                    metrics,
+                };
+                run(&mut work, &audit_db, &config, &stopped);
             })?;
         Ok(Self { stop, thread })
     }
@@ -94,23 +110,31 @@ impl IndexerThread {
     }
 }
 
+/// What the indexing thread works with.
+struct Work {
+    index_dir: PathBuf,
+    seal_key: [u8; 32],
+    personal: PersonalData,
+    metrics: AuditIndexMetrics,
+}
+
 /// Indexes a round every `commit_interval_secs` (retention hourly) until told to stop,
 /// then a last round.
-fn run(
-    index_dir: &Path,
-    audit_db: &Path,
-    seal_key: [u8; 32],
-    config: &AuditSearchConfig,
-    metrics: &AuditIndexMetrics,
-    stopped: &mpsc::Receiver<()>,
-) {
+fn run(work: &mut Work, audit_db: &Path, config: &AuditSearchConfig, stopped: &mpsc::Receiver<()>) {
     let interval = Duration::from_secs(config.commit_interval_secs.max(1));
-    let mut indexer = None;
+    let mut indexer: Option<Indexer> = None;
     let mut audit = None;
     let mut retention_at: Option<Instant> = None;
     loop {
+        if indexer.as_ref().is_some_and(Indexer::vanished) {
+            tracing::warn!(
+                dir = %work.index_dir.display(),
+                "the audit search index directory was deleted; rebuilding it from the log"
+            );
+            indexer = None;
+        }
         if indexer.is_none() {
-            indexer = open_indexer(index_dir, seal_key);
+            indexer = work.open_indexer();
         }
         if audit.is_none() {
             audit = open_audit_db(audit_db)
@@ -118,7 +142,7 @@ fn run(
                 .ok();
         }
         if let (Some(indexer), Some(audit)) = (indexer.as_mut(), audit.as_ref()) {
-            index_round(indexer, audit, metrics);
+            work.round(indexer, audit);
             if config.retention_days > 0
                 && retention_at.is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
             {
@@ -141,7 +165,7 @@ fn run(
     }
     // The last round: what was written before the writer stopped.
     if let (Some(indexer), Some(audit)) = (indexer.as_mut(), audit.as_ref()) {
-        index_round(indexer, audit, metrics);
+        work.round(indexer, audit);
     }
 }
 
@@ -154,34 +178,36 @@ fn lower_priority() {
     }
 }
 
-fn open_indexer(dir: &Path, seal_key: [u8; 32]) -> Option<Indexer> {
-    match Indexer::open(dir, seal_key) {
-        Ok(Ok(indexer)) => Some(indexer),
-        Ok(Err(_busy)) => {
-            tracing::warn!("another process is indexing the audit log (a reindex?); waiting");
-            None
-        }
-        Err(e) => {
-            tracing::error!("audit index cannot open: {e}");
-            None
+impl Work {
+    fn open_indexer(&self) -> Option<Indexer> {
+        match Indexer::open(&self.index_dir, self.seal_key) {
+            Ok(Ok(indexer)) => Some(indexer),
+            Ok(Err(_busy)) => {
+                tracing::warn!("another process is indexing the audit log (a reindex?); waiting");
+                None
+            }
+            Err(e) => {
+                tracing::error!("audit index cannot open: {e}");
+                None
+            }
         }
     }
-}
 
-/// One indexing round: report the lag found, then catch up.
-fn index_round(indexer: &mut Indexer, audit: &Connection, metrics: &AuditIndexMetrics) {
-    match lag(audit, indexer.watermark()) {
-        Ok((records, seconds)) => {
-            metrics.lag_records.set(records as i64);
-            metrics.lag_seconds.set(seconds);
+    /// One indexing round: report the lag found, then catch up.
+    fn round(&mut self, indexer: &mut Indexer, audit: &Connection) {
+        match lag(audit, indexer.watermark()) {
+            Ok((records, seconds)) => {
+                self.metrics.lag_records.set(records as i64);
+                self.metrics.lag_seconds.set(seconds);
+            }
+            Err(e) => tracing::warn!("audit index lag unknown: {e}"),
         }
-        Err(e) => tracing::warn!("audit index lag unknown: {e}"),
-    }
-    match indexer.catch_up(audit, &mut |_, _| {}) {
-        Ok(indexed) => {
-            metrics.indexed.inc_by(indexed);
+        match indexer.catch_up(audit, &mut self.personal, &mut |_, _| {}) {
+            Ok(indexed) => {
+                self.metrics.indexed.inc_by(indexed);
+            }
+            Err(e) => tracing::error!("audit indexing failed: {e}"),
         }
-        Err(e) => tracing::error!("audit indexing failed: {e}"),
     }
 }
 

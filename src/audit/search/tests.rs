@@ -4,9 +4,11 @@
 
 use super::indexer::Indexer;
 use super::partitions::Partitions;
+use super::personal::PersonalData;
 use super::query::{SearchRequest, search};
 use crate::audit::log::{AuditLog, CheckpointPolicy, open_audit_db};
 use crate::audit::record::{AuditEvent, AuditRecord, kind};
+use crate::audit::values::ValueKeys;
 use crate::audit::verify::{instance_keys, verify};
 use crate::store::instance_key::InstanceKey;
 use std::time::Duration;
@@ -38,7 +40,41 @@ fn hits(dir: &std::path::Path, query: &str) -> u64 {
         limit: 10,
         ..SearchRequest::default()
     };
-    search(&mut parts, &request).unwrap().total
+    let keys = ValueKeys::derive(&[0u8; 32]);
+    search(&mut parts, &request, &keys).unwrap().total
+}
+
+/// The log in `dir` (its state database `airlock.db` beside it).
+fn open_log(dir: &std::path::Path, instance: &InstanceKey) -> AuditLog {
+    let policy = CheckpointPolicy {
+        every_records: 100,
+        every: Duration::from_secs(3600),
+    };
+    AuditLog::open(
+        &dir.join("audit.db"),
+        &dir.join("airlock.db"),
+        instance,
+        policy,
+        4096,
+    )
+    .unwrap()
+}
+
+/// The log in `dir`, indexed in `dir/audit-index`: a connection to it, and the indexer.
+fn index_log(dir: &std::path::Path, instance: &InstanceKey) -> (rusqlite::Connection, Indexer) {
+    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
+    let mut indexer = Indexer::open(&dir.join("audit-index"), instance.seal_key)
+        .unwrap()
+        .unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
+    (audit, indexer)
+}
+
+/// Recognizers only: fast, and enough for these tests.
+fn personal() -> PersonalData {
+    PersonalData::new(&[0u8; 32], None, false)
 }
 
 #[test]
@@ -52,17 +88,7 @@ fn retention_deletes_old_payloads_and_their_words_only() {
             "INSERT INTO tenants (id, name, created_at) VALUES ('ten_a', 'a', 0), ('ten_b', 'b', 0);",
         )
         .unwrap();
-    let mut log = AuditLog::open(
-        &dir.join("audit.db"),
-        &state_db,
-        &instance,
-        CheckpointPolicy {
-            every_records: 100,
-            every: Duration::from_secs(3600),
-        },
-        4096,
-    )
-    .unwrap();
+    let mut log = open_log(&dir, &instance);
     let now = crate::store::now_unix_ms();
     log.append(vec![
         event("ten_a", now - 10 * DAY_MS, "ancient alpha"),
@@ -71,11 +97,7 @@ fn retention_deletes_old_payloads_and_their_words_only() {
     ])
     .unwrap();
     let index_dir = dir.join("audit-index");
-    let audit = open_audit_db(&dir.join("audit.db")).unwrap();
-    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
-        .unwrap()
-        .unwrap();
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    let (audit, mut indexer) = index_log(&dir, &instance);
     assert_eq!(hits(&index_dir, "ancient"), 2);
 
     // Tenant a keeps payloads 5 days, b for ever.
@@ -88,7 +110,9 @@ fn retention_deletes_old_payloads_and_their_words_only() {
         1,
         "b's now; a's already gone"
     );
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(hits(&index_dir, "ancient"), 0);
     assert_eq!(
         hits(&index_dir, "alpha"),
@@ -117,7 +141,9 @@ fn retention_deletes_old_payloads_and_their_words_only() {
         .unwrap()
         .unwrap();
     assert_eq!(indexer.watermark(), 0);
-    indexer.catch_up(&audit, &mut |_, _| {}).unwrap();
+    indexer
+        .catch_up(&audit, &mut personal(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(hits(&index_dir, "alpha"), 1);
     assert_eq!(
         hits(&index_dir, "ancient"),
@@ -129,5 +155,42 @@ fn retention_deletes_old_payloads_and_their_words_only() {
     let (key, public) = instance_keys(&instance);
     let report = verify(&audit, &state, &key, &public, None, None).unwrap();
     assert!(report.ok(), "{:?}", report.findings);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_deleted_index_is_noticed_and_rebuilt_from_the_log() {
+    let dir = crate::store::scratch_dir("audit-index-deleted");
+    let instance = InstanceKey::generate().unwrap();
+    let mut log = open_log(&dir, &instance);
+    let now = crate::store::now_unix_ms();
+    log.append(vec![
+        event("ten_a", now, "zeppelin"),
+        event("ten_a", now, "zeppelin"),
+    ])
+    .unwrap();
+    let index_dir = dir.join("audit-index");
+    let (audit, indexer) = index_log(&dir, &instance);
+    assert!(!indexer.vanished());
+    assert_eq!(hits(&index_dir, "zeppelin"), 2);
+
+    std::fs::remove_dir_all(&index_dir).unwrap();
+    assert!(
+        indexer.vanished(),
+        "the running indexer sees its directory gone"
+    );
+    drop(indexer);
+    let mut indexer = Indexer::open(&index_dir, instance.seal_key)
+        .unwrap()
+        .unwrap();
+    assert!(!indexer.vanished());
+    assert_eq!(indexer.watermark(), 0);
+    assert_eq!(
+        indexer
+            .catch_up(&audit, &mut personal(), &mut |_, _| {})
+            .unwrap(),
+        2
+    );
+    assert_eq!(hits(&index_dir, "zeppelin"), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,23 +1,35 @@
 //! What of a payload is searchable: the string values of a JSON body (keys and
 //! structure left out), or of a stream the text its events carry, joined as the client
-//! read it.
+//! read it — as pieces (each string; the stream's text), which the indexer scans for
+//! personal data one by one, so a conversation's earlier messages, resent with every
+//! turn, are scanned once.
 
 use serde_json::Value;
 
 /// Keys whose string values in stream events are pieces of the generated text.
 const STREAM_TEXT_KEYS: &[&str] = &["content", "text", "arguments", "partial_json", "refusal"];
 
-/// The searchable text of a stored payload (a JSON body or an SSE stream).
+/// The searchable text of a stored payload (a JSON body or an SSE stream): its pieces,
+/// each ended by a newline.
 pub fn searchable(payload: &[u8]) -> String {
     let mut out = String::new();
+    for piece in pieces(payload) {
+        out.push_str(&piece);
+        out.push('\n');
+    }
+    out
+}
+
+/// The searchable pieces of a stored payload: each string value of a JSON body (a
+/// message, a name), or the text of a stream as the client read it.
+pub fn pieces(payload: &[u8]) -> Vec<String> {
     if let Ok(value) = serde_json::from_slice::<Value>(payload) {
-        strings(&value, &mut |s| {
-            out.push_str(s);
-            out.push('\n');
-        });
+        let mut out = Vec::new();
+        strings(&value, &mut |s| out.push(s.to_string()));
         return out;
     }
     // A stream: the data of each event.
+    let mut out = String::new();
     for line in payload.split(|b| *b == b'\n') {
         let Some(data) = line.strip_prefix(b"data:") else {
             continue;
@@ -27,7 +39,10 @@ pub fn searchable(payload: &[u8]) -> String {
         };
         stream_text(&event, &mut out);
     }
-    out
+    if out.is_empty() {
+        return Vec::new();
+    }
+    vec![out]
 }
 
 /// Every string value in `value`, depth first.
@@ -70,7 +85,11 @@ mod tests {
         let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
                        data: {\"choices\":[{\"delta\":{\"content\":\"lo there\"}}]}\n\n\
                        data: [DONE]\n\n";
-        assert_eq!(searchable(stream), "Hello there");
+        assert_eq!(pieces(stream), ["Hello there"]);
+        assert_eq!(searchable(stream), "Hello there\n");
+        let mut each = pieces(body);
+        each.sort();
+        assert_eq!(each, ["m", "the quarterly figures", "user"]);
         assert_eq!(searchable(b"\xff\xfe not json"), "");
     }
 }
