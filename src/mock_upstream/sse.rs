@@ -375,10 +375,15 @@ enum Mode {
     Finished,
 }
 
+/// vLLM's message for a failure while generating.
+pub const GENERIC_ERROR: &str = "Internal server error";
+
 /// A streaming response body: vLLM's SSE events, paced and possibly faulted.
 #[derive(Debug)]
 pub struct SseBody {
     script: Script,
+    /// The message of a mid-stream error event.
+    error_message: Box<str>,
     /// When the request arrived: event offsets count from here.
     origin: Instant,
     fault: Option<(StreamFault, usize)>,
@@ -401,6 +406,7 @@ impl SseBody {
         };
         Self {
             script: Script::new(plan),
+            error_message: GENERIC_ERROR.into(),
             origin: Instant::now(),
             fault,
             emitted: 0,
@@ -408,6 +414,12 @@ impl SseBody {
             queue: VecDeque::new(),
             mode: Mode::Running,
         }
+    }
+
+    /// Says `message` in a mid-stream error event.
+    pub fn with_error_message(mut self, message: Box<str>) -> Self {
+        self.error_message = message;
+        self
     }
 
     /// The next SSE event, `None` at the end, `Err` to abort the connection.
@@ -452,7 +464,7 @@ impl SseBody {
                         }
                         StreamFault::Error => {
                             self.queue.push_back(stream_error_event(
-                                "Internal server error",
+                                &self.error_message,
                                 "InternalServerError",
                                 500,
                             ));
