@@ -102,7 +102,7 @@ async fn silent_sockets_and_slow_bodies_many_times_the_file_limit_lock_nobody_ou
         prefaces.push(stream);
     }
     let slow_logins: Vec<_> = (0..10)
-        .map(|_| tokio::spawn(trickled_login(server)))
+        .map(|_| tokio::spawn(trickled_post(server, "/admin/login")))
         .collect();
     // The control client is served throughout, on new connections and on the data path.
     for round in 0..10 {
@@ -145,13 +145,14 @@ async fn silent_sockets_and_slow_bodies_many_times_the_file_limit_lock_nobody_ou
     assert!(!log.contains("accept failed"), "{log}");
 }
 
-/// `POST /admin/login` with a body that arrives a byte at a time, for ever; the answer.
-async fn trickled_login(server: SocketAddr) -> String {
+/// `POST path` with a body that arrives a byte at a time, for ever; the answer, read
+/// until the server closes the connection.
+async fn trickled_post(server: SocketAddr, path: &str) -> String {
     let mut stream = connect_from([127, 0, 0, 4], server).await.unwrap();
-    stream
-        .write_all(b"POST /admin/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
-        .await
-        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     let trickle = tokio::spawn(async move {
         while writer.write_all(b" ").await.is_ok() {
@@ -200,14 +201,14 @@ async fn failed_accepts_are_logged_at_a_bounded_rate_and_serving_resumes() {
     raise_own_file_limit();
     // A cap above what 64 descriptors hold: accepts fail for want of descriptors.
     let gw = Served::start(
-        "  header_timeout_secs: 2\n  max_connections: 1000\n  max_connections_per_client: 1000\n",
+        "  header_timeout_secs: 1\n  max_connections: 1000\n  max_connections_per_client: 1000\n",
         "-n 64",
         &[],
         "warn",
     )
     .await;
     let mut silent = Vec::new();
-    for _ in 0..150 {
+    for _ in 0..60 {
         if let Some(stream) = connect_from([127, 0, 0, 2], gw.addr).await {
             silent.push(stream);
         }
@@ -254,7 +255,7 @@ async fn the_soft_file_limit_is_raised_to_the_hard_one_at_start() {
 async fn idle_connections_close_and_busy_ones_stay_open() {
     let gw = Gateway::start_with(
         "  header_timeout_secs: 1\n  idle_timeout_secs: 1\n",
-        &["--tokens-per-sec", "20"],
+        &["--tokens-per-sec", "20", "--default-tokens", "100"],
     )
     .await;
     // HTTP/1.1 keep-alive: answered, then closed after a second without a request.
@@ -316,15 +317,21 @@ async fn a_tls_connection_without_a_handshake_is_closed_after_the_header_timeout
     );
     let gw = Gateway::start_with(&tls, &[]).await;
     let mut silent = TcpStream::connect(gw.addr).await.unwrap();
-    assert!(read_until_closed(&mut silent).await.is_some());
+    // The configured second, not a fixed handshake timeout of 10 s: the bound is the
+    // point here, generous for a noisy machine yet below the old fixed one.
+    let closed = tokio::time::timeout(Duration::from_secs(8), read_until_closed(&mut silent));
+    assert!(matches!(closed.await, Ok(Some(_))), "still open after 8 s");
     gw.stop().await;
     let _ = std::fs::remove_dir_all(&certs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_body_that_never_finishes_gets_408() {
+async fn a_body_that_never_finishes_is_cut_on_every_route() {
     let gw = Gateway::start().await;
-    let answer = trickled_login(gw.addr).await;
+    // A route that reads no body answers, and the connection does not wait for the rest.
+    let answer = trickled_post(gw.addr, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    let answer = trickled_post(gw.addr, "/admin/login").await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let (_, body) = answer.split_once("\r\n\r\n").unwrap();
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -432,4 +439,53 @@ async fn metrics_take_a_bearer_token_when_one_is_configured() {
     }
     gw.stop().await;
     let _ = std::fs::remove_dir_all(&secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_while_draining_after_sigterm() {
+    use http_body_util::BodyExt;
+    let mut gw = Served::start("", "", &["--tokens-per-sec", "20"], "warn").await;
+    let ready = send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (200, "ready".into())
+    );
+    // A 3-second stream is in flight when systemd stops the service.
+    let body = serde_json::json!({"model": "chat-model", "stream": true, "max_tokens": 60,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let request = http::Request::post(gw.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::to_vec(&body).unwrap(),
+        )))
+        .unwrap();
+    let mut stream = client().request(request).await.unwrap().into_body();
+    let mut received = stream
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap()
+        .to_vec();
+    gw.terminate();
+    // New connections still reach the listener, and hear that it is draining.
+    let draining = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let answer = send("GET", &gw.url("/readyz"), &[], "").await;
+            if answer.status == 503 {
+                return answer.json();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("/readyz never said it was draining");
+    assert_eq!(draining["status"], "draining");
+    // The stream in flight finishes whole, and then the process exits cleanly.
+    while let Some(frame) = stream.frame().await {
+        received.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    assert!(received.ends_with(b"data: [DONE]\n\n"));
+    assert!(gw.wait().await, "{}", gw.stderr());
 }
