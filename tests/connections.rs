@@ -278,12 +278,7 @@ async fn idle_connections_close_and_busy_ones_stay_open() {
     let conn = tokio::spawn(conn);
     let body = serde_json::json!({"model": "chat-model", "stream": true, "max_tokens": 40,
         "messages": [{"role": "user", "content": "hi"}]});
-    let request = http::Request::post(gw.url("/v1/chat/completions"))
-        .header("authorization", format!("Bearer {}", gw.key))
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            serde_json::to_vec(&body).unwrap(),
-        )))
-        .unwrap();
+    let request = json_request(&gw.url("/v1/chat/completions"), &gw.key, &body);
     let started = std::time::Instant::now();
     let response = sender.send_request(request).await.unwrap();
     use http_body_util::BodyExt;
@@ -453,12 +448,7 @@ async fn readyz_answers_503_while_draining_after_sigterm() {
     // A 3-second stream is in flight when systemd stops the service.
     let body = serde_json::json!({"model": "chat-model", "stream": true, "max_tokens": 60,
         "messages": [{"role": "user", "content": "hi"}]});
-    let request = http::Request::post(gw.url("/v1/chat/completions"))
-        .header("authorization", format!("Bearer {}", gw.key))
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            serde_json::to_vec(&body).unwrap(),
-        )))
-        .unwrap();
+    let request = json_request(&gw.url("/v1/chat/completions"), &gw.key, &body);
     let mut stream = client().request(request).await.unwrap().into_body();
     let mut received = stream
         .frame()

@@ -84,16 +84,7 @@ async fn upstream_server_error_details_never_reach_any_client() {
     )
     .await;
     assert!(direct.text().contains(INTERNAL), "{}", direct.text());
-    let gw = Gateway::start_full(
-        "",
-        &[],
-        &Extra {
-            upstreams,
-            models,
-            ..Extra::default()
-        },
-    )
-    .await;
+    let gw = Gateway::with_routes(upstreams, models).await;
     let mut checked = 0;
     for (model, _) in &faulty {
         for stream in [false, true] {

@@ -107,16 +107,7 @@ async fn gateway(
         addrs[0].port()
     ));
     models.push_str("  untrusted:\n    upstream: untrusted\n    model: mock-llama\n    retry: {attempts: 1}\n    breaker: {enabled: false}\n");
-    let gw = Gateway::start_full(
-        "",
-        &[],
-        &Extra {
-            upstreams,
-            models,
-            ..Extra::default()
-        },
-    )
-    .await;
+    let gw = Gateway::with_routes(upstreams, models).await;
     (gw, addrs, stops)
 }
 
@@ -206,10 +197,7 @@ async fn a_client_that_leaves_cancels_the_https_upstream_request() {
     for ((kind, _, _), mock) in KINDS.iter().zip(&mocks) {
         let mut body = chat(&format!("{kind}-tls"), true);
         body["max_tokens"] = 1000.into();
-        let request = http::Request::post(gw.url("/v1/chat/completions"))
-            .header("authorization", format!("Bearer {}", gw.key))
-            .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
-            .unwrap();
+        let request = json_request(&gw.url("/v1/chat/completions"), &gw.key, &body);
         let response = client().request(request).await.unwrap();
         let mut body = response.into_body();
         assert!(body.frame().await.unwrap().unwrap().is_data());

@@ -479,3 +479,26 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_without_a_certificate_names_the_upstream_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("airlock-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = ca_roots("corp", &empty).unwrap_err();
+        assert!(err.contains("upstream `corp`: ca_file"), "{err}");
+        assert!(err.contains("no usable CA certificate"), "{err}");
+        let err = ca_roots("corp", &dir.join("missing.pem")).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+        let generated = rcgen::generate_simple_self_signed(vec!["ca".to_string()]).unwrap();
+        let good = dir.join("good.pem");
+        std::fs::write(&good, generated.cert.pem()).unwrap();
+        assert_eq!(ca_roots("corp", &good).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -194,6 +194,17 @@ impl Gateway {
         Self::start_full(extra_server, mock_flags, &Extra::default()).await
     }
 
+    /// A gateway with these more upstreams and models (lines under `upstreams:` and
+    /// `models:`).
+    pub async fn with_routes(upstreams: String, models: String) -> Self {
+        let extra = Extra {
+            upstreams,
+            models,
+            ..Extra::default()
+        };
+        Self::start_full("", &[], &extra).await
+    }
+
     /// Like `start_with`, with more upstreams and models in the config.
     pub async fn start_full(extra_server: &str, mock_flags: &[&str], extra: &Extra) -> Self {
         let mut flags = vec!["--api-key", UPSTREAM_SECRET];
@@ -413,6 +424,16 @@ pub async fn send(
         headers,
         body,
     }
+}
+
+/// A POST of the JSON `body` to `url` with a bearer key, for a test that reads its
+/// answer frame by frame.
+pub fn json_request(url: &str, key: &str, body: &Value) -> http::Request<Full<Bytes>> {
+    http::Request::post(url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+        .unwrap()
 }
 
 /// POSTs JSON with a bearer key.
