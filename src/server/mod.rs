@@ -553,6 +553,12 @@ fn connection_caps(server: &crate::config::ServerConfig) -> ConnectionCaps {
         server.max_connections_per_client,
         file_limit,
     );
+    tracing::info!(
+        max_connections = caps.total,
+        max_connections_per_client = caps.per_client,
+        file_limit = ?file_limit,
+        "connection caps"
+    );
     if let Some(fits) = caps.exceeds_file_limit(file_limit) {
         tracing::warn!(
             max_connections = caps.total,
