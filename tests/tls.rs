@@ -6,38 +6,6 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
-
-fn client_for(
-    cert_der: rustls::pki_types::CertificateDer<'static>,
-    h2: bool,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
-> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only();
-    let connector = if h2 {
-        builder.enable_http2().build()
-    } else {
-        builder.enable_http1().build()
-    };
-    Client::builder(TokioExecutor::new())
-        .http2_only(h2)
-        .build(connector)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_over_http1_and_http2() {
@@ -62,7 +30,7 @@ async fn serves_https_over_http1_and_http2() {
         (false, http::Version::HTTP_11),
         (true, http::Version::HTTP_2),
     ] {
-        let client = client_for(generated.cert.der().clone(), h2);
+        let client = https_client(generated.cert.der().clone(), h2);
         let request = http::Request::post(format!(
             "https://localhost:{}/v1/chat/completions",
             gw.addr.port()

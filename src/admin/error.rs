@@ -36,6 +36,15 @@ impl AdminError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// The request body did not arrive within `server.client_body_timeout_secs`.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// A store error: a refused change (`Invalid`, its message for the caller) is 400,
     /// anything else internal.
     pub fn store(e: crate::store::StoreError) -> Self {

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod body;
 mod credentials;
 mod error;
 mod login;
@@ -17,10 +18,12 @@ mod tenancy;
 use crate::server::AppState;
 use crate::server::body::GatewayBody;
 use axum::body::Body;
+use axum::response::IntoResponse;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
@@ -43,16 +46,21 @@ pub struct AdminAccess {
     pub eraser: Option<Arc<crate::audit::erasure::Eraser>>,
 }
 
-/// Serves one `/admin/` request.
+/// Serves one `/admin/` request, its body due within the body timeout.
 pub async fn handle(state: Arc<AppState>, mut req: Request<Incoming>) -> Response<GatewayBody> {
     static ROUTER: OnceLock<axum::Router> = OnceLock::new();
     let router = ROUTER.get_or_init(routes::router).clone();
+    let expired = Arc::new(AtomicBool::new(false));
+    let timeout = state.body_timeout;
     req.extensions_mut().insert(state);
-    let req = req.map(Body::new);
-    let response = match router.oneshot(req).await {
+    let req = req.map(|body| Body::new(body::DeadlineBody::new(body, timeout, expired.clone())));
+    let mut response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
+    if expired.load(Ordering::Acquire) {
+        response = error::AdminError::body_timeout().into_response();
+    }
     let (parts, body) = response.into_parts();
     // Admin answers are small JSON documents: collected, then sent whole.
     let bytes = match http_body_util::Limited::new(body, 16 * 1024 * 1024)

@@ -9,8 +9,8 @@
 
 use super::columns::Columns;
 use super::keys::record_mac;
-use super::retention::retention_cutoff;
 use super::record::{AuditRecord, kind};
+use super::retention::retention_cutoff;
 use super::verify::{Finding, Problem};
 use crate::store::StoreError;
 use ring::hmac;

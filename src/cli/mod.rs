@@ -144,6 +144,13 @@ fn serve(config: &std::path::Path, ner_model: Option<PathBuf>) -> anyhow::Result
     }
     let logging = &loaded.config.logging;
     crate::telemetry::logging::init(&logging.level, logging.format);
+    match crate::server::limits::raise_file_limit() {
+        Ok(limit) if limit.before != limit.now => {
+            tracing::info!(from = ?limit.before, to = ?limit.now, "raised the open-file limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let rt = coordinator_runtime()?;
     let writer = rt.block_on(async {
         let gateway = crate::server::Gateway::open(&loaded)?;
@@ -180,8 +187,13 @@ fn mock_upstream(args: crate::mock_upstream::MockArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        let scheme = if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         println!(
-            "mock-upstream listening on http://{}",
+            "mock-upstream listening on {scheme}://{}",
             listener.local_addr()?
         );
         crate::mock_upstream::serve(listener, args, crate::server::shutdown_signal()).await

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 /// The whole `airlock.yaml` file.
@@ -173,12 +174,29 @@ pub struct ServerConfig {
     pub tls: Option<Spanned<TlsConfig>>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
-    /// Seconds a client may take to send the request body; slower bodies get 408.
+    /// Seconds a client may take to send the request body (on every route, the admin
+    /// API's included); slower bodies get 408.
     pub client_body_timeout_secs: u64,
+    /// Seconds from accepting a connection until its first request head has arrived,
+    /// the TLS handshake and HTTP/2's preface included; slower connections are closed.
+    pub header_timeout_secs: NonZeroU64,
+    /// Seconds a connection may stay open with no request in flight (HTTP/1.1
+    /// keep-alive between requests, HTTP/2 with no open stream); then it is closed
+    /// (HTTP/2 with a GOAWAY).
+    pub idle_timeout_secs: NonZeroU64,
+    /// Most client connections open at once; more are closed as soon as they are
+    /// accepted. 0 derives it from the file-descriptor limit (see the README).
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (IPv4 address, or IPv6
+    /// /64 prefix). 0 means half of `max_connections`.
+    pub max_connections_per_client: usize,
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
     /// Serve Prometheus metrics at `GET /metrics`.
     pub metrics: bool,
+    /// File whose first line is a bearer token `GET /metrics` then requires; without
+    /// it the metrics are open to anyone who reaches the listener.
+    pub metrics_token_file: Option<PathBuf>,
     /// Serve the admin API under `/admin/` (admin tokens only).
     pub admin_api: bool,
     /// Threads serving connections; 0 means one per CPU core.
@@ -192,11 +210,24 @@ impl Default for ServerConfig {
             tls: None,
             max_body_bytes: 4 * 1024 * 1024,
             client_body_timeout_secs: 60,
+            header_timeout_secs: nonzero(10),
+            idle_timeout_secs: nonzero(60),
+            max_connections: 0,
+            max_connections_per_client: 0,
             shutdown_grace_secs: 30,
             metrics: true,
+            metrics_token_file: None,
             admin_api: true,
             worker_threads: 0,
         }
+    }
+}
+
+/// `n` as a non-zero default (1 for 0).
+const fn nonzero(n: u64) -> NonZeroU64 {
+    match NonZeroU64::new(n) {
+        Some(n) => n,
+        None => NonZeroU64::MIN,
     }
 }
 
@@ -266,6 +297,10 @@ pub struct UpstreamConfig {
     /// File holding the upstream's API key (first line); relative to the config file.
     #[serde(default)]
     pub api_key_file: Option<PathBuf>,
+    /// PEM file of the CA certificates an `https://` upstream's certificate must chain
+    /// to, instead of the system's (an internal CA); relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// TCP (and TLS) connect timeout, in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,

@@ -307,3 +307,46 @@ fn personal_data_under_load_defaults_protect_and_keys_parse() {
         .to_string();
     assert!(err.contains("on_ner_unavailable"), "{err}");
 }
+
+#[test]
+fn connection_limits_default_to_secure_values_and_timeouts_cannot_be_zero() {
+    let server = &load(GOOD).unwrap().config.server;
+    assert_eq!(server.header_timeout_secs.get(), 10);
+    assert_eq!(server.idle_timeout_secs.get(), 60);
+    assert_eq!(
+        (server.max_connections, server.max_connections_per_client),
+        (0, 0)
+    );
+    assert!(server.metrics_token_file.is_none());
+    for key in ["header_timeout_secs", "idle_timeout_secs"] {
+        let text = GOOD.replace(
+            "  listen: 127.0.0.1:9000\n",
+            &format!("  listen: 127.0.0.1:9000\n  {key}: 0\n"),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/etc/airlock/airlock.yaml:3:") && err.contains(key),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_upstream_ca_file_needs_https() {
+    let err = load(&GOOD.replace(
+        "    api_key_env: VLLM_KEY\n",
+        "    api_key_env: VLLM_KEY\n    ca_file: ca.pem\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("upstreams.vllm.ca_file"), "{err}");
+    let https = GOOD.replace("http://10.0.0.5", "https://10.0.0.5").replace(
+        "    api_key_env: VLLM_KEY\n",
+        "    api_key_env: VLLM_KEY\n    ca_file: ca.pem\n",
+    );
+    let loaded = load(&https).unwrap();
+    assert_eq!(
+        loaded.config.upstreams["vllm"].value.ca_file.as_deref(),
+        Some(Path::new("ca.pem"))
+    );
+}

@@ -45,6 +45,13 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
                 ));
             }
         }
+        if u.ca_file.is_some() && !u.base_url.starts_with("https://") {
+            return Err(at(
+                loc,
+                format!("{field}.ca_file"),
+                "applies to https:// upstreams only",
+            ));
+        }
         if u.api_key_env.is_some() && u.api_key_file.is_some() {
             return Err(at(
                 loc,

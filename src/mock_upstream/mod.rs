@@ -4,7 +4,8 @@
 //! framing) closely enough to stand in for a GPU server behind the gateway: chat
 //! completions (with tool calls), legacy completions, embeddings, model listing, health,
 //! bearer-token auth like `vllm serve --api-key` (with several keys, one throttled, for
-//! credential tests), and injected faults for resilience tests.
+//! credential tests), injected faults for resilience tests, HTTPS with HTTP/2 by ALPN
+//! (`--tls-cert`, `--tls-key`), and a count of answers the client abandoned.
 //!
 //! Module map:
 //! - `router`: HTTP dispatch, auth (one key or several, some throttled), faults, the
@@ -18,11 +19,14 @@
 //! - `generate`: deterministic words, token counts, ids and cheap randomness.
 //! - `tools`: tool-call arguments generated from a JSON schema.
 //! - `faults`: the injected fault catalogue.
+//! - `cancel`: counts requests whose answer was abandoned before its end (the client
+//!   went away), for `/mock/cancelled`.
 //! - `anthropic`, `gemini`: the other wire formats (`--flavor`), translated from chat;
 //!   `translated` re-emits a chat stream in them.
 
 mod anthropic;
 mod body;
+mod cancel;
 mod chat;
 mod completions;
 mod embeddings;
@@ -108,6 +112,16 @@ pub struct MockArgs {
     /// (memory grows with every request: for tests)
     #[arg(long)]
     pub record_requests: bool,
+    /// Message of injected server errors (500, 503, mid-stream error events) instead of
+    /// vLLM's generic ones: a server's internals, which must never reach a client
+    #[arg(long)]
+    pub error_message: Option<String>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The API a simulator speaks.
@@ -137,6 +151,9 @@ impl Default for MockArgs {
             embedding_dim: 64,
             echo: false,
             record_requests: false,
+            error_message: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -150,6 +167,14 @@ pub async fn serve(
     args: MockArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::acceptor(
+            cert,
+            key,
+            ("--tls-cert", "--tls-key"),
+        )?),
+        _ => None,
+    };
     let state = Arc::new(router::State::new(args)?);
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -176,13 +201,36 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 let builder = builder.clone();
                 let state = Arc::clone(&state);
+                let tls = tls.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |request| {
                         let state = Arc::clone(&state);
-                        async move { router::handle(&state, request).await }
+                        async move {
+                            let watch = cancel::Unfinished::new(state.abandoned());
+                            match router::handle(&state, request).await {
+                                Ok(response) => Ok(watch.follow(response)),
+                                Err(dropped) => {
+                                    watch.settle();
+                                    Err(dropped)
+                                }
+                            }
+                        }
                     });
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(error) = watcher.watch(connection).await {
+                    let ended = match tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection).await
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let connection =
+                                    builder.serve_connection(TokioIo::new(stream), service);
+                                watcher.watch(connection).await
+                            }
+                            Err(error) => Err(error.into()),
+                        },
+                    };
+                    if let Err(error) = ended {
                         tracing::debug!(%error, "mock-upstream connection ended with an error");
                     }
                 });

@@ -18,7 +18,7 @@ use super::MockArgs;
 use super::body::MockBody;
 use super::faults::{self, Fault};
 use super::request::{ApiError, Prepared, Work};
-use super::sse::SseBody;
+use super::sse::{self, SseBody};
 use super::wire;
 use super::{Flavor, anthropic, gemini};
 use super::{chat, completions, embeddings, models, tokenize};
@@ -37,12 +37,15 @@ pub struct State {
     faulted: std::sync::atomic::AtomicU64,
     /// Generation requests per `--api-key`, in the same order.
     key_uses: Vec<std::sync::atomic::AtomicU64>,
+    /// Requests whose answer the client abandoned before its end.
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The last generation request received, for `GET /mock/last-request`.
 #[derive(Debug)]
 struct Recorded {
     method: Method,
+    version: http::Version,
     path: String,
     headers: HeaderMap,
     body: Bytes,
@@ -95,7 +98,18 @@ impl State {
             last_request: Mutex::new(None),
             all_requests: Mutex::new(Vec::new()),
             faulted: std::sync::atomic::AtomicU64::new(0),
+            abandoned: Default::default(),
         })
+    }
+
+    /// The count of abandoned answers, for each request to add to.
+    pub fn abandoned(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.abandoned.clone()
+    }
+
+    /// The message of injected server errors.
+    fn error_message<'a>(&'a self, generic: &'a str) -> &'a str {
+        self.args.error_message.as_deref().unwrap_or(generic)
     }
 
     /// The `--fault` for this request, while `--fault-count` lasts.
@@ -178,6 +192,10 @@ impl State {
         let body = json_or_text(&recorded.body);
         let mut out = Map::new();
         out.insert("method".into(), Value::String(recorded.method.to_string()));
+        out.insert(
+            "version".into(),
+            Value::String(format!("{:?}", recorded.version)),
+        );
         out.insert("path".into(), Value::String(recorded.path.clone()));
         out.insert("headers".into(), Value::Object(headers));
         out.insert("body".into(), body);
@@ -215,6 +233,7 @@ enum Route {
     LastRequest,
     AllRequests,
     KeyUsage,
+    Abandoned,
 }
 
 impl Route {
@@ -230,6 +249,7 @@ impl Route {
             "/mock/last-request" => Self::LastRequest,
             "/mock/requests" => Self::AllRequests,
             "/mock/key-usage" => Self::KeyUsage,
+            "/mock/cancelled" => Self::Abandoned,
             _ => return None,
         })
     }
@@ -280,6 +300,7 @@ async fn read_body(
     };
     state.record(Recorded {
         method: parts.method.clone(),
+        version: parts.version,
         path: parts
             .uri
             .path_and_query()
@@ -463,6 +484,13 @@ pub async fn handle(
         Route::Models => json(StatusCode::OK, models::list(&state.args)),
         Route::KeyUsage => json(StatusCode::OK, state.key_usage_json()),
         Route::AllRequests => json(StatusCode::OK, state.all_requests_json()),
+        Route::Abandoned => json(
+            StatusCode::OK,
+            Bytes::from(format!(
+                "{{\"cancelled\":{}}}",
+                state.abandoned.load(std::sync::atomic::Ordering::Relaxed)
+            )),
+        ),
         Route::LastRequest => match state.last_request_json() {
             Some(recorded) => json(StatusCode::OK, recorded),
             None => error_response(&ApiError {
@@ -502,12 +530,14 @@ async fn generate(
 
     match fault {
         Some(Fault::Slow(millis)) => tokio::time::sleep(Duration::from_millis(millis)).await,
-        Some(Fault::InternalError) => return Ok(error_response(&internal_error())),
+        Some(Fault::InternalError) => return Ok(error_response(&internal_error(state))),
         Some(Fault::Unavailable) => {
             return Ok(error_response(&ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 kind: "ServiceUnavailableError",
-                message: "The server is temporarily unable to handle the request.".into(),
+                message: state
+                    .error_message("The server is temporarily unable to handle the request.")
+                    .into(),
                 param: None,
             }));
         }
@@ -517,7 +547,9 @@ async fn generate(
 
     match work {
         Work::Stream(plan) => {
-            let mut response = Response::new(MockBody::Sse(Box::new(SseBody::new(plan, fault))));
+            let sse = SseBody::new(plan, fault)
+                .with_error_message(state.error_message(sse::GENERIC_ERROR).into());
+            let mut response = Response::new(MockBody::Sse(Box::new(sse)));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),
@@ -535,7 +567,7 @@ async fn generate(
                 Ok(json(StatusCode::OK, json_body.slice(..cut)))
             }
             // A failure during non-streamed generation surfaces as a plain 500.
-            Some(Fault::StreamError) => Ok(error_response(&internal_error())),
+            Some(Fault::StreamError) => Ok(error_response(&internal_error(state))),
             _ => {
                 if args.latency_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(args.latency_ms)).await;
@@ -591,11 +623,11 @@ fn rate_limited() -> Response<MockBody> {
     response
 }
 
-fn internal_error() -> ApiError {
+fn internal_error(state: &State) -> ApiError {
     ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         kind: "InternalServerError",
-        message: "Internal server error".into(),
+        message: state.error_message(sse::GENERIC_ERROR).into(),
         param: None,
     }
 }

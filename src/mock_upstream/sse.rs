@@ -375,10 +375,15 @@ enum Mode {
     Finished,
 }
 
+/// vLLM's message for a failure while generating.
+pub const GENERIC_ERROR: &str = "Internal server error";
+
 /// A streaming response body: vLLM's SSE events, paced and possibly faulted.
 #[derive(Debug)]
 pub struct SseBody {
     script: Script,
+    /// The message of a mid-stream error event.
+    error_message: Box<str>,
     /// When the request arrived: event offsets count from here.
     origin: Instant,
     fault: Option<(StreamFault, usize)>,
@@ -407,6 +412,7 @@ impl SseBody {
         };
         Self {
             script: Script::new(plan),
+            error_message: GENERIC_ERROR.into(),
             origin: Instant::now(),
             fault,
             emitted: 0,
@@ -415,6 +421,12 @@ impl SseBody {
             mode: Mode::Running,
             late_end,
         }
+    }
+
+    /// Says `message` in a mid-stream error event.
+    pub fn with_error_message(mut self, message: Box<str>) -> Self {
+        self.error_message = message;
+        self
     }
 
     /// The next SSE event, `None` at the end, `Err` to abort the connection.
@@ -459,7 +471,7 @@ impl SseBody {
                         }
                         StreamFault::Error => {
                             self.queue.push_back(stream_error_event(
-                                "Internal server error",
+                                &self.error_message,
                                 "InternalServerError",
                                 500,
                             ));

@@ -16,11 +16,17 @@ use std::task::{Context, Poll, ready};
 pub struct TranslatedSse {
     inner: Box<SseBody>,
     rewriter: Box<dyn ClientEvents>,
+    /// An error event ended the stream: what follows is not translated.
+    failed: bool,
 }
 
 impl TranslatedSse {
     pub fn new(inner: Box<SseBody>, rewriter: Box<dyn ClientEvents>) -> Self {
-        Self { inner, rewriter }
+        Self {
+            inner,
+            rewriter,
+            failed: false,
+        }
     }
 
     /// The next translated bytes.
@@ -38,10 +44,21 @@ impl TranslatedSse {
                 .map(|p| p.trim_ascii_end())
                 .unwrap_or_default();
             let mut out = BytesMut::new();
+            if self.failed {
+                continue;
+            }
             if payload == b"[DONE]" {
                 self.rewriter.finish(&mut out);
             } else {
                 match serde_json::from_slice::<Chunk<'_>>(payload) {
+                    // A failure mid-stream, as the flavor says it (Anthropic's `error`
+                    // event, Google's error object).
+                    Ok(chunk) if chunk.error.is_some() => {
+                        let message =
+                            crate::api::openai::upstream_error_message(payload).unwrap_or_default();
+                        self.rewriter.error(&message, &mut out);
+                        self.failed = true;
+                    }
                     Ok(chunk) => self.rewriter.on_chunk(&chunk, &mut out),
                     Err(_) => return Poll::Ready(Some(Ok(event))),
                 }

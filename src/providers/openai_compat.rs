@@ -182,7 +182,11 @@ impl Upstream {
         let transport = if uri.scheme_str() == Some("http") {
             inline_transport(name, &uri, cfg, connect_timeout, workers)?
         } else {
-            client_transport(name, cfg, connect_timeout, workers)?
+            let roots = match &cfg.ca_file {
+                Some(file) => Some(ca_roots(name, &loaded.resolve(file))?),
+                None => None,
+            };
+            client_transport(name, cfg, connect_timeout, workers, roots)?
         };
         Ok(Self {
             name: name.into(),
@@ -379,14 +383,16 @@ fn inline_transport(
     Ok(Transport::Inline { pools })
 }
 
-/// Per-worker hyper-util clients (rustls with ring, HTTP/2 by ALPN), for `https://`.
+/// Per-worker hyper-util clients (rustls with ring, HTTP/2 by ALPN), for `https://`,
+/// trusting `roots` when given, else the system's CAs.
 fn client_transport(
     name: &str,
     cfg: &UpstreamConfig,
     connect_timeout: Duration,
     workers: usize,
+    roots: Option<rustls::RootCertStore>,
 ) -> Result<Transport, String> {
-    let connector = https_connector(name, connect_timeout)?;
+    let connector = connector_trusting(name, connect_timeout, roots)?;
     let clients = (0..workers.max(1))
         .map(|_| {
             Client::builder(TokioExecutor::new())
@@ -404,30 +410,62 @@ pub fn https_connector(
     name: &str,
     connect_timeout: Duration,
 ) -> Result<HttpsConnector<HttpConnector>, String> {
+    connector_trusting(name, connect_timeout, None)
+}
+
+/// [`https_connector`], trusting only the CAs in `roots` when given.
+fn connector_trusting(
+    name: &str,
+    connect_timeout: Duration,
+    roots: Option<rustls::RootCertStore>,
+) -> Result<HttpsConnector<HttpConnector>, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let tls = match builder.with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(upstream = name, error = %e, "no system CA certificates; https upstreams will fail verification");
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
+    let with_roots = |roots: rustls::RootCertStore| -> Result<_, String> {
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config))
+    };
+    let tls = match roots {
+        Some(roots) => with_roots(roots)?,
+        None => match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider.clone())
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(upstream = name, error = %e, "no system CA certificates; https upstreams will fail verification");
+                with_roots(rustls::RootCertStore::empty())?
+            }
+        },
     };
     Ok(tls
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http))
+}
+
+/// The CA certificates in the PEM file `path` (an upstream's `ca_file`).
+fn ca_roots(name: &str, path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let problem = |what: String| format!("upstream `{name}`: ca_file {}: {what}", path.display());
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| problem(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(problem("no usable CA certificate in it".into()));
+    }
+    Ok(roots)
 }
 
 /// A one-line description of an error and its causes.
@@ -440,4 +478,27 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_without_a_certificate_names_the_upstream_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("airlock-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = ca_roots("corp", &empty).unwrap_err();
+        assert!(err.contains("upstream `corp`: ca_file"), "{err}");
+        assert!(err.contains("no usable CA certificate"), "{err}");
+        let err = ca_roots("corp", &dir.join("missing.pem")).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+        let generated = rcgen::generate_simple_self_signed(vec!["ca".to_string()]).unwrap();
+        let good = dir.join("good.pem");
+        std::fs::write(&good, generated.cert.pem()).unwrap();
+        assert_eq!(ca_roots("corp", &good).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -96,6 +96,47 @@ impl ApiError {
         )
     }
 
+    /// A request line or header hyper could not parse.
+    pub fn malformed_request() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "malformed_request",
+            "the request is not valid HTTP/1.1",
+        )
+    }
+
+    /// A request URI longer than the server reads (64 KiB).
+    pub fn uri_too_long() -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "invalid_request_error",
+            "uri_too_long",
+            "the request URI is longer than the server accepts",
+        )
+    }
+
+    /// A request head larger than the server reads, or with more than 100 headers.
+    pub fn headers_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_request_error",
+            "headers_too_large",
+            "the request headers are larger, or more, than the server accepts",
+        )
+    }
+
+    /// `GET /metrics` without the configured `server.metrics_token_file` token.
+    pub fn metrics_unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_metrics_token",
+            "the metrics need `Authorization: Bearer <token>` with the token of \
+             `server.metrics_token_file`",
+        )
+    }
+
     pub fn auth(err: AuthError) -> Self {
         let (status, code) = match err {
             AuthError::Missing => (StatusCode::UNAUTHORIZED, "missing_api_key"),

@@ -41,7 +41,12 @@ pub async fn handle(
     match endpoint {
         Endpoint::Healthz => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         Endpoint::Readyz => readiness(&state),
-        Endpoint::Metrics if state.metrics_enabled => metrics_response(&state),
+        Endpoint::Metrics if state.metrics_enabled => match &state.metrics_token {
+            Some(token) if !token.admits(req.headers()) => {
+                ApiError::metrics_unauthorized().into_response()
+            }
+            _ => metrics_response(&state),
+        },
         Endpoint::Admin if state.admin.is_some() => crate::admin::handle(state, req).await,
         Endpoint::Admin => ApiError::route_not_found(req.uri().path()).into_response(),
         Endpoint::Metrics | Endpoint::NotFound => {

@@ -2,13 +2,17 @@
 //! stack around the handler, and graceful shutdown.
 
 pub mod body;
+mod connection;
 pub mod context;
 mod count_tokens;
 mod credential;
 mod dispatch;
 pub mod error;
 mod handler;
+pub mod limits;
 mod metering_stage;
+mod metrics_token;
+mod parse_errors;
 pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
@@ -19,19 +23,24 @@ use crate::config::LoadedConfig;
 use crate::routing::RouteTable;
 use crate::store::instance_key::InstanceKey;
 use crate::store::request_log::{RequestLog, RequestLogWriter};
+use crate::telemetry::logging::LogThrottle;
 use crate::telemetry::metrics::Metrics;
 use crate::tenancy::{KeyCache, STATE_MIGRATIONS, StateMirror};
 use anyhow::Context as _;
+use connection::{Activity, Deadlines, Ended, Tracked};
 use http::Method;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use limits::{Admission, ConnectionCaps, Ticket};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 /// Everything a request handler needs, shared by all connections.
@@ -57,6 +66,8 @@ pub struct AppState {
     pub log: RequestLog,
     pub metrics: Metrics,
     pub metrics_enabled: bool,
+    /// The bearer token `GET /metrics` requires, if one is configured.
+    pub metrics_token: Option<metrics_token::MetricsToken>,
     /// Checks admin tokens and records admin events; `None` when the admin API is off.
     pub admin: Option<crate::admin::AdminAccess>,
     /// Where audit records go; `None` when the audit trail is off.
@@ -223,6 +234,8 @@ pub struct Gateway {
     tls: Option<TlsAcceptor>,
     shutdown_grace: Duration,
     workers: usize,
+    deadlines: Deadlines,
+    admission: Arc<Admission>,
 }
 
 impl Gateway {
@@ -272,6 +285,12 @@ impl Gateway {
             n => n,
         };
         let metrics = Metrics::new();
+        let admission = Admission::new(connection_caps(server), metrics.connections.clone());
+        let metrics_token = server
+            .metrics_token_file
+            .as_ref()
+            .map(|file| metrics_token::MetricsToken::read(&loaded.resolve(file)))
+            .transpose()?;
         let routes =
             RouteTable::from_config(loaded, workers, &metrics).map_err(anyhow::Error::msg)?;
         let (log, request_log) = RequestLog::open(
@@ -309,7 +328,11 @@ impl Gateway {
             .then(|| SearchHandle::open(loaded, &instance_key.seal_key).map(Arc::new))
             .transpose()?;
         let tls = match &server.tls {
-            Some(tls) => Some(tls::acceptor(loaded, &tls.value)?),
+            Some(tls) => Some(tls::acceptor(
+                &loaded.resolve(&tls.value.cert_file),
+                &loaded.resolve(&tls.value.key_file),
+                ("server.tls.cert_file", "server.tls.key_file"),
+            )?),
             None => None,
         };
         let pii = pii_stage::PiiEngine::start(
@@ -336,6 +359,7 @@ impl Gateway {
             log,
             metrics,
             metrics_enabled: server.metrics,
+            metrics_token,
             admin: server.admin_api.then(|| crate::admin::AdminAccess {
                 state_db: loaded.state_db_path(),
                 audit_db: loaded.audit_db_path(),
@@ -367,6 +391,11 @@ impl Gateway {
             tls,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
             workers,
+            deadlines: Deadlines {
+                header: Duration::from_secs(server.header_timeout_secs.get()),
+                idle: Duration::from_secs(server.idle_timeout_secs.get()),
+            },
+            admission,
         })
     }
 
@@ -378,6 +407,8 @@ impl Gateway {
     /// threads, each a single-threaded runtime with its own upstream connection pools: a
     /// request never hops between threads, which on a small box cost more than the
     /// proxying itself (measured: ~25 µs per request with tokio's work-stealing runtime).
+    /// A connection over a cap is closed as soon as it is accepted: no TLS handshake,
+    /// no bytes written, no descriptor kept.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -389,9 +420,14 @@ impl Gateway {
             tls,
             shutdown_grace,
             workers,
+            deadlines,
+            admission,
         } = self;
         let mut queues = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
+        // `Some(deadline)` once the gateway drains: connections close after their
+        // requests, workers wait for them until the deadline.
+        let (drain, drain_signal) = tokio::sync::watch::channel(None);
         for index in 0..workers {
             let (queue, connections) = tokio::sync::mpsc::unbounded_channel();
             let worker = Worker {
@@ -399,7 +435,8 @@ impl Gateway {
                 connections,
                 state: state.clone(),
                 tls: tls.clone(),
-                shutdown_grace,
+                deadlines,
+                drain: drain_signal.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("airlock-worker-{index}"))
@@ -408,39 +445,42 @@ impl Gateway {
             queues.push(queue);
             threads.push(thread);
         }
+        drop(drain_signal);
         let health_checks = crate::routing::health::spawn_all(state.routes.upstreams());
+        let mut acceptor = Acceptor {
+            listener,
+            admission,
+            queues,
+            next: 0,
+            accept_errors: LogThrottle::new(LOG_INTERVAL),
+            refusals: LogThrottle::new(LOG_INTERVAL),
+        };
         tokio::pin!(shutdown);
-        let mut next = 0;
         loop {
-            let (stream, peer) = tokio::select! {
+            tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            match stream.into_std() {
-                Ok(stream) => {
-                    let _ = queues[next].send((stream, peer));
-                    next = (next + 1) % queues.len();
-                }
-                Err(e) => tracing::warn!(%peer, error = %e, "cannot hand over a connection"),
+                () = acceptor.accept_one() => {}
             }
         }
-        drop(listener);
         health_checks
             .iter()
             .for_each(tokio::task::JoinHandle::abort);
+        // Draining: in-flight requests finish, and the listener stays open meanwhile so
+        // `/readyz` can tell load balancers (503) on new connections, each closed after
+        // its request.
         state.draining.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + shutdown_grace;
+        drain.send_replace(Some(deadline));
         tracing::info!("shutting down: draining in-flight requests");
-        // Closing the queues tells every worker to stop and drain.
-        drop(queues);
+        while acceptor.admission.open() > 0 {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                () = tokio::time::sleep(DRAIN_CHECK) => {}
+                () = acceptor.accept_one() => {}
+            }
+        }
+        // Closing the queues tells every worker to stop.
+        drop(acceptor);
         for thread in threads {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
             if !matches!(joined, Ok(Ok(()))) {
@@ -454,8 +494,106 @@ impl Gateway {
     }
 }
 
-/// A connection handed to a worker.
-type Handover = (std::net::TcpStream, std::net::SocketAddr);
+/// How often a draining gateway checks whether every connection has ended.
+const DRAIN_CHECK: Duration = Duration::from_millis(50);
+
+/// The listener's side of the serve loop: accepts, admits under the caps, and deals
+/// connections to the workers.
+struct Acceptor {
+    listener: TcpListener,
+    admission: Arc<Admission>,
+    queues: Vec<tokio::sync::mpsc::UnboundedSender<Handover>>,
+    next: usize,
+    accept_errors: LogThrottle,
+    refusals: LogThrottle,
+}
+
+impl Acceptor {
+    /// Accepts one connection and hands it to the next worker, or closes it at once
+    /// when a cap is full: no TLS handshake, no bytes written, no descriptor kept.
+    async fn accept_one(&mut self) {
+        let (stream, peer) = match self.listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                if let Some(suppressed) = self.accept_errors.allow(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed, "accept failed");
+                }
+                // Out of file descriptors and similar: back off instead of spinning.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                return;
+            }
+        };
+        let accepted = Instant::now();
+        let ticket = match self.admission.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                drop(stream);
+                if let Some(suppressed) = self.refusals.allow(accepted) {
+                    let open = self.admission.open();
+                    tracing::warn!(%peer, cap = refusal.reason(), open, suppressed, "connection refused: a connection cap is full");
+                }
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match stream.into_std() {
+            Ok(stream) => {
+                let _ = self.queues[self.next].send(Handover {
+                    stream,
+                    peer,
+                    ticket,
+                    accepted,
+                });
+                self.next = (self.next + 1) % self.queues.len();
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot hand over a connection"),
+        }
+    }
+}
+
+/// At most one warning per this interval about failed accepts, and one about refused
+/// connections, each counting those it held back.
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The pause after a failed accept (out of descriptors, say): the backlog keeps the
+/// connection, and retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The connection caps from `server:` under the process's open-file limit, with a
+/// warning when an explicit cap leaves too few descriptors.
+fn connection_caps(server: &crate::config::ServerConfig) -> ConnectionCaps {
+    let file_limit = limits::current_file_limit();
+    let caps = ConnectionCaps::derive(
+        server.max_connections,
+        server.max_connections_per_client,
+        file_limit,
+    );
+    tracing::info!(
+        max_connections = caps.total,
+        max_connections_per_client = caps.per_client,
+        file_limit = ?file_limit,
+        "connection caps"
+    );
+    if let Some(fits) = caps.exceeds_file_limit(file_limit) {
+        tracing::warn!(
+            max_connections = caps.total,
+            file_limit = file_limit.unwrap_or(0),
+            fits,
+            "server.max_connections is above what the open-file limit leaves room for: \
+             under load, accepts will fail for want of descriptors"
+        );
+    }
+    caps
+}
+
+/// A connection handed to a worker: the socket, its peer, its place under the
+/// connection caps (given back when the connection ends), and when it was accepted.
+struct Handover {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+    accepted: Instant,
+}
 
 /// One worker thread: a single-threaded runtime serving the connections dealt to it.
 struct Worker {
@@ -463,7 +601,9 @@ struct Worker {
     connections: tokio::sync::mpsc::UnboundedReceiver<Handover>,
     state: Arc<AppState>,
     tls: Option<TlsAcceptor>,
-    shutdown_grace: Duration,
+    deadlines: Deadlines,
+    /// `Some(deadline)` once the gateway drains.
+    drain: tokio::sync::watch::Receiver<Option<Instant>>,
 }
 
 impl Worker {
@@ -490,83 +630,139 @@ impl Worker {
             mut connections,
             state,
             tls,
-            shutdown_grace,
+            deadlines,
+            drain,
         } = self;
-        let graceful = GracefulShutdown::new();
+        // Every connection holds a receiver: all dropped, every connection ended.
+        let (alive, alive_token) = tokio::sync::watch::channel(());
         let builder = Arc::new(http_builder());
-        while let Some((stream, peer)) = connections.recv().await {
-            let stream = match tokio::net::TcpStream::from_std(stream) {
+        while let Some(handover) = connections.recv().await {
+            let stream = match tokio::net::TcpStream::from_std(handover.stream) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot register a connection");
+                    tracing::warn!(peer = %handover.peer, error = %e, "cannot register a connection");
                     continue;
                 }
             };
-            let state = state.clone();
-            let client_addr: Arc<str> = peer.to_string().into();
-            let service = tower::ServiceBuilder::new()
-                .layer(request_id::RequestIdLayer)
-                .service_fn(move |req| {
-                    let state = state.clone();
-                    let client_addr = client_addr.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            handler::handle(state, client_addr, req).await,
-                        )
-                    }
-                });
-            let service = TowerToHyperService::new(service);
-            let builder = builder.clone();
-            let watcher = graceful.watcher();
+            let connection = Connection {
+                peer: handover.peer,
+                activity: Activity::new(handover.accepted),
+                state: state.clone(),
+                builder: builder.clone(),
+                deadlines,
+                drain: drain.clone(),
+            };
             let tls = tls.clone();
+            let ticket = handover.ticket;
+            let alive = alive_token.clone();
             tokio::spawn(async move {
-                let result = match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                    Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                                .await;
-                        let tls_stream = match handshake {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
+                connection.serve(stream, tls).await;
+                drop((ticket, alive));
             });
         }
-        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+        drop(alive_token);
+        let deadline = (*drain.borrow()).unwrap_or_else(Instant::now);
+        if tokio::time::timeout_at(deadline, alive.closed())
             .await
             .is_err()
         {
-            tracing::warn!(worker = index, grace = ?shutdown_grace, "in-flight requests still running after the grace period; cutting them");
+            tracing::warn!(
+                worker = index,
+                "in-flight requests still running after the grace period; cutting them"
+            );
         }
     }
 }
 
-/// HTTP/1.1 and HTTP/2 connection settings.
+/// One client connection on its worker.
+struct Connection {
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    state: Arc<AppState>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    deadlines: Deadlines,
+    drain: tokio::sync::watch::Receiver<Option<Instant>>,
+}
+
+impl Connection {
+    /// Serves the connection (after its TLS handshake, within the header deadline) until
+    /// it ends, and counts why it ended when the server closed it.
+    async fn serve(self, stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>) {
+        let peer = self.peer;
+        let metrics = self.state.metrics.connections.clone();
+        let ended = match tls {
+            None => self.serve_http(stream).await,
+            Some(acceptor) => {
+                let handshake_by = self.activity.accepted() + self.deadlines.header;
+                match tokio::time::timeout_at(handshake_by, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => self.serve_http(stream).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => Ended::Silent,
+                }
+            }
+        };
+        let reason = match ended {
+            Ended::Silent => "header",
+            Ended::Idle => "idle",
+            Ended::Finished(Ok(())) => return,
+            Ended::Finished(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                return;
+            }
+        };
+        tracing::debug!(%peer, reason, "connection closed by the server");
+        metrics
+            .timed_out
+            .get_or_create(&crate::telemetry::metrics::ConnectionLabels { reason })
+            .inc();
+    }
+
+    /// HTTP/1.1 or HTTP/2 on `io`, each request counted in flight until its response
+    /// is sent.
+    async fn serve_http<I>(self, io: I) -> Ended
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            peer,
+            activity,
+            state,
+            builder,
+            deadlines,
+            drain,
+        } = self;
+        let client_addr: Arc<str> = peer.to_string().into();
+        let requests = activity.clone();
+        let service = tower::ServiceBuilder::new()
+            .layer(request_id::RequestIdLayer)
+            .service_fn(move |req| {
+                let in_flight = requests.begin();
+                let state = state.clone();
+                let client_addr = client_addr.clone();
+                async move {
+                    let response = handler::handle(state, client_addr, req).await;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| Tracked::new(body, in_flight)),
+                    )
+                }
+            });
+        let io = TokioIo::new(parse_errors::JsonParseErrors::new(io));
+        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        connection::drive(conn, &activity, deadlines, drain).await
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 connection settings. Slow or silent clients are closed by the
+/// connection's own deadlines ([`connection::drive`]), so hyper's per-head timer is off.
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
@@ -596,34 +792,40 @@ pub async fn shutdown_signal() {
     }
 }
 
-mod tls {
-    //! Server TLS from PEM files, rustls with the ring provider.
-    use crate::config::{LoadedConfig, TlsConfig};
+pub(crate) mod tls {
+    //! Server TLS from PEM files, rustls with the ring provider, HTTP/2 and HTTP/1.1 by
+    //! ALPN: the gateway's listener and mock-upstream's `--tls-cert`.
     use anyhow::Context as _;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::path::Path;
     use std::sync::Arc;
     use tokio_rustls::TlsAcceptor;
 
-    pub fn acceptor(loaded: &LoadedConfig, cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
-        let cert_path = loaded.resolve(&cfg.cert_file);
-        let key_path = loaded.resolve(&cfg.key_file);
-        let certs = CertificateDer::pem_file_iter(&cert_path)
+    /// An acceptor for the certificate chain at `cert_path` and its key at `key_path`;
+    /// `names` are the settings they came from, for errors.
+    pub fn acceptor(
+        cert_path: &Path,
+        key_path: &Path,
+        names: (&str, &str),
+    ) -> anyhow::Result<TlsAcceptor> {
+        let (cert_name, key_name) = names;
+        let certs = CertificateDer::pem_file_iter(cert_path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .with_context(|| format!("server.tls.cert_file {}", cert_path.display()))?;
+            .with_context(|| format!("{cert_name} {}", cert_path.display()))?;
         anyhow::ensure!(
             !certs.is_empty(),
-            "server.tls.cert_file {}: no certificate found",
+            "{cert_name} {}: no certificate found",
             cert_path.display()
         );
-        let key = PrivateKeyDer::from_pem_file(&key_path)
-            .with_context(|| format!("server.tls.key_file {}", key_path.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key_path)
+            .with_context(|| format!("{key_name} {}", key_path.display()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key)
-            .context("server.tls: certificate and key do not match")?;
+            .with_context(|| format!("{cert_name} and {key_name} do not match"))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }

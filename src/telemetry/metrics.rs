@@ -97,6 +97,25 @@ pub struct PiiMetrics {
     pub cache_hits: Counter,
 }
 
+/// Labels of a connection the listener refused or closed: why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Refused: `total` or `per_client` (which cap was full). Closed: `header` (no
+    /// request head in time) or `idle` (no request in flight for too long).
+    pub reason: &'static str,
+}
+
+/// The client connections of the listener.
+#[derive(Clone, Default)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: Gauge,
+    /// Connections closed as soon as accepted because a cap was full.
+    pub refused: Family<ConnectionLabels, Counter>,
+    /// Connections the server closed for sending too little.
+    pub timed_out: Family<ConnectionLabels, Counter>,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~100 s: gateway overhead lives at the low end, generations at the high end.
     Histogram::new([
@@ -125,6 +144,7 @@ pub struct Metrics {
     pub writers: WriterMetrics,
     pub policy: PolicyMetrics,
     pub pii: PiiMetrics,
+    pub connections: ConnectionMetrics,
 }
 
 /// How far the audit search index trails the log.
@@ -277,8 +297,26 @@ impl Metrics {
             "Prompt texts whose findings came from the scan-once cache",
             pii.cache_hits.clone(),
         );
+        let connections = ConnectionMetrics::default();
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections closed at accept because a connection cap was full, by cap",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Client connections closed for sending no request head in time (header) or \
+             having no request in flight for too long (idle)",
+            connections.timed_out.clone(),
+        );
         Self {
             registry,
+            connections,
             policy,
             pii,
             audit_index,

@@ -204,6 +204,17 @@ impl Gateway {
         Self::start_full(extra_server, mock_flags, &Extra::default()).await
     }
 
+    /// A gateway with these more upstreams and models (lines under `upstreams:` and
+    /// `models:`).
+    pub async fn with_routes(upstreams: String, models: String) -> Self {
+        let extra = Extra {
+            upstreams,
+            models,
+            ..Extra::default()
+        };
+        Self::start_full("", &[], &extra).await
+    }
+
     /// Like `start_with`, with more upstreams and models in the config.
     pub async fn start_full(extra_server: &str, mock_flags: &[&str], extra: &Extra) -> Self {
         let mut flags = vec!["--api-key", UPSTREAM_SECRET];
@@ -373,6 +384,33 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
+/// An HTTPS client trusting only `root`, speaking HTTP/2 (by ALPN) or HTTP/1.1.
+pub fn https_client(
+    root: rustls::pki_types::CertificateDer<'static>,
+    h2: bool,
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only();
+    let connector = if h2 {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    Client::builder(TokioExecutor::new())
+        .http2_only(h2)
+        .build(connector)
+}
+
 /// Sends a request and reads the whole answer.
 pub async fn send(
     method: &str,
@@ -396,6 +434,16 @@ pub async fn send(
         headers,
         body,
     }
+}
+
+/// A POST of the JSON `body` to `url` with a bearer key, for a test that reads its
+/// answer frame by frame.
+pub fn json_request(url: &str, key: &str, body: &Value) -> http::Request<Full<Bytes>> {
+    http::Request::post(url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+        .unwrap()
 }
 
 /// POSTs JSON with a bearer key.
@@ -500,4 +548,151 @@ pub fn audit_records(gw: &Gateway) -> Vec<Value> {
         .unwrap()
         .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
         .collect()
+}
+
+/// `airlock serve` as its own process (the real binary, started through `sh` so a test
+/// can set its open-file limit with `ulimit`), with a mock-upstream in this process and
+/// everything the gateway logs collected.
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub mock: SocketAddr,
+    pub key: String,
+    pub dir: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    mock_stop: watch::Sender<bool>,
+}
+
+impl Served {
+    /// Starts mock-upstream (with `mock_flags`) and `airlock serve` with `extra_server`
+    /// lines under `server:`, after `ulimit` runs with `ulimit_args` (none: no change);
+    /// `log_filter` goes to `AIRLOCK_LOG`.
+    pub async fn start(
+        extra_server: &str,
+        ulimit_args: &str,
+        mock_flags: &[&str],
+        log_filter: &str,
+    ) -> Self {
+        use std::io::{BufRead, Read};
+        let mut flags = vec!["--api-key", UPSTREAM_SECRET];
+        flags.extend_from_slice(mock_flags);
+        let (mock, mock_stop) = start_mock(&flags).await;
+        let dir = scratch_dir("served");
+        std::fs::write(dir.join("upstream.key"), format!("{UPSTREAM_SECRET}\n")).unwrap();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = dir.join("airlock.yaml");
+        std::fs::write(
+            &config,
+            config_text(any_port, mock, extra_server, &Extra::default()),
+        )
+        .unwrap();
+        let loaded = LoadedConfig::load(&config).unwrap();
+        let instance_key = InstanceKey::generate().unwrap();
+        instance_key.write_new(&loaded.key_file_path()).unwrap();
+        let conn = airlock::store::open(&loaded.state_db_path(), STATE_MIGRATIONS).unwrap();
+        let key = KeyStore::new(&conn, &instance_key.key_hash_secret)
+            .create(
+                &NewKey {
+                    tenant: "acme".into(),
+                    name: "test".into(),
+                    ..NewKey::default()
+                },
+                "test",
+            )
+            .unwrap()
+            .secret;
+        let limit = if ulimit_args.is_empty() {
+            String::new()
+        } else {
+            format!("ulimit {ulimit_args} && ")
+        };
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{limit}exec \"$0\" serve --config \"$1\""))
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .arg(&config)
+            .env("AIRLOCK_LOG", log_filter)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                collected
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let addr = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| {
+                    line.strip_prefix("airlock listening on http://")
+                        .map(|addr| addr.parse::<SocketAddr>().unwrap())
+                })
+        })
+        .await
+        .unwrap();
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("airlock serve did not start: {}", stderr.lock().unwrap());
+        };
+        Self {
+            child,
+            addr,
+            mock,
+            key,
+            dir,
+            stderr,
+            mock_stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the gateway logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, as systemd does to stop the service.
+    pub fn terminate(&self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+    }
+
+    /// Waits for the process to exit (after [`Served::terminate`]); whether it succeeded.
+    pub async fn wait(&mut self) -> bool {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.mock_stop.send(true);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
