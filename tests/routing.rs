@@ -552,6 +552,45 @@ async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_is_served_within_its_ttl_and_fetched_again_after() {
+    let (mock, _m) = start_mock(&[]).await;
+    const TTL: Duration = Duration::from_secs(2);
+    let extra = Extra {
+        upstreams: upstreams(&[("solo", mock)]),
+        models: route(
+            "cached",
+            "[{upstream: solo, model: mock-llama}]",
+            FAST_RETRY,
+        ) + &format!("    cache: {{ttl_secs: {}, max_entries: 100}}\n", TTL.as_secs()),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &[], &extra).await;
+    let url = gw.url("/v1/chat/completions");
+    let body = chat("cached", false);
+    let ask = || post(&url, &gw.key, &body);
+    let cache = |reply: &common::Reply| reply.headers["x-airlock-cache"].clone();
+
+    // Within the TTL (the second request follows at once; two seconds is generous for
+    // one local request), the stored answer.
+    let stored = ask().await;
+    assert_eq!(cache(&stored), "miss");
+    let within = ask().await;
+    assert_eq!(cache(&within), "hit");
+    assert_eq!(within.body, stored.body);
+    // Past it, the upstream is asked again, and the fresh answer is stored anew.
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    let after = ask().await;
+    assert_eq!(cache(&after), "miss");
+    assert_ne!(after.body, stored.body, "a new answer (a new completion id)");
+    assert_eq!(cache(&ask().await), "hit");
+
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let hits: Vec<(bool, u32)> = rows.iter().map(|r| (r.cache_hit, r.attempts)).collect();
+    assert_eq!(hits, [(false, 1), (true, 0), (false, 1), (true, 0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedging_races_a_second_target_when_the_first_is_slow() {
     let (slow, _s) = start_mock(&["--latency-ms", "1500"]).await;
     let (fast, _f) = start_mock(&[]).await;

@@ -41,11 +41,17 @@ pub struct AdminAccess {
     pub seal_key: [u8; 32],
 }
 
-/// Serves one `/admin/` request.
-pub async fn handle(state: Arc<AppState>, mut req: Request<Incoming>) -> Response<GatewayBody> {
+/// Serves one `/admin/` request from `client_addr` (the listener's `ip:port`).
+pub async fn handle(
+    state: Arc<AppState>,
+    client_addr: Arc<str>,
+    mut req: Request<Incoming>,
+) -> Response<GatewayBody> {
     static ROUTER: OnceLock<axum::Router> = OnceLock::new();
     let router = ROUTER.get_or_init(routes::router).clone();
     req.extensions_mut().insert(state);
+    req.extensions_mut()
+        .insert(crate::server::auth_failures::ClientAddr(client_addr));
     let req = req.map(Body::new);
     let response = match router.oneshot(req).await {
         Ok(response) => response,

@@ -3,6 +3,7 @@
 //! elsewhere, and export one record with its inclusion proof (checked elsewhere by
 //! `verify-record`, without the database).
 
+use super::terminal::row;
 use super::progress::Progress;
 use crate::audit::log::open_audit_db;
 use crate::audit::proof;
@@ -168,7 +169,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&seeded)?);
             } else {
-                println!(
+                row!(
                     "appended {} records in {:.1}s: {:.0} records/s{}",
                     seeded.records,
                     seeded.seconds,
@@ -189,7 +190,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&erasure)?);
             } else {
-                println!(
+                row!(
                     "erased {}: {} data key(s) destroyed, stored payloads of {} record(s) deleted; recorded as #{}",
                     erasure.subject,
                     erasure.keys.len(),
@@ -197,7 +198,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
                     erasure.seq
                 );
                 if !indexed_now {
-                    println!(
+                    row!(
                         "the running gateway removes the words from the search index within seconds"
                     );
                 }
@@ -205,7 +206,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             Ok(true)
         }
         AuditCommand::PublicKey => {
-            println!("{}", state.instance_key.public_key_hex());
+            row!("{}", state.instance_key.public_key_hex());
             Ok(true)
         }
         AuditCommand::Session { id, json } => {
@@ -226,7 +227,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                row!(
                     "{} records ({}..{}), {} checkpoints",
                     report.records,
                     report.first_seq.unwrap_or(0),
@@ -234,13 +235,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
                     report.checkpoints
                 );
                 for finding in &report.findings {
-                    println!(
+                    row!(
                         "FAIL {:?} at {}: {}",
                         finding.problem, finding.seq, finding.detail
                     );
                 }
                 if report.ok() {
-                    println!("OK: the chain, every checkpoint and the head verify");
+                    row!("OK: the chain, every checkpoint and the head verify");
                 }
             }
             Ok(report.ok())
@@ -267,7 +268,7 @@ fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Re
     text.push(b'\n');
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     let checkpoint = &exported.checkpoint;
-    println!(
+    row!(
         "wrote {}: record {seq}, leaf {} of checkpoint {}..{} ({} proof steps)",
         out.display(),
         exported.leaf_index,
@@ -275,7 +276,7 @@ fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Re
         checkpoint.last_seq,
         exported.proof.len()
     );
-    println!("public key: {public_key}");
+    row!("public key: {public_key}");
     Ok(())
 }
 
@@ -288,13 +289,13 @@ fn verify_record(file: &Path, public_key: Option<&str>, json: bool) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&checked)?);
     } else {
         for c in &checked.report.checks {
-            println!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
+            row!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
         }
         if let Some(record) = &checked.record {
             if ok {
-                println!("record:");
+                row!("record:");
             } else {
-                println!("record, as the file states it (NOT verified):");
+                row!("record, as the file states it (NOT verified):");
             }
             print_record_fields(record);
         }
@@ -312,7 +313,7 @@ fn verify_record(file: &Path, public_key: Option<&str>, json: bool) -> anyhow::R
             "the key in the file (not checked against one obtained apart)"
         };
         let seq = checked.record.as_ref().map_or(0, |r| r.seq);
-        println!("OK: record {seq} is covered by a checkpoint signed with {whose}");
+        row!("OK: record {seq} is covered by a checkpoint signed with {whose}");
     }
     Ok(())
 }
@@ -337,7 +338,7 @@ fn print_record_fields(r: &AuditRecord) {
         ("response sha256", or_dash(&r.response_payload_sha256)),
     ];
     for (name, value) in fields {
-        println!("  {name:<16} {value}");
+        row!("  {name:<16} {value}");
     }
 }
 
@@ -376,7 +377,7 @@ fn reindex(state: &super::StateAccess) -> anyhow::Result<()> {
     };
     let records = indexer.watermark();
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    row!(
         "indexed {records} records in {seconds:.1}s ({:.0}/s); the index takes {} bytes in {}",
         records as f64 / seconds.max(1e-3),
         indexer.partitions().size_on_disk(),
@@ -411,7 +412,7 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
         print_records(&found.records);
-        println!(
+        row!(
             "{} of {} matching records (from {})",
             found.records.len(),
             found.total,
@@ -429,7 +430,7 @@ fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String>
 }
 
 fn print_records(records: &[AuditRecord]) {
-    println!(
+    row!(
         "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>10}",
         "SEQ", "TIME", "WHAT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
     );
@@ -437,7 +438,7 @@ fn print_records(records: &[AuditRecord]) {
         let time = rfc3339_ms(r.ts_ms);
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let num = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
-        println!(
+        row!(
             "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>8.1}ms",
             r.seq,
             time,

@@ -404,7 +404,16 @@ pub fn https_connector(
     name: &str,
     connect_timeout: Duration,
 ) -> Result<HttpsConnector<HttpConnector>, String> {
-    let mut http = HttpConnector::new();
+    https_over(name, HttpConnector::new(), connect_timeout)
+}
+
+/// [`https_connector`] over a TCP connector of a given resolver (one that checks where
+/// names lead, say).
+pub fn https_over<R>(
+    name: &str,
+    mut http: HttpConnector<R>,
+    connect_timeout: Duration,
+) -> Result<HttpsConnector<HttpConnector<R>>, String> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));

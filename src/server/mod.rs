@@ -1,11 +1,13 @@
 //! The client-facing server: listener, optional TLS, HTTP/1.1 and HTTP/2, the tower
 //! stack around the handler, and graceful shutdown.
 
+pub mod auth_failures;
 pub mod body;
 pub mod context;
 mod count_tokens;
 mod credential;
 mod dispatch;
+pub mod disk;
 pub mod error;
 mod handler;
 mod metering_stage;
@@ -69,6 +71,26 @@ pub struct AppState {
     pub pii: Option<Arc<pii_stage::PiiEngine>>,
     /// Set once shutdown began: `/readyz` turns 503 so load balancers move away.
     pub draining: AtomicBool,
+    /// Failed authentications: the per-address allowance and the interval's aggregate.
+    pub auth_failures: auth_failures::AuthFailures,
+    /// Free space on the data directory.
+    pub disk: disk::DiskWatch,
+    /// Where webhooks set through the admin API may point.
+    pub webhook_destinations: crate::providers::destination::Destinations,
+}
+
+impl AppState {
+    /// Why an authenticated data-path request cannot be served at all now: no policy
+    /// version that loads (rather than none enforced), or the data directory's disk
+    /// below its refusal mark.
+    pub fn refusal(&self, policies: &crate::policy::active::Policies) -> Option<error::ApiError> {
+        if policies.refusing() {
+            return Some(error::ApiError::policy_unavailable());
+        }
+        self.disk
+            .refuses_requests()
+            .then(error::ApiError::disk_space_low)
+    }
 }
 
 /// The endpoints Airlock serves.
@@ -235,9 +257,11 @@ impl Gateway {
         let pricing = Arc::new(
             crate::metering::Pricing::new(&loaded.config.pricing).map_err(anyhow::Error::msg)?,
         );
+        let webhook_destinations =
+            crate::providers::destination::Destinations::new(&loaded.config.webhooks);
         let budgets = Arc::new(crate::metering::budget::Budgets::new(
             loaded.request_log_db_path(),
-            crate::metering::alerts::start(loaded.state_db_path())?,
+            crate::metering::alerts::start(loaded.state_db_path(), webhook_destinations.clone())?,
         ));
         let credentials = Arc::new(crate::tenancy::credentials::CredentialCache::new(
             instance_key.seal_key,
@@ -340,7 +364,16 @@ impl Gateway {
             started_unix: crate::store::now_unix(),
             pii,
             draining: AtomicBool::new(false),
+            auth_failures: auth_failures::AuthFailures::new(&loaded.config.auth_failures),
+            disk: disk::DiskWatch::new(
+                &loaded.config.disk,
+                &loaded.data_dir,
+                &loaded.state_db_path(),
+                audit_config.on_failure == crate::config::OnAuditFailure::FailClosed,
+            ),
+            webhook_destinations,
         });
+        state.disk.check();
         Ok(Self {
             state,
             writer: Writers {
@@ -394,6 +427,11 @@ impl Gateway {
             threads.push(thread);
         }
         let health_checks = crate::routing::health::spawn_all(state.routes.upstreams());
+        let (stop_watchers, stopped) = tokio::sync::watch::channel(false);
+        let watchers = [
+            tokio::spawn(record_auth_failures(state.clone(), stopped.clone())),
+            tokio::spawn(watch_disk(state.clone(), stopped)),
+        ];
         tokio::pin!(shutdown);
         let mut next = 0;
         loop {
@@ -423,6 +461,12 @@ impl Gateway {
             .iter()
             .for_each(tokio::task::JoinHandle::abort);
         state.draining.store(true, Ordering::Relaxed);
+        let _ = stop_watchers.send(true);
+        for watcher in watchers {
+            if watcher.await.is_err() {
+                tracing::error!("a background check failed");
+            }
+        }
         tracing::info!("shutting down: draining in-flight requests");
         // Closing the queues tells every worker to stop and drain.
         drop(queues);
@@ -432,10 +476,47 @@ impl Gateway {
                 tracing::error!("a worker thread failed");
             }
         }
+        // The refusals of the last interval, now that no more can come.
+        auth_failures::record(&state.auth_failures, state.audit.as_ref()).await;
         // The last reference to the state holds the audit queue's sender: dropping it
         // lets the audit writer drain and stop.
         drop(state);
         Ok(writer)
+    }
+}
+
+/// Waits for the next tick of `every`; false once `stop` turned true.
+async fn next_tick(
+    every: &mut tokio::time::Interval,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = every.tick() => true,
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
+
+/// Records the refused authentications of each interval, until `stop`.
+async fn record_auth_failures(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(state.auth_failures.interval);
+    every.tick().await;
+    while next_tick(&mut every, &mut stop).await {
+        auth_failures::record(&state.auth_failures, state.audit.as_ref()).await;
+    }
+}
+
+/// Checks the data directory's free space at its interval, until `stop`.
+async fn watch_disk(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(state.disk.interval);
+    every.tick().await;
+    while next_tick(&mut every, &mut stop).await {
+        let state = state.clone();
+        if tokio::task::spawn_blocking(move || state.disk.check())
+            .await
+            .is_err()
+        {
+            tracing::error!("the free-space check failed");
+        }
     }
 }
 

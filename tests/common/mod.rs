@@ -284,6 +284,31 @@ impl Gateway {
         rows
     }
 
+    /// Stops the gateway (the mock keeps running), lets `edit` change the stopped
+    /// instance's files, and starts a gateway again on the same directory and
+    /// configuration, as restarting the service would. Keys and tokens stay valid.
+    pub async fn restart(self, edit: impl FnOnce(&LoadedConfig)) -> Self {
+        self.stop.send(true).unwrap();
+        let writer = self.task.await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        edit(&self.loaded);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = airlock::server::Gateway::open(&self.loaded).unwrap();
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        Self {
+            addr,
+            stop,
+            task,
+            ..self
+        }
+    }
+
     /// Like `stop`, leaving the instance directory in place.
     pub async fn stop_keeping_files(self) -> Vec<RequestRecord> {
         self.stop.send(true).unwrap();
