@@ -59,8 +59,10 @@ async fn send_from(
 }
 
 fn chat() -> Vec<u8> {
-    serde_json::to_vec(&json!({"model": "chat-model", "messages": [{"role": "user", "content": "hi"}]}))
-        .unwrap()
+    serde_json::to_vec(
+        &json!({"model": "chat-model", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap()
 }
 
 /// The audit records of refused authentications, as stored.
@@ -98,7 +100,10 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
             // Two reasons: a key nobody issued, and none at all.
             let bogus = format!("Bearer ak-bogus-{i}");
             let headers: Vec<(&str, &str)> = if i % 2 == 0 {
-                vec![("authorization", bogus.as_str()), ("content-type", "application/json")]
+                vec![
+                    ("authorization", bogus.as_str()),
+                    ("content-type", "application/json"),
+                ]
             } else {
                 vec![("content-type", "application/json")]
             };
@@ -108,7 +113,11 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
                 assert_eq!(reply.status, 401, "{from} #{i}: {}", reply.text());
             } else {
                 reply.assert_error(429, "too_many_auth_failures");
-                let wait: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+                let wait: u64 = reply.headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!((1..=60).contains(&wait), "{wait}");
             }
         }
@@ -120,7 +129,10 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
         "127.0.0.1",
         "POST",
         &gw.url("/v1/messages"),
-        &[("x-api-key", "sk-ant-bogus"), ("anthropic-version", "2023-06-01")],
+        &[
+            ("x-api-key", "sk-ant-bogus"),
+            ("anthropic-version", "2023-06-01"),
+        ],
         b"{}".to_vec(),
     )
     .await;
@@ -158,7 +170,12 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
     let audit = gw.loaded.audit_db_path();
     let rows = gw.stop_keeping_files().await;
     // The request log holds served requests only: O(1), not O(requests).
-    assert_eq!(rows.len(), 1, "{:?}", rows.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        rows.len(),
+        1,
+        "{:?}",
+        rows.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert_eq!(records_of_kind(&audit, "llm.request"), 1);
     // The audit trail: one aggregate per address, surface and reason, summing every attempt.
     let records = refusal_records(&audit);
@@ -166,7 +183,10 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
         .iter()
         .map(|r| {
             let detail: Value = serde_json::from_str(r["detail"].as_str().unwrap()).unwrap();
-            assert!(detail["first_ms"].as_i64() <= detail["last_ms"].as_i64(), "{r}");
+            assert!(
+                detail["first_ms"].as_i64() <= detail["last_ms"].as_i64(),
+                "{r}"
+            );
             detail["count"].as_u64().unwrap()
         })
         .sum();
@@ -183,14 +203,21 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
     assert_eq!(records.len(), 3 * 2 + 1, "{groups:?}");
     for from in addresses {
         for reason in ["invalid_api_key", "missing_api_key"] {
-            assert!(groups.contains(&(from.to_string(), reason.to_string())), "{groups:?}");
+            assert!(
+                groups.contains(&(from.to_string(), reason.to_string())),
+                "{groups:?}"
+            );
         }
     }
-    assert!(records.iter().all(|r| r["decision"] == "deny" && r["endpoint"] == "data_path"));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["decision"] == "deny" && r["endpoint"] == "data_path")
+    );
     // Never the presented secrets.
     let all = records.iter().map(Value::to_string).collect::<String>();
     assert!(!all.contains("ak-bogus"), "{all}");
-    let _ = std::fs::remove_dir_all(&gw_dir(&audit));
+    let _ = std::fs::remove_dir_all(gw_dir(&audit));
 }
 
 fn gw_dir(audit_db: &std::path::Path) -> std::path::PathBuf {
@@ -198,8 +225,7 @@ fn gw_dir(audit_db: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recorded_in_aggregate()
-{
+async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recorded_in_aggregate() {
     let extra = limited_config(1);
     let gw = Gateway::start_full("  admin_api: true\n", &[], &extra).await;
     let routes = gw.url("/admin/routes");
@@ -220,7 +246,8 @@ async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recor
             assert!(reply.headers.contains_key("retry-after"));
         }
     }
-    let attempt = serde_json::to_vec(&json!({"user": "root", "password": "hunter2hunter2"})).unwrap();
+    let attempt =
+        serde_json::to_vec(&json!({"user": "root", "password": "hunter2hunter2"})).unwrap();
     for i in 0..BURST + 6 {
         let reply = send_from(
             "127.0.0.6",
@@ -250,7 +277,10 @@ async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recor
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(recorded, "the running gateway records each interval's refusals");
+    assert!(
+        recorded,
+        "the running gateway records each interval's refusals"
+    );
     gw.stop_keeping_files().await;
     let records = refusal_records(&audit);
     let summary: Vec<(String, String, String, u64)> = records
@@ -272,10 +302,26 @@ async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recor
             .map(|(.., n)| n)
             .sum::<u64>()
     };
-    assert_eq!(count("127.0.0.5", "admin", "invalid_admin_token"), BURST as u64, "{summary:?}");
-    assert_eq!(count("127.0.0.5", "admin", "too_many_auth_failures"), 6, "{summary:?}");
-    assert_eq!(count("127.0.0.6", "admin_login", "unknown_user"), BURST as u64, "{summary:?}");
-    assert_eq!(count("127.0.0.6", "admin_login", "too_many_auth_failures"), 6, "{summary:?}");
+    assert_eq!(
+        count("127.0.0.5", "admin", "invalid_admin_token"),
+        BURST as u64,
+        "{summary:?}"
+    );
+    assert_eq!(
+        count("127.0.0.5", "admin", "too_many_auth_failures"),
+        6,
+        "{summary:?}"
+    );
+    assert_eq!(
+        count("127.0.0.6", "admin_login", "unknown_user"),
+        BURST as u64,
+        "{summary:?}"
+    );
+    assert_eq!(
+        count("127.0.0.6", "admin_login", "too_many_auth_failures"),
+        6,
+        "{summary:?}"
+    );
     // No per-attempt admin events: nothing grows with the number of attempts.
     let per_attempt: i64 = rusqlite::Connection::open(&audit)
         .unwrap()
@@ -313,14 +359,26 @@ fn disk_alerts(gw: &Gateway, action: &str) -> i64 {
 async fn below_the_low_water_mark_readyz_is_degraded_and_the_alert_is_written_once() {
     let gw = Gateway::start_full("", &[], &disk_marks(1 << 62, 0)).await;
     let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
-    assert_eq!(ready.status, 200, "degraded, still serving: {}", ready.text());
+    assert_eq!(
+        ready.status,
+        200,
+        "degraded, still serving: {}",
+        ready.text()
+    );
     assert_eq!(ready.json()["status"], "degraded");
     assert!(
-        ready.json()["disk"].as_str().unwrap().contains("low-water mark"),
+        ready.json()["disk"]
+            .as_str()
+            .unwrap()
+            .contains("low-water mark"),
         "{}",
         ready.text()
     );
-    assert_eq!(disk_alerts(&gw, "disk.low_water"), 1, "the check at start alerts");
+    assert_eq!(
+        disk_alerts(&gw, "disk.low_water"),
+        1,
+        "the check at start alerts"
+    );
     // Several more checks (one a second) find the same: no second alert.
     tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     assert_eq!(disk_alerts(&gw, "disk.low_water"), 1);
@@ -350,7 +408,12 @@ async fn below_the_refusal_mark_readyz_is_503_and_requests_are_refused() {
     let gw = Gateway::start_full("", &[], &disk_marks(1 << 62, 1 << 61)).await;
     let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
-    assert!(ready.json()["disk"].as_str().unwrap().contains("refusal mark"));
+    assert!(
+        ready.json()["disk"]
+            .as_str()
+            .unwrap()
+            .contains("refusal mark")
+    );
     assert_eq!(disk_alerts(&gw, "disk.refuse_below"), 1);
     post(
         &gw.url("/v1/chat/completions"),

@@ -25,8 +25,12 @@ fn priced() -> Extra {
 /// [`priced`] with other top-level sections instead of the webhook allowance.
 fn priced_with(top: &str) -> Extra {
     Extra {
-        models: "  cheap-model:\n    upstream: mock\n    model: mock-cheap\n    retry: {attempts: 1}\n".into(),
-        top: format!("pricing:\n  models:\n    mock-llama: {{input: 100, output: 1000}}\n    mock-cheap: {{input: 10, output: 100}}\n{top}"),
+        models:
+            "  cheap-model:\n    upstream: mock\n    model: mock-cheap\n    retry: {attempts: 1}\n"
+                .into(),
+        top: format!(
+            "pricing:\n  models:\n    mock-llama: {{input: 100, output: 1000}}\n    mock-cheap: {{input: 10, output: 100}}\n{top}"
+        ),
         ..Extra::default()
     }
 }
@@ -332,7 +336,10 @@ async fn the_hard_limit_is_exact_for_requests_that_estimates_underrate() {
     assert!(served > 0, "the budget served some");
     assert!(spent <= limit, "spent {spent} of {limit}, {served} served");
     let rows = gw.stop().await;
-    assert_eq!(rows.iter().filter_map(|r| r.cost_nano_usd).sum::<i64>(), spent);
+    assert_eq!(
+        rows.iter().filter_map(|r| r.cost_nano_usd).sum::<i64>(),
+        spent
+    );
 }
 
 /// Polls until `received` holds `n` webhooks, then waits as long again for any more.
@@ -404,7 +411,10 @@ async fn ledgers_are_rebuilt_at_start_and_the_soft_alert_is_not_repeated_after_a
     let daily = reply.json()["id"].as_str().unwrap().to_string();
     assert_eq!(post(&url, &gw.key, &chat("chat-model")).await.status, 200);
     let hooks = webhooks(&received, 2).await;
-    let ids: Vec<&str> = hooks.iter().map(|h| h["budget_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = hooks
+        .iter()
+        .map(|h| h["budget_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [monthly.as_str(), daily.as_str()], "{hooks:?}");
     let alerts: i64 = gw
         .state_db()
@@ -452,7 +462,11 @@ async fn webhook_urls_into_internal_networks_are_refused_when_set() {
         let reply = put(url).await;
         reply.assert_admin_error(400, "webhook_url_forbidden");
         // Which address a name led to, or which network it is in, is not said.
-        assert!(!reply.text().contains("resolves to"), "{url}: {}", reply.text());
+        assert!(
+            !reply.text().contains("resolves to"),
+            "{url}: {}",
+            reply.text()
+        );
     }
     // A public address is accepted (nothing is called until an alert).
     assert_eq!(put("http://8.8.8.8/hook").await.status, 200);
@@ -468,7 +482,9 @@ async fn a_name_that_resolves_inward_at_call_time_is_not_called_and_the_tenant_l
     let port = hook.rsplit(':').next().unwrap().trim_end_matches("/hook");
     let conn = gw.state_db();
     let tenant: String = conn
-        .query_row("SELECT id FROM tenants WHERE name = 'acme'", [], |r| r.get(0))
+        .query_row("SELECT id FROM tenants WHERE name = 'acme'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     airlock::metering::budget::BudgetStore::new(&conn)
         .put(
@@ -488,7 +504,13 @@ async fn a_name_that_resolves_inward_at_call_time_is_not_called_and_the_tenant_l
         )
         .unwrap();
     assert_eq!(
-        post(&gw.url("/v1/chat/completions"), &gw.key, &chat("chat-model")).await.status,
+        post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &chat("chat-model")
+        )
+        .await
+        .status,
         200
     );
     // Three attempts, refused each time, then the failure is recorded.
@@ -508,7 +530,10 @@ async fn a_name_that_resolves_inward_at_call_time_is_not_called_and_the_tenant_l
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(failed, [airlock::metering::alerts::DELIVERY_FAILED]);
-    assert!(received.lock().unwrap().is_empty(), "nothing reached loopback");
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "nothing reached loopback"
+    );
 
     // What the tenant's admin finds in its audit trail names no address, port or error.
     let acme_admin = scoped_token(&gw, Role::TenantAdmin, Some("acme"));
@@ -523,16 +548,24 @@ async fn a_name_that_resolves_inward_at_call_time_is_not_called_and_the_tenant_l
         )
         .await
         .json();
-        if found["records"].as_array().is_some_and(|r| {
-            r.iter().any(|r| r["action"] == "budget.webhook_failed")
-        }) {
+        if found["records"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["action"] == "budget.webhook_failed"))
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let text = found.to_string();
     assert!(text.contains("budget.webhook_failed"), "{text}");
-    for detail in ["localhost", "127.0.0.1", "refused", "os error", "loopback", "connect"] {
+    for detail in [
+        "localhost",
+        "127.0.0.1",
+        "refused",
+        "os error",
+        "loopback",
+        "connect",
+    ] {
         assert!(!text.contains(detail), "{detail} in {text}");
     }
     gw.stop().await;

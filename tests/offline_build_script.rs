@@ -17,7 +17,10 @@ fn stubs(tag: &str, unshare_body: &str) -> PathBuf {
     for (name, body) in [
         ("unshare", unshare_body.to_string()),
         ("git", format!("echo git >> {}\nexit 1", marks.display())),
-        ("cargo", format!("echo cargo >> {}\nexit 1", marks.display())),
+        (
+            "cargo",
+            format!("echo cargo >> {}\nexit 1", marks.display()),
+        ),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -29,7 +32,11 @@ fn stubs(tag: &str, unshare_body: &str) -> PathBuf {
 /// Runs the script with the stubs first on PATH: (succeeded, stderr, what else ran).
 fn run_script(stubs: &Path) -> (bool, String, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/offline_build.sh");
-    let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        stubs.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("bash")
         .arg(script)
         .env("PATH", path)
@@ -48,7 +55,10 @@ fn run_script(stubs: &Path) -> (bool, String, String) {
 fn no_network_namespace_means_no_build() {
     let (ok, stderr, ran) = run_script(&stubs("none", "exit 1"));
     assert!(!ok, "the script must fail: {stderr}");
-    assert!(stderr.contains("cannot create a network namespace"), "{stderr}");
+    assert!(
+        stderr.contains("cannot create a network namespace"),
+        "{stderr}"
+    );
     assert_eq!(ran, "", "nothing may be cloned or built");
 }
 
@@ -59,7 +69,9 @@ fn a_namespace_that_keeps_the_network_means_no_build() {
     // an interface besides loopback, as every CI runner and developer machine has.
     let net = std::fs::read_to_string("/proc/self/net/dev").unwrap();
     assert!(
-        net.lines().skip(2).any(|l| !l.trim_start().starts_with("lo:")),
+        net.lines()
+            .skip(2)
+            .any(|l| !l.trim_start().starts_with("lo:")),
         "this test needs a network interface besides loopback to see it kept: {net}"
     );
     let passthrough = "while [ \"${1#-}\" != \"$1\" ]; do shift; done\nexec \"$@\"";

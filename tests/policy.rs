@@ -659,12 +659,15 @@ async fn a_restart_with_an_active_version_that_no_longer_loads_never_serves_unpo
     let first = apply(&gw, DENY_AURORA);
     apply(
         &gw,
-        &DENY_AURORA.replace("Project Aurora is confidential", "Aurora: ask legal"),
+        &DENY_AURORA.replace("Project Aurora is confidential", "Aurora is for legal only"),
     );
     let chat = gw.url("/v1/chat/completions");
     let secret = "tell me about Project Aurora";
     let refused = post(&chat, &gw.key, &ask("chat-model", secret)).await;
-    assert_eq!(refused.json()["error"]["message"], "Aurora: ask legal");
+    assert_eq!(
+        refused.json()["error"]["message"],
+        "Aurora is for legal only"
+    );
 
     // The active version (v2) no longer loads: v1, active before it, is enforced.
     let gw = gw.restart(|loaded| break_version(loaded, 2)).await;
@@ -673,10 +676,16 @@ async fn a_restart_with_an_active_version_that_no_longer_loads_never_serves_unpo
     assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["status"], "degraded");
     let why = ready.json()["policy"].as_str().unwrap().to_string();
-    assert!(why.contains("v2 failed to load") && why.contains(&first), "{why}");
+    assert!(
+        why.contains("v2 failed to load") && why.contains(&first),
+        "{why}"
+    );
     let reply = post(&chat, &gw.key, &ask("chat-model", secret)).await;
     reply.assert_error(403, "policy_denied");
-    assert_eq!(reply.json()["error"]["message"], "Project Aurora is confidential");
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "Project Aurora is confidential"
+    );
     assert_eq!(status_of(&gw, "hello").await, 200);
     assert_eq!(admin_events(&gw, "policy.fallback").len(), 1);
 
@@ -686,9 +695,13 @@ async fn a_restart_with_an_active_version_that_no_longer_loads_never_serves_unpo
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.json()["policy"].as_str().unwrap().contains("refused"));
     for text in [secret, "hello"] {
-        post(&gw.url("/v1/chat/completions"), &gw.key, &ask("chat-model", text))
-            .await
-            .assert_error(503, "policy_unavailable");
+        post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &ask("chat-model", text),
+        )
+        .await
+        .assert_error(503, "policy_unavailable");
     }
     assert_eq!(admin_events(&gw, "policy.unavailable").len(), 1);
     let rows = gw.stop().await;
@@ -696,9 +709,14 @@ async fn a_restart_with_an_active_version_that_no_longer_loads_never_serves_unpo
         rows.iter().filter(|r| r.policy_version.is_none()).count(),
         2,
         "only the two refused requests ran without a version: {:?}",
-        rows.iter().map(|r| (r.status, r.policy_version.clone())).collect::<Vec<_>>()
+        rows.iter()
+            .map(|r| (r.status, r.policy_version.clone()))
+            .collect::<Vec<_>>()
     );
-    assert!(rows.iter().all(|r| r.status != 200 || r.policy_version.is_some()));
+    assert!(
+        rows.iter()
+            .all(|r| r.status != 200 || r.policy_version.is_some())
+    );
 }
 
 /// A stored version whose text no longer matches its hash (altered in the database) is
@@ -721,7 +739,11 @@ async fn a_version_altered_behind_its_hash_is_not_enforced() {
         .await;
     let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
-    assert!(ready.json()["policy"].as_str().unwrap().contains("SHA-256"), "{}", ready.text());
+    assert!(
+        ready.json()["policy"].as_str().unwrap().contains("SHA-256"),
+        "{}",
+        ready.text()
+    );
     assert_eq!(status_of(&gw, "project aurora").await, 503);
     gw.stop().await;
 }

@@ -561,7 +561,10 @@ async fn a_cached_answer_is_served_within_its_ttl_and_fetched_again_after() {
             "cached",
             "[{upstream: solo, model: mock-llama}]",
             FAST_RETRY,
-        ) + &format!("    cache: {{ttl_secs: {}, max_entries: 100}}\n", TTL.as_secs()),
+        ) + &format!(
+            "    cache: {{ttl_secs: {}, max_entries: 100}}\n",
+            TTL.as_secs()
+        ),
         ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
@@ -581,7 +584,10 @@ async fn a_cached_answer_is_served_within_its_ttl_and_fetched_again_after() {
     tokio::time::sleep(TTL + Duration::from_millis(200)).await;
     let after = ask().await;
     assert_eq!(cache(&after), "miss");
-    assert_ne!(after.body, stored.body, "a new answer (a new completion id)");
+    assert_ne!(
+        after.body, stored.body,
+        "a new answer (a new completion id)"
+    );
     assert_eq!(cache(&ask().await), "hit");
 
     let mut rows = gw.stop().await;

@@ -114,7 +114,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
                 "missing_admin_token",
                 "an admin token is required (Authorization: Bearer adm-…)",
             );
-            let limited = count_refusal(&state, &client, Surface::Admin, refused.code(), Known::default());
+            let limited = count_refusal(
+                &state,
+                &client,
+                Surface::Admin,
+                refused.code(),
+                Known::default(),
+            );
             return Err(limited.unwrap_or(refused));
         };
         let checked = on_state_db(&state, move |conn, secret| {

@@ -1,15 +1,17 @@
 //! Local admin users' login and logout: a name and password for a short-lived session
 //! token (`adm-…`), and revoking the token a request comes with.
 
-use super::auth::{Authorized, GatewayState, client_addr, count_refusal, on_state_db, refuse_if_spent};
-use crate::server::auth_failures::{Known, Surface};
-use std::sync::Arc;
+use super::auth::{
+    Authorized, GatewayState, client_addr, count_refusal, on_state_db, refuse_if_spent,
+};
 use super::error::AdminError;
+use crate::server::auth_failures::{Known, Surface};
 use crate::tenancy::{AdminTokenStore, AdminUserStore};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Password checks running at once (each holds 19 MiB and tens of milliseconds of a
@@ -71,8 +73,14 @@ pub(super) async fn login(
             actor: refused.actor.map(Arc::from),
             tenant_id: refused.tenant_id.map(Arc::from),
         };
-        count_refusal(&state, &client.0, Surface::Login, refused.reason.code(), known)
-            .unwrap_or(answer)
+        count_refusal(
+            &state,
+            &client.0,
+            Surface::Login,
+            refused.reason.code(),
+            known,
+        )
+        .unwrap_or(answer)
     })?;
     Ok(Json(json!({
         "token": session.token,

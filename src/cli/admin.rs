@@ -2,8 +2,8 @@
 //! revoke) and local admin users who log in for session tokens (create, passwd, disable,
 //! list).
 
-use super::terminal::row;
 use super::keys::time;
+use super::terminal::row;
 use crate::tenancy::rbac::Role;
 use crate::tenancy::{AdminTokenInfo, AdminTokenStore, AdminUserInfo, AdminUserStore};
 use std::path::PathBuf;
@@ -172,7 +172,9 @@ fn user(state: &super::StateAccess, command: UserCommand) -> anyhow::Result<()> 
             } else {
                 row!(
                     "created admin user {} ({}, {})",
-                    info.name, info.id, info.role
+                    info.name,
+                    info.id,
+                    info.role
                 );
             }
         }
@@ -205,7 +207,13 @@ fn user(state: &super::StateAccess, command: UserCommand) -> anyhow::Result<()> 
 fn print_users(users: &[AdminUserInfo]) {
     row!(
         "{:<21} {:<16} {:<13} {:<16} {:<20} {:<20} {:<20} DISABLED",
-        "ID", "NAME", "ROLE", "TENANT", "CREATED", "LAST LOGIN", "LOCKED UNTIL"
+        "ID",
+        "NAME",
+        "ROLE",
+        "TENANT",
+        "CREATED",
+        "LAST LOGIN",
+        "LOCKED UNTIL"
     );
     for u in users {
         row!(
@@ -225,7 +233,14 @@ fn print_users(users: &[AdminUserInfo]) {
 fn print_table(tokens: &[AdminTokenInfo]) {
     row!(
         "{:<21} {:<16} {:<13} {:<16} {:<16} {:<11} {:<20} {:<20} REVOKED",
-        "ID", "NAME", "ROLE", "TENANT", "SESSION OF", "PREFIX", "CREATED", "EXPIRES"
+        "ID",
+        "NAME",
+        "ROLE",
+        "TENANT",
+        "SESSION OF",
+        "PREFIX",
+        "CREATED",
+        "EXPIRES"
     );
     for t in tokens {
         row!(

@@ -3,8 +3,8 @@
 //! elsewhere, and export one record with its inclusion proof (checked elsewhere by
 //! `verify-record`, without the database).
 
-use super::terminal::row;
 use super::progress::Progress;
+use super::terminal::row;
 use crate::audit::log::open_audit_db;
 use crate::audit::proof;
 use crate::audit::record::AuditRecord;
@@ -237,7 +237,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
                 for finding in &report.findings {
                     row!(
                         "FAIL {:?} at {}: {}",
-                        finding.problem, finding.seq, finding.detail
+                        finding.problem,
+                        finding.seq,
+                        finding.detail
                     );
                 }
                 if report.ok() {
@@ -432,7 +434,15 @@ fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String>
 fn print_records(records: &[AuditRecord]) {
     row!(
         "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>10}",
-        "SEQ", "TIME", "WHAT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
+        "SEQ",
+        "TIME",
+        "WHAT",
+        "MODEL",
+        "STATUS",
+        "DECISION",
+        "IN",
+        "OUT",
+        "LATENCY"
     );
     for r in records {
         let time = rfc3339_ms(r.ts_ms);

@@ -145,7 +145,12 @@ fn print(credentials: &[CredentialInfo], json: bool) -> anyhow::Result<()> {
     }
     row!(
         "{:<22} {:<16} {:<14} {:<16} {:<20} {:<8} CREATED",
-        "ID", "TENANT", "PROVIDER", "NAME", "FINGERPRINT", "STATE"
+        "ID",
+        "TENANT",
+        "PROVIDER",
+        "NAME",
+        "FINGERPRINT",
+        "STATE"
     );
     for c in credentials {
         let state = serde_json::to_value(c.state)?;

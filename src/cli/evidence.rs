@@ -100,7 +100,9 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
             );
             row!(
                 "audit extract: {} records in the window; {} records and {} checkpoints in the package",
-                summary.window_records, summary.records, summary.checkpoints
+                summary.window_records,
+                summary.records,
+                summary.checkpoints
             );
             if summary.uncovered_records > 0 {
                 row!(
@@ -112,7 +114,9 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
             for finding in &summary.report.findings {
                 row!(
                     "FAIL {:?} at {}: {}",
-                    finding.problem, finding.seq, finding.detail
+                    finding.problem,
+                    finding.seq,
+                    finding.detail
                 );
             }
             if !summary.report.ok() {

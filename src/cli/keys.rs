@@ -136,7 +136,14 @@ pub(super) fn time(unix: Option<i64>) -> String {
 fn print_table(keys: &[KeyInfo]) {
     row!(
         "{:<21} {:<16} {:<16} {:<24} {:<12} {:<20} {:<20} {:<20} MODELS",
-        "ID", "TENANT", "NAME", "ISSUED TO", "PREFIX", "CREATED", "EXPIRES", "REVOKED"
+        "ID",
+        "TENANT",
+        "NAME",
+        "ISSUED TO",
+        "PREFIX",
+        "CREATED",
+        "EXPIRES",
+        "REVOKED"
     );
     for k in keys {
         let owner = match (&k.team, &k.user) {

@@ -75,7 +75,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 fn print_table(report: &Chargeback) {
     row!(
         "{:<24} {:<24} {:>9} {:>12} {:>12} {:>12} {:>18}",
-        "ID", "NAME", "REQUESTS", "PROMPT", "CACHED", "COMPLETION", "COST_USD"
+        "ID",
+        "NAME",
+        "REQUESTS",
+        "PROMPT",
+        "CACHED",
+        "COMPLETION",
+        "COST_USD"
     );
     for row in report.rows.iter().chain([&report.total]) {
         row!(

@@ -32,7 +32,8 @@ pub fn safe(text: &str) -> Cow<'_, str> {
 }
 
 fn unsafe_on_terminal(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -41,9 +42,18 @@ mod tests {
 
     #[test]
     fn control_and_bidi_characters_are_escaped_and_the_rest_kept() {
-        assert!(matches!(safe("acme café 東京"), Cow::Borrowed("acme café 東京")));
-        assert_eq!(safe("evil\u{1b}[2J\u{1b}]0;pwned\u{7}"), "evil\\u{1b}[2J\\u{1b}]0;pwned\\u{7}");
-        assert_eq!(safe("a\nb\rc\td\u{7f}e\u{9b}f"), "a\\u{a}b\\u{d}c\\u{9}d\\u{7f}e\\u{9b}f");
+        assert!(matches!(
+            safe("acme café 東京"),
+            Cow::Borrowed("acme café 東京")
+        ));
+        assert_eq!(
+            safe("evil\u{1b}[2J\u{1b}]0;pwned\u{7}"),
+            "evil\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"
+        );
+        assert_eq!(
+            safe("a\nb\rc\td\u{7f}e\u{9b}f"),
+            "a\\u{a}b\\u{d}c\\u{9}d\\u{7f}e\\u{9b}f"
+        );
         assert_eq!(safe("abc\u{202e}fed"), "abc\\u{202e}fed");
     }
 }

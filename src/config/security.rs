@@ -195,8 +195,18 @@ mod tests {
         let odd = IpNetwork::parse("172.16.0.0/12").unwrap();
         assert!(odd.contains("172.31.9.9".parse().unwrap()));
         assert!(!odd.contains("172.32.0.1".parse().unwrap()));
-        assert!(IpNetwork::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "fd00::/129", "host.internal", "10.0.0.0/x", ""] {
+        assert!(
+            IpNetwork::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "fd00::/129",
+            "host.internal",
+            "10.0.0.0/x",
+            "",
+        ] {
             assert!(IpNetwork::parse(bad).is_err(), "{bad}");
         }
     }

@@ -7,9 +7,9 @@
 //! why is in the operator's log.
 
 use super::budget::BudgetDef;
+use crate::providers::destination::{CheckedResolver, Destinations};
 use crate::store::StoreError;
 use crate::tenancy::{STATE_MIGRATIONS, admin_event, atomically};
-use crate::providers::destination::{CheckedResolver, Destinations};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;

@@ -125,7 +125,11 @@ impl PolicyCache {
             shadow: reuse_or_compile(conn, state.1, now.shadow.as_ref()),
             fault,
         };
-        if let Some(loaded) = policies.active.as_ref().filter(|_| policies.fault.is_none()) {
+        if let Some(loaded) = policies
+            .active
+            .as_ref()
+            .filter(|_| policies.fault.is_none())
+        {
             tracing::info!(policy = %loaded.label, "policy activated");
         }
         self.current.store(Arc::new(policies));
@@ -171,7 +175,14 @@ fn resolve_active(
         ),
     };
     tracing::error!(version, "{fault}");
-    if let Err(e) = admin_event(conn, ACTOR, action, &format!("v{version}"), None, Some(&fault)) {
+    if let Err(e) = admin_event(
+        conn,
+        ACTOR,
+        action,
+        &format!("v{version}"),
+        None,
+        Some(&fault),
+    ) {
         tracing::error!(error = %e, "cannot record the policy fallback");
     }
     (fallback, Some(fault.into()))

@@ -173,12 +173,7 @@ fn carried_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
         return None;
     };
     let s = v6.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
         // IPv4-compatible, but not `::` and `::1` themselves.
@@ -276,7 +271,13 @@ mod tests {
         ] {
             assert!(refused(&d, ip), "{ip} must be refused");
         }
-        for ip in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2a00:1450::1", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "192.169.0.1",
+            "2a00:1450::1",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!refused(&d, ip), "{ip} is public");
         }
     }
@@ -290,7 +291,10 @@ mod tests {
             ],
         });
         assert!(!refused(&d, "10.20.3.4"));
-        assert!(!refused(&d, "::ffff:10.20.3.4"), "judged as the IPv4 it carries");
+        assert!(
+            !refused(&d, "::ffff:10.20.3.4"),
+            "judged as the IPv4 it carries"
+        );
         assert!(refused(&d, "10.21.0.1"));
         assert!(!refused(&d, "127.0.0.1"));
         assert!(refused(&d, "127.0.0.2"));
@@ -308,7 +312,10 @@ mod tests {
             "http://localhost:8080/hook",
         ] {
             assert!(
-                matches!(d.check_url(url).await, Err(DestinationError::Forbidden { .. })),
+                matches!(
+                    d.check_url(url).await,
+                    Err(DestinationError::Forbidden { .. })
+                ),
                 "{url}"
             );
         }

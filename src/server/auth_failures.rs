@@ -323,9 +323,8 @@ fn bucket<'a>(
     if limits.capacity == 0 {
         return None;
     }
-    let own = net.filter(|ip| {
-        inner.buckets.contains_key(ip) || inner.buckets.len() < limits.max_addresses
-    });
+    let own = net
+        .filter(|ip| inner.buckets.contains_key(ip) || inner.buckets.len() < limits.max_addresses);
     let bucket = match own {
         Some(ip) => inner
             .buckets
@@ -452,24 +451,36 @@ mod tests {
         assert_eq!(of("10.0.0.1", "invalid_api_key"), Some((4, 1)));
         assert_eq!(of("10.0.0.1", LIMITED), Some((1, 1)));
         assert_eq!(of("10.0.0.2", "invalid_api_key"), Some((1, 0)));
-        assert!(f.drain().is_empty(), "an interval's groups are recorded once");
+        assert!(
+            f.drain().is_empty(),
+            "an interval's groups are recorded once"
+        );
     }
 
     #[test]
     fn ipv6_counts_by_prefix_and_mapped_ipv4_as_ipv4() {
         let f = failures(1, 100, 100);
-        assert_eq!(f.refuse("[2001:db8:1:2::1]:1", bad_key()), Verdict::Unauthorized);
+        assert_eq!(
+            f.refuse("[2001:db8:1:2::1]:1", bad_key()),
+            Verdict::Unauthorized
+        );
         assert!(matches!(
             f.refuse("[2001:db8:1:2:ffff::9]:1", bad_key()),
             Verdict::Limited { .. }
         ));
-        assert_eq!(f.refuse("[::ffff:192.0.2.1]:1", bad_key()), Verdict::Unauthorized);
+        assert_eq!(
+            f.refuse("[::ffff:192.0.2.1]:1", bad_key()),
+            Verdict::Unauthorized
+        );
         assert!(matches!(
             f.refuse("192.0.2.1:2", bad_key()),
             Verdict::Limited { .. }
         ));
         let clients: Vec<String> = f.drain().into_iter().map(|s| s.client).collect();
-        assert!(clients.contains(&"2001:db8:1:2::/64".to_string()), "{clients:?}");
+        assert!(
+            clients.contains(&"2001:db8:1:2::/64".to_string()),
+            "{clients:?}"
+        );
         assert!(clients.contains(&"192.0.2.1".to_string()), "{clients:?}");
     }
 

@@ -1,6 +1,7 @@
 //! The data path: authenticate, read and parse the body, resolve the route, forward to
 //! the upstream, and relay the answer.
 
+use super::auth_failures::{Known, Refusal, Surface, Verdict};
 use super::body::GatewayBody;
 use super::context::RequestContext;
 use super::count_tokens::{count_tokens, gemini_count_tokens};
@@ -23,7 +24,6 @@ use crate::api::{ClientEvents, Invalid};
 use crate::config::Sticky;
 use crate::providers::sse_relay::{SseRelay, StreamDialect, StreamStart};
 use crate::routing::{cache, capabilities};
-use super::auth_failures::{Known, Refusal, Surface, Verdict};
 use crate::tenancy::{AuthError, KeyRefused, Principal};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
@@ -253,7 +253,10 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
     let policies = state.policies.current();
     let ner = state.pii.as_ref().and_then(|pii| pii.degraded());
     let parts = [
-        ("ner", ner.map(|(why, refusing)| (why.to_string(), refusing))),
+        (
+            "ner",
+            ner.map(|(why, refusing)| (why.to_string(), refusing)),
+        ),
         ("disk", state.disk.readiness()),
         ("policy", policies.readiness()),
     ];
@@ -274,7 +277,10 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
     } else {
         StatusCode::OK
     };
-    json_response(status, serde_json::Value::Object(body).to_string().into_bytes())
+    json_response(
+        status,
+        serde_json::Value::Object(body).to_string().into_bytes(),
+    )
 }
 
 fn metrics_response(state: &AppState) -> Response<GatewayBody> {

@@ -34,7 +34,12 @@ pub fn admit<'r, T: ForwardedRequest>(
             .rate_limits
             .take(
                 subject,
-                || request_tokens_estimate(request.prompt_text().len(), request.completion_budget()),
+                || {
+                    request_tokens_estimate(
+                        request.prompt_text().len(),
+                        request.completion_budget(),
+                    )
+                },
                 now,
             )
             .map_err(ApiError::rate_limited)?;

@@ -610,7 +610,11 @@ mod tests {
         // Logging out revokes the session.
         tokens.logout(&admin).unwrap();
         assert_eq!(
-            tokens.authenticate(&session.token).unwrap().unwrap_err().reason,
+            tokens
+                .authenticate(&session.token)
+                .unwrap()
+                .unwrap_err()
+                .reason,
             AdminAuthError::Revoked
         );
         let logins = events(&conn, "admin.login");
@@ -676,7 +680,8 @@ mod tests {
                 users
                     .login("dave", "not the password")
                     .unwrap()
-                    .unwrap_err().reason,
+                    .unwrap_err()
+                    .reason,
                 LoginRefused::WrongPassword
             );
         }
@@ -684,7 +689,8 @@ mod tests {
             users
                 .login("dave", "not the password")
                 .unwrap()
-                .unwrap_err().reason,
+                .unwrap_err()
+                .reason,
             LoginRefused::LockedOutNow
         );
         // Now even the right password is refused, until the lockout ends.
@@ -719,7 +725,11 @@ mod tests {
         users.set_password("dave", NEW, "test").unwrap();
         let tokens = AdminTokenStore::new(&conn, &secret);
         assert_eq!(
-            tokens.authenticate(&session.token).unwrap().unwrap_err().reason,
+            tokens
+                .authenticate(&session.token)
+                .unwrap()
+                .unwrap_err()
+                .reason,
             AdminAuthError::Revoked
         );
         assert_eq!(
@@ -753,11 +763,19 @@ mod tests {
         .unwrap();
         let tokens = AdminTokenStore::new(&conn, &secret);
         assert_eq!(
-            tokens.authenticate(&session.token).unwrap().unwrap_err().reason,
+            tokens
+                .authenticate(&session.token)
+                .unwrap()
+                .unwrap_err()
+                .reason,
             AdminAuthError::Revoked
         );
         assert_eq!(
-            tokens.authenticate(&late.token).unwrap().unwrap_err().reason,
+            tokens
+                .authenticate(&late.token)
+                .unwrap()
+                .unwrap_err()
+                .reason,
             AdminAuthError::Disabled
         );
         assert_eq!(

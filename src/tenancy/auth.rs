@@ -181,7 +181,9 @@ mod tests {
     impl Cache {
         fn authenticate(&self, secret: &str) -> Result<Principal, AuthError> {
             self.mirror.refresh().unwrap();
-            self.keys.authenticate(secret).map_err(|refused| refused.error)
+            self.keys
+                .authenticate(secret)
+                .map_err(|refused| refused.error)
         }
     }
 

@@ -18,8 +18,8 @@ pub use admin_tokens::{
     ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore, RefusedToken,
 };
 pub use admin_users::{
-    AdminUserInfo, AdminUserStore, LOCKOUT_SECS, LoginRefused, MAX_FAILED_LOGINS, RefusedLogin,
-    MIN_PASSWORD_CHARS, SESSION_SECS, Session,
+    AdminUserInfo, AdminUserStore, LOCKOUT_SECS, LoginRefused, MAX_FAILED_LOGINS,
+    MIN_PASSWORD_CHARS, RefusedLogin, SESSION_SECS, Session,
 };
 pub use auth::{AuthError, KeyCache, KeyRefused, Principal};
 pub use change_watch::ChangeWatch;
