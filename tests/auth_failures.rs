@@ -8,14 +8,8 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{Extra, Gateway, Reply, admin_token, post};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use common::{Extra, Gateway, admin_token, post, send_from};
 use serde_json::{Value, json};
-use std::net::IpAddr;
 
 /// Each address may fail this often before it is refused.
 const BURST: usize = 4;
@@ -26,35 +20,6 @@ fn limited_config(interval_secs: u64) -> Extra {
             "auth_failures:\n  burst: {BURST}\n  per_minute: 1\n  record_interval_secs: {interval_secs}\n"
         ),
         ..Extra::default()
-    }
-}
-
-/// Sends a request from the local address `from` (loopback has all of 127/8).
-async fn send_from(
-    from: &str,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Reply {
-    let mut connector = HttpConnector::new();
-    connector.set_local_address(Some(from.parse::<IpAddr>().unwrap()));
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let response = client
-        .request(builder.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
     }
 }
 
@@ -77,16 +42,19 @@ fn refusal_records(gw_audit: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-fn records_of_kind(gw_audit: &std::path::Path, kind: &str) -> i64 {
-    rusqlite::Connection::open(gw_audit)
+/// How many rows of the database at `db` `query` (a `SELECT count(*)` with one
+/// parameter) counts.
+fn count(db: &std::path::Path, query: &str, value: &str) -> i64 {
+    rusqlite::Connection::open(db)
         .unwrap()
-        .query_row(
-            "SELECT count(*) FROM records WHERE kind = ?1",
-            [kind],
-            |r| r.get(0),
-        )
+        .query_row(query, [value], |r| r.get(0))
         .unwrap()
 }
+
+const RECORDS_OF_KIND: &str = "SELECT count(*) FROM records WHERE kind = ?1";
+const RECORDS_OF_ACTION: &str =
+    "SELECT count(*) FROM records WHERE json_extract(body, '$.action') = ?1";
+const EVENTS_OF_ACTION: &str = "SELECT count(*) FROM admin_events WHERE action = ?1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limited() {
@@ -113,12 +81,7 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
                 assert_eq!(reply.status, 401, "{from} #{i}: {}", reply.text());
             } else {
                 reply.assert_error(429, "too_many_auth_failures");
-                let wait: u64 = reply.headers["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                assert!((1..=60).contains(&wait), "{wait}");
+                reply.retry_after();
             }
         }
     }
@@ -176,7 +139,7 @@ async fn a_bogus_key_flood_leaves_one_record_per_address_and_reason_and_is_limit
         "{:?}",
         rows.iter().map(|r| r.status).collect::<Vec<_>>()
     );
-    assert_eq!(records_of_kind(&audit, "llm.request"), 1);
+    assert_eq!(count(&audit, RECORDS_OF_KIND, "llm.request"), 1);
     // The audit trail: one aggregate per address, surface and reason, summing every attempt.
     let records = refusal_records(&audit);
     let total: u64 = records
@@ -243,7 +206,7 @@ async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recor
             reply.assert_admin_error(401, "invalid_admin_token");
         } else {
             reply.assert_admin_error(429, "too_many_auth_failures");
-            assert!(reply.headers.contains_key("retry-after"));
+            reply.retry_after();
         }
     }
     let attempt =
@@ -295,42 +258,22 @@ async fn admin_tokens_and_logins_are_limited_before_they_cost_a_lookup_and_recor
             )
         })
         .collect();
-    let count = |addr: &str, surface: &str, reason: &str| {
-        summary
+    let burst = BURST as u64;
+    for (addr, surface, reason, expected) in [
+        ("127.0.0.5", "admin", "invalid_admin_token", burst),
+        ("127.0.0.5", "admin", "too_many_auth_failures", 6),
+        ("127.0.0.6", "admin_login", "unknown_user", burst),
+        ("127.0.0.6", "admin_login", "too_many_auth_failures", 6),
+    ] {
+        let counted: u64 = summary
             .iter()
             .filter(|(a, s, r, _)| a == addr && s == surface && r == reason)
             .map(|(.., n)| n)
-            .sum::<u64>()
-    };
-    assert_eq!(
-        count("127.0.0.5", "admin", "invalid_admin_token"),
-        BURST as u64,
-        "{summary:?}"
-    );
-    assert_eq!(
-        count("127.0.0.5", "admin", "too_many_auth_failures"),
-        6,
-        "{summary:?}"
-    );
-    assert_eq!(
-        count("127.0.0.6", "admin_login", "unknown_user"),
-        BURST as u64,
-        "{summary:?}"
-    );
-    assert_eq!(
-        count("127.0.0.6", "admin_login", "too_many_auth_failures"),
-        6,
-        "{summary:?}"
-    );
+            .sum();
+        assert_eq!(counted, expected, "{addr} {surface} {reason}: {summary:?}");
+    }
     // No per-attempt admin events: nothing grows with the number of attempts.
-    let per_attempt: i64 = rusqlite::Connection::open(&audit)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM records WHERE json_extract(body, '$.action') = 'admin.login_refused'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let per_attempt = count(&audit, RECORDS_OF_ACTION, "admin.login_refused");
     assert_eq!(per_attempt, 0);
     let _ = std::fs::remove_dir_all(gw_dir(&audit));
 }
@@ -346,13 +289,7 @@ fn disk_marks(low: u64, refuse: u64) -> Extra {
 }
 
 fn disk_alerts(gw: &Gateway, action: &str) -> i64 {
-    gw.state_db()
-        .query_row(
-            "SELECT count(*) FROM admin_events WHERE action = ?1",
-            [action],
-            |r| r.get(0),
-        )
-        .unwrap()
+    count(&gw.loaded.state_db_path(), EVENTS_OF_ACTION, action)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,14 +328,7 @@ async fn below_the_low_water_mark_readyz_is_degraded_and_the_alert_is_written_on
     assert_eq!(served.status, 200, "{}", served.text());
     let audit = gw.loaded.audit_db_path();
     gw.stop_keeping_files().await;
-    let in_trail: i64 = rusqlite::Connection::open(&audit)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM records WHERE json_extract(body, '$.action') = 'disk.low_water'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let in_trail = count(&audit, RECORDS_OF_ACTION, "disk.low_water");
     assert_eq!(in_trail, 1, "the alert is an audit record");
     let _ = std::fs::remove_dir_all(gw_dir(&audit));
 }

@@ -506,19 +506,25 @@ async fn a_failing_health_check_takes_an_upstream_out_of_rotation() {
     assert_eq!(rows[1].upstream.as_deref(), Some("primary"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
-    let (mock, _m) = start_mock(&[]).await;
+/// A gateway whose model `cached` (one target, on the mock `mock`) caches answers for
+/// `ttl_secs`.
+async fn cached_gateway(mock: SocketAddr, ttl_secs: u64) -> Gateway {
     let extra = Extra {
         upstreams: upstreams(&[("solo", mock)]),
         models: route(
             "cached",
             "[{upstream: solo, model: mock-llama}]",
             FAST_RETRY,
-        ) + "    cache: {ttl_secs: 60, max_entries: 100}\n",
+        ) + &format!("    cache: {{ttl_secs: {ttl_secs}, max_entries: 100}}\n"),
         ..Extra::default()
     };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    Gateway::start_full("", &[], &extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
+    let (mock, _m) = start_mock(&[]).await;
+    let gw = cached_gateway(mock, 60).await;
     let url = gw.url("/v1/chat/completions");
     let other_tenant = gw.create_key("other", None, None);
 
@@ -555,19 +561,7 @@ async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
 async fn a_cached_answer_is_served_within_its_ttl_and_fetched_again_after() {
     let (mock, _m) = start_mock(&[]).await;
     const TTL: Duration = Duration::from_secs(2);
-    let extra = Extra {
-        upstreams: upstreams(&[("solo", mock)]),
-        models: route(
-            "cached",
-            "[{upstream: solo, model: mock-llama}]",
-            FAST_RETRY,
-        ) + &format!(
-            "    cache: {{ttl_secs: {}, max_entries: 100}}\n",
-            TTL.as_secs()
-        ),
-        ..Extra::default()
-    };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    let gw = cached_gateway(mock, TTL.as_secs()).await;
     let url = gw.url("/v1/chat/completions");
     let body = chat("cached", false);
     let ask = || post(&url, &gw.key, &body);

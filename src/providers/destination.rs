@@ -65,14 +65,19 @@ impl Destinations {
         if self.check_literal(&uri)? {
             return Ok(());
         }
-        let host = uri.host().unwrap_or_default().to_string();
-        let addrs = tokio::net::lookup_host((host.as_str(), 0))
-            .await
-            .map_err(|e| DestinationError::Unresolvable {
-                host: host.clone(),
+        self.resolve(uri.host().unwrap_or_default()).await.map(drop)
+    }
+
+    /// The addresses `host` resolves to, every one allowed (else the first that is
+    /// not).
+    async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, DestinationError> {
+        let addrs = tokio::net::lookup_host((host, 0)).await.map_err(|e| {
+            DestinationError::Unresolvable {
+                host: host.to_string(),
                 detail: e.to_string(),
-            })?;
-        self.checked(&host, addrs).map(drop)
+            }
+        })?;
+        self.checked(host, addrs)
     }
 
     /// For a URL whose host is an IP address (which a connector does not resolve):
@@ -154,14 +159,10 @@ impl tower::Service<Name> for CheckedResolver {
     fn call(&mut self, name: Name) -> Self::Future {
         let destinations = self.destinations.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs = tokio::net::lookup_host((host.as_str(), 0))
+            destinations
+                .resolve(name.as_str())
                 .await
-                .map_err(|e| DestinationError::Unresolvable {
-                    host: host.clone(),
-                    detail: e.to_string(),
-                })?;
-            destinations.checked(&host, addrs).map(Vec::into_iter)
+                .map(Vec::into_iter)
         })
     }
 }

@@ -349,6 +349,17 @@ impl Reply {
         assert!(e.get("param").is_some(), "{v}");
     }
 
+    /// The `Retry-After` header's seconds, checked to be a sane wait (1 to 60 s).
+    pub fn retry_after(&self) -> u64 {
+        let wait: u64 = self.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        wait
+    }
+
     /// Asserts an admin API error: its status and `error.code`, with a message.
     pub fn assert_admin_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "body: {}", self.text());
@@ -395,11 +406,36 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
+    send_with(client(), method, url, headers, body).await
+}
+
+/// Like [`send`], from the local address `from` (loopback answers on all of 127/8, so
+/// a test can be several clients).
+pub async fn send_from(
+    from: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(from.parse().unwrap()));
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    send_with(client, method, url, headers, body).await
+}
+
+async fn send_with(
+    client: Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let response = client()
+    let response = client
         .request(builder.body(Full::new(body.into())).unwrap())
         .await
         .unwrap();
