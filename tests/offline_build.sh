@@ -7,14 +7,18 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# Cut the network first, before anything is copied or built.
+# Cut the network first, before anything is copied or built: as root, in an unprivileged
+# user namespace, or through passwordless sudo (the build itself then runs as this user).
+me=$(id -un)
 if unshare -n true 2>/dev/null; then
     offline=(unshare -n)
 elif unshare -r -n true 2>/dev/null; then
     offline=(unshare -r -n)
+elif sudo -n unshare -n true 2>/dev/null; then
+    offline=(sudo -n unshare -n sudo -n -u "$me" env "PATH=$PATH" "HOME=$HOME")
 else
     echo "error: cannot create a network namespace here (unshare -n needs root, unshare -rn" \
-         "user namespaces); refusing to build with the network in reach" >&2
+         "user namespaces, or passwordless sudo); refusing to build with the network in reach" >&2
     exit 1
 fi
 # And check it is cut: inside, no interface but loopback.

@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A directory of stand-ins for `unshare`, `git` and `cargo`: `unshare` runs `unshare`
-/// as given by `body`; `git` and `cargo` only leave a mark that they ran.
+/// A directory of stand-ins for `unshare`, `sudo`, `git` and `cargo`: `unshare` runs as
+/// given by `body`; `sudo` is not allowed; `git` and `cargo` only leave a mark that they
+/// ran.
 fn stubs(tag: &str, unshare_body: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("airlock-offline-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -16,6 +17,7 @@ fn stubs(tag: &str, unshare_body: &str) -> PathBuf {
     let marks = dir.join("ran");
     for (name, body) in [
         ("unshare", unshare_body.to_string()),
+        ("sudo", "exit 1".to_string()),
         ("git", format!("echo git >> {}\nexit 1", marks.display())),
         (
             "cargo",

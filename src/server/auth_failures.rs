@@ -391,13 +391,19 @@ impl Summary {
     }
 }
 
-/// Records the interval's refusals: a log line and an audit record per group.
+/// Records the interval's refusals: a log line and an audit record per group, the
+/// records handed over together (so they share the writer's commits) and waited for.
 pub async fn record(failures: &AuthFailures, audit: Option<&crate::audit::writer::AuditSink>) {
+    let mut writes = tokio::task::JoinSet::new();
     for summary in failures.drain() {
         summary.log();
-        if let Some(sink) = audit
-            && sink.record(summary.audit_event()).await.is_err()
-        {
+        if let Some(sink) = audit.cloned() {
+            let event = summary.audit_event();
+            writes.spawn(async move { sink.record(event).await });
+        }
+    }
+    while let Some(written) = writes.join_next().await {
+        if !matches!(written, Ok(Ok(()))) {
             tracing::error!("an aggregate of refused authentications could not be audited");
         }
     }

@@ -14,6 +14,7 @@ mod metering_stage;
 pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
+mod watchers;
 
 use crate::audit::search::service::{IndexerThread, SearchHandle};
 use crate::config::LoadedConfig;
@@ -427,11 +428,7 @@ impl Gateway {
             threads.push(thread);
         }
         let health_checks = crate::routing::health::spawn_all(state.routes.upstreams());
-        let (stop_watchers, stopped) = tokio::sync::watch::channel(false);
-        let watchers = [
-            tokio::spawn(record_auth_failures(state.clone(), stopped.clone())),
-            tokio::spawn(watch_disk(state.clone(), stopped)),
-        ];
+        let watchers = watchers::Watchers::start(&state);
         tokio::pin!(shutdown);
         let mut next = 0;
         loop {
@@ -461,12 +458,7 @@ impl Gateway {
             .iter()
             .for_each(tokio::task::JoinHandle::abort);
         state.draining.store(true, Ordering::Relaxed);
-        let _ = stop_watchers.send(true);
-        for watcher in watchers {
-            if watcher.await.is_err() {
-                tracing::error!("a background check failed");
-            }
-        }
+        watchers.stop().await;
         tracing::info!("shutting down: draining in-flight requests");
         // Closing the queues tells every worker to stop and drain.
         drop(queues);
@@ -482,41 +474,6 @@ impl Gateway {
         // lets the audit writer drain and stop.
         drop(state);
         Ok(writer)
-    }
-}
-
-/// Waits for the next tick of `every`; false once `stop` turned true.
-async fn next_tick(
-    every: &mut tokio::time::Interval,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    tokio::select! {
-        _ = every.tick() => true,
-        _ = stop.wait_for(|stopped| *stopped) => false,
-    }
-}
-
-/// Records the refused authentications of each interval, until `stop`.
-async fn record_auth_failures(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(state.auth_failures.interval);
-    every.tick().await;
-    while next_tick(&mut every, &mut stop).await {
-        auth_failures::record(&state.auth_failures, state.audit.as_ref()).await;
-    }
-}
-
-/// Checks the data directory's free space at its interval, until `stop`.
-async fn watch_disk(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(state.disk.interval);
-    every.tick().await;
-    while next_tick(&mut every, &mut stop).await {
-        let state = state.clone();
-        if tokio::task::spawn_blocking(move || state.disk.check())
-            .await
-            .is_err()
-        {
-            tracing::error!("the free-space check failed");
-        }
     }
 }
 
