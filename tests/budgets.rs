@@ -85,17 +85,13 @@ async fn concurrent_requests_cannot_overspend_a_hard_budget_and_the_soft_alert_f
     let (hook, received) = webhook_receiver().await;
     // About fifty requests' worth: each costs about (prompt + 10 completion tokens).
     let limit_usd = 0.52;
-    let reply = admin(
+    let budget_id = put_budget(
         &gw,
-        "PUT",
-        "/admin/budgets",
-        Some(&root),
+        &root,
         json!({"tenant": "acme", "scope": "tenant", "window": "monthly",
                "limit_usd": limit_usd, "soft_limit_pct": 50, "webhook_url": hook}),
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let budget_id = reply.json()["id"].as_str().unwrap().to_string();
 
     let url = gw.url("/v1/chat/completions");
     let mut tasks = Vec::new();
@@ -342,6 +338,13 @@ async fn the_hard_limit_is_exact_for_requests_that_estimates_underrate() {
     );
 }
 
+/// Creates (or replaces) a budget as `token`: its id.
+async fn put_budget(gw: &Gateway, token: &str, budget: Value) -> String {
+    let reply = admin(gw, "PUT", "/admin/budgets", Some(token), budget).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
 /// Polls until `received` holds `n` webhooks, then waits as long again for any more.
 async fn webhooks(received: &Arc<Mutex<Vec<Value>>>, n: usize) -> Vec<Value> {
     for _ in 0..250 {
@@ -358,17 +361,13 @@ async fn ledgers_are_rebuilt_at_start_and_the_soft_alert_is_not_repeated_after_a
     let gw = Gateway::start_full("  admin_api: true\n", MOCK_FLAGS, &priced()).await;
     let root = admin_token(&gw, Role::SuperAdmin);
     let (hook, received) = webhook_receiver().await;
-    let reply = admin(
+    let monthly = put_budget(
         &gw,
-        "PUT",
-        "/admin/budgets",
-        Some(&root),
+        &root,
         json!({"tenant": "acme", "scope": "tenant", "window": "monthly", "limit_usd": 1,
                "soft_limit_pct": 3, "webhook_url": hook}),
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let monthly = reply.json()["id"].as_str().unwrap().to_string();
     let url = gw.url("/v1/chat/completions");
     // About a cent each: the third passes 3 % of $1.
     for _ in 0..4 {
@@ -398,17 +397,13 @@ async fn ledgers_are_rebuilt_at_start_and_the_soft_alert_is_not_repeated_after_a
     assert_eq!(post(&url, &gw.key, &chat("chat-model")).await.status, 200);
     // A second budget's alert, raised after that request settled: the alert thread
     // works in order, so by the time its webhook arrives, any repeat would have too.
-    let reply = admin(
+    let daily = put_budget(
         &gw,
-        "PUT",
-        "/admin/budgets",
-        Some(&root),
+        &root,
         json!({"tenant": "acme", "scope": "tenant", "window": "daily", "limit_usd": 1,
                "soft_limit_pct": 1, "webhook_url": hook}),
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let daily = reply.json()["id"].as_str().unwrap().to_string();
     assert_eq!(post(&url, &gw.key, &chat("chat-model")).await.status, 200);
     let hooks = webhooks(&received, 2).await;
     let ids: Vec<&str> = hooks
