@@ -53,7 +53,8 @@ async fn every_request_leaves_a_verifiable_record() {
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!(
         report.records, 5,
-        "the harness's tenant and key creation, three requests; model listings are not recorded"
+        "the harness's tenant and key creation, two requests, the refused key's aggregate; \
+         model listings are not recorded"
     );
     assert!(report.checkpoints >= 1, "shutdown signs a last checkpoint");
 
@@ -71,7 +72,18 @@ async fn every_request_leaves_a_verifiable_record() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    let (whole, stream, denied) = (&records[0], &records[1], &records[2]);
+    let (whole, stream) = (&records[0], &records[1]);
+    // The refused key left no record of its own: its address's refusals are summed.
+    let denied: AuditRecord = audit
+        .query_row(
+            "SELECT body FROM records WHERE kind = 'auth.refused'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .map(|b| serde_json::from_str(&b).unwrap())
+        .unwrap();
+    assert_eq!(denied.error.as_deref(), Some("invalid_api_key"));
+    assert_eq!(denied.client_addr.as_deref(), Some("127.0.0.1"));
     assert_eq!(whole.model.as_deref(), Some("chat-model"));
     assert_eq!(whole.upstream.as_deref(), Some("mock"));
     assert_eq!(

@@ -121,6 +121,47 @@ fn init_then_keys_lifecycle() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Names the command line prints in its tables come from the state database: a control
+/// character in one (an ESC starting a terminal escape sequence, a carriage return) is
+/// printed escaped, never raw.
+#[test]
+fn control_characters_in_names_are_escaped_in_tables() {
+    let dir = common::scratch_dir("cli-escapes");
+    let d = dir.join("inst");
+    let d = d.to_str().unwrap();
+    assert!(airlock(&["init", "--dir", d]).status.success());
+    let config = Path::new(d).join("airlock.yaml");
+    let cfg = config.to_str().unwrap();
+    // A key name as the command line takes it, and a tenant name written into the
+    // database behind its back (the command line itself refuses control characters).
+    let evil_key = "ci\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let out = airlock(&[
+        "keys", "create", "--config", cfg, "--tenant", "acme", "--name", evil_key,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    rusqlite::Connection::open(Path::new(d).join("airlock.db"))
+        .unwrap()
+        .execute(
+            "UPDATE tenants SET name = ?1",
+            ["acme\r\u{1b}[1;31mFAKE\u{202e}"],
+        )
+        .unwrap();
+    for args in [
+        vec!["keys", "list", "--config", cfg],
+        vec!["tenants", "list", "--config", cfg],
+    ] {
+        let out = airlock(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let printed = stdout(&out);
+        assert!(
+            !printed.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}']),
+            "{args:?} printed a raw control character: {printed:?}"
+        );
+        assert!(printed.contains("\\u{1b}"), "{args:?}: {printed:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn admin_tokens_lifecycle() {
     let dir = common::scratch_dir("cli-admin");

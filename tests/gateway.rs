@@ -243,8 +243,34 @@ async fn authentication_failures_are_openai_shaped_401s() {
         .await
         .assert_error(401, "revoked_api_key");
 
-    let rows = gw.stop().await;
-    assert_eq!(rows.iter().filter(|r| r.status == 401).count(), 5);
+    // Refused keys leave no request-log row (they are recorded in aggregate, per address
+    // and reason, in the audit trail); the one served request does.
+    let audit = gw.loaded.audit_db_path();
+    let dir = gw.dir.clone();
+    let rows = gw.stop_keeping_files().await;
+    assert_eq!(rows.iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let reasons: Vec<(String, i64)> = rusqlite::Connection::open(audit)
+        .unwrap()
+        .prepare(
+            "SELECT json_extract(body, '$.error'),
+                    json_extract(json_extract(body, '$.detail'), '$.count')
+             FROM records WHERE kind = 'auth.refused' ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("expired_api_key".to_string(), 1),
+            ("invalid_api_key".to_string(), 1),
+            ("missing_api_key".to_string(), 2),
+            ("revoked_api_key".to_string(), 1),
+        ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

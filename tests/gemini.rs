@@ -290,6 +290,24 @@ async fn gemini_clients_are_served_by_any_upstream_in_googles_shapes() {
     .await;
     assert_eq!(unknown_field.status, 400);
     assert!(unknown_field.text().contains("bogus"));
+    // The body's `model` is a string naming the path's model, or the request is refused
+    // as Google refuses it: 400 in Google's shape, nothing sent upstream.
+    for model in [
+        json!(42),
+        json!({"name": "chat-model"}),
+        json!("models/cut-model"),
+    ] {
+        let mut body = ask.clone();
+        body["model"] = model.clone();
+        let refused = call("/v1beta/models/chat-model:generateContent", body).await;
+        assert_eq!(refused.status, 400, "{model}: {}", refused.text());
+        assert_eq!(refused.json()["error"]["status"], "INVALID_ARGUMENT");
+        assert_eq!(refused.json()["error"]["code"], 400);
+    }
+    let mut named = ask.clone();
+    named["model"] = json!("models/chat-model");
+    let answered = call("/v1beta/models/chat-model:generateContent", named).await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
     let counted = call(
         "/v1beta/models/chat-model:countTokens",
         json!({"contents": ask["contents"]}),

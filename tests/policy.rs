@@ -620,6 +620,134 @@ async fn a_version_that_fails_to_load_keeps_the_previous_one_in_force() {
     );
 }
 
+/// Replaces a stored version's text (and its hash, as a build that reads it differently
+/// would see it) with text that does not load.
+fn break_version(loaded: &airlock::config::LoadedConfig, version: i64) {
+    let text = "policy: [";
+    let sha: String = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let conn = rusqlite::Connection::open(loaded.state_db_path()).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE policy_versions SET source = CAST(?1 AS BLOB), sha256 = ?2 WHERE version = ?3",
+            rusqlite::params![text, sha, version],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+fn admin_events(gw: &Gateway, action: &str) -> Vec<String> {
+    gw.state_db()
+        .prepare("SELECT COALESCE(detail, '') FROM admin_events WHERE action = ?1")
+        .unwrap()
+        .query_map([action], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A restarted gateway whose active version no longer loads (changed on the stopped
+/// instance) never serves a request without a policy: it enforces the last version that
+/// loads and says so (`/readyz` degraded, an audit event), and with none that loads it
+/// refuses data-path requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_an_active_version_that_no_longer_loads_never_serves_unpoliced() {
+    let gw = Gateway::start().await;
+    let first = apply(&gw, DENY_AURORA);
+    apply(
+        &gw,
+        &DENY_AURORA.replace("Project Aurora is confidential", "Aurora is for legal only"),
+    );
+    let chat = gw.url("/v1/chat/completions");
+    let secret = "tell me about Project Aurora";
+    let refused = post(&chat, &gw.key, &ask("chat-model", secret)).await;
+    assert_eq!(
+        refused.json()["error"]["message"],
+        "Aurora is for legal only"
+    );
+
+    // The active version (v2) no longer loads: v1, active before it, is enforced.
+    let gw = gw.restart(|loaded| break_version(loaded, 2)).await;
+    let chat = gw.url("/v1/chat/completions");
+    let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["status"], "degraded");
+    let why = ready.json()["policy"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("v2 failed to load") && why.contains(&first),
+        "{why}"
+    );
+    let reply = post(&chat, &gw.key, &ask("chat-model", secret)).await;
+    reply.assert_error(403, "policy_denied");
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "Project Aurora is confidential"
+    );
+    assert_eq!(status_of(&gw, "hello").await, 200);
+    assert_eq!(admin_events(&gw, "policy.fallback").len(), 1);
+
+    // No version loads: nothing is served, rather than served without a policy.
+    let gw = gw.restart(|loaded| break_version(loaded, 1)).await;
+    let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.json()["policy"].as_str().unwrap().contains("refused"));
+    for text in [secret, "hello"] {
+        post(
+            &gw.url("/v1/chat/completions"),
+            &gw.key,
+            &ask("chat-model", text),
+        )
+        .await
+        .assert_error(503, "policy_unavailable");
+    }
+    assert_eq!(admin_events(&gw, "policy.unavailable").len(), 1);
+    let rows = gw.stop().await;
+    assert_eq!(
+        rows.iter().filter(|r| r.policy_version.is_none()).count(),
+        2,
+        "only the two refused requests ran without a version: {:?}",
+        rows.iter()
+            .map(|r| (r.status, r.policy_version.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.status != 200 || r.policy_version.is_some())
+    );
+}
+
+/// A stored version whose text no longer matches its hash (altered in the database) is
+/// not loaded either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_altered_behind_its_hash_is_not_enforced() {
+    let gw = Gateway::start().await;
+    apply(&gw, DENY_AURORA);
+    let altered = DENY_AURORA.replace("action: deny", "action: allow");
+    let gw = gw
+        .restart(|loaded| {
+            rusqlite::Connection::open(loaded.state_db_path())
+                .unwrap()
+                .execute(
+                    "UPDATE policy_versions SET source = CAST(?1 AS BLOB) WHERE version = 1",
+                    [altered],
+                )
+                .unwrap();
+        })
+        .await;
+    let ready = common::send("GET", &gw.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(
+        ready.json()["policy"].as_str().unwrap().contains("SHA-256"),
+        "{}",
+        ready.text()
+    );
+    assert_eq!(status_of(&gw, "project aurora").await, 503);
+    gw.stop().await;
+}
+
 /// Response rules judge a streamed answer at its end: a deny withholds what is left and
 /// ends the stream with the policy's error event (in the client's dialect) instead of
 /// its clean end; other streams end as usual.

@@ -22,12 +22,7 @@ async fn served_of(gw: &Gateway, key: &str, body: &Value, n: usize) -> usize {
             served += 1;
         } else {
             reply.assert_error(429, "rate_limited");
-            let wait: u64 = reply.headers["retry-after"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!((1..=60).contains(&wait), "{wait}");
+            reply.retry_after();
         }
     }
     served

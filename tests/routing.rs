@@ -506,19 +506,25 @@ async fn a_failing_health_check_takes_an_upstream_out_of_rotation() {
     assert_eq!(rows[1].upstream.as_deref(), Some("primary"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
-    let (mock, _m) = start_mock(&[]).await;
+/// A gateway whose model `cached` (one target, on the mock `mock`) caches answers for
+/// `ttl_secs`.
+async fn cached_gateway(mock: SocketAddr, ttl_secs: u64) -> Gateway {
     let extra = Extra {
         upstreams: upstreams(&[("solo", mock)]),
         models: route(
             "cached",
             "[{upstream: solo, model: mock-llama}]",
             FAST_RETRY,
-        ) + "    cache: {ttl_secs: 60, max_entries: 100}\n",
+        ) + &format!("    cache: {{ttl_secs: {ttl_secs}, max_entries: 100}}\n"),
         ..Extra::default()
     };
-    let gw = Gateway::start_full("", &[], &extra).await;
+    Gateway::start_full("", &[], &extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
+    let (mock, _m) = start_mock(&[]).await;
+    let gw = cached_gateway(mock, 60).await;
     let url = gw.url("/v1/chat/completions");
     let other_tenant = gw.create_key("other", None, None);
 
@@ -549,6 +555,39 @@ async fn the_response_cache_answers_repeats_per_tenant_and_never_streams() {
         hits,
         [(false, 1), (true, 0), (false, 1), (false, 1), (false, 1)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_is_served_within_its_ttl_and_fetched_again_after() {
+    let (mock, _m) = start_mock(&[]).await;
+    const TTL: Duration = Duration::from_secs(2);
+    let gw = cached_gateway(mock, TTL.as_secs()).await;
+    let url = gw.url("/v1/chat/completions");
+    let body = chat("cached", false);
+    let ask = || post(&url, &gw.key, &body);
+    let cache = |reply: &common::Reply| reply.headers["x-airlock-cache"].clone();
+
+    // Within the TTL (the second request follows at once; two seconds is generous for
+    // one local request), the stored answer.
+    let stored = ask().await;
+    assert_eq!(cache(&stored), "miss");
+    let within = ask().await;
+    assert_eq!(cache(&within), "hit");
+    assert_eq!(within.body, stored.body);
+    // Past it, the upstream is asked again, and the fresh answer is stored anew.
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    let after = ask().await;
+    assert_eq!(cache(&after), "miss");
+    assert_ne!(
+        after.body, stored.body,
+        "a new answer (a new completion id)"
+    );
+    assert_eq!(cache(&ask().await), "hit");
+
+    let mut rows = gw.stop().await;
+    rows.reverse();
+    let hits: Vec<(bool, u32)> = rows.iter().map(|r| (r.cache_hit, r.attempts)).collect();
+    assert_eq!(hits, [(false, 1), (true, 0), (false, 1), (true, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,11 @@
 //! The admin behind a request: its bearer token checked against the state database
-//! (off the async workers), and its role checked against what a route needs.
+//! (off the async workers), and its role checked against what a route needs. Refused
+//! tokens count against the client address's allowance of failures (see
+//! `server::auth_failures`): recorded in aggregate, 429 once the allowance is spent.
 
 use super::error::AdminError;
 use crate::server::AppState;
+use crate::server::auth_failures::{ClientAddr, Known, Refusal, Surface, Verdict};
 use crate::store::StoreError;
 use crate::tenancy::rbac::Permission;
 use crate::tenancy::{Admin, AdminAuthError, AdminTokenStore, STATE_MIGRATIONS};
@@ -102,18 +105,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let GatewayState(state) = GatewayState::from_request_parts(parts, state).await?;
-        let token = bearer(parts).ok_or_else(|| {
-            AdminError::unauthenticated(
+        let client = client_addr(parts);
+        // An address that spent its allowance of failures is refused before its token
+        // costs a database read.
+        refuse_if_spent(&state, &client, Surface::Admin)?;
+        let Some(token) = bearer(parts) else {
+            let refused = AdminError::unauthenticated(
                 "missing_admin_token",
                 "an admin token is required (Authorization: Bearer adm-…)",
-            )
-        })?;
+            );
+            let limited = count_refusal(
+                &state,
+                &client,
+                Surface::Admin,
+                refused.code(),
+                Known::default(),
+            );
+            return Err(limited.unwrap_or(refused));
+        };
         let checked = on_state_db(&state, move |conn, secret| {
             AdminTokenStore::new(conn, secret).authenticate(&token)
         })
         .await?
         .map_err(AdminError::internal)?;
-        let admin = checked.map_err(|e| match e {
+        let refused = match checked {
+            Ok(admin) => return Ok(Self { admin, state }),
+            Err(refused) => refused,
+        };
+        let error = match refused.reason {
             AdminAuthError::Unknown => {
                 AdminError::unauthenticated("invalid_admin_token", "the admin token is not valid")
             }
@@ -127,7 +146,57 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
                 "disabled_admin_user",
                 "the admin user this session belongs to is disabled",
             ),
-        })?;
-        Ok(Self { admin, state })
+        };
+        let known = Known {
+            key_id: None,
+            actor: refused.actor.map(Arc::from),
+            tenant_id: refused.tenant_id.map(Arc::from),
+        };
+        let limited = count_refusal(&state, &client, Surface::Admin, error.code(), known);
+        Err(limited.unwrap_or(error))
+    }
+}
+
+/// The client address the gateway handed the request with.
+pub(super) fn client_addr(parts: &Parts) -> Arc<str> {
+    parts
+        .extensions
+        .get::<ClientAddr>()
+        .map_or_else(|| Arc::from(""), |addr| addr.0.clone())
+}
+
+/// 429 when `client` spent its allowance of failed authentications (the attempt is
+/// counted, its credentials never looked at).
+pub(super) fn refuse_if_spent(
+    state: &AppState,
+    client: &str,
+    surface: Surface,
+) -> Result<(), AdminError> {
+    match state.auth_failures.spent(client, surface) {
+        Some(wait) => Err(AdminError::too_many_auth_failures(wait)),
+        None => Ok(()),
+    }
+}
+
+/// Counts a refused authentication (for `reason`) against `client`'s allowance and in
+/// the interval's aggregate record: the 429 to answer once the allowance is spent, else
+/// `None` (the caller's 401 stands).
+pub(super) fn count_refusal(
+    state: &AppState,
+    client: &str,
+    surface: Surface,
+    reason: &'static str,
+    known: Known,
+) -> Option<AdminError> {
+    let refusal = Refusal {
+        surface,
+        reason,
+        known,
+    };
+    match state.auth_failures.refuse(client, refusal) {
+        Verdict::Unauthorized => None,
+        Verdict::Limited { retry_after_secs } => {
+            Some(AdminError::too_many_auth_failures(retry_after_secs))
+        }
     }
 }

@@ -9,6 +9,8 @@ pub struct AdminError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After` (a 429).
+    retry_after: Option<u64>,
 }
 
 impl AdminError {
@@ -17,7 +19,25 @@ impl AdminError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The stable code (`invalid_admin_token`, …).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The client's address failed to authenticate too often; it may try again after
+    /// `wait_secs`.
+    pub fn too_many_auth_failures(wait_secs: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_auth_failures",
+            format!("too many failed authentications from this address; retry in {wait_secs} s"),
+        );
+        error.retry_after = Some(wait_secs);
+        error
     }
 
     pub fn unauthenticated(code: &'static str, message: &str) -> Self {
@@ -71,6 +91,7 @@ impl IntoResponse for AdminError {
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
             StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             s if s.is_server_error() => "server_error",
             _ => "invalid_request_error",
         };
@@ -80,6 +101,11 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         }
         response
     }

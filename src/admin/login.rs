@@ -1,18 +1,36 @@
 //! Local admin users' login and logout: a name and password for a short-lived session
 //! token (`adm-…`), and revoking the token a request comes with.
 
-use super::auth::{Authorized, GatewayState, on_state_db};
+use super::auth::{
+    Authorized, GatewayState, client_addr, count_refusal, on_state_db, refuse_if_spent,
+};
 use super::error::AdminError;
+use crate::server::auth_failures::{Known, Surface};
 use crate::tenancy::{AdminTokenStore, AdminUserStore};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Password checks running at once (each holds 19 MiB and tens of milliseconds of a
 /// core); more logins wait their turn rather than exhaust memory.
 static PASSWORD_CHECKS: Semaphore = Semaphore::const_new(4);
+
+/// The address a login comes from.
+pub(super) struct LoginClient(Arc<str>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LoginClient {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_addr(parts)))
+    }
+}
 
 /// `POST /admin/login`'s body. No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -28,9 +46,12 @@ pub(super) struct LoginRequest {
 /// audit trail says which it was.
 pub(super) async fn login(
     GatewayState(state): GatewayState,
+    client: LoginClient,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Json(request) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
+    // An address that spent its allowance of failures costs no password hash.
+    refuse_if_spent(&state, &client.0, Surface::Login)?;
     let _turn = PASSWORD_CHECKS
         .acquire()
         .await
@@ -40,12 +61,26 @@ pub(super) async fn login(
     })
     .await?
     .map_err(AdminError::internal)?;
-    let session = outcome.map_err(|_| {
-        AdminError::unauthenticated(
+    let session = outcome.map_err(|refused| {
+        let answer = AdminError::unauthenticated(
             "invalid_credentials",
             "login failed: unknown user or wrong password, or the user is disabled or \
              locked out after repeated failures",
+        );
+        // The aggregate record says which it was; the caller is told none of it.
+        let known = Known {
+            key_id: None,
+            actor: refused.actor.map(Arc::from),
+            tenant_id: refused.tenant_id.map(Arc::from),
+        };
+        count_refusal(
+            &state,
+            &client.0,
+            Surface::Login,
+            refused.reason.code(),
+            known,
         )
+        .unwrap_or(answer)
     })?;
     Ok(Json(json!({
         "token": session.token,

@@ -155,6 +155,9 @@ pub async fn put_budget(
             "`limit_usd` must be above 0 and at most {MAX_LIMIT_USD}"
         )));
     }
+    if let Some(url) = &asked.webhook_url {
+        check_webhook_url(&auth, url).await?;
+    }
     for model in asked.downgrade.keys().chain(asked.downgrade.values()) {
         if auth.state.routes.get(model).is_none() {
             return Err(AdminError::invalid(format!(
@@ -188,6 +191,27 @@ pub async fn put_budget(
     Ok(Json(
         serde_json::to_value(def).map_err(AdminError::internal)?,
     ))
+}
+
+/// Refuses (400 `webhook_url_forbidden`) a webhook URL that is not an http(s) URL or
+/// whose host is, or resolves to, an address the instance keeps webhooks from. The
+/// answer does not say which address or network: a tenant admin must not be able to map
+/// the internal network with it (the operator's log says).
+async fn check_webhook_url(auth: &Authorized, url: &str) -> Result<(), AdminError> {
+    match auth.state.webhook_destinations.check_url(url).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::info!(actor = %auth.admin.actor(), url, reason = %e, "budget webhook URL refused");
+            Err(AdminError::new(
+                http::StatusCode::BAD_REQUEST,
+                "webhook_url_forbidden",
+                "`webhook_url` must be an http:// or https:// URL of a destination this \
+                 instance allows webhooks to reach: loopback, private, link-local and other \
+                 internal networks are refused unless the instance admin allows them \
+                 (`webhooks.allow`), and the name must resolve",
+            ))
+        }
+    }
 }
 
 /// The id a budget of `scope` counts by: the tenant's, the team's, the user's name, the

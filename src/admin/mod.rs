@@ -46,13 +46,20 @@ pub struct AdminAccess {
     pub eraser: Option<Arc<crate::audit::erasure::Eraser>>,
 }
 
-/// Serves one `/admin/` request, its body due within the body timeout.
-pub async fn handle(state: Arc<AppState>, mut req: Request<Incoming>) -> Response<GatewayBody> {
+/// Serves one `/admin/` request from `client_addr` (the listener's `ip:port`), its body
+/// due within the body timeout.
+pub async fn handle(
+    state: Arc<AppState>,
+    client_addr: Arc<str>,
+    mut req: Request<Incoming>,
+) -> Response<GatewayBody> {
     static ROUTER: OnceLock<axum::Router> = OnceLock::new();
     let router = ROUTER.get_or_init(routes::router).clone();
     let expired = Arc::new(AtomicBool::new(false));
     let timeout = state.body_timeout;
     req.extensions_mut().insert(state);
+    req.extensions_mut()
+        .insert(crate::server::auth_failures::ClientAddr(client_addr));
     let req = req.map(|body| Body::new(body::DeadlineBody::new(body, timeout, expired.clone())));
     let mut response = match router.oneshot(req).await {
         Ok(response) => response,

@@ -90,6 +90,9 @@ pub trait ForwardedRequest: Serialize {
     fn completion_budget(&self) -> u64 {
         completion_budget(self.extra())
     }
+    /// Limits the completion to `tokens` (`max_tokens`) when the request names no limit:
+    /// a budget reserved that much. Requests without a completion ignore it.
+    fn limit_completion(&mut self, _tokens: u64) {}
     /// The end user the caller names in OpenAI's `user` field, if any.
     fn end_user(&self) -> Option<&str> {
         self.extra()
@@ -213,6 +216,11 @@ macro_rules! streaming_request {
             }
             fn extra(&self) -> &Extra {
                 &self.extra
+            }
+            fn limit_completion(&mut self, tokens: u64) {
+                if completion_budget(&self.extra) == 0 {
+                    self.extra.insert("max_tokens".into(), tokens.into());
+                }
             }
             fn as_chat(&self) -> Option<&ChatCompletionRequest> {
                 $as_chat(self)

@@ -3,6 +3,7 @@
 //! list).
 
 use super::keys::time;
+use super::terminal::row;
 use crate::tenancy::rbac::Role;
 use crate::tenancy::{AdminTokenInfo, AdminTokenStore, AdminUserInfo, AdminUserStore};
 use std::path::PathBuf;
@@ -129,10 +130,10 @@ fn token(state: &super::StateAccess, command: TokenCommand) -> anyhow::Result<()
                 value["token"] = secret.into();
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                println!("id:    {}", info.id);
-                println!("role:  {}", info.role);
-                println!("token: {secret}");
-                println!("Store the token now: it is not shown again.");
+                row!("id:    {}", info.id);
+                row!("role:  {}", info.role);
+                row!("token: {secret}");
+                row!("Store the token now: it is not shown again.");
             }
         }
         TokenCommand::List { json } => {
@@ -146,7 +147,7 @@ fn token(state: &super::StateAccess, command: TokenCommand) -> anyhow::Result<()
         TokenCommand::Revoke { id } => {
             store.revoke(&id, &actor)?;
             super::audit_admin_changes(state);
-            println!("revoked {id}");
+            row!("revoked {id}");
         }
     }
     Ok(())
@@ -169,9 +170,11 @@ fn user(state: &super::StateAccess, command: UserCommand) -> anyhow::Result<()> 
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
-                println!(
+                row!(
                     "created admin user {} ({}, {})",
-                    info.name, info.id, info.role
+                    info.name,
+                    info.id,
+                    info.role
                 );
             }
         }
@@ -182,12 +185,12 @@ fn user(state: &super::StateAccess, command: UserCommand) -> anyhow::Result<()> 
             let password = super::password::read(password_stdin)?;
             store.set_password(&name, &password, &actor)?;
             super::audit_admin_changes(state);
-            println!("password of {name} changed; its sessions ended");
+            row!("password of {name} changed; its sessions ended");
         }
         UserCommand::Disable { name } => {
             store.disable(&name, &actor)?;
             super::audit_admin_changes(state);
-            println!("disabled {name}; its sessions ended");
+            row!("disabled {name}; its sessions ended");
         }
         UserCommand::List { json } => {
             let users = store.list()?;
@@ -202,12 +205,18 @@ fn user(state: &super::StateAccess, command: UserCommand) -> anyhow::Result<()> 
 }
 
 fn print_users(users: &[AdminUserInfo]) {
-    println!(
+    row!(
         "{:<21} {:<16} {:<13} {:<16} {:<20} {:<20} {:<20} DISABLED",
-        "ID", "NAME", "ROLE", "TENANT", "CREATED", "LAST LOGIN", "LOCKED UNTIL"
+        "ID",
+        "NAME",
+        "ROLE",
+        "TENANT",
+        "CREATED",
+        "LAST LOGIN",
+        "LOCKED UNTIL"
     );
     for u in users {
-        println!(
+        row!(
             "{:<21} {:<16} {:<13} {:<16} {:<20} {:<20} {:<20} {}",
             u.id,
             u.name,
@@ -222,12 +231,19 @@ fn print_users(users: &[AdminUserInfo]) {
 }
 
 fn print_table(tokens: &[AdminTokenInfo]) {
-    println!(
+    row!(
         "{:<21} {:<16} {:<13} {:<16} {:<16} {:<11} {:<20} {:<20} REVOKED",
-        "ID", "NAME", "ROLE", "TENANT", "SESSION OF", "PREFIX", "CREATED", "EXPIRES"
+        "ID",
+        "NAME",
+        "ROLE",
+        "TENANT",
+        "SESSION OF",
+        "PREFIX",
+        "CREATED",
+        "EXPIRES"
     );
     for t in tokens {
-        println!(
+        row!(
             "{:<21} {:<16} {:<13} {:<16} {:<16} {:<11} {:<20} {:<20} {}",
             t.id,
             t.name,

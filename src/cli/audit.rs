@@ -4,6 +4,7 @@
 //! `verify-record`, without the database).
 
 use super::progress::Progress;
+use super::terminal::row;
 use crate::audit::erasure::Eraser;
 use crate::audit::log::open_audit_db;
 use crate::audit::proof;
@@ -189,7 +190,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&seeded)?);
             } else {
-                println!(
+                row!(
                     "appended {} records in {:.1}s: {:.0} records/s{}",
                     seeded.records,
                     seeded.seconds,
@@ -215,7 +216,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<bool> {
             Ok(true)
         }
         AuditCommand::PublicKey => {
-            println!("{}", state.instance_key.public_key_hex());
+            row!("{}", state.instance_key.public_key_hex());
             Ok(true)
         }
         AuditCommand::Session { id, json } => {
@@ -306,7 +307,7 @@ fn open_log_to_verify(path: &Path) -> anyhow::Result<rusqlite::Connection> {
 }
 
 fn print_report(report: &Report) {
-    println!(
+    row!(
         "{} records ({}..{}), {} checkpoints",
         report.records,
         report.first_seq.unwrap_or(0),
@@ -314,25 +315,33 @@ fn print_report(report: &Report) {
         report.checkpoints
     );
     for finding in &report.findings {
-        println!(
+        row!(
             "FAIL {:?} at {}: {}",
-            finding.problem, finding.seq, finding.detail
+            finding.problem,
+            finding.seq,
+            finding.detail
         );
     }
     if !report.ok() {
         return;
     }
     match report.witnessed {
-        Some(witnessed) => println!(
+        Some(witnessed) => row!(
             "OK: the chain, every checkpoint, the anchors and the witness (to record {witnessed}) verify"
         ),
-        None => println!("OK: the chain, every checkpoint and the anchors verify"),
+        None => row!("OK: the chain, every checkpoint and the anchors verify"),
     }
     if let Some(newest) = &report.newest_checkpoint {
-        println!(
-            "newest checkpoint {}..{}: {}\n(kept off this machine, this hash lets `airlock audit verify --against HASH` \
+        row!(
+            "newest checkpoint {}..{}: {}",
+            newest.first_seq,
+            newest.last_seq,
+            newest.hash
+        );
+        row!(
+            "(kept off this machine, this hash lets `airlock audit verify --against HASH` \
              prove later that nothing up to record {} was cut or rewritten)",
-            newest.first_seq, newest.last_seq, newest.hash, newest.last_seq
+            newest.last_seq
         );
     }
 }
@@ -350,7 +359,7 @@ fn erase_user(
         println!("{}", serde_json::to_string_pretty(&erasure)?);
         return Ok(());
     }
-    println!(
+    row!(
         "erased the payloads of user `{user}`: {} data key(s) destroyed, stored payloads of {} record(s) deleted; recorded as #{} ({})",
         erasure.keys.len(),
         erasure.records,
@@ -377,14 +386,14 @@ fn erase_value(
     }
     let seqs: Vec<String> = erasure.records.iter().map(u64::to_string).collect();
     match erasure.seq {
-        None => println!(
+        None => row!(
             "{} record(s) hold the value (of {} examined): {}; nothing erased (dry run)",
             seqs.len(),
             erasure.examined,
             seqs.join(", ")
         ),
         Some(seq) => {
-            println!(
+            row!(
                 "erased the stored payloads of {} record(s) holding the value (of {} examined): {}; recorded as #{seq} ({})",
                 seqs.len(),
                 erasure.examined,
@@ -399,7 +408,7 @@ fn erase_value(
 
 fn say_index_follows(indexed_now: bool) {
     if !indexed_now {
-        println!("the running gateway removes the words from the search index within seconds");
+        row!("the running gateway removes the words from the search index within seconds");
     }
 }
 
@@ -422,7 +431,7 @@ fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Re
     text.push(b'\n');
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     let checkpoint = &exported.checkpoint;
-    println!(
+    row!(
         "wrote {}: record {seq}, leaf {} of checkpoint {}..{} ({} proof steps)",
         out.display(),
         exported.leaf_index,
@@ -430,7 +439,7 @@ fn export_record(state: &super::StateAccess, seq: u64, out: &Path) -> anyhow::Re
         checkpoint.last_seq,
         exported.proof.len()
     );
-    println!("public key: {public_key}");
+    row!("public key: {public_key}");
     Ok(())
 }
 
@@ -443,13 +452,13 @@ fn verify_record(file: &Path, public_key: Option<&str>, json: bool) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&checked)?);
     } else {
         for c in &checked.report.checks {
-            println!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
+            row!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
         }
         if let Some(record) = &checked.record {
             if ok {
-                println!("record:");
+                row!("record:");
             } else {
-                println!("record, as the file states it (NOT verified):");
+                row!("record, as the file states it (NOT verified):");
             }
             print_record_fields(record);
         }
@@ -467,7 +476,7 @@ fn verify_record(file: &Path, public_key: Option<&str>, json: bool) -> anyhow::R
             "the key in the file (not checked against one obtained apart)"
         };
         let seq = checked.record.as_ref().map_or(0, |r| r.seq);
-        println!("OK: record {seq} is covered by a checkpoint signed with {whose}");
+        row!("OK: record {seq} is covered by a checkpoint signed with {whose}");
     }
     Ok(())
 }
@@ -492,7 +501,7 @@ fn print_record_fields(r: &AuditRecord) {
         ("response sha256", or_dash(&r.response_payload_sha256)),
     ];
     for (name, value) in fields {
-        println!("  {name:<16} {value}");
+        row!("  {name:<16} {value}");
     }
 }
 
@@ -536,7 +545,7 @@ fn reindex(state: &super::StateAccess) -> anyhow::Result<()> {
     };
     let records = indexer.watermark();
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    row!(
         "indexed {records} records in {seconds:.1}s ({:.0}/s); the index takes {} bytes in {}",
         records as f64 / seconds.max(1e-3),
         indexer.partitions().size_on_disk(),
@@ -571,7 +580,7 @@ fn run_search(state: &super::StateAccess, args: SearchArgs) -> anyhow::Result<()
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
         print_records(&found.records);
-        println!(
+        row!(
             "{} of {} matching records (from {})",
             found.records.len(),
             found.total,
@@ -589,15 +598,23 @@ fn tenant_id(state: &super::StateAccess, tenant: &str) -> anyhow::Result<String>
 }
 
 fn print_records(records: &[AuditRecord]) {
-    println!(
+    row!(
         "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>10}",
-        "SEQ", "TIME", "WHAT", "MODEL", "STATUS", "DECISION", "IN", "OUT", "LATENCY"
+        "SEQ",
+        "TIME",
+        "WHAT",
+        "MODEL",
+        "STATUS",
+        "DECISION",
+        "IN",
+        "OUT",
+        "LATENCY"
     );
     for r in records {
         let time = rfc3339_ms(r.ts_ms);
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let num = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
-        println!(
+        row!(
             "{:>8} {:<24} {:<16} {:<16} {:>6} {:<8} {:>8} {:>8} {:>8.1}ms",
             r.seq,
             time,

@@ -1,6 +1,7 @@
 //! `airlock credentials`: create, list, rotate and revoke provider credentials (BYOK),
 //! secrets read from standard input and never printed.
 
+use super::terminal::row;
 use crate::tenancy::credentials::{CredentialInfo, CredentialStore, NewCredential};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -115,7 +116,7 @@ pub fn run(args: CredentialsArgs) -> anyhow::Result<()> {
         CredentialsCommand::Revoke { id } => {
             store.revoke(&id, &actor)?;
             super::audit_admin_changes(&state);
-            println!("revoked {id}");
+            row!("revoked {id}");
         }
     }
     Ok(())
@@ -142,13 +143,18 @@ fn print(credentials: &[CredentialInfo], json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(credentials)?);
         return Ok(());
     }
-    println!(
+    row!(
         "{:<22} {:<16} {:<14} {:<16} {:<20} {:<8} CREATED",
-        "ID", "TENANT", "PROVIDER", "NAME", "FINGERPRINT", "STATE"
+        "ID",
+        "TENANT",
+        "PROVIDER",
+        "NAME",
+        "FINGERPRINT",
+        "STATE"
     );
     for c in credentials {
         let state = serde_json::to_value(c.state)?;
-        println!(
+        row!(
             "{:<22} {:<16} {:<14} {:<16} {:<20} {:<8} {}",
             c.id,
             c.tenant.as_deref().unwrap_or("(instance)"),

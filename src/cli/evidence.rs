@@ -1,5 +1,6 @@
 //! `airlock evidence`: export an evidence package for an auditor, and verify one offline.
 
+use super::terminal::row;
 use crate::audit::log::open_audit_db;
 use crate::evidence::export::{Request, Sources, export};
 use crate::evidence::{Framework, archive, check};
@@ -91,27 +92,31 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
                     request.to
                 )),
             );
-            println!(
+            row!(
                 "wrote {} ({} files, framework {})",
                 out.display(),
                 summary.files,
                 framework.name()
             );
-            println!(
+            row!(
                 "audit extract: {} records in the window; {} records and {} checkpoints in the package",
-                summary.window_records, summary.records, summary.checkpoints
+                summary.window_records,
+                summary.records,
+                summary.checkpoints
             );
             if summary.uncovered_records > 0 {
-                println!(
+                row!(
                     "note: {} records are after the last checkpoint and not yet signed; \
                      export again after the next checkpoint to cover them",
                     summary.uncovered_records
                 );
             }
             for finding in &summary.report.findings {
-                println!(
+                row!(
                     "FAIL {:?} at {}: {}",
-                    finding.problem, finding.seq, finding.detail
+                    finding.problem,
+                    finding.seq,
+                    finding.detail
                 );
             }
             if !summary.report.ok() {
@@ -119,7 +124,7 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
                     "the audit log does not verify over the exported range; the package records this"
                 );
             }
-            println!("public key: {}", state.instance_key.public_key_hex());
+            row!("public key: {}", state.instance_key.public_key_hex());
             Ok(true)
         }
         EvidenceCommand::Verify {
@@ -133,13 +138,13 @@ pub fn run(args: EvidenceArgs) -> anyhow::Result<bool> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for c in &report.checks {
-                    println!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
+                    row!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what);
                 }
                 for warning in &report.warnings {
                     eprintln!("WARNING: {warning}");
                 }
                 if report.ok() {
-                    println!("OK: {} verifies", file.display());
+                    row!("OK: {} verifies", file.display());
                 }
             }
             Ok(report.ok())

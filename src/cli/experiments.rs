@@ -1,5 +1,6 @@
 //! `airlock experiments`: per-arm results of the models' experiments, from the request log.
 
+use super::terminal::row;
 use crate::config::LoadedConfig;
 use crate::store::request_log::arm_summary;
 use std::path::PathBuf;
@@ -22,10 +23,10 @@ pub fn run(args: &ExperimentsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if arms.is_empty() {
-        println!("no request has been assigned to an experiment yet");
+        row!("no request has been assigned to an experiment yet");
         return Ok(());
     }
-    println!(
+    row!(
         "{:<16} {:<20} {:<12} {:>9} {:>7} {:>7} {:>9} {:>9} {:>10} {:>10}",
         "MODEL",
         "EXPERIMENT",
@@ -40,7 +41,7 @@ pub fn run(args: &ExperimentsArgs) -> anyhow::Result<()> {
     );
     for a in &arms {
         let error_share = 100.0 * a.errors as f64 / a.requests.max(1) as f64;
-        println!(
+        row!(
             "{:<16} {:<20} {:<12} {:>9} {:>7} {:>7.1} {:>9.1} {:>9.1} {:>10} {:>10}",
             a.model,
             a.experiment,

@@ -1,5 +1,6 @@
 //! `airlock keys`: create, list and revoke virtual keys of an instance.
 
+use super::terminal::row;
 use crate::tenancy::{KeyInfo, KeyStore, NewKey};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -98,10 +99,10 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                 value["key"] = created.secret.clone().into();
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                println!("id:     {}", created.info.id);
-                println!("tenant: {}", created.info.tenant);
-                println!("key:    {}", created.secret);
-                println!("Store the key now: it is not shown again.");
+                row!("id:     {}", created.info.id);
+                row!("tenant: {}", created.info.tenant);
+                row!("key:    {}", created.secret);
+                row!("Store the key now: it is not shown again.");
             }
         }
         KeysCommand::List { tenant, json } => {
@@ -115,7 +116,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Revoke { key_id } => {
             store.revoke(&key_id, &actor)?;
             super::audit_admin_changes(&state);
-            println!("revoked {key_id}");
+            row!("revoked {key_id}");
         }
     }
     Ok(())
@@ -133,9 +134,16 @@ pub(super) fn time(unix: Option<i64>) -> String {
 }
 
 fn print_table(keys: &[KeyInfo]) {
-    println!(
+    row!(
         "{:<21} {:<16} {:<16} {:<24} {:<12} {:<20} {:<20} {:<20} MODELS",
-        "ID", "TENANT", "NAME", "ISSUED TO", "PREFIX", "CREATED", "EXPIRES", "REVOKED"
+        "ID",
+        "TENANT",
+        "NAME",
+        "ISSUED TO",
+        "PREFIX",
+        "CREATED",
+        "EXPIRES",
+        "REVOKED"
     );
     for k in keys {
         let owner = match (&k.team, &k.user) {
@@ -143,7 +151,7 @@ fn print_table(keys: &[KeyInfo]) {
             (Some(team), None) => format!("team {team}"),
             (None, None) => "tenant".to_string(),
         };
-        println!(
+        row!(
             "{:<21} {:<16} {:<16} {:<24} {:<12} {:<20} {:<20} {:<20} {}",
             k.id,
             k.tenant,

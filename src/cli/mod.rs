@@ -15,6 +15,7 @@ mod progress;
 mod report;
 mod requests;
 mod tenants;
+pub(crate) mod terminal;
 
 use crate::config::LoadedConfig;
 use clap::{Parser, Subcommand};

@@ -1,6 +1,7 @@
 //! `airlock policy`: lint and test policy files, dry-run them on recorded traffic, apply,
 //! shadow, diff and roll back versions.
 
+use super::terminal::row;
 use super::{StateAccess, cli_actor, open_state, record_access};
 use crate::policy::versions::{self, ShadowChange};
 use crate::policy::{cases, diff, dry_run, lint};
@@ -174,7 +175,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
             }
             let applied = versions::apply(&state.conn, &source, &cli_actor(), &message)?;
             super::audit_admin_changes(&state);
-            println!(
+            row!(
                 "{} is active (was {})",
                 applied.label,
                 applied.previous.map_or("none".into(), |p| format!("v{p}"))
@@ -189,7 +190,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             if history.is_empty() {
-                println!("no policy version yet: `airlock policy apply FILE -m MESSAGE`");
+                row!("no policy version yet: `airlock policy apply FILE -m MESSAGE`");
             }
             for v in &history {
                 let role = match (v.active, v.shadow) {
@@ -197,7 +198,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
                     (_, true) => "shadow",
                     _ => "",
                 };
-                println!(
+                row!(
                     "{:<14} {:<7} {}  {:<20} {:<16} {}",
                     v.label(),
                     role,
@@ -241,14 +242,14 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
                     l.join(", ")
                 }
             };
-            println!("rules added:   {}", list(&d.added));
-            println!("rules removed: {}", list(&d.removed));
-            println!("rules changed: {}", list(&d.changed));
+            row!("rules added:   {}", list(&d.added));
+            row!("rules removed: {}", list(&d.removed));
+            row!("rules changed: {}", list(&d.changed));
             if d.reordered {
-                println!("rules reordered");
+                row!("rules reordered");
             }
             if !d.settings.is_empty() {
-                println!("settings changed: {}", d.settings.join(", "));
+                row!("settings changed: {}", d.settings.join(", "));
             }
             print!("\n{}", d.unified);
             Ok(())
@@ -258,7 +259,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
             let to = version.as_deref().map(parse_version).transpose()?;
             let applied = versions::rollback(&state.conn, to, &cli_actor())?;
             super::audit_admin_changes(&state);
-            println!(
+            row!(
                 "{} is active again (was {})",
                 applied.label,
                 applied.previous.map_or("none".into(), |p| format!("v{p}"))
@@ -292,8 +293,8 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
             let label = versions::set_shadow(&state.conn, change, &cli_actor())?;
             super::audit_admin_changes(&state);
             match label {
-                Some(l) => println!("{l} is shadowing the active version"),
-                None => println!("no version is shadowing"),
+                Some(l) => row!("{l} is shadowing the active version"),
+                None => row!("no version is shadowing"),
             }
             Ok(())
         }
@@ -346,14 +347,14 @@ fn lint_files(files: &[PathBuf], models: Option<&[String]>, json: bool) -> anyho
             all.push(serde_json::json!({"file": file, "problems": problems}));
         } else {
             for p in &problems {
-                println!("{}", p.render(&file.display().to_string()));
+                row!("{}", p.render(&file.display().to_string()));
             }
         }
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else if errors == 0 {
-        println!("{} file(s): no errors", files.len());
+        row!("{} file(s): no errors", files.len());
     }
     if errors > 0 {
         bail!("{errors} error(s)");
@@ -391,9 +392,9 @@ fn test_files(files: &[PathBuf], policy: Option<&Path>, json: bool) -> anyhow::R
             }
             if !json {
                 let status = if o.passed { "ok  " } else { "FAIL" };
-                println!("{status} {}: {}", file.display(), o.name);
+                row!("{status} {}: {}", file.display(), o.name);
                 for f in &o.failures {
-                    println!("       {f}");
+                    row!("       {f}");
                 }
             }
         }
@@ -404,7 +405,7 @@ fn test_files(files: &[PathBuf], policy: Option<&Path>, json: bool) -> anyhow::R
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        println!("{passed} passed, {failed} failed");
+        row!("{passed} passed, {failed} failed");
     }
     if failed > 0 {
         bail!("{failed} policy test(s) failed");
@@ -461,28 +462,28 @@ fn dry_run_file(
         return Ok(());
     }
     let against = active.as_ref().map_or("no policy (allow all)", |(l, _)| l);
-    println!(
+    row!(
         "{} requests since {since} (newest first, at most {limit}), against {against}",
         report.requests
     );
     if report.without_payload > 0 {
-        println!(
+        row!(
             "  {} without a readable payload (erased, expired or not kept): content rules saw no text",
             report.without_payload
         );
     }
-    println!("  unchanged: {}", report.unchanged);
+    row!("  unchanged: {}", report.unchanged);
     for change in &report.changes {
-        println!("  {} → {}: {}", change.from, change.to, change.requests);
+        row!("  {} → {}: {}", change.from, change.to, change.requests);
         for (rule, n) in &change.rules {
-            println!("      by {rule}: {n}");
+            row!("      by {rule}: {n}");
         }
         if !change.samples.is_empty() {
-            println!("      e.g. {}", change.samples.join(", "));
+            row!("      e.g. {}", change.samples.join(", "));
         }
     }
     for (rule, n) in &report.errors {
-        println!("  rule {rule}: `when:` failed on {n} request(s)");
+        row!("  rule {rule}: `when:` failed on {n} request(s)");
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `airlock report chargeback`: what each tenant, team, user, key or model spent.
 
+use super::terminal::row;
 use crate::metering::calendar::parse_bound;
 use crate::metering::chargeback::{Chargeback, ChargebackQuery, GroupBy, chargeback};
 use crate::tenancy::Directory;
@@ -72,12 +73,18 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn print_table(report: &Chargeback) {
-    println!(
+    row!(
         "{:<24} {:<24} {:>9} {:>12} {:>12} {:>12} {:>18}",
-        "ID", "NAME", "REQUESTS", "PROMPT", "CACHED", "COMPLETION", "COST_USD"
+        "ID",
+        "NAME",
+        "REQUESTS",
+        "PROMPT",
+        "CACHED",
+        "COMPLETION",
+        "COST_USD"
     );
     for row in report.rows.iter().chain([&report.total]) {
-        println!(
+        row!(
             "{:<24} {:<24} {:>9} {:>12} {:>12} {:>12} {:>18}",
             row.id.as_deref().unwrap_or("-"),
             row.name.as_deref().unwrap_or("-"),

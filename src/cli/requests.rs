@@ -1,5 +1,6 @@
 //! `airlock requests`: the most recent rows of the request log, for people or as JSON.
 
+use super::terminal::row;
 use crate::config::LoadedConfig;
 use crate::store::request_log::{RequestRecord, read_recent};
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ pub fn run(args: &RequestsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
+    row!(
         "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9} {:>9} {:>7} {:>7} {:>12} {:<8} ERROR / RULES",
         "TIME",
         "ID",
@@ -53,7 +54,7 @@ fn print_row(r: &RequestRecord) {
     );
     let num = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    println!(
+    row!(
         "{:<24} {:<31} {:<17} {:<16} {:<16} {:>5} {:<6} {:>9.1} {:>9} {:>7} {:>7} {:>12} {:<8} {}",
         time.to_string(),
         r.id,

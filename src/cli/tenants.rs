@@ -1,6 +1,7 @@
 //! `airlock tenants`: list tenants; create and list a tenant's teams and users; move a
 //! user to another team.
 
+use super::terminal::row;
 use crate::tenancy::Directory;
 use std::path::PathBuf;
 
@@ -59,14 +60,14 @@ pub fn run(args: TenantsArgs) -> anyhow::Result<()> {
         TenantsCommand::Create { name } => {
             let id = people.ensure_tenant(&name, &actor)?;
             super::audit_admin_changes(&state);
-            println!("{id}");
+            row!("{id}");
         }
         TenantsCommand::Teams { tenant, create } => {
             let tenant_id = people.tenant(&tenant)?;
             if let Some(name) = create {
                 let team = people.create_team(&tenant_id, &name, &actor)?;
                 super::audit_admin_changes(&state);
-                println!("{}", team.id);
+                row!("{}", team.id);
             } else {
                 let teams = people.teams(Some(&tenant_id))?;
                 print(json, &teams, |t| format!("{:<22} {}", t.id, t.name))?;
@@ -90,7 +91,7 @@ pub fn run(args: TenantsArgs) -> anyhow::Result<()> {
             };
             if let Some(user) = changed {
                 super::audit_admin_changes(&state);
-                println!("{}", user.id);
+                row!("{}", user.id);
             } else {
                 let users = people.users(Some(&tenant_id))?;
                 print(json, &users, |u| {
@@ -117,7 +118,7 @@ fn print<T: serde::Serialize>(
         println!("{}", serde_json::to_string_pretty(rows)?);
     } else {
         for row in rows {
-            println!("{}", line(row));
+            row!("{}", line(row));
         }
     }
     Ok(())

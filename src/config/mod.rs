@@ -4,11 +4,13 @@
 mod metering;
 mod pii;
 mod schema;
+mod security;
 mod validate;
 
 pub use metering::*;
 pub use pii::*;
 pub use schema::*;
+pub use security::*;
 
 use std::path::{Path, PathBuf};
 

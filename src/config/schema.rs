@@ -38,6 +38,15 @@ pub struct Config {
     /// How spending budgets estimate requests.
     #[serde(default)]
     pub budgets: super::BudgetsConfig,
+    /// Clients that fail to authenticate: limited per address, recorded in aggregate.
+    #[serde(default)]
+    pub auth_failures: super::AuthFailuresConfig,
+    /// Free space on the data directory's filesystem.
+    #[serde(default)]
+    pub disk: super::DiskConfig,
+    /// Where webhooks set through the admin API may point.
+    #[serde(default)]
+    pub webhooks: super::WebhooksConfig,
 }
 
 /// The audit trail: what is recorded and how durably.

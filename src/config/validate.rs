@@ -96,6 +96,11 @@ pub fn validate(config: &Config) -> Result<(), ValidationError> {
             .and_then(|_| crate::metering::Price::from_config(&price.value))
             .map_err(|e| at(&price.referenced, field, e))?;
     }
+    // The section carries no location of its own; the message names its fields.
+    config
+        .disk
+        .check()
+        .map_err(|e| at(&Location::UNKNOWN, "disk".into(), e))?;
     Ok(())
 }
 

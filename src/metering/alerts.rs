@@ -1,13 +1,20 @@
 //! Budget soft-limit alerts, raised once per budget and window (the claim is stored, so a
 //! restart does not raise it again): an admin event in the audit trail, then a webhook
-//! POST to the budget's on-prem URL, retried, its failure audited too.
+//! POST to the budget's on-prem URL, retried, its failure audited too. The URL is a
+//! tenant admin's: it is called only where `webhooks.allow` permits (checked on the
+//! address connected to, see `providers::destination`), redirects are not followed, and
+//! the audit trail — which the tenant's admins read — says only that delivery failed;
+//! why is in the operator's log.
 
 use super::budget::BudgetDef;
+use crate::providers::destination::{CheckedResolver, Destinations};
 use crate::store::StoreError;
 use crate::tenancy::{STATE_MIGRATIONS, admin_event, atomically};
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
@@ -20,6 +27,14 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The actor alerts are recorded under.
 const ACTOR: &str = "airlock:budgets";
+
+/// What the audit trail says of a webhook that was not delivered, whatever the cause:
+/// the tenant's admins read it, and connection details would map the internal network.
+pub const DELIVERY_FAILED: &str = "webhook delivery failed (the gateway's log says why)";
+
+/// The client webhooks are posted with: its connector connects only to checked
+/// addresses.
+type WebhookClient = Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
 
 /// A budget's spending reached its soft limit in a window.
 #[derive(Debug, Clone)]
@@ -52,18 +67,19 @@ impl AlertSender {
     }
 }
 
-/// Starts the alert thread, which records and delivers alerts until every sender is gone.
-pub fn start(state_db: PathBuf) -> Result<AlertSender, StoreError> {
+/// Starts the alert thread, which records and delivers alerts until every sender is gone;
+/// webhooks go only to `destinations`.
+pub fn start(state_db: PathBuf, destinations: Destinations) -> Result<AlertSender, StoreError> {
     let conn = crate::store::open(&state_db, STATE_MIGRATIONS)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("budget-alerts".into())
-        .spawn(move || deliver_loop(conn, rx))
+        .spawn(move || deliver_loop(conn, rx, destinations))
         .map_err(|e| StoreError::Invalid(format!("cannot start the budget alert thread: {e}")))?;
     Ok(AlertSender { tx: Some(tx) })
 }
 
-fn deliver_loop(conn: Connection, rx: mpsc::Receiver<Alert>) {
+fn deliver_loop(conn: Connection, rx: mpsc::Receiver<Alert>, destinations: Destinations) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,9 +90,11 @@ fn deliver_loop(conn: Connection, rx: mpsc::Receiver<Alert>) {
             return;
         }
     };
-    let connector = match crate::providers::openai_compat::https_connector(
+    let connector = match crate::providers::openai_compat::https_over(
         "budget webhooks",
+        HttpConnector::new_with_resolver(destinations.resolver()),
         WEBHOOK_TIMEOUT,
+        None,
     ) {
         Ok(connector) => connector,
         Err(e) => {
@@ -100,7 +118,7 @@ fn deliver_loop(conn: Connection, rx: mpsc::Receiver<Alert>) {
         let body = payload(&alert);
         let delivered = runtime.block_on(async {
             for attempt in 1..=WEBHOOK_ATTEMPTS {
-                match post(&client, &url, body.clone()).await {
+                match post(&client, &destinations, &url, body.clone()).await {
                     Ok(()) => return Ok(()),
                     Err(e) if attempt == WEBHOOK_ATTEMPTS => return Err(e),
                     Err(e) => {
@@ -112,14 +130,14 @@ fn deliver_loop(conn: Connection, rx: mpsc::Receiver<Alert>) {
             Ok(())
         });
         if let Err(e) = delivered {
-            tracing::error!(budget = %alert.budget.id, error = %e, "budget webhook not delivered");
+            tracing::error!(budget = %alert.budget.id, url = %url, error = %e, "budget webhook not delivered");
             let recorded = admin_event(
                 &conn,
                 ACTOR,
                 "budget.webhook_failed",
                 &alert.budget.id,
                 Some(&alert.budget.tenant_id),
-                Some(&e),
+                Some(DELIVERY_FAILED),
             );
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "cannot record a failed budget webhook");
@@ -184,15 +202,20 @@ fn payload(alert: &Alert) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// Posts `body` to `url`, which must lead to an allowed destination: an address in the
+/// URL is checked here, a name by the client's resolver. A redirect is a failure (the
+/// client follows none).
 async fn post(
-    client: &Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: &WebhookClient,
+    destinations: &Destinations,
     url: &str,
     body: Bytes,
 ) -> Result<(), String> {
-    let request = http::Request::post(url)
+    let uri = crate::providers::destination::parse(url).map_err(|e| e.to_string())?;
+    destinations
+        .check_literal(&uri)
+        .map_err(|e| e.to_string())?;
+    let request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(
             http::header::USER_AGENT,

@@ -197,7 +197,7 @@ pub fn rollback(conn: &Connection, to: Option<i64>, actor: &str) -> Result<Appli
         }
         // A stored version was checked when applied; check again, in case this build
         // reads it differently.
-        let (label, source) = labelled_source(conn, target)?;
+        let (label, source) = verified_source(conn, target)?;
         if let Err(problems) = super::compile::load(&source) {
             return Err(StoreError::Invalid(format!(
                 "v{target} no longer loads: {}",
@@ -219,6 +219,22 @@ pub fn rollback(conn: &Connection, to: Option<i64>, actor: &str) -> Result<Appli
             previous,
         })
     })
+}
+
+/// The versions that have been active, most recent activation first, each once.
+pub fn active_history(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT version FROM policy_activations
+         WHERE role = 'active' AND version IS NOT NULL ORDER BY seq DESC",
+    )?;
+    let mut versions: Vec<i64> = Vec::new();
+    for version in stmt.query_map([], |r| r.get(0))? {
+        let version = version?;
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
 }
 
 /// The version that was active before `current` became active the last time.
@@ -346,6 +362,19 @@ fn sha256_of(conn: &Connection, version: i64) -> Result<String, StoreError> {
     )
     .optional()?
     .ok_or_else(|| StoreError::Invalid(format!("there is no version {version}")))
+}
+
+/// A version's label and text, refused when the text no longer matches the SHA-256 it
+/// was stored with (the database was altered).
+pub fn verified_source(conn: &Connection, version: i64) -> Result<(String, Vec<u8>), StoreError> {
+    let (label, source) = labelled_source(conn, version)?;
+    let stored = sha256_of(conn, version)?;
+    if sha256_hex(&source) != stored {
+        return Err(StoreError::Invalid(format!(
+            "the text of {label} does not match its SHA-256: it was altered in the database"
+        )));
+    }
+    Ok((label, source))
 }
 
 /// A version's label and text.

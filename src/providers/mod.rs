@@ -1,5 +1,6 @@
 //! Upstream adapters, one per wire format, and SSE parsing and re-framing.
 
+pub mod destination;
 pub mod h1;
 pub mod inline_pool;
 pub mod openai_compat;

@@ -392,7 +392,7 @@ fn client_transport(
     workers: usize,
     roots: Option<rustls::RootCertStore>,
 ) -> Result<Transport, String> {
-    let connector = connector_trusting(name, connect_timeout, roots)?;
+    let connector = https_over(name, HttpConnector::new(), connect_timeout, roots)?;
     let clients = (0..workers.max(1))
         .map(|_| {
             Client::builder(TokioExecutor::new())
@@ -404,22 +404,16 @@ fn client_transport(
     Ok(Transport::Client(clients))
 }
 
-/// A connector for `http://` and `https://` (rustls with ring and the system's CA
-/// certificates, HTTP/2 by ALPN); `name` says whose, in the warning when there are no CAs.
-pub fn https_connector(
+/// A connector for `http://` and `https://` over `http` (a TCP connector of a given
+/// resolver: one that checks where names lead, say): rustls with ring, trusting only the
+/// CAs in `roots` when given, else the system's (`name` says whose, in the warning when
+/// there are none); HTTP/2 by ALPN.
+pub fn https_over<R>(
     name: &str,
-    connect_timeout: Duration,
-) -> Result<HttpsConnector<HttpConnector>, String> {
-    connector_trusting(name, connect_timeout, None)
-}
-
-/// [`https_connector`], trusting only the CAs in `roots` when given.
-fn connector_trusting(
-    name: &str,
+    mut http: HttpConnector<R>,
     connect_timeout: Duration,
     roots: Option<rustls::RootCertStore>,
-) -> Result<HttpsConnector<HttpConnector>, String> {
-    let mut http = HttpConnector::new();
+) -> Result<HttpsConnector<HttpConnector<R>>, String> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));

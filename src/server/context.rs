@@ -272,11 +272,7 @@ impl RequestContext {
             upstream_model: text(&r.upstream_model),
             experiment: text(&r.experiment),
             arm: text(&r.arm),
-            decision: Some(
-                r.decision
-                    .unwrap_or(if r.status == 401 { "deny" } else { "allow" })
-                    .into(),
-            ),
+            decision: Some(r.decision.unwrap_or("allow").into()),
             policy_version: text(&r.policy_version),
             matched_rules: trace.map(|t| strings(&t.rules)).unwrap_or_default(),
             tags: trace.map(|t| strings(&t.tags)).unwrap_or_default(),

@@ -7,7 +7,7 @@
 use super::context::RequestContext;
 use super::dispatch::read_upstream_body;
 use super::error::ApiError;
-use super::handler::{Outcome, authenticated_body, authenticated_request, json_response};
+use super::handler::{Outcome, json_response, parsed_body, request_body};
 use crate::api::anthropic::MessagesRequest;
 use crate::api::gemini::ingress;
 use crate::api::openai::ChatCompletionRequest;
@@ -24,9 +24,10 @@ const MAX_COUNT_ANSWER: usize = 16 * 1024 * 1024;
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
 pub(super) async fn count_tokens(
     ctx: &mut RequestContext,
+    principal: &Principal,
     req: Request<Incoming>,
 ) -> Result<Outcome, ApiError> {
-    let (principal, mut body) = authenticated_request::<Value>(ctx, req).await?;
+    let mut body = parsed_body::<Value>(ctx, req).await?;
     // A count needs no `max_tokens`; the Messages request type wants one.
     if let Some(fields) = body.as_object_mut() {
         fields.entry("max_tokens").or_insert(1.into());
@@ -36,7 +37,7 @@ pub(super) async fn count_tokens(
     let chat = request
         .to_chat()
         .map_err(|e| ApiError::invalid_request(&e.0))?;
-    let tokens = count(ctx, &principal, &chat).await?;
+    let tokens = count(ctx, principal, &chat).await?;
     let body = format!("{{\"input_tokens\":{tokens}}}");
     Ok(Outcome::Response(json_response(
         StatusCode::OK,
@@ -47,14 +48,15 @@ pub(super) async fn count_tokens(
 /// Gemini's `models/NAME:countTokens`: `{"totalTokens": N}`.
 pub(super) async fn gemini_count_tokens(
     ctx: &mut RequestContext,
+    principal: &Principal,
     req: Request<Incoming>,
     model: &str,
 ) -> Result<Outcome, ApiError> {
-    let (principal, body) = authenticated_body(ctx, req).await?;
+    let body = request_body(ctx, req).await?;
     let chat = ingress::counted_request(&body)
         .and_then(|generate| ingress::to_chat(&generate, model, false))
         .map_err(|e| ApiError::invalid_request(&e.0))?;
-    let tokens = count(ctx, &principal, &chat).await?;
+    let tokens = count(ctx, principal, &chat).await?;
     let body = format!("{{\"totalTokens\":{tokens}}}");
     Ok(Outcome::Response(json_response(
         StatusCode::OK,

@@ -153,6 +153,23 @@ impl ApiError {
         Self::new(status, kind, code, err.to_string())
     }
 
+    /// The client's address failed to authenticate too often; it may try again after
+    /// `wait_secs`.
+    pub fn too_many_auth_failures(wait_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "too_many_auth_failures",
+            format!("too many failed authentications from this address; retry in {wait_secs} s"),
+        )
+        .with_retry_after(wait_secs)
+    }
+
+    fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = HeaderValue::from_str(&secs.to_string()).ok().map(Box::new);
+        self
+    }
+
     pub fn model_not_found(model: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -249,21 +266,18 @@ impl ApiError {
 
     /// A policy's `rate_limit` rule was reached; retry after `wait_secs`.
     pub fn policy_rate_limited(wait_secs: u64) -> Self {
-        let mut err = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
             "policy_rate_limited",
             format!("rate limit reached; retry in {wait_secs} s"),
-        );
-        err.retry_after = HeaderValue::from_str(&wait_secs.to_string())
-            .ok()
-            .map(Box::new);
-        err
+        )
+        .with_retry_after(wait_secs)
     }
 
     /// A rate limit of the caller's is out; the bucket holds enough again after the wait.
     pub fn rate_limited(limited: crate::metering::rate_limits::Limited) -> Self {
-        let mut err = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
             "rate_limited",
@@ -274,16 +288,13 @@ impl ApiError {
                 limited.what,
                 limited.retry_after_secs
             ),
-        );
-        err.retry_after = HeaderValue::from_str(&limited.retry_after_secs.to_string())
-            .ok()
-            .map(Box::new);
-        err
+        )
+        .with_retry_after(limited.retry_after_secs)
     }
 
     /// A budget's hard limit could be passed by this request; it resets with the window.
     pub fn budget_exceeded(exceeded: crate::metering::budget::Exceeded) -> Self {
-        let mut err = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "insufficient_quota",
             "budget_exceeded",
@@ -293,11 +304,8 @@ impl ApiError {
                 exceeded.window.name(),
                 exceeded.retry_after_secs
             ),
-        );
-        err.retry_after = HeaderValue::from_str(&exceeded.retry_after_secs.to_string())
-            .ok()
-            .map(Box::new);
-        err
+        )
+        .with_retry_after(exceeded.retry_after_secs)
     }
 
     /// A policy routes the request to a model this gateway does not serve.
@@ -342,6 +350,27 @@ impl ApiError {
             "server_error",
             "audit_unavailable",
             "the request could not be recorded in the audit trail, so it was not served",
+        )
+    }
+
+    /// No policy version can be enforced (the active one and every earlier one fail to
+    /// load): requests are refused rather than served without a policy.
+    pub fn policy_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "policy_unavailable",
+            "no policy version can be enforced on this gateway; try again later",
+        )
+    }
+
+    /// The data directory's disk is below its refusal mark.
+    pub fn disk_space_low() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "disk_space_low",
+            "this gateway is short of disk space to record requests; try again later",
         )
     }
 

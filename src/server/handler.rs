@@ -1,6 +1,7 @@
 //! The data path: authenticate, read and parse the body, resolve the route, forward to
 //! the upstream, and relay the answer.
 
+use super::auth_failures::{Known, Refusal, Surface, Verdict};
 use super::body::GatewayBody;
 use super::context::RequestContext;
 use super::count_tokens::{count_tokens, gemini_count_tokens};
@@ -23,7 +24,7 @@ use crate::api::{ClientEvents, Invalid};
 use crate::config::Sticky;
 use crate::providers::sse_relay::{SseRelay, StreamDialect, StreamStart};
 use crate::routing::{cache, capabilities};
-use crate::tenancy::{AuthError, Principal};
+use crate::tenancy::{AuthError, KeyRefused, Principal};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -47,7 +48,9 @@ pub async fn handle(
             }
             _ => metrics_response(&state),
         },
-        Endpoint::Admin if state.admin.is_some() => crate::admin::handle(state, req).await,
+        Endpoint::Admin if state.admin.is_some() => {
+            crate::admin::handle(state, client_addr, req).await
+        }
         Endpoint::Admin => ApiError::route_not_found(req.uri().path()).into_response(),
         Endpoint::Metrics | Endpoint::NotFound => {
             ApiError::route_not_found(req.uri().path()).into_response()
@@ -65,6 +68,11 @@ pub async fn handle(
         | Endpoint::GeminiModels
         | Endpoint::Completions
         | Endpoint::Embeddings => {
+            // Before anything is recorded: a refused key leaves no record of its own.
+            let principal = match authenticate(&state, &client_addr, req.headers()) {
+                Ok(principal) => principal,
+                Err(err) => return refused_unrecorded(&state, endpoint, err),
+            };
             let Some(permit) = state.log.reserve().await else {
                 return ApiError::auth(AuthError::Unavailable).into_response();
             };
@@ -75,27 +83,15 @@ pub async fn handle(
                 .unwrap_or_else(|| Arc::from(""));
             let mut ctx =
                 RequestContext::new(state.clone(), permit, id, endpoint.name(), client_addr);
+            ctx.set_principal(&principal);
             ctx.set_caller_labels(req.headers());
-            ctx.policy = PolicyState::begin(state.policies.current(), req.headers());
-            let result = match endpoint {
-                Endpoint::Models => list_models(&mut ctx, req.headers(), false),
-                Endpoint::ChatCompletions => {
-                    forward::<ChatCompletionRequest>(&mut ctx, req, "/chat/completions").await
+            let policies = state.policies.current();
+            let result = match state.refusal(&policies) {
+                Some(err) => Err(err),
+                None => {
+                    ctx.policy = PolicyState::begin(policies, req.headers());
+                    serve(&mut ctx, endpoint, &principal, req).await
                 }
-                Endpoint::Messages => messages(&mut ctx, req).await,
-                Endpoint::Responses => responses(&mut ctx, req).await,
-                Endpoint::CountTokens => count_tokens(&mut ctx, req).await,
-                Endpoint::GenerateContent => generate_content(&mut ctx, req).await,
-                Endpoint::GeminiCountTokens => {
-                    let path = req.uri().path().to_string();
-                    let model = ingress::model_method(&path).map_or("", |(model, _)| model);
-                    gemini_count_tokens(&mut ctx, req, model).await
-                }
-                Endpoint::GeminiModels => list_models(&mut ctx, req.headers(), true),
-                Endpoint::Completions => {
-                    forward::<CompletionRequest>(&mut ctx, req, "/completions").await
-                }
-                _ => forward::<EmbeddingRequest>(&mut ctx, req, "/embeddings").await,
             };
             let response = match result {
                 Ok(Outcome::Response(mut response)) => {
@@ -157,6 +153,62 @@ pub async fn handle(
     }
 }
 
+/// Serves an authenticated data-path request.
+async fn serve(
+    ctx: &mut RequestContext,
+    endpoint: Endpoint,
+    principal: &Principal,
+    req: Request<Incoming>,
+) -> Result<Outcome, ApiError> {
+    match endpoint {
+        Endpoint::Models => list_models(ctx, principal, req.headers(), false),
+        Endpoint::ChatCompletions => {
+            forward::<ChatCompletionRequest>(ctx, principal, req, "/chat/completions").await
+        }
+        Endpoint::Messages => messages(ctx, principal, req).await,
+        Endpoint::Responses => responses(ctx, principal, req).await,
+        Endpoint::CountTokens => count_tokens(ctx, principal, req).await,
+        Endpoint::GenerateContent => generate_content(ctx, principal, req).await,
+        Endpoint::GeminiCountTokens => {
+            let path = req.uri().path().to_string();
+            let model = ingress::model_method(&path).map_or("", |(model, _)| model);
+            gemini_count_tokens(ctx, principal, req, model).await
+        }
+        Endpoint::GeminiModels => list_models(ctx, principal, req.headers(), true),
+        Endpoint::Completions => {
+            forward::<CompletionRequest>(ctx, principal, req, "/completions").await
+        }
+        _ => forward::<EmbeddingRequest>(ctx, principal, req, "/embeddings").await,
+    }
+}
+
+/// Answers a request refused before it had a context (its key was refused): counted in
+/// the metrics, recorded only in the interval's aggregate of refused authentications.
+fn refused_unrecorded(
+    state: &AppState,
+    endpoint: Endpoint,
+    err: ApiError,
+) -> Response<GatewayBody> {
+    use crate::telemetry::metrics::{ErrorLabels, RequestLabels};
+    let metrics = &state.metrics;
+    let name = endpoint.name();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            endpoint: name,
+            status: err.status.as_u16(),
+        })
+        .inc();
+    metrics
+        .errors
+        .get_or_create(&ErrorLabels {
+            endpoint: name,
+            kind: err.code,
+        })
+        .inc();
+    error_response(endpoint, err)
+}
+
 /// An error in the wire format of the endpoint's callers.
 fn error_response(endpoint: Endpoint, err: ApiError) -> Response<GatewayBody> {
     match endpoint {
@@ -197,6 +249,9 @@ pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Gatew
     response
 }
 
+/// `/readyz`: `ready`, or `degraded` naming each part that is not (the NER model, the
+/// data directory's free space, the policy), 503 when one of them refuses requests or
+/// the gateway is draining.
 fn readiness(state: &AppState) -> Response<GatewayBody> {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return json_response(
@@ -204,21 +259,35 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
             br#"{"status":"draining"}"#.to_vec(),
         );
     }
-    let mut degraded = serde_json::Map::new();
-    let mut refusing = false;
-    if let Some((why, refuses)) = state.pii.as_ref().and_then(|pii| pii.degraded()) {
-        degraded.insert("ner".into(), why.into());
-        refusing |= refuses;
-    }
+    let policies = state.policies.current();
+    let ner = state.pii.as_ref().and_then(|pii| pii.degraded());
     // Records cannot be written (a full disk): fail-closed refuses every request.
-    if let Some(audit) = state.audit.as_ref().filter(|audit| !audit.writable()) {
-        degraded.insert("audit".into(), "unavailable".into());
-        refusing |= audit.fails_closed();
+    let audit = state
+        .audit
+        .as_ref()
+        .filter(|audit| !audit.writable())
+        .map(|audit| ("unavailable".to_string(), audit.fails_closed()));
+    let parts = [
+        (
+            "ner",
+            ner.map(|(why, refusing)| (why.to_string(), refusing)),
+        ),
+        ("audit", audit),
+        ("disk", state.disk.readiness()),
+        ("policy", policies.readiness()),
+    ];
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "degraded".into());
+    let mut refusing = false;
+    for (part, problem) in parts {
+        if let Some((why, refuses)) = problem {
+            body.insert(part.into(), why.into());
+            refusing |= refuses;
+        }
     }
-    if degraded.is_empty() {
+    if body.len() == 1 {
         return json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec());
     }
-    degraded.insert("status".into(), "degraded".into());
     let status = if refusing {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -226,7 +295,7 @@ fn readiness(state: &AppState) -> Response<GatewayBody> {
     };
     json_response(
         status,
-        serde_json::Value::Object(degraded).to_string().into_bytes(),
+        serde_json::Value::Object(body).to_string().into_bytes(),
     )
 }
 
@@ -263,16 +332,43 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let key = presented_key(headers).ok_or(ApiError::auth(AuthError::Missing))?;
-    let state = ctx.state();
-    state.state_mirror.refresh().map_err(|e| {
-        tracing::error!(error = %e, "cannot read the state database");
-        ApiError::auth(AuthError::Unavailable)
-    })?;
-    let principal = state.keys.authenticate(key).map_err(ApiError::auth)?;
-    ctx.set_principal(&principal);
-    Ok(principal)
+/// The caller of a data-path request. A refused key is counted against its address's
+/// allowance of failures (401 while it lasts, 429 once spent) and in the interval's
+/// aggregate record, never recorded one by one.
+fn authenticate(
+    state: &AppState,
+    client_addr: &str,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let refused = match presented_key(headers) {
+        None => KeyRefused::from(AuthError::Missing),
+        Some(key) => {
+            state.state_mirror.refresh().map_err(|e| {
+                tracing::error!(error = %e, "cannot read the state database");
+                ApiError::auth(AuthError::Unavailable)
+            })?;
+            match state.keys.authenticate(key) {
+                Ok(principal) => return Ok(principal),
+                Err(refused) => refused,
+            }
+        }
+    };
+    let err = ApiError::auth(refused.error);
+    let refusal = Refusal {
+        surface: Surface::DataPath,
+        reason: err.code,
+        known: Known {
+            key_id: refused.key_id,
+            tenant_id: refused.tenant_id,
+            actor: None,
+        },
+    };
+    match state.auth_failures.refuse(client_addr, refusal) {
+        Verdict::Unauthorized => Err(err),
+        Verdict::Limited { retry_after_secs } => {
+            Err(ApiError::too_many_auth_failures(retry_after_secs))
+        }
+    }
 }
 
 /// `GET /v1/models`: the models the caller's key may use, in OpenAI's list shape, or in
@@ -280,10 +376,10 @@ fn authenticate(ctx: &mut RequestContext, headers: &HeaderMap) -> Result<Princip
 /// Gemini's for `GET /v1beta/models` (`gemini`) or a request with `x-goog-api-key`.
 fn list_models(
     ctx: &mut RequestContext,
+    principal: &Principal,
     headers: &HeaderMap,
     gemini: bool,
 ) -> Result<Outcome, ApiError> {
-    let principal = authenticate(ctx, headers)?;
     let state = ctx.state();
     let names: Vec<&String> = state
         .routes
@@ -369,20 +465,25 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// to retry until the route's attempts run out.
 async fn forward<T: ForwardedRequest + DeserializeOwned>(
     ctx: &mut RequestContext,
+    principal: &Principal,
     req: Request<Incoming>,
     upstream_path: &str,
 ) -> Result<Outcome, ApiError> {
-    let (principal, request) = authenticated_request::<T>(ctx, req).await?;
-    route_and_dispatch(ctx, &principal, request, upstream_path).await
+    let request = parsed_body::<T>(ctx, req).await?;
+    route_and_dispatch(ctx, principal, request, upstream_path).await
 }
 
 /// `POST /v1/messages`: Anthropic's request served through the chat path, answered in
 /// Anthropic's shapes.
-async fn messages(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Outcome, ApiError> {
-    let (principal, request) = authenticated_request::<MessagesRequest>(ctx, req).await?;
+async fn messages(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    req: Request<Incoming>,
+) -> Result<Outcome, ApiError> {
+    let request = parsed_body::<MessagesRequest>(ctx, req).await?;
     through_chat(
         ctx,
-        &principal,
+        principal,
         request.to_chat(),
         |completion| anthropic::from_chat(completion, &request.model),
         || Box::new(AnthropicStream::new(&request.model)),
@@ -392,11 +493,15 @@ async fn messages(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Ou
 
 /// `POST /v1/responses`: a stateless Responses API request served through the chat path,
 /// answered as a Response object or its events.
-async fn responses(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<Outcome, ApiError> {
-    let (principal, request) = authenticated_request::<ResponsesRequest>(ctx, req).await?;
+async fn responses(
+    ctx: &mut RequestContext,
+    principal: &Principal,
+    req: Request<Incoming>,
+) -> Result<Outcome, ApiError> {
+    let request = parsed_body::<ResponsesRequest>(ctx, req).await?;
     through_chat(
         ctx,
-        &principal,
+        principal,
         request.to_chat(),
         |completion| responses::from_chat(completion, &request),
         || Box::new(ResponsesStream::new(&request)),
@@ -404,32 +509,30 @@ async fn responses(ctx: &mut RequestContext, req: Request<Incoming>) -> Result<O
     .await
 }
 
-/// The caller (authenticated first) and its request body, parsed.
-pub(super) async fn authenticated_request<R: DeserializeOwned>(
+/// The request body, parsed.
+pub(super) async fn parsed_body<R: DeserializeOwned>(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
-) -> Result<(Principal, R), ApiError> {
-    let (principal, body) = authenticated_body(ctx, req).await?;
-    Ok((principal, parse(&body)?))
+) -> Result<R, ApiError> {
+    parse(&request_body(ctx, req).await?)
 }
 
-/// The caller (authenticated first) and its request body as sent, kept for the audit
-/// record.
-pub(super) async fn authenticated_body(
+/// The request body as sent, kept for the audit record.
+pub(super) async fn request_body(
     ctx: &mut RequestContext,
     req: Request<Incoming>,
-) -> Result<(Principal, Bytes), ApiError> {
-    let principal = authenticate(ctx, req.headers())?;
+) -> Result<Bytes, ApiError> {
     let state = ctx.state().clone();
     let body = read_body(&state, req).await?;
     ctx.set_request_payload(&body);
-    Ok((principal, body))
+    Ok(body)
 }
 
 /// Gemini's `models/NAME:generateContent` and `:streamGenerateContent?alt=sse`, served
 /// through the chat path and answered in Gemini's shapes.
 async fn generate_content(
     ctx: &mut RequestContext,
+    principal: &Principal,
     req: Request<Incoming>,
 ) -> Result<Outcome, ApiError> {
     let path = req.uri().path().to_string();
@@ -445,10 +548,10 @@ async fn generate_content(
             "streamGenerateContent is served as server-sent events only: add `alt=sse`",
         ));
     }
-    let (principal, body) = authenticated_body(ctx, req).await?;
+    let body = request_body(ctx, req).await?;
     through_chat(
         ctx,
-        &principal,
+        principal,
         ingress::to_chat(&body, model, stream),
         |completion| ingress::from_chat(completion, model),
         || Box::new(GeminiEvents::new(model, None)),

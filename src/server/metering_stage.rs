@@ -1,7 +1,9 @@
 //! The metering stage: takes the request from the caller's rate limits (tokens by an
 //! estimate), sends it to a cheaper model when a budget is past its downgrade share, and
-//! reserves its worst-case cost, refusing it when a limit could be passed. The context
-//! settles both with the actual usage when the request ends, however it ends.
+//! reserves its worst-case cost — a bound, not an estimate: the prompt at most one token
+//! a byte of the request, the completion capped at what was reserved — refusing it when
+//! a limit could be passed. The context settles both with the actual usage when the
+//! request ends, however it ends.
 
 use super::context::RequestContext;
 use super::error::ApiError;
@@ -21,9 +23,6 @@ pub fn admit<'r, T: ForwardedRequest>(
     state: &'r super::AppState,
 ) -> Result<(), ApiError> {
     let now = crate::store::now_unix_ms();
-    // The prompt's size, measured once, and only when a limit or budget needs it.
-    let measured = std::cell::OnceCell::new();
-    let prompt_bytes = |request: &T| *measured.get_or_init(|| request.prompt_text().len());
     let (taken, budgets) = {
         let subject = Subject {
             tenant_id: &principal.tenant_id,
@@ -35,7 +34,12 @@ pub fn admit<'r, T: ForwardedRequest>(
             .rate_limits
             .take(
                 subject,
-                || request_tokens_estimate(prompt_bytes(request), request.completion_budget()),
+                || {
+                    request_tokens_estimate(
+                        request.prompt_text().len(),
+                        request.completion_budget(),
+                    )
+                },
                 now,
             )
             .map_err(ApiError::rate_limited)?;
@@ -66,14 +70,39 @@ pub fn admit<'r, T: ForwardedRequest>(
             ),
         }
     }
-    let completion = request.completion_budget();
-    let worst = worst_case_nanos(state, prompt_bytes(request), completion, route);
+    let completion = match request.completion_budget() {
+        0 => state.default_max_tokens,
+        asked => asked,
+    };
+    let worst = worst_case_nanos(state, serialized_len(request), completion, route);
     let hold = state
         .budgets
         .reserve(budgets, worst, now)
         .map_err(ApiError::budget_exceeded)?;
+    if worst > 0 {
+        // The upstream may not generate more than was reserved.
+        request.limit_completion(completion);
+    }
     ctx.hold_budget(hold);
     Ok(())
+}
+
+/// The length of `request` as JSON, without building it.
+fn serialized_len<T: serde::Serialize>(request: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail; a value that cannot serialise counts what it wrote.
+    let _ = serde_json::to_writer(&mut counter, request);
+    counter.0
 }
 
 /// A request's tokens as rate limits estimate them before it goes: its prompt at four
@@ -84,22 +113,23 @@ fn request_tokens_estimate(prompt_bytes: usize, completion_budget: u64) -> u64 {
         .saturating_add(completion_budget)
 }
 
-/// A prompt's tokens, estimated high: three bytes a token (English runs near four) and
-/// the chat template's own tokens.
-fn prompt_tokens_at_most(prompt_bytes: usize) -> u64 {
-    (prompt_bytes as u64).div_ceil(3) + TEMPLATE_TOKENS
+/// A prompt's tokens at most: no more than the bytes of the whole request as JSON (a
+/// token covers at least one byte of text; the JSON's own keys and quotes, at least
+/// twenty bytes a message, outnumber the tokens a chat template adds around it), plus a
+/// margin for a template's fixed preamble.
+fn prompt_tokens_at_most(request_bytes: usize) -> u64 {
+    request_bytes as u64 + TEMPLATE_TOKENS
 }
 
-/// Tokens a chat template adds around the messages' text.
-const TEMPLATE_TOKENS: u64 = 16;
+/// Tokens a chat template may add beyond its per-message markers (a default system line).
+const TEMPLATE_TOKENS: u64 = 32;
 
-/// What the request could cost at most: its prompt (estimated high) and its completion
-/// limit (or the configured default when it names none), at the dearest price among the
-/// route's targets.
+/// What the request could cost at most: its prompt (bounded by the request's size) and
+/// its completion limit, at the dearest price among the route's targets.
 fn worst_case_nanos(
     state: &super::AppState,
-    prompt_bytes: usize,
-    completion_budget: u64,
+    request_bytes: usize,
+    completion: u64,
     route: &Route,
 ) -> i64 {
     let book = state.pricing.book();
@@ -113,11 +143,7 @@ fn worst_case_nanos(
     if input == 0 && output == 0 {
         return 0;
     }
-    let prompt = prompt_tokens_at_most(prompt_bytes);
-    let completion = match completion_budget {
-        0 => state.default_max_tokens,
-        n => n,
-    };
+    let prompt = prompt_tokens_at_most(request_bytes);
     crate::metering::Price {
         input,
         output,

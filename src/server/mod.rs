@@ -1,11 +1,13 @@
 //! The client-facing server: listener, optional TLS, HTTP/1.1 and HTTP/2, the tower
 //! stack around the handler, and graceful shutdown.
 
+pub mod auth_failures;
 pub mod body;
 mod connection;
 pub mod context;
 mod count_tokens;
 mod credential;
+pub mod disk;
 mod dispatch;
 pub mod error;
 mod handler;
@@ -16,6 +18,7 @@ mod parse_errors;
 pub mod pii_stage;
 pub mod policy_stage;
 pub mod request_id;
+mod watchers;
 
 use crate::audit::search::personal::PersonalData;
 use crate::audit::search::service::{IndexerThread, SearchHandle};
@@ -81,6 +84,26 @@ pub struct AppState {
     pub pii: Option<Arc<pii_stage::PiiEngine>>,
     /// Set once shutdown began: `/readyz` turns 503 so load balancers move away.
     pub draining: AtomicBool,
+    /// Failed authentications: the per-address allowance and the interval's aggregate.
+    pub auth_failures: auth_failures::AuthFailures,
+    /// Free space on the data directory.
+    pub disk: disk::DiskWatch,
+    /// Where webhooks set through the admin API may point.
+    pub webhook_destinations: crate::providers::destination::Destinations,
+}
+
+impl AppState {
+    /// Why an authenticated data-path request cannot be served at all now: no policy
+    /// version that loads (rather than none enforced), or the data directory's disk
+    /// below its refusal mark.
+    pub fn refusal(&self, policies: &crate::policy::active::Policies) -> Option<error::ApiError> {
+        if policies.refusing() {
+            return Some(error::ApiError::policy_unavailable());
+        }
+        self.disk
+            .refuses_requests()
+            .then(error::ApiError::disk_space_low)
+    }
 }
 
 /// The endpoints Airlock serves.
@@ -250,9 +273,11 @@ impl Gateway {
         let pricing = Arc::new(
             crate::metering::Pricing::new(&loaded.config.pricing).map_err(anyhow::Error::msg)?,
         );
+        let webhook_destinations =
+            crate::providers::destination::Destinations::new(&loaded.config.webhooks);
         let budgets = Arc::new(crate::metering::budget::Budgets::new(
             loaded.request_log_db_path(),
-            crate::metering::alerts::start(loaded.state_db_path())?,
+            crate::metering::alerts::start(loaded.state_db_path(), webhook_destinations.clone())?,
         ));
         let credentials = Arc::new(crate::tenancy::credentials::CredentialCache::new(
             instance_key.seal_key,
@@ -379,7 +404,16 @@ impl Gateway {
             started_unix: crate::store::now_unix(),
             pii,
             draining: AtomicBool::new(false),
+            auth_failures: auth_failures::AuthFailures::new(&loaded.config.auth_failures),
+            disk: disk::DiskWatch::new(
+                &loaded.config.disk,
+                &loaded.data_dir,
+                &loaded.state_db_path(),
+                audit_config.on_failure == crate::config::OnAuditFailure::FailClosed,
+            ),
+            webhook_destinations,
         });
+        state.disk.check();
         Ok(Self {
             state,
             writer: Writers {
@@ -455,6 +489,7 @@ impl Gateway {
             accept_errors: LogThrottle::new(LOG_INTERVAL),
             refusals: LogThrottle::new(LOG_INTERVAL),
         };
+        let watchers = watchers::Watchers::start(&state);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -471,6 +506,7 @@ impl Gateway {
         state.draining.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + shutdown_grace;
         drain.send_replace(Some(deadline));
+        watchers.stop().await;
         tracing::info!("shutting down: draining in-flight requests");
         while acceptor.admission.open() > 0 {
             tokio::select! {
@@ -487,6 +523,8 @@ impl Gateway {
                 tracing::error!("a worker thread failed");
             }
         }
+        // The refusals of the last interval, now that no more can come.
+        auth_failures::record(&state.auth_failures, state.audit.as_ref()).await;
         // The last reference to the state holds the audit queue's sender: dropping it
         // lets the audit writer drain and stop.
         drop(state);

@@ -97,6 +97,15 @@ impl AdminAuthError {
     }
 }
 
+/// A refused admin token: why, and whose it is when it is a known one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedToken {
+    pub reason: AdminAuthError,
+    /// The token (`admin-token:ID (NAME)`), unless it is unknown.
+    pub actor: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
 /// Admin token operations on the state database.
 pub struct AdminTokenStore<'a> {
     conn: &'a Connection,
@@ -227,8 +236,9 @@ impl<'a> AdminTokenStore<'a> {
         )
     }
 
-    /// The admin a presented token belongs to.
-    pub fn authenticate(&self, secret: &str) -> Result<Result<Admin, AdminAuthError>, StoreError> {
+    /// The admin a presented token belongs to. A refusal writes nothing: the caller
+    /// counts it (refusals are recorded in aggregate, so a flood cannot fill the disk).
+    pub fn authenticate(&self, secret: &str) -> Result<Result<Admin, RefusedToken>, StoreError> {
         let hash = key_hash(&self.hmac_key, secret);
         let row = self
             .conn
@@ -254,35 +264,33 @@ impl<'a> AdminTokenStore<'a> {
                 },
             )
             .optional()?;
-        let refused = |actor: &str, tenant: Option<&str>, reason: AdminAuthError| {
-            // A refused admin login is an audit event: who (if the token is known),
-            // why. Never the presented secret.
-            admin_event(
-                self.conn,
-                actor,
-                "admin.login_refused",
-                "admin-api",
-                tenant,
-                Some(reason.as_str()),
-            )
-            .map(|()| Err(reason))
-        };
         let Some(((token_id, name, role, tenant_id), expires_at, revoked_at, user_id, disabled_at)) =
             row
         else {
-            return refused("unknown", None, AdminAuthError::Unknown);
+            return Ok(Err(RefusedToken {
+                reason: AdminAuthError::Unknown,
+                actor: None,
+                tenant_id: None,
+            }));
         };
         let actor = token_actor(&token_id, &name, user_id.is_some());
-        if revoked_at.is_some() {
-            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Revoked);
-        }
-        if expires_at.is_some_and(|t| t <= now_unix()) {
-            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Expired);
-        }
         // Disabling a user revokes its sessions; this also refuses one logged in while
         // the user was being disabled.
-        if disabled_at.is_some() {
-            return refused(&actor, tenant_id.as_deref(), AdminAuthError::Disabled);
+        let refused = if revoked_at.is_some() {
+            Some(AdminAuthError::Revoked)
+        } else if expires_at.is_some_and(|t| t <= now_unix()) {
+            Some(AdminAuthError::Expired)
+        } else if disabled_at.is_some() {
+            Some(AdminAuthError::Disabled)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            return Ok(Err(RefusedToken {
+                reason,
+                actor: Some(actor),
+                tenant_id,
+            }));
         }
         let role = role
             .parse()
@@ -344,7 +352,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            store.authenticate(&key.secret).unwrap().unwrap_err(),
+            store.authenticate(&key.secret).unwrap().unwrap_err().reason,
             AdminAuthError::Unknown
         );
 
@@ -371,13 +379,13 @@ mod tests {
             .create("old", Role::Viewer, None, Some(now_unix() - 1), "test")
             .unwrap();
         assert_eq!(
-            store.authenticate(&old).unwrap().unwrap_err(),
+            store.authenticate(&old).unwrap().unwrap_err().reason,
             AdminAuthError::Expired
         );
 
         store.revoke(&info.id, "test").unwrap();
         assert_eq!(
-            store.authenticate(&token).unwrap().unwrap_err(),
+            store.authenticate(&token).unwrap().unwrap_err().reason,
             AdminAuthError::Revoked
         );
         assert!(store.revoke(&info.id, "test").is_err());

@@ -50,6 +50,24 @@ pub enum AuthError {
     Unavailable,
 }
 
+/// A refused key: why, and whose it is when it is a known one (revoked or expired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRefused {
+    pub error: AuthError,
+    pub key_id: Option<Arc<str>>,
+    pub tenant_id: Option<Arc<str>>,
+}
+
+impl From<AuthError> for KeyRefused {
+    fn from(error: AuthError) -> Self {
+        Self {
+            error,
+            key_id: None,
+            tenant_id: None,
+        }
+    }
+}
+
 struct Snapshot {
     keys: HashMap<[u8; 32], Principal>,
 }
@@ -74,15 +92,20 @@ impl KeyCache {
     /// Returns the principal for a presented key, as of the last refresh of the state
     /// mirror (which the data path does first, so a revocation applies to the very next
     /// request).
-    pub fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+    pub fn authenticate(&self, presented: &str) -> Result<Principal, KeyRefused> {
         let hash = key_hash(&self.hmac_key, presented);
         let snapshot = self.snapshot.load();
         let principal = snapshot.keys.get(&hash).ok_or(AuthError::Invalid)?;
+        let refused = |error| KeyRefused {
+            error,
+            key_id: Some(principal.key_id.clone()),
+            tenant_id: Some(principal.tenant_id.clone()),
+        };
         if principal.revoked {
-            return Err(AuthError::Revoked);
+            return Err(refused(AuthError::Revoked));
         }
         if principal.expires_at.is_some_and(|t| t <= now_unix()) {
-            return Err(AuthError::Expired);
+            return Err(refused(AuthError::Expired));
         }
         Ok(principal.clone())
     }
@@ -158,7 +181,9 @@ mod tests {
     impl Cache {
         fn authenticate(&self, secret: &str) -> Result<Principal, AuthError> {
             self.mirror.refresh().unwrap();
-            self.keys.authenticate(secret)
+            self.keys
+                .authenticate(secret)
+                .map_err(|refused| refused.error)
         }
     }
 

@@ -15,13 +15,13 @@ mod mirror;
 pub mod rbac;
 
 pub use admin_tokens::{
-    ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore,
+    ADMIN_TOKEN_PREFIX, Admin, AdminAuthError, AdminTokenInfo, AdminTokenStore, RefusedToken,
 };
 pub use admin_users::{
     AdminUserInfo, AdminUserStore, LOCKOUT_SECS, LoginRefused, MAX_FAILED_LOGINS,
-    MIN_PASSWORD_CHARS, SESSION_SECS, Session,
+    MIN_PASSWORD_CHARS, RefusedLogin, SESSION_SECS, Session,
 };
-pub use auth::{AuthError, KeyCache, Principal};
+pub use auth::{AuthError, KeyCache, KeyRefused, Principal};
 pub use change_watch::ChangeWatch;
 pub use directory::{Directory, TeamInfo, TenantInfo, UserInfo};
 pub use keys::{CreatedKey, KeyInfo, KeyStore, NewKey, admin_event, atomically, random_hex};

@@ -305,6 +305,31 @@ impl Gateway {
         rows
     }
 
+    /// Stops the gateway (the mock keeps running), lets `edit` change the stopped
+    /// instance's files, and starts a gateway again on the same directory and
+    /// configuration, as restarting the service would. Keys and tokens stay valid.
+    pub async fn restart(self, edit: impl FnOnce(&LoadedConfig)) -> Self {
+        self.stop.send(true).unwrap();
+        let writer = self.task.await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        edit(&self.loaded);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = airlock::server::Gateway::open(&self.loaded).unwrap();
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        Self {
+            addr,
+            stop,
+            task,
+            ..self
+        }
+    }
+
     /// Like `stop`, leaving the instance directory in place.
     pub async fn stop_keeping_files(self) -> Vec<RequestRecord> {
         self.stop.send(true).unwrap();
@@ -343,6 +368,17 @@ impl Reply {
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
         assert!(e["type"].is_string(), "{v}");
         assert!(e.get("param").is_some(), "{v}");
+    }
+
+    /// The `Retry-After` header's seconds, checked to be a sane wait (1 to 60 s).
+    pub fn retry_after(&self) -> u64 {
+        let wait: u64 = self.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        wait
     }
 
     /// Asserts an admin API error: its status and `error.code`, with a message.
@@ -418,11 +454,36 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
+    send_with(client(), method, url, headers, body).await
+}
+
+/// Like [`send`], from the local address `from` (loopback answers on all of 127/8, so
+/// a test can be several clients).
+pub async fn send_from(
+    from: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(from.parse().unwrap()));
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    send_with(client, method, url, headers, body).await
+}
+
+async fn send_with(
+    client: Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let response = client()
+    let response = client
         .request(builder.body(Full::new(body.into())).unwrap())
         .await
         .unwrap();

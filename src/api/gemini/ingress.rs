@@ -128,9 +128,10 @@ struct GenerateContentRequest {
     /// Accepted: filtering is the upstream's and Airlock's policy's business.
     #[serde(default, rename = "safetySettings", alias = "safety_settings")]
     _safety_settings: Option<serde::de::IgnoredAny>,
-    /// The model again, as `countTokens` requests carry it.
+    /// The model again (`models/NAME`), as `countTokens` requests carry it; checked
+    /// against the path by `to_chat`.
     #[serde(default, rename = "model")]
-    _model: Option<serde::de::IgnoredAny>,
+    _model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,6 +458,9 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
             _ => return Err(unknown_field(name, "GenerateContentRequest")),
         }
     }
+    if let Some(named) = fields.get("model") {
+        check_body_model(named, model)?;
+    }
     let request: GenerateContentRequest = serde_json::from_value(Value::Object(fields))
         .map_err(|e| invalid(format!("Invalid JSON payload received. {e}")))?;
     let mut chat = json!({"model": model, "messages": messages(&request)?});
@@ -487,6 +491,32 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
         apply_generation_config(config, &mut chat)?;
     }
     serde_json::from_value(chat).map_err(|e| invalid(e.to_string()))
+}
+
+/// A body's `model`, which Google types as a string (`models/NAME`): it must be one,
+/// and name the model of the request's path (which is the one routed and judged).
+fn check_body_model(named: &Value, path_model: &str) -> Result<(), Invalid> {
+    let Some(name) = named.as_str() else {
+        let kind = match named {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "an object",
+            Value::String(_) => "a string",
+        };
+        return Err(invalid(format!(
+            "Invalid value at 'model' (TYPE_STRING): expected a model name such as \
+             \"models/{path_model}\", got {kind}"
+        )));
+    };
+    if name.strip_prefix("models/").unwrap_or(name) != path_model {
+        return Err(invalid(format!(
+            "* GenerateContentRequest.model: `{name}` is not the model of the request path \
+             (models/{path_model})"
+        )));
+    }
+    Ok(())
 }
 
 /// A `countTokens` body (`{"contents": …}` or `{"generateContentRequest": …}`) as the

@@ -401,3 +401,27 @@ fn chat_answers_become_gemini_answers() {
     );
     assert_eq!(events[1]["usageMetadata"]["totalTokenCount"], 8);
 }
+
+#[test]
+fn a_body_model_must_be_a_string_naming_the_path_model() {
+    let body = |model: Value| json!({"model": model, "contents": [{"parts": [{"text": "x"}]}]});
+    let to_chat = |b: Value| ingress::to_chat(b.to_string().as_bytes(), "m", false);
+    for accepted in [json!("m"), json!("models/m")] {
+        assert_eq!(to_chat(body(accepted)).unwrap().model, "m");
+    }
+    for (refused, says) in [
+        (json!(42), "got a number"),
+        (json!({"name": "m"}), "got an object"),
+        (json!(["m"]), "got a list"),
+        (json!(null), "got null"),
+        (json!("models/other"), "not the model of the request path"),
+    ] {
+        let message = to_chat(body(refused.clone())).unwrap_err().0;
+        assert!(message.contains(says), "{refused}: {message}");
+    }
+    // A countTokens body's nested request is held to the same rule.
+    let counted =
+        ingress::counted_request(br#"{"generateContentRequest": {"model": 7, "contents": []}}"#)
+            .unwrap();
+    assert!(ingress::to_chat(&counted, "m", false).is_err());
+}
