@@ -453,24 +453,11 @@ async fn client_disconnect_mid_stream_is_logged_and_cancels_upstream() {
     assert!(first.is_data());
     drop(body); // the client goes away, 50 s before the answer's end
     // The upstream sees its request abandoned (its connection closed), not finished.
-    wait_for_upstream_cancellation(gw.mock).await;
+    common::wait_for_upstream_cancellation(gw.mock).await;
     let rows = gw.stop().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, 499);
     assert_eq!(rows[0].error_type.as_deref(), Some("client_closed"));
-}
-
-/// Waits until mock-upstream at `mock` counts one abandoned answer.
-async fn wait_for_upstream_cancellation(mock: std::net::SocketAddr) {
-    let url = format!("http://{mock}/mock/cancelled");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while send("GET", &url, &[], "").await.json()["cancelled"] != 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upstream kept working for a client that left"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,7 +511,7 @@ async fn client_disconnect_while_waiting_for_a_non_streaming_answer_is_logged() 
     let pending = tokio::spawn(async move { post(&url, &key, &body).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     pending.abort(); // drops the client connection
-    wait_for_upstream_cancellation(gw.mock).await;
+    common::wait_for_upstream_cancellation(gw.mock).await;
     let rows = gw.stop().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, 499);

@@ -181,7 +181,6 @@ async fn a_short_retry_after_is_waited_for_and_a_long_one_rests_the_target() {
         "waited for Retry-After"
     );
 
-    let started = Instant::now();
     let reply = post(
         &gw.url("/v1/chat/completions"),
         &gw.key,
@@ -190,10 +189,7 @@ async fn a_short_retry_after_is_waited_for_and_a_long_one_rests_the_target() {
     .await;
     reply.assert_error(429, "rate_limit_exceeded");
     assert_eq!(reply.headers["retry-after"], "1");
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "did not wait"
-    );
+    // It did not wait to retry: one attempt of three (the request log's rows, below).
     let reply = post(
         &gw.url("/v1/chat/completions"),
         &gw.key,
@@ -604,7 +600,6 @@ async fn hedging_races_a_second_target_when_the_first_is_slow() {
         ..Extra::default()
     };
     let gw = Gateway::start_full("", &[], &extra).await;
-    let started = Instant::now();
     let reply = post(
         &gw.url("/v1/chat/completions"),
         &gw.key,
@@ -612,11 +607,8 @@ async fn hedging_races_a_second_target_when_the_first_is_slow() {
     )
     .await;
     assert_eq!(reply.status, 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(1_000),
-        "the fast target answered first: {:?}",
-        started.elapsed()
-    );
+    // The race was run and lost by the slow target: its request was abandoned.
+    common::wait_for_upstream_cancellation(slow).await;
     let rows = gw.stop().await;
     assert_eq!(
         (rows[0].upstream.as_deref(), rows[0].attempts),

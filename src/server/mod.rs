@@ -250,6 +250,59 @@ impl Writers {
     }
 }
 
+/// The audit trail's parts, each `None` when it (or its search) is off: where records
+/// go, the thread writing them, the indexer, and the search over its index.
+struct AuditParts {
+    sink: Option<crate::audit::writer::AuditSink>,
+    writer: Option<crate::audit::writer::AuditWriter>,
+    index: Option<IndexerThread>,
+    search: Option<Arc<SearchHandle>>,
+}
+
+impl AuditParts {
+    fn open(
+        loaded: &LoadedConfig,
+        instance_key: &InstanceKey,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        let config = &loaded.config.audit;
+        let (sink, writer) = if config.enabled {
+            let audit_log = crate::audit::log::AuditLog::open_configured(loaded, instance_key)?;
+            let (sink, writer) = crate::audit::writer::AuditWriter::start(
+                audit_log,
+                config,
+                &loaded.audit_db_path(),
+                metrics.writers.audit_queue_waits.clone(),
+            )
+            .context("cannot start the audit writer")?;
+            (Some(sink), Some(writer))
+        } else {
+            (None, None)
+        };
+        let searchable = config.enabled && config.search.enabled;
+        let index = searchable
+            .then(|| {
+                IndexerThread::start(
+                    loaded,
+                    instance_key.seal_key,
+                    PersonalData::configured(loaded, ner_settings(loaded), &instance_key.seal_key),
+                    metrics.audit_index.clone(),
+                )
+            })
+            .transpose()
+            .context("cannot start the audit indexer")?;
+        let search = searchable
+            .then(|| SearchHandle::open(loaded, &instance_key.seal_key).map(Arc::new))
+            .transpose()?;
+        Ok(Self {
+            sink,
+            writer,
+            index,
+            search,
+        })
+    }
+}
+
 /// A running gateway's parts that outlive the serve loop.
 pub struct Gateway {
     state: Arc<AppState>,
@@ -324,34 +377,12 @@ impl Gateway {
             metrics.writers.request_log_queue_waits.clone(),
         )?;
         let audit_config = &loaded.config.audit;
-        let (audit, audit_writer) = if audit_config.enabled {
-            let audit_log = crate::audit::log::AuditLog::open_configured(loaded, &instance_key)?;
-            let (sink, writer) = crate::audit::writer::AuditWriter::start(
-                audit_log,
-                audit_config,
-                &loaded.audit_db_path(),
-                metrics.writers.audit_queue_waits.clone(),
-            )
-            .context("cannot start the audit writer")?;
-            (Some(sink), Some(writer))
-        } else {
-            (None, None)
-        };
-        let searchable = audit_config.enabled && audit_config.search.enabled;
-        let audit_index = searchable
-            .then(|| {
-                IndexerThread::start(
-                    loaded,
-                    instance_key.seal_key,
-                    PersonalData::configured(loaded, ner_settings(loaded), &instance_key.seal_key),
-                    metrics.audit_index.clone(),
-                )
-            })
-            .transpose()
-            .context("cannot start the audit indexer")?;
-        let audit_search = searchable
-            .then(|| SearchHandle::open(loaded, &instance_key.seal_key).map(Arc::new))
-            .transpose()?;
+        let AuditParts {
+            sink: audit,
+            writer: audit_writer,
+            index: audit_index,
+            search: audit_search,
+        } = AuditParts::open(loaded, &instance_key, &metrics)?;
         let tls = match &server.tls {
             Some(tls) => Some(tls::acceptor(
                 &loaded.resolve(&tls.value.cert_file),

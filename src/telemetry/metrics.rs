@@ -238,82 +238,11 @@ impl Metrics {
             "Whether each upstream is in rotation: 1, or 0 while its health check fails",
             upstream_healthy.clone(),
         );
-        let audit_index = AuditIndexMetrics::default();
-        registry.register(
-            "audit_index_lag_records",
-            "Audit records not yet searchable, when the indexer last looked",
-            audit_index.lag_records.clone(),
-        );
-        registry.register(
-            "audit_index_lag_seconds",
-            "Age of the oldest audit record not yet searchable, when the indexer last looked",
-            audit_index.lag_seconds.clone(),
-        );
-        registry.register(
-            "audit_indexed_records",
-            "Audit records added to the search index",
-            audit_index.indexed.clone(),
-        );
-        let writers = WriterMetrics::default();
-        registry.register(
-            "audit_queue_waits",
-            "Audit events that found the writer's queue full and waited for room",
-            writers.audit_queue_waits.clone(),
-        );
-        registry.register(
-            "request_log_queue_waits",
-            "Request-log rows that found the writer's queue full and waited for room",
-            writers.request_log_queue_waits.clone(),
-        );
-        let policy = PolicyMetrics::default();
-        registry.register(
-            "policy_decisions",
-            "Decisions of the active policy version, by phase and verdict",
-            policy.decisions.clone(),
-        );
-        registry.register(
-            "policy_shadow_decisions",
-            "What the shadow policy version would have decided, by phase and verdict",
-            policy.shadow_decisions.clone(),
-        );
-        registry.register(
-            "policy_condition_errors",
-            "Policy `when:` conditions that failed to evaluate (their rule did not match)",
-            policy.condition_errors.clone(),
-        );
-        registry.register(
-            "policy_evaluation_seconds",
-            "Time to evaluate the active policy version once",
-            policy.evaluation.clone(),
-        );
-        let pii = PiiMetrics::default();
-        registry.register(
-            "pii_ner_missing",
-            "Requests whose prompt the NER model did not wholly read (not loaded, past the request's budget, over the byte limit), refused or let through as configured",
-            pii.ner_missing.clone(),
-        );
-        registry.register(
-            "pii_scan_cache_hits",
-            "Prompt texts whose findings came from the scan-once cache",
-            pii.cache_hits.clone(),
-        );
-        let connections = ConnectionMetrics::default();
-        registry.register(
-            "connections_open",
-            "Client connections open now",
-            connections.open.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "Client connections closed at accept because a connection cap was full, by cap",
-            connections.refused.clone(),
-        );
-        registry.register(
-            "connections_timed_out",
-            "Client connections closed for sending no request head in time (header) or \
-             having no request in flight for too long (idle)",
-            connections.timed_out.clone(),
-        );
+        let audit_index = AuditIndexMetrics::registered(&mut registry);
+        let writers = WriterMetrics::registered(&mut registry);
+        let policy = PolicyMetrics::registered(&mut registry);
+        let pii = PiiMetrics::registered(&mut registry);
+        let connections = ConnectionMetrics::registered(&mut registry);
         Self {
             registry,
             connections,
@@ -342,5 +271,116 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+impl AuditIndexMetrics {
+    /// The group's metrics, registered.
+    fn registered(registry: &mut Registry) -> Self {
+        let group = Self::default();
+        registry.register(
+            "audit_index_lag_records",
+            "Audit records not yet searchable, when the indexer last looked",
+            group.lag_records.clone(),
+        );
+        registry.register(
+            "audit_index_lag_seconds",
+            "Age of the oldest audit record not yet searchable, when the indexer last looked",
+            group.lag_seconds.clone(),
+        );
+        registry.register(
+            "audit_indexed_records",
+            "Audit records added to the search index",
+            group.indexed.clone(),
+        );
+        group
+    }
+}
+
+impl WriterMetrics {
+    /// The group's metrics, registered.
+    fn registered(registry: &mut Registry) -> Self {
+        let group = Self::default();
+        registry.register(
+            "audit_queue_waits",
+            "Audit events that found the writer's queue full and waited for room",
+            group.audit_queue_waits.clone(),
+        );
+        registry.register(
+            "request_log_queue_waits",
+            "Request-log rows that found the writer's queue full and waited for room",
+            group.request_log_queue_waits.clone(),
+        );
+        group
+    }
+}
+
+impl PolicyMetrics {
+    /// The group's metrics, registered.
+    fn registered(registry: &mut Registry) -> Self {
+        let group = Self::default();
+        registry.register(
+            "policy_decisions",
+            "Decisions of the active policy version, by phase and verdict",
+            group.decisions.clone(),
+        );
+        registry.register(
+            "policy_shadow_decisions",
+            "What the shadow policy version would have decided, by phase and verdict",
+            group.shadow_decisions.clone(),
+        );
+        registry.register(
+            "policy_condition_errors",
+            "Policy `when:` conditions that failed to evaluate (their rule did not match)",
+            group.condition_errors.clone(),
+        );
+        registry.register(
+            "policy_evaluation_seconds",
+            "Time to evaluate the active policy version once",
+            group.evaluation.clone(),
+        );
+        group
+    }
+}
+
+impl PiiMetrics {
+    /// The group's metrics, registered.
+    fn registered(registry: &mut Registry) -> Self {
+        let group = Self::default();
+        registry.register(
+            "pii_ner_missing",
+            "Requests whose prompt the NER model did not wholly read (not loaded, past the request's budget, over the byte limit), refused or let through as configured",
+            group.ner_missing.clone(),
+        );
+        registry.register(
+            "pii_scan_cache_hits",
+            "Prompt texts whose findings came from the scan-once cache",
+            group.cache_hits.clone(),
+        );
+        group
+    }
+}
+
+impl ConnectionMetrics {
+    /// The group's metrics, registered.
+    fn registered(registry: &mut Registry) -> Self {
+        let group = Self::default();
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            group.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections closed at accept because a connection cap was full, by cap",
+            group.refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Client connections closed for sending no request head in time (header) or \
+             having no request in flight for too long (idle)",
+            group.timed_out.clone(),
+        );
+        group
     }
 }

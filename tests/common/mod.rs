@@ -522,6 +522,20 @@ pub async fn post(url: &str, key: &str, body: &Value) -> Reply {
     .await
 }
 
+/// Waits (up to 30 s) until mock-upstream at `mock` counts one abandoned answer: the
+/// gateway really cancelled a request it no longer needed.
+pub async fn wait_for_upstream_cancellation(mock: SocketAddr) {
+    let url = format!("http://{mock}/mock/cancelled");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while send("GET", &url, &[], "").await.json()["cancelled"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream kept working on a request the gateway no longer needed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// What mock-upstream last received.
 pub async fn last_upstream_request(mock: SocketAddr) -> Value {
     send(
