@@ -74,7 +74,7 @@ pub fn admit<'r, T: ForwardedRequest>(
         0 => state.default_max_tokens,
         asked => asked,
     };
-    let worst = worst_case_nanos(state, serialized_len(request), completion, route);
+    let worst = worst_case_nanos(state, request, completion, route);
     let hold = state
         .budgets
         .reserve(budgets, worst, now)
@@ -126,9 +126,9 @@ const TEMPLATE_TOKENS: u64 = 32;
 
 /// What the request could cost at most: its prompt (bounded by the request's size) and
 /// its completion limit, at the dearest price among the route's targets.
-fn worst_case_nanos(
+fn worst_case_nanos<T: serde::Serialize>(
     state: &super::AppState,
-    request_bytes: usize,
+    request: &T,
     completion: u64,
     route: &Route,
 ) -> i64 {
@@ -143,7 +143,8 @@ fn worst_case_nanos(
     if input == 0 && output == 0 {
         return 0;
     }
-    let prompt = prompt_tokens_at_most(request_bytes);
+    // Measured only for a priced model: it costs a pass over the request.
+    let prompt = prompt_tokens_at_most(serialized_len(request));
     crate::metering::Price {
         input,
         output,
