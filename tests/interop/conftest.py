@@ -1,5 +1,6 @@
 """Fixtures that run the real `airlock` binary: mock-upstream, init, keys, serve."""
 
+import json
 import os
 import re
 import signal
@@ -60,19 +61,17 @@ def mock_upstream():
     stop(proc)
 
 
-def make_instance(mock_addr, directory):
+def make_instance(mock_addr, directory, model="chat-model", upstream_model="mock-llama"):
     run([
         "init", "--dir", directory,
         "--upstream-url", f"http://{mock_addr}/v1",
-        "--model", "chat-model", "--upstream-model", "mock-llama",
+        "--model", model, "--upstream-model", upstream_model,
     ])
     config = Path(directory) / "airlock.yaml"
     text = config.read_text().replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
     text = text.replace("shutdown_grace_secs: 30", "shutdown_grace_secs: 10")
     config.write_text(text)
     created = run(["keys", "create", "--config", str(config), "--tenant", "interop", "--json"])
-    import json
-
     key = json.loads(created)["key"]
     gateway, addr = start(["serve", "--config", str(config)], r"listening on http://(\S+)")
     return Instance(directory, mock_addr, gateway, f"http://{addr}/v1", key)
