@@ -41,6 +41,12 @@ const TRANSLATIONS: &[Translation] = &[
         dir: "chat_to_gemini",
         run: chat_to_gemini,
     },
+    // A Gemini client's request as a Gemini upstream receives it (through the chat
+    // request, with what only Gemini takes kept as sent).
+    Translation {
+        dir: "gemini_to_gemini",
+        run: gemini_to_gemini,
+    },
     // Answers back: `{"request": <client request>, "completion": <chat completion>}`.
     Translation {
         dir: "chat_to_responses_answer",
@@ -82,6 +88,12 @@ fn chat_to_anthropic(input: Value) -> Result<Value, String> {
 
 fn chat_to_gemini(input: Value) -> Result<Value, String> {
     let chat: ChatCompletionRequest = parsed(input)?;
+    gemini::generate_content_request(&chat).map_err(|e| e.0)
+}
+
+fn gemini_to_gemini(input: Value) -> Result<Value, String> {
+    let body = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
+    let chat = gemini::ingress::to_chat(&body, MODEL, false).map_err(|e| e.0)?;
     gemini::generate_content_request(&chat).map_err(|e| e.0)
 }
 

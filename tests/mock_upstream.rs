@@ -686,3 +686,303 @@ async fn the_gemini_flavour_checks_requests_as_google_does() {
         .await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 }
+
+/// A script file in a fresh temporary directory (removed with the directory guard).
+struct ScriptFile {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl ScriptFile {
+    fn new(name: &str, text: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-mock-script-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        Self { dir, path }
+    }
+}
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const AGENT_SCRIPT: &str = r#"
+turns:
+  - match: "list-the-directory"
+    tool_calls:
+      - name: [Bash, exec_command, run_shell_command]
+        arguments: {command: "ls /tmp/x"}
+  - match: "zebra.txt"
+    text: "The directory holds zebra.txt."
+  - text: "Hello from the scripted model."
+"#;
+
+fn tool(name: &str) -> Value {
+    json!({"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}})
+}
+
+fn user(text: &str) -> Value {
+    json!({"model": "mock-llama", "messages": [{"role": "user", "content": text}]})
+}
+
+/// The tool calls of a stream, reassembled: (id, name, arguments) per index.
+fn streamed_calls(events: &[String]) -> (Vec<(String, String, String)>, Option<String>) {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut finish = None;
+    for data in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        let choice = &chunk["choices"][0];
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            finish = Some(reason.to_owned());
+        }
+        for call in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let index = call["index"].as_u64().unwrap() as usize;
+            if let Some(id) = call["id"].as_str() {
+                assert_eq!(index, calls.len(), "calls open in order");
+                let name = call["function"]["name"].as_str().unwrap();
+                calls.push((id.into(), name.into(), String::new()));
+            }
+            calls[index]
+                .2
+                .push_str(call["function"]["arguments"].as_str().unwrap());
+        }
+    }
+    (calls, finish)
+}
+
+#[tokio::test]
+async fn a_script_answers_by_match_then_in_order() {
+    let script = ScriptFile::new("agent.yaml", AGENT_SCRIPT);
+    let mock = start(MockArgs {
+        script: Some(script.path.clone()),
+        ..MockArgs::default()
+    })
+    .await;
+    // Matched: the first candidate the request declares is called.
+    let mut body = user("Please list-the-directory /tmp/x");
+    body["tools"] = json!([tool("Read"), tool("exec_command"), tool("Bash")]);
+    let answer = json_of(mock.post("/v1/chat/completions", body.clone()).await).await;
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "Bash");
+    assert_eq!(call["function"]["arguments"], r#"{"command":"ls /tmp/x"}"#);
+    let first_id = call["id"].as_str().unwrap().to_owned();
+    let again = json_of(mock.post("/v1/chat/completions", body).await).await;
+    assert_ne!(
+        again["choices"][0]["message"]["tool_calls"][0]["id"],
+        first_id
+    );
+
+    // The tool's result matches the next turn.
+    let result = json!({"model": "mock-llama", "messages": [
+        {"role": "user", "content": "Please list-the-directory /tmp/x"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": first_id, "type": "function",
+            "function": {"name": "Bash", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": first_id, "content": "zebra.txt\n"}],
+        "tools": [tool("Bash")]});
+    let answer = json_of(mock.post("/v1/chat/completions", result).await).await;
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "The directory holds zebra.txt."
+    );
+    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    // Unmatched: the turns without `match`, in order, then the fallback.
+    let first = json_of(mock.post("/v1/chat/completions", user("hi")).await).await;
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        "Hello from the scripted model."
+    );
+    let second = json_of(mock.post("/v1/chat/completions", user("hi")).await).await;
+    assert_eq!(
+        second["choices"][0]["message"]["content"],
+        "The scripted model has nothing more to say."
+    );
+}
+
+#[tokio::test]
+async fn a_scripted_tool_the_request_does_not_declare_is_answered_as_text() {
+    let script = ScriptFile::new("undeclared.json", &{
+        let yaml = json!({"turns": [{"tool_calls": [{"name": ["Bash", "shell"],
+                                                      "arguments": {"command": "ls"}}]}]});
+        yaml.to_string()
+    });
+    let mock = start(MockArgs {
+        script: Some(script.path.clone()),
+        ..MockArgs::default()
+    })
+    .await;
+    let mut body = user("go");
+    body["tools"] = json!([tool("Read")]);
+    let answer = json_of(mock.post("/v1/chat/completions", body).await).await;
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "The scripted tool call was not made: the request declares no tool named Bash or \
+         shell; it declares Read."
+    );
+}
+
+#[tokio::test]
+async fn a_scripted_tool_call_streams_with_usage() {
+    let script = ScriptFile::new(
+        "parallel.yaml",
+        "turns:\n  - tool_calls:\n      - {name: Bash, arguments: {command: \"ls /tmp/x\"}}\n      - options:\n          - {name: run_shell_command, arguments: {command: pwd}}\n",
+    );
+    let mock = start(MockArgs {
+        script: Some(script.path.clone()),
+        ..MockArgs::default()
+    })
+    .await;
+    let mut body = user("go");
+    body["tools"] = json!([tool("Bash"), tool("run_shell_command")]);
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let events = events_of(mock.post("/v1/chat/completions", body).await).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let (calls, finish) = streamed_calls(&events);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].1, "Bash");
+    assert_eq!(calls[0].2, r#"{"command":"ls /tmp/x"}"#);
+    assert_eq!(calls[1].1, "run_shell_command");
+    assert_eq!(calls[1].2, r#"{"command":"pwd"}"#);
+    assert_ne!(calls[0].0, calls[1].0);
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_script_serves_the_gemini_flavour_too() {
+    let script = ScriptFile::new("gemini.yaml", AGENT_SCRIPT);
+    let mock = start(MockArgs {
+        script: Some(script.path.clone()),
+        flavor: airlock::mock_upstream::Flavor::Gemini,
+        models: vec!["gemini-2.5-flash".into()],
+        ..MockArgs::default()
+    })
+    .await;
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "list-the-directory please"}]}],
+        "tools": [{"functionDeclarations": [{"name": "run_shell_command",
+            "parametersJsonSchema": {"type": "object", "properties": {"command": {"type": "string"}}}}]}]
+    });
+    let answer = json_of(
+        mock.post("/v1beta/models/gemini-2.5-flash:generateContent", body)
+            .await,
+    )
+    .await;
+    let part = &answer["candidates"][0]["content"]["parts"][0];
+    assert_eq!(
+        part["functionCall"],
+        json!({"name": "run_shell_command", "args": {"command": "ls /tmp/x"}})
+    );
+}
+
+#[tokio::test]
+async fn a_broken_script_stops_the_server_from_starting() {
+    let script = ScriptFile::new("broken.yaml", "turns:\n  - text: a\n    tool_calls: []\n");
+    let args = MockArgs {
+        script: Some(script.path.clone()),
+        ..MockArgs::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = serve(listener, args, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with("broken.yaml: turns[0]: has both `text` and `tool_calls`; give one"),
+        "{error}"
+    );
+    let missing = MockArgs {
+        script: Some(script.dir.join("missing.yaml")),
+        ..MockArgs::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = serve(listener, missing, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("missing.yaml: cannot read it"), "{error}");
+}
+
+#[tokio::test]
+async fn text_only_never_calls_tools() {
+    let mock = start(MockArgs {
+        text_only: true,
+        ..MockArgs::default()
+    })
+    .await;
+    let mut body = user("weather?");
+    body["tools"] = json!([tool("get_weather")]);
+    let answer = json_of(mock.post("/v1/chat/completions", body.clone()).await).await;
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "stop");
+    assert_eq!(choice["message"]["tool_calls"], json!([]));
+    assert!(choice["message"]["content"].as_str().unwrap().len() > 1);
+    body["stream"] = json!(true);
+    let events = events_of(mock.post("/v1/chat/completions", body.clone()).await).await;
+    assert!(events.iter().all(|e| !e.contains("tool_calls")));
+    // vLLM's checks of tool_choice still apply.
+    body["tool_choice"] = json!({"type": "function", "function": {"name": "other"}});
+    let refused = mock.post("/v1/chat/completions", body).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_context_length_is_configurable_and_reported() {
+    let mock = start(MockArgs {
+        max_model_len: 64,
+        ..MockArgs::default()
+    })
+    .await;
+    let models = json_of(mock.get("/v1/models").await).await;
+    assert_eq!(models["data"][0]["max_model_len"], 64);
+    let mut body = user("four words of prompt");
+    body["max_tokens"] = json!(60);
+    let refused = mock.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let error = json_of(refused).await;
+    assert_eq!(
+        error["error"]["message"],
+        "'max_tokens' or 'max_completion_tokens' is too large: 60. This model's maximum \
+         context length is 64 tokens and your request has 8 input tokens (60 > 64 - 8)."
+    );
+    body["max_tokens"] = json!(56);
+    assert_eq!(
+        mock.post("/v1/chat/completions", body).await.status(),
+        StatusCode::OK
+    );
+    let counted = json_of(
+        mock.post(
+            "/tokenize",
+            json!({"messages": [{"role": "user", "content": "a b"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(counted["max_model_len"], 64);
+
+    // The default fits an agent asking for 32,000 tokens after a long prompt.
+    let roomy = start(MockArgs::default()).await;
+    let mut agent = user(&"word ".repeat(20_000));
+    agent["max_tokens"] = json!(32_000);
+    assert_eq!(
+        roomy.post("/v1/chat/completions", agent).await.status(),
+        StatusCode::OK
+    );
+}

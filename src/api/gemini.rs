@@ -4,11 +4,13 @@
 //! for clients that speak Gemini's API.
 
 pub mod ingress;
+pub mod native;
 pub mod schema;
 pub mod stream;
 
 use super::openai::ChatCompletionRequest;
 use super::{Invalid, invalid, response_schema, text_of, tool_input};
+use native::Native;
 use serde_json::{Map, Value, json};
 
 /// A model's resource name: `models/NAME`, or the name as it is when it names its
@@ -140,8 +142,9 @@ fn function_response(
     Ok(json!({"functionResponse": {"name": name, "response": response}}))
 }
 
-/// The OpenAI tools as Gemini function declarations.
-fn function_declarations(tools: &[Value]) -> Result<Value, Invalid> {
+/// The OpenAI tools as Gemini function declarations; the schemas a Gemini client sent
+/// as JSON Schema (`native`) go as JSON Schema again.
+fn function_declarations(tools: &[Value], native: &Native) -> Result<Value, Invalid> {
     let mut declarations = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         if tool["type"] != "function" {
@@ -155,7 +158,13 @@ fn function_declarations(tools: &[Value]) -> Result<Value, Invalid> {
         if let Some(description) = function["description"].as_str().filter(|d| !d.is_empty()) {
             declaration.insert("description".into(), description.into());
         }
-        if function["parameters"].is_object() {
+        let name = function["name"].as_str().unwrap_or("");
+        if function["parameters"].is_object() && native.parameters_as_json_schema(name) {
+            declaration.insert(
+                "parametersJsonSchema".into(),
+                function["parameters"].clone(),
+            );
+        } else if function["parameters"].is_object() {
             let path = format!("tools[{i}].function.parameters");
             let parameters = schema::to_gemini(&function["parameters"], &path)?;
             // Gemini refuses an object without properties: a function without
@@ -163,6 +172,9 @@ fn function_declarations(tools: &[Value]) -> Result<Value, Invalid> {
             if !schema::is_free_form_object(&parameters) {
                 declaration.insert("parameters".into(), parameters);
             }
+        }
+        if let Some((field, schema)) = native.function_response(name) {
+            declaration.insert(field.into(), schema.clone());
         }
         declarations.push(Value::Object(declaration));
     }
@@ -183,8 +195,12 @@ fn tool_config(choice: &Value) -> Result<Value, Invalid> {
     Ok(json!({"functionCallingConfig": config}))
 }
 
-/// `generationConfig`: sampling, limits, and the structured output asked for.
-fn generation_config(extra: &Map<String, Value>) -> Result<Map<String, Value>, Invalid> {
+/// `generationConfig`: sampling, limits, the structured output asked for, and what a
+/// Gemini client sent in Gemini's own terms (`native`).
+fn generation_config(
+    extra: &Map<String, Value>,
+    native: &Native,
+) -> Result<Map<String, Value>, Invalid> {
     let mut config = Map::new();
     for (from, to) in [
         ("temperature", "temperature"),
@@ -214,21 +230,23 @@ fn generation_config(extra: &Map<String, Value>) -> Result<Map<String, Value>, I
         }
         _ => {}
     }
-    let Some(format) = extra.get("response_format") else {
-        return Ok(config);
-    };
-    if response_schema(format)?.is_some() {
-        config.insert("responseMimeType".into(), "application/json".into());
-    }
-    if format["type"] == "json_schema" {
-        let converted = schema::to_gemini(
-            &format["json_schema"]["schema"],
-            "response_format.json_schema.schema",
-        )?;
-        // Any object at all is what the JSON mime type alone asks for.
-        if !schema::is_free_form_object(&converted) {
-            config.insert("responseSchema".into(), converted);
+    if let Some(format) = extra.get("response_format") {
+        if response_schema(format)?.is_some() {
+            config.insert("responseMimeType".into(), "application/json".into());
         }
+        let schema = &format["json_schema"]["schema"];
+        if format["type"] == "json_schema" && native.response_json_schema {
+            config.insert("responseJsonSchema".into(), schema.clone());
+        } else if format["type"] == "json_schema" {
+            let converted = schema::to_gemini(schema, "response_format.json_schema.schema")?;
+            // Any object at all is what the JSON mime type alone asks for.
+            if !schema::is_free_form_object(&converted) {
+                config.insert("responseSchema".into(), converted);
+            }
+        }
+    }
+    if let Some(thinking) = &native.thinking_config {
+        config.insert("thinkingConfig".into(), thinking.clone());
     }
     Ok(config)
 }
@@ -275,13 +293,15 @@ pub fn generate_content_request(chat: &ChatCompletionRequest) -> Result<Value, I
     if !system.is_empty() {
         request.insert("systemInstruction".into(), json!({"parts": system}));
     }
+    let no_native = Native::default();
+    let native = chat.gemini_native.as_deref().unwrap_or(&no_native);
     if let Some(tools) = extra.get("tools").and_then(Value::as_array) {
-        request.insert("tools".into(), function_declarations(tools)?);
+        request.insert("tools".into(), function_declarations(tools, native)?);
     }
     if let Some(choice) = extra.get("tool_choice") {
         request.insert("toolConfig".into(), tool_config(choice)?);
     }
-    let config = generation_config(extra)?;
+    let config = generation_config(extra, native)?;
     if !config.is_empty() {
         request.insert("generationConfig".into(), config.into());
     }

@@ -19,6 +19,10 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(flatten)]
     pub extra: Extra,
+    /// What a Gemini client said in Gemini's own terms (JSON Schema fields,
+    /// `thinkingConfig`), for a Gemini upstream to receive as sent; never serialized.
+    #[serde(skip)]
+    pub gemini_native: Option<Box<crate::api::gemini::native::Native>>,
 }
 
 /// One chat message; content is a string, an array of parts, or null (tool calls).

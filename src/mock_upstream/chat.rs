@@ -9,6 +9,7 @@ use super::request::{
     ApiError, Budget, Prepared, Streaming, Work, choices, fault_name, pacing, parse_json,
     resolve_model,
 };
+use super::script::{Script, Scripted};
 use super::sse::{ChoicePlan, Flavor, Piece, StreamPlan};
 use super::tools::{self, PlannedCall};
 use super::wire::{self, ChatChoice, ChatCompletion, ChatMessage, FunctionCall, ToolCall, Usage};
@@ -39,8 +40,8 @@ struct ChatRequest {
 enum Answer<'a> {
     /// Words, as many as the budget allows.
     Words,
-    /// A call of this tool.
-    Call(&'a PlannedCall),
+    /// Calls of these tools (one, unless scripted).
+    Calls(&'a [PlannedCall]),
     /// This JSON text (`response_format`, as vLLM's structured outputs would make).
     Fixed(&'a str),
     /// The last message's text (`--echo`), streamed a few bytes per chunk so that chunk
@@ -123,36 +124,66 @@ pub fn prompt_stats(messages: &[Value]) -> Result<PromptStats, ApiError> {
     Ok(PromptStats { tokens, seed })
 }
 
-/// Usage tokens of one tool call: roughly four characters per token, plus the name and
-/// the end-of-sequence token.
-fn tool_call_tokens(call: &PlannedCall) -> u64 {
-    (call.arguments.len() as u64).div_ceil(4) + 2
+/// Usage tokens of tool calls: roughly four characters of arguments per token, plus the
+/// name of each, and the end-of-sequence token.
+fn calls_tokens(calls: &[PlannedCall]) -> u64 {
+    calls
+        .iter()
+        .map(|call| (call.arguments.len() as u64).div_ceil(4) + 1)
+        .sum::<u64>()
+        + 1
 }
 
-/// Validates a chat request and renders its answer (JSON or a stream plan).
-pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
+/// Validates a chat request and renders its answer (JSON or a stream plan): the
+/// `script`'s, when there is one, else generated.
+pub fn prepare(
+    args: &MockArgs,
+    script: Option<&Script>,
+    body: &[u8],
+) -> Result<Prepared, ApiError> {
     let request: ChatRequest = parse_json(body)?;
     let fault = fault_name(request.mock_fault.as_ref())?;
     let streaming = Streaming::new(request.stream, request.stream_options.as_ref())?;
     let n = choices(request.n)?;
+    // vLLM's checks of `tools` and `tool_choice` hold whoever answers.
     let call = tools::plan(request.tools.as_deref(), request.tool_choice.as_ref())
         .map_err(ApiError::bad_request)?;
     let json = structured_answer(request.response_format.as_ref())?;
-    let echo = args
-        .echo
-        .then(|| request.messages.last()?.get("content")?.as_str())
-        .flatten();
-    let answer = match (&call, json.as_deref(), echo) {
-        (Some(call), _, _) => Answer::Call(call),
-        (None, Some(json), _) => Answer::Fixed(json),
-        (None, None, Some(text)) => Answer::Echo(text),
-        (None, None, None) => Answer::Words,
-    };
     let model = resolve_model(args, request.model.as_deref())?;
     let prompt = prompt_stats(&request.messages)?;
     // vLLM: `max_completion_tokens or max_tokens`.
     let limit = request.max_completion_tokens.or(request.max_tokens);
-    let budget = Budget::new(limit, args.default_tokens, prompt.tokens)?;
+    let budget = Budget::new(
+        limit,
+        args.default_tokens,
+        prompt.tokens,
+        args.max_model_len,
+    )?;
+    let scripted = script.and_then(|script| {
+        script.answer(
+            &request.messages,
+            request.tools.as_deref(),
+            request.tool_choice.as_ref(),
+            json.is_some(),
+        )
+    });
+    // Automatic tool calls: neither with `--text-only` nor with a script.
+    let automatic = call.filter(|_| !args.text_only && script.is_none());
+    let (scripted_text, calls) = match scripted {
+        Some(Scripted::Text(text)) => (Some(text), Vec::new()),
+        Some(Scripted::Calls(calls)) => (None, calls),
+        None => (None, automatic.into_iter().collect()),
+    };
+    let echo = args
+        .echo
+        .then(|| request.messages.last()?.get("content")?.as_str())
+        .flatten();
+    let answer = match (scripted_text.as_deref(), json.as_deref(), echo) {
+        _ if !calls.is_empty() => Answer::Calls(&calls),
+        (Some(text), _, _) | (None, Some(text), _) => Answer::Fixed(text),
+        (None, None, Some(text)) => Answer::Echo(text),
+        (None, None, None) => Answer::Words,
+    };
 
     let id = generate::new_id("chatcmpl-");
     let created = generate::unix_now();
@@ -181,14 +212,18 @@ fn render_json(
     let completion_tokens;
     let choices: Vec<ChatChoice<'_>>;
     match answer {
-        Answer::Call(call) => {
-            tool_ids = (0..n).map(|_| generate::new_id("chatcmpl-tool-")).collect();
-            completion_tokens = tool_call_tokens(call) * u64::from(n);
-            let content = call.content_empty_string.then_some("");
+        Answer::Calls(calls) => {
+            tool_ids = (0..n as usize * calls.len())
+                .map(|_| generate::new_id("chatcmpl-tool-"))
+                .collect();
+            completion_tokens = calls_tokens(calls) * u64::from(n);
+            let content = calls
+                .first()
+                .and_then(|call| call.content_empty_string.then_some(""));
             choices = tool_ids
-                .iter()
+                .chunks(calls.len().max(1))
                 .zip(0..)
-                .map(|(tool_id, index)| ChatChoice {
+                .map(|(ids, index)| ChatChoice {
                     index,
                     message: ChatMessage {
                         role: "assistant",
@@ -197,14 +232,18 @@ fn render_json(
                         annotations: None,
                         audio: None,
                         function_call: None,
-                        tool_calls: vec![ToolCall {
-                            id: tool_id,
-                            kind: "function",
-                            function: FunctionCall {
-                                name: &call.name,
-                                arguments: &call.arguments,
-                            },
-                        }],
+                        tool_calls: ids
+                            .iter()
+                            .zip(calls.iter())
+                            .map(|(id, call)| ToolCall {
+                                id,
+                                kind: "function",
+                                function: FunctionCall {
+                                    name: &call.name,
+                                    arguments: &call.arguments,
+                                },
+                            })
+                            .collect(),
                         reasoning_content: None,
                     },
                     logprobs: None,
@@ -280,6 +319,28 @@ pub fn answer_text(seed: u64, index: u32, tokens: u64) -> String {
     text
 }
 
+/// The deltas of streamed tool calls: each call opens with its id and name, then its
+/// arguments in a few fragments.
+fn tool_call_pieces(calls: &[PlannedCall]) -> Vec<Piece> {
+    let mut pieces = Vec::with_capacity(calls.len() * (1 + ARGUMENT_FRAGMENTS));
+    for (index, call) in (0..).zip(calls) {
+        pieces.push(Piece::ToolStart {
+            index,
+            id: generate::new_id("chatcmpl-tool-"),
+            name: call.name.clone(),
+        });
+        pieces.extend(
+            tools::split_fragments(&call.arguments, ARGUMENT_FRAGMENTS)
+                .into_iter()
+                .map(|fragment| Piece::ToolArgs {
+                    index,
+                    fragment: fragment.to_owned(),
+                }),
+        );
+    }
+    pieces
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stream_plan(
     args: &MockArgs,
@@ -294,24 +355,12 @@ fn stream_plan(
 ) -> StreamPlan {
     let choices = (0..n)
         .map(|index| match answer {
-            Answer::Call(call) => {
-                let mut pieces = Vec::with_capacity(1 + ARGUMENT_FRAGMENTS);
-                pieces.push(Piece::ToolStart {
-                    id: generate::new_id("chatcmpl-tool-"),
-                    name: call.name.clone(),
-                });
-                pieces.extend(
-                    tools::split_fragments(&call.arguments, ARGUMENT_FRAGMENTS)
-                        .into_iter()
-                        .map(|fragment| Piece::ToolArgs(fragment.to_owned())),
-                );
-                ChoicePlan {
-                    pieces,
-                    finish: "tool_calls",
-                    finish_on_last_piece: false,
-                    completion_tokens: tool_call_tokens(call),
-                }
-            }
+            Answer::Calls(calls) => ChoicePlan {
+                pieces: tool_call_pieces(calls),
+                finish: "tool_calls",
+                finish_on_last_piece: false,
+                completion_tokens: calls_tokens(calls),
+            },
             Answer::Fixed(json) | Answer::Echo(json) => ChoicePlan {
                 pieces: tools::split_fragments(json, fragments(answer, json))
                     .into_iter()
@@ -355,7 +404,7 @@ mod tests {
     use super::*;
 
     fn json_work(args: &MockArgs, body: Value) -> Value {
-        let prepared = prepare(args, body.to_string().as_bytes()).unwrap();
+        let prepared = prepare(args, None, body.to_string().as_bytes()).unwrap();
         match prepared.work {
             Work::Json(bytes) => serde_json::from_slice(&bytes).unwrap(),
             Work::Stream(_) => panic!("expected a JSON answer"),
@@ -461,7 +510,7 @@ mod tests {
     #[test]
     fn rejects_bad_requests_like_vllm() {
         let args = MockArgs::default();
-        let err = |body: Value| prepare(&args, body.to_string().as_bytes()).unwrap_err();
+        let err = |body: Value| prepare(&args, None, body.to_string().as_bytes()).unwrap_err();
         assert_eq!(
             err(json!({"model": "nope", "messages": []}))
                 .status
@@ -481,7 +530,7 @@ mod tests {
             "Stream options can only be defined when `stream=True`."
         );
         assert!(
-            prepare(&args, b"{not json")
+            prepare(&args, None, b"{not json")
                 .unwrap_err()
                 .message
                 .starts_with("JSON decode error")
@@ -494,7 +543,7 @@ mod tests {
         let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": true,
                           "stream_options": {"include_usage": true}, "max_tokens": 4,
                           "mock_fault": "reset"});
-        let prepared = prepare(&args, body.to_string().as_bytes()).unwrap();
+        let prepared = prepare(&args, None, body.to_string().as_bytes()).unwrap();
         assert_eq!(prepared.fault.as_deref(), Some("reset"));
         let Work::Stream(plan) = prepared.work else {
             panic!("expected a stream");

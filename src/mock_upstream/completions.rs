@@ -108,7 +108,12 @@ pub fn prepare(args: &MockArgs, body: &[u8]) -> Result<Prepared, ApiError> {
     let prompts = prompts(request.prompt.as_ref(), "prompt")?;
     let model = resolve_model(args, request.model.as_deref())?;
     let longest = prompts.iter().map(|p| p.tokens).max().unwrap_or(0);
-    let budget = Budget::new(request.max_tokens, args.default_tokens, longest)?;
+    let budget = Budget::new(
+        request.max_tokens,
+        args.default_tokens,
+        longest,
+        args.max_model_len,
+    )?;
     let prompt_tokens: u64 = prompts.iter().map(|p| p.tokens).sum();
     // vLLM numbers choices prompt by prompt: index = prompt * n + choice.
     let seeds = prompts

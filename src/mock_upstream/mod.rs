@@ -18,6 +18,7 @@
 //! - `wire`: vLLM's JSON shapes and error bodies.
 //! - `generate`: deterministic words, token counts, ids and cheap randomness.
 //! - `tools`: tool-call arguments generated from a JSON schema.
+//! - `script`: `--script`, scripted answers and tool calls for agent tests.
 //! - `faults`: the injected fault catalogue.
 //! - `cancel`: counts requests whose answer was abandoned before its end (the client
 //!   went away), for `/mock/cancelled`.
@@ -36,6 +37,7 @@ mod generate;
 mod models;
 mod request;
 mod router;
+mod script;
 mod sse;
 mod tokenize;
 mod tools;
@@ -108,6 +110,42 @@ pub struct MockArgs {
     /// fragments that split it anywhere: for tests of what Airlock does to answers.
     #[arg(long)]
     pub echo: bool,
+    /// Answer chat requests from a script (YAML, or JSON for a `.json` file) instead of
+    /// generated words, so an agent test runs a planned conversation and ends:
+    ///
+    ///   turns:
+    ///     - match: "list-the-directory"
+    ///       tool_calls: [{name: [Bash, exec_command, run_shell_command], arguments: {command: "ls /tmp/x"}}]
+    ///     - match: "zebra.txt"
+    ///       text: "The directory holds zebra.txt."
+    ///     - text: "Hello from the scripted model."
+    ///   fallback: {text: "Nothing more is scripted."}
+    ///
+    /// Each request gets the first turn whose `match` occurs in its latest input (the user
+    /// and tool messages after the last assistant message), else the next turn without
+    /// `match`, in order, else the fallback (default: a short text). A turn is a `text` or
+    /// `tool_calls`; a call's `name` may list candidates, the first the request declares
+    /// is called (`options: [{name, arguments}, …]` gives each its own arguments); a call
+    /// the request declares no tool for is answered as a text saying so. Requests for
+    /// structured output (`response_format`) get JSON following their schema, as without
+    /// a script, unless a text turn's `match` picks them, and use no turn. Never calls
+    /// tools on its own.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "echo",
+        verbatim_doc_comment
+    )]
+    pub script: Option<std::path::PathBuf>,
+    /// Never call a tool on its own: requests that declare tools get text answers
+    /// (without it, the first declared tool is called with generated arguments)
+    #[arg(long)]
+    pub text_only: bool,
+    /// The model's context length, as vLLM's `--max-model-len`: a prompt, or a prompt
+    /// plus its `max_tokens`, beyond it is refused with vLLM's 400; `/v1/models` and
+    /// `/tokenize` report it
+    #[arg(long, value_name = "TOKENS", default_value_t = request::DEFAULT_MAX_MODEL_LEN)]
+    pub max_model_len: u64,
     /// Keep the body of every generation request received, for `GET /mock/requests`
     /// (memory grows with every request: for tests)
     #[arg(long)]
@@ -150,6 +188,9 @@ impl Default for MockArgs {
             flavor: Flavor::Openai,
             embedding_dim: 64,
             echo: false,
+            script: None,
+            text_only: false,
+            max_model_len: request::DEFAULT_MAX_MODEL_LEN,
             record_requests: false,
             error_message: None,
             tls_cert: None,

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::MockArgs;
 use super::generate;
-use super::request::MAX_MODEL_LEN;
 use super::wire::{self, Null};
 
 /// The vLLM release whose wire format the simulator follows.
@@ -61,7 +60,7 @@ pub fn list(args: &MockArgs) -> Bytes {
             owned_by: "vllm",
             root,
             parent: None,
-            max_model_len: MAX_MODEL_LEN,
+            max_model_len: args.max_model_len,
             permission: [ModelPermission {
                 id: generate::new_id("modelperm-"),
                 object: "model_permission",
@@ -99,6 +98,7 @@ mod tests {
     fn lists_every_served_name_with_vllm_fields() {
         let args = MockArgs {
             models: vec!["llama".into(), "alias".into()],
+            max_model_len: 8_192,
             ..MockArgs::default()
         };
         let list: Value = serde_json::from_slice(&list(&args)).unwrap();
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(data[1]["root"], "llama");
         assert_eq!(data[0]["owned_by"], "vllm");
         assert_eq!(data[0]["parent"], Value::Null);
-        assert_eq!(data[0]["max_model_len"], MAX_MODEL_LEN);
+        assert_eq!(data[0]["max_model_len"], 8_192);
         assert_eq!(data[0]["permission"][0]["object"], "model_permission");
         assert_eq!(data[0]["permission"][0]["group"], Value::Null);
         let version: Value = serde_json::from_slice(&version()).unwrap();

@@ -10,8 +10,10 @@ use serde_json::Value;
 use super::MockArgs;
 use super::sse::StreamPlan;
 
-/// vLLM's `max_model_len` for the simulated model.
-pub const MAX_MODEL_LEN: u64 = 32_768;
+/// The default `--max-model-len`: a context like today's coding models' (Llama 3.1,
+/// Qwen3, gpt-oss), which an agent's prompt plus its `max_tokens` (32,000 for Claude
+/// Code) fits in.
+pub const DEFAULT_MAX_MODEL_LEN: u64 = 131_072;
 
 /// Upper bound on `n`, so one request cannot ask for unbounded work.
 const MAX_N: i64 = 1_024;
@@ -121,15 +123,17 @@ pub struct Budget {
 
 impl Budget {
     /// Generates `min(max_tokens, default_tokens)` tokens; `"length"` only when the
-    /// request's limit was the binding one.
+    /// request's limit was the binding one. A prompt, or a prompt and its `max_tokens`,
+    /// beyond `max_model_len` is refused with vLLM's words.
     pub fn new(
         max_tokens: Option<i64>,
         default_tokens: u32,
         prompt_tokens: u64,
+        max_model_len: u64,
     ) -> Result<Self, ApiError> {
-        if prompt_tokens >= MAX_MODEL_LEN {
+        if prompt_tokens >= max_model_len {
             return Err(ApiError::bad_request(format!(
-                "This model's maximum context length is {MAX_MODEL_LEN} tokens. However, your \
+                "This model's maximum context length is {max_model_len} tokens. However, your \
                  request has {prompt_tokens} input tokens. Please reduce the length of the \
                  input messages."
             )));
@@ -147,11 +151,11 @@ impl Budget {
             )));
         }
         let limit = limit.unsigned_abs();
-        if prompt_tokens.saturating_add(limit) > MAX_MODEL_LEN {
+        if prompt_tokens.saturating_add(limit) > max_model_len {
             return Err(ApiError::bad_request(format!(
                 "'max_tokens' or 'max_completion_tokens' is too large: {limit}. This model's \
-                 maximum context length is {MAX_MODEL_LEN} tokens and your request has \
-                 {prompt_tokens} input tokens ({limit} > {MAX_MODEL_LEN} - {prompt_tokens})."
+                 maximum context length is {max_model_len} tokens and your request has \
+                 {prompt_tokens} input tokens ({limit} > {max_model_len} - {prompt_tokens})."
             )));
         }
         Ok(if limit < default {
@@ -246,40 +250,43 @@ mod tests {
 
     use super::*;
 
+    const LEN: u64 = 32_768;
+
     #[test]
     fn budget_prefers_the_smaller_limit() {
         assert_eq!(
-            Budget::new(None, 16, 10),
+            Budget::new(None, 16, 10, LEN),
             Ok(Budget {
                 tokens: 16,
                 finish: "stop"
             })
         );
         assert_eq!(
-            Budget::new(Some(5), 16, 10),
+            Budget::new(Some(5), 16, 10, LEN),
             Ok(Budget {
                 tokens: 5,
                 finish: "length"
             })
         );
         assert_eq!(
-            Budget::new(Some(16), 16, 10),
+            Budget::new(Some(16), 16, 10, LEN),
             Ok(Budget {
                 tokens: 16,
                 finish: "stop"
             })
         );
         assert_eq!(
-            Budget::new(Some(100), 16, 10),
+            Budget::new(Some(100), 16, 10, LEN),
             Ok(Budget {
                 tokens: 16,
                 finish: "stop"
             })
         );
-        assert!(Budget::new(Some(0), 16, 10).is_err());
-        assert!(Budget::new(Some(-3), 16, 10).is_err());
-        assert!(Budget::new(Some(MAX_MODEL_LEN as i64), 16, 10).is_err());
-        assert!(Budget::new(None, 16, MAX_MODEL_LEN).is_err());
+        assert!(Budget::new(Some(0), 16, 10, LEN).is_err());
+        assert!(Budget::new(Some(-3), 16, 10, LEN).is_err());
+        assert!(Budget::new(Some(LEN as i64), 16, 10, LEN).is_err());
+        assert!(Budget::new(None, 16, LEN, LEN).is_err());
+        assert!(Budget::new(Some(LEN as i64 - 10), 16, 10, LEN).is_ok());
         let stop = Budget {
             tokens: 16,
             finish: "stop",
@@ -290,6 +297,24 @@ mod tests {
         };
         assert_eq!(stop.completion_tokens(), 17);
         assert_eq!(length.completion_tokens(), 5);
+    }
+
+    #[test]
+    fn context_refusals_use_vllm_words() {
+        assert_eq!(
+            Budget::new(Some(32_000), 16, 20_000, LEN)
+                .unwrap_err()
+                .message,
+            "'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's maximum \
+             context length is 32768 tokens and your request has 20000 input tokens (32000 > \
+             32768 - 20000)."
+        );
+        assert_eq!(
+            Budget::new(None, 16, 100, 100).unwrap_err().message,
+            "This model's maximum context length is 100 tokens. However, your request has 100 \
+             input tokens. Please reduce the length of the input messages."
+        );
+        assert!(Budget::new(Some(32_000), 16, 20_000, DEFAULT_MAX_MODEL_LEN).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::MockArgs;
 use super::body::MockBody;
 use super::faults::{self, Fault};
 use super::request::{ApiError, Prepared, Work};
+use super::script::Script;
 use super::sse::{self, SseBody};
 use super::wire;
 use super::{Flavor, anthropic, gemini};
@@ -30,6 +31,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub struct State {
     args: MockArgs,
+    /// The `--script`, loaded.
+    script: Option<Script>,
     last_request: Mutex<Option<Recorded>>,
     /// Every generation request's body, with `--record-requests`.
     all_requests: Mutex<Vec<Bytes>>,
@@ -92,7 +95,12 @@ impl State {
         {
             anyhow::bail!("--rate-limited-key {key:?} is not one of the --api-key values");
         }
+        if args.max_model_len == 0 {
+            anyhow::bail!("--max-model-len must be at least 1");
+        }
+        let script = args.script.as_deref().map(Script::load).transpose()?;
         Ok(Self {
+            script,
             key_uses: args.api_key.iter().map(|_| Default::default()).collect(),
             args,
             last_request: Mutex::new(None),
@@ -514,7 +522,7 @@ async fn generate(
 ) -> Result<Response<MockBody>, DropConnection> {
     let args = &state.args;
     let prepared = match route {
-        Route::Chat => chat::prepare(args, body),
+        Route::Chat => chat::prepare(args, state.script.as_ref(), body),
         Route::Completions => completions::prepare(args, body),
         _ => embeddings::prepare(args, body),
     };

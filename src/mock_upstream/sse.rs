@@ -42,10 +42,14 @@ pub enum Piece {
     Word { word: &'static str, space: bool },
     /// A fragment of message text (a structured answer's JSON).
     Text(String),
-    /// The opening delta of a tool call: id, type and name.
-    ToolStart { id: String, name: String },
-    /// A fragment of the tool call's arguments.
-    ToolArgs(String),
+    /// The opening delta of a tool call: its index in the message, id, type and name.
+    ToolStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// A fragment of the arguments of the tool call at `index`.
+    ToolArgs { index: u32, fragment: String },
 }
 
 /// What one choice streams.
@@ -322,15 +326,19 @@ fn push_delta(out: &mut Vec<u8>, piece: &Piece) {
             push_text(out, piece);
             out.push(b'}');
         }
-        Piece::ToolStart { id, name } => {
+        Piece::ToolStart { index, id, name } => {
             out.extend_from_slice(b"{\"tool_calls\":[{\"id\":");
             push_json_str(out, id);
-            out.extend_from_slice(b",\"type\":\"function\",\"index\":0,\"function\":{\"name\":");
+            out.extend_from_slice(b",\"type\":\"function\",\"index\":");
+            push_u64(out, u64::from(*index));
+            out.extend_from_slice(b",\"function\":{\"name\":");
             push_json_str(out, name);
             out.extend_from_slice(b",\"arguments\":\"\"}}]}");
         }
-        Piece::ToolArgs(fragment) => {
-            out.extend_from_slice(b"{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":");
+        Piece::ToolArgs { index, fragment } => {
+            out.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
+            push_u64(out, u64::from(*index));
+            out.extend_from_slice(b",\"function\":{\"arguments\":");
             push_json_str(out, fragment);
             out.extend_from_slice(b"}}]}");
         }
@@ -349,7 +357,7 @@ fn push_text(out: &mut Vec<u8>, piece: &Piece) {
             out.push(b'"');
         }
         Piece::ToolStart { .. } => out.extend_from_slice(b"\"\""),
-        Piece::ToolArgs(fragment) | Piece::Text(fragment) => push_json_str(out, fragment),
+        Piece::ToolArgs { fragment, .. } | Piece::Text(fragment) => push_json_str(out, fragment),
     }
 }
 
@@ -654,12 +662,22 @@ mod tests {
         let choice = ChoicePlan {
             pieces: vec![
                 Piece::ToolStart {
+                    index: 0,
                     id: "chatcmpl-tool-1".into(),
                     name: "get_weather".into(),
                 },
-                Piece::ToolArgs("{\"city\"".into()),
-                Piece::ToolArgs(":\"mo".into()),
-                Piece::ToolArgs("ck\"}".into()),
+                Piece::ToolArgs {
+                    index: 0,
+                    fragment: "{\"city\"".into(),
+                },
+                Piece::ToolArgs {
+                    index: 0,
+                    fragment: ":\"mo".into(),
+                },
+                Piece::ToolArgs {
+                    index: 0,
+                    fragment: "ck\"}".into(),
+                },
             ],
             finish: "tool_calls",
             finish_on_last_piece: false,

@@ -10,9 +10,6 @@ use super::chat::prompt_stats;
 use super::completions::text_prompt;
 use super::request::{ApiError, parse_json, resolve_model};
 
-/// The context length `/tokenize` reports.
-const MAX_MODEL_LEN: u64 = 32_768;
-
 #[derive(Debug, Deserialize)]
 struct TokenizeRequest {
     model: Option<String>,
@@ -34,6 +31,6 @@ pub fn answer(args: &MockArgs, body: &[u8]) -> Result<Bytes, ApiError> {
         }
     };
     let tokens: Vec<u64> = (1..=count).collect();
-    let answer = json!({"count": count, "max_model_len": MAX_MODEL_LEN, "tokens": tokens, "token_strs": null});
+    let answer = json!({"count": count, "max_model_len": args.max_model_len, "tokens": tokens, "token_strs": null});
     Ok(Bytes::from(answer.to_string()))
 }

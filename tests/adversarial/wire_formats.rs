@@ -180,6 +180,14 @@ fn gemini_generate_content_requests() {
             "generationConfig": {"maxOutputTokens": 30, "temperature": 0.2, "stopSequences": ["x"],
                 "responseMimeType": "application/json",
                 "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}}}}),
+        // Gemini CLI's JSON Schema fields and thinking settings.
+        json!({"contents": [{"role": "user", "parts": [{"text": "ls"}]}],
+            "tools": [{"functionDeclarations": [{"name": "ls", "parametersJsonSchema": {"type": "object",
+                "properties": {"dir": {"type": "string"}}, "required": ["dir"]},
+                "responseJsonSchema": {"type": "object"}}]}],
+            "generationConfig": {"responseMimeType": "application/json",
+                "responseJsonSchema": {"type": "OBJECT", "properties": {"s": {"type": "INTEGER"}}},
+                "thinkingConfig": {"includeThoughts": true, "thinkingLevel": "HIGH"}}}),
     ];
     fuzz("gemini_generate_content", bodies(seeds), |body| {
         let body = bytes(&body);

@@ -4,6 +4,7 @@
 //! the chat answer — a completion, or a stream (`GeminiEvents`) — rewritten as Gemini's.
 //! Used by the gateway's Gemini ingress and by mock-upstream's `--flavor gemini`.
 
+use super::native::{self, Native};
 use crate::api::chunk::{Chunk, json_string};
 use crate::api::openai::ChatCompletionRequest;
 use crate::api::{ClientEvents, Invalid, invalid};
@@ -107,7 +108,7 @@ pub fn camel_keys(object: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// Google's words for a field it does not know.
-fn unknown_field(name: &str, at: &str) -> Invalid {
+pub(super) fn unknown_field(name: &str, at: &str) -> Invalid {
     invalid(format!(
         "Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
     ))
@@ -155,8 +156,119 @@ struct FunctionDeclaration {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// Gemini's `Schema` (OpenAPI-style).
     #[serde(default)]
     parameters: Option<Value>,
+    /// JSON Schema, as Gemini CLI and MCP tools declare them.
+    #[serde(
+        default,
+        rename = "parametersJsonSchema",
+        alias = "parameters_json_schema"
+    )]
+    parameters_json_schema: Option<Value>,
+    /// The function's result, as a `Schema` or as JSON Schema.
+    #[serde(default)]
+    response: Option<Value>,
+    #[serde(default, rename = "responseJsonSchema", alias = "response_json_schema")]
+    response_json_schema: Option<Value>,
+    /// Live API only (non-blocking calls): refused by name.
+    #[serde(default)]
+    behavior: Option<Value>,
+}
+
+/// Tools Google runs itself: none can run at Airlock's upstreams.
+const HOSTED_TOOLS: &[&str] = &[
+    "googleSearch",
+    "googleSearchRetrieval",
+    "codeExecution",
+    "urlContext",
+    "fileSearch",
+    "googleMaps",
+    "computerUse",
+    "retrieval",
+    "enterpriseWebSearch",
+];
+
+/// Each entry of `tools` holds only function declarations; a tool Google hosts is
+/// refused by name.
+fn check_tools(tools: Option<&Value>) -> Result<(), Invalid> {
+    for (i, tool) in tools
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for key in tool
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| camel_case(k))
+        {
+            if HOSTED_TOOLS.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "tools[{i}]: `{key}` is a tool Google runs itself; the models behind \
+                     Airlock cannot run it (declare functions in `functionDeclarations` \
+                     instead)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One function declaration as a chat tool; what only a Gemini upstream can take is
+/// noted in `native`.
+fn chat_tool(
+    declaration: &FunctionDeclaration,
+    at: &str,
+    native: &mut Native,
+) -> Result<Value, Invalid> {
+    let name = &declaration.name;
+    if declaration.behavior.is_some() {
+        return Err(invalid(format!(
+            "* GenerateContentRequest.{at}.behavior: non-blocking functions (a Live API \
+             feature) are not supported through Airlock"
+        )));
+    }
+    let mut function = json!({"name": name});
+    if let Some(description) = &declaration.description {
+        function["description"] = description.clone().into();
+    }
+    match (&declaration.parameters, &declaration.parameters_json_schema) {
+        (Some(_), Some(_)) => {
+            return Err(native::exclusive(at, "parameters", "parametersJsonSchema"));
+        }
+        (Some(schema), None) => {
+            function["parameters"] = to_json_schema(schema, &format!("{at}.parameters"))?;
+        }
+        (None, Some(schema)) => {
+            let at = format!("{at}.parameters_json_schema");
+            function["parameters"] = native::json_schema(schema, &at)?;
+            native.json_schema_parameters.push(name.clone());
+        }
+        (None, None) => {}
+    }
+    // A declared result has no chat counterpart: checked, and kept for Gemini upstreams.
+    let response = match (&declaration.response, &declaration.response_json_schema) {
+        (Some(_), Some(_)) => {
+            return Err(native::exclusive(at, "response", "responseJsonSchema"));
+        }
+        (Some(schema), None) => {
+            to_json_schema(schema, &format!("{at}.response"))?;
+            Some(("response", schema.clone()))
+        }
+        (None, Some(schema)) => {
+            let at = format!("{at}.response_json_schema");
+            Some(("responseJsonSchema", native::json_schema(schema, &at)?))
+        }
+        (None, None) => None,
+    };
+    if let Some((field, schema)) = response {
+        native
+            .function_responses
+            .push((name.clone(), field, schema));
+    }
+    Ok(json!({"type": "function", "function": function}))
 }
 
 /// Checks a `Schema` object as Gemini does, and returns it as JSON Schema (lower-case
@@ -396,30 +508,87 @@ fn tool_choice(config: &Map<String, Value>) -> Value {
     }
 }
 
-/// `generationConfig` into the chat request: sampling, limits, and structured output
-/// (`responseMimeType: application/json` with a `responseSchema`).
-fn apply_generation_config(config: &Map<String, Value>, chat: &mut Value) -> Result<(), Invalid> {
+/// `generationConfig` fields Google knows that have no counterpart at Airlock's
+/// upstreams: refused by name rather than as unknown.
+const UNSUPPORTED_GENERATION_CONFIG: &[&str] = &[
+    "responseLogprobs",
+    "logprobs",
+    "speechConfig",
+    "imageConfig",
+    "mediaResolution",
+    "audioTimestamp",
+    "routingConfig",
+    "modelSelectionConfig",
+    "enableEnhancedCivicAnswers",
+    "enableAffectiveDialog",
+];
+
+/// `generationConfig` into the chat request: sampling, limits, thinking, and structured
+/// output (`responseMimeType: application/json` with a `responseSchema` or a
+/// `responseJsonSchema`). What only a Gemini upstream can take is noted in `native`.
+fn apply_generation_config(
+    config: &Map<String, Value>,
+    chat: &mut Value,
+    native: &mut Native,
+) -> Result<(), Invalid> {
     let config = camel_keys(config);
     for (key, value) in &config {
         if let Some((_, to)) = GENERATION_CONFIG.iter().find(|(from, _)| from == key) {
             chat[*to] = value.clone();
-        } else if !matches!(
-            key.as_str(),
-            "responseMimeType" | "responseSchema" | "thinkingConfig"
-        ) {
-            return Err(unknown_field(key, "generation_config"));
+            continue;
+        }
+        match key.as_str() {
+            "responseMimeType" | "responseSchema" | "responseJsonSchema" => {}
+            "thinkingConfig" => {
+                let (thinking, effort) = native::thinking_config(value)?;
+                if let Some(effort) = effort {
+                    chat["reasoning_effort"] = effort.into();
+                }
+                native.thinking_config = Some(thinking);
+            }
+            "responseModalities" => native::response_modalities(value)?,
+            unsupported if UNSUPPORTED_GENERATION_CONFIG.contains(&unsupported) => {
+                return Err(invalid(format!(
+                    "* GenerateContentRequest.generation_config: `{key}` is not supported \
+                     through Airlock"
+                )));
+            }
+            _ => return Err(unknown_field(key, "generation_config")),
         }
     }
-    let schema = config.get("responseSchema");
+    let (schema, field) = match (
+        config.get("responseSchema"),
+        config.get("responseJsonSchema"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(native::exclusive(
+                "generation_config",
+                "responseSchema",
+                "responseJsonSchema",
+            ));
+        }
+        (Some(schema), None) => (
+            Some(to_json_schema(schema, "generation_config.response_schema")?),
+            "response_schema",
+        ),
+        (None, Some(schema)) => {
+            native.response_json_schema = true;
+            let at = "generation_config.response_json_schema";
+            (
+                Some(native::json_schema(schema, at)?),
+                "response_json_schema",
+            )
+        }
+        (None, None) => (None, ""),
+    };
     match config.get("responseMimeType").and_then(Value::as_str) {
-        None | Some("text/plain") if schema.is_some() => Err(invalid(
-            "* GenerateContentRequest.generation_config.response_mime_type: must be application/json when response_schema is set",
-        )),
+        None | Some("text/plain") if schema.is_some() => Err(invalid(format!(
+            "* GenerateContentRequest.generation_config.response_mime_type: must be application/json when {field} is set"
+        ))),
         None | Some("text/plain") => Ok(()),
         Some("application/json") => {
             chat["response_format"] = match schema {
                 Some(schema) => {
-                    let schema = to_json_schema(schema, "generation_config.response_schema")?;
                     json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}})
                 }
                 None => json!({"type": "json_object"}),
@@ -461,24 +630,19 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
     if let Some(named) = fields.get("model") {
         check_body_model(named, model)?;
     }
+    check_tools(fields.get("tools"))?;
     let request: GenerateContentRequest = serde_json::from_value(Value::Object(fields))
         .map_err(|e| invalid(format!("Invalid JSON payload received. {e}")))?;
     let mut chat = json!({"model": model, "messages": messages(&request)?});
     if stream {
         chat["stream"] = true.into();
     }
+    let mut native = Native::default();
     let mut tools = Vec::new();
     for (i, tool) in request.tools.iter().enumerate() {
         for (j, declaration) in tool.function_declarations.iter().enumerate() {
-            let mut function = json!({"name": declaration.name});
-            if let Some(description) = &declaration.description {
-                function["description"] = description.clone().into();
-            }
-            if let Some(parameters) = &declaration.parameters {
-                let at = format!("tools[{i}].function_declarations[{j}].parameters");
-                function["parameters"] = to_json_schema(parameters, &at)?;
-            }
-            tools.push(json!({"type": "function", "function": function}));
+            let at = format!("tools[{i}].function_declarations[{j}]");
+            tools.push(chat_tool(declaration, &at, &mut native)?);
         }
     }
     if !tools.is_empty() {
@@ -488,9 +652,14 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
         chat["tool_choice"] = tool_choice(config);
     }
     if let Some(config) = &request.generation_config {
-        apply_generation_config(config, &mut chat)?;
+        apply_generation_config(config, &mut chat, &mut native)?;
     }
-    serde_json::from_value(chat).map_err(|e| invalid(e.to_string()))
+    let mut chat: ChatCompletionRequest =
+        serde_json::from_value(chat).map_err(|e| invalid(e.to_string()))?;
+    if !native.is_empty() {
+        chat.gemini_native = Some(Box::new(native));
+    }
+    Ok(chat)
 }
 
 /// A body's `model`, which Google types as a string (`models/NAME`): it must be one,
