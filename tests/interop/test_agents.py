@@ -29,19 +29,21 @@ pytestmark = pytest.mark.skipif(
 
 
 def script(listing):
-    """The scripted model: each turn is chosen by a marker in the last user or tool message."""
+    """The scripted model. A turn is picked by a marker in the request's latest input, the
+    first in file order winning: Gemini CLI's first request lists the working directory,
+    file names included, so the answer to the listing comes after the turns that start one."""
     listing = str(listing)
     return {
         "turns": [
             {"match": "marker-text-turn", "text": TEXT_ANSWER},
             {
                 "match": "marker-tool-turn",
-                # The first tool the request declares is called: each CLI names its own.
-                "tool_calls": [
+                # Each CLI names its shell or listing tool its own way: the first declared wins.
+                "tool_calls": [{"options": [
                     {"name": "Bash", "arguments": {"command": f"ls {listing}", "description": "List files"}},
                     {"name": "exec_command", "arguments": {"cmd": f"ls {listing}"}},
                     {"name": "list_directory", "arguments": {"dir_path": listing}},
-                ],
+                ]}],
             },
             {"match": FILES[0], "text": TOOL_ANSWER},
         ]
