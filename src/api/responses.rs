@@ -66,14 +66,15 @@ fn chat_content(content: &Value, at: &str) -> Result<Value, Invalid> {
     };
     let mut out = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
-        match part["type"].as_str() {
+        let at = format!("{at}.content[{i}]");
+        match part.get("type").and_then(Value::as_str) {
             Some("input_text" | "output_text") => {
-                out.push(json!({"type": "text", "text": part["text"]}));
+                out.push(json!({"type": "text", "text": item_str(part, "text", &at)?}));
             }
             Some("input_image") => {
                 let Some(url) = part["image_url"].as_str() else {
                     return Err(invalid(format!(
-                        "{at}.content[{i}]: images need an `image_url` (file ids need stored files, which Airlock does not keep)"
+                        "{at}: images need an `image_url` (file ids need stored files, which Airlock does not keep)"
                     )));
                 };
                 let mut image = json!({"url": url});
@@ -82,10 +83,22 @@ fn chat_content(content: &Value, at: &str) -> Result<Value, Invalid> {
                 }
                 out.push(json!({"type": "image_url", "image_url": image}));
             }
-            Some("refusal") => out.push(json!({"type": "text", "text": part["refusal"]})),
-            other => {
+            Some("refusal") => {
+                out.push(json!({"type": "text", "text": item_str(part, "refusal", &at)?}));
+            }
+            Some("input_file") => {
                 return Err(invalid(format!(
-                    "{at}.content[{i}]: content of type {other:?} is not supported"
+                    "{at}: `input_file` parts are not supported: send the file's text as `input_text`"
+                )));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{at}: content of type `{other}` is not supported"
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "{at}: a content part needs a `type` (a string)"
                 )));
             }
         }

@@ -405,6 +405,18 @@ fn malformed_tools_and_items_are_refused_with_their_place() {
             "input[0].role must be",
         ),
         (json!([{"type": 7}]), "input[0].role must be"),
+        (
+            json!([{"role": "user", "content": [{"type": "input_text", "text": {"t": 1}}]}]),
+            "input[0].content[0]: `text` must be a string",
+        ),
+        (
+            json!([{"role": "user", "content": [{"text": "x"}]}]),
+            "input[0].content[0]: a content part needs a `type`",
+        ),
+        (
+            json!([{"role": "user", "content": [{"type": "input_audio"}]}]),
+            "input[0].content[0]: content of type `input_audio` is not supported",
+        ),
     ] {
         let message = with_input(input);
         assert!(message.contains(expected), "{message}");
