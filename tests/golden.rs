@@ -56,6 +56,11 @@ const TRANSLATIONS: &[Translation] = &[
         dir: "chat_to_anthropic_answer",
         run: chat_to_anthropic_answer,
     },
+    // Streams back: `{"request": <client request>, "chunks": [<chat chunk>, …]}`.
+    Translation {
+        dir: "chat_stream_to_responses_events",
+        run: chat_stream_to_responses_events,
+    },
 ];
 
 fn parsed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
@@ -100,6 +105,28 @@ fn gemini_to_gemini(input: Value) -> Result<Value, String> {
 fn chat_to_responses_answer(input: Value) -> Result<Value, String> {
     let request: responses::ResponsesRequest = parsed(input["request"].clone())?;
     Ok(responses::from_chat(&input["completion"], &request))
+}
+
+/// The events (their data) a client stream writer makes of `chunks`, then a clean end.
+fn stream_events(mut events: impl airlock::api::ClientEvents, chunks: &Value) -> Value {
+    let mut out = bytes::BytesMut::new();
+    for chunk in chunks.as_array().into_iter().flatten() {
+        let text = chunk.to_string();
+        let typed: airlock::api::chunk::Chunk<'_> = serde_json::from_str(&text).unwrap_or_default();
+        events.on_chunk(&typed, &mut out);
+    }
+    events.finish(&mut out);
+    String::from_utf8_lossy(&out)
+        .split("\n\n")
+        .filter_map(|event| event.split_once("data: "))
+        .map(|(_, data)| serde_json::from_str(data).unwrap_or(Value::Null))
+        .collect()
+}
+
+fn chat_stream_to_responses_events(input: Value) -> Result<Value, String> {
+    let request: responses::ResponsesRequest = parsed(input["request"].clone())?;
+    let events = responses::stream::ResponsesStream::new(&request);
+    Ok(stream_events(events, &input["chunks"]))
 }
 
 fn chat_to_anthropic_answer(input: Value) -> Result<Value, String> {

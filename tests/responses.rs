@@ -79,3 +79,49 @@ async fn responses_answer_stream_and_fail_in_their_own_shapes() {
     );
     assert_eq!(rows.last().unwrap().completion_tokens, Some(4));
 }
+
+/// What Codex CLI sends: its built-in `web_search` is dropped (and said to be), its
+/// namespaced tools flattened, its developer messages sent as system messages to an
+/// upstream without `developer_role`; `tools.hosted: refuse` refuses the request instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_requests_lose_built_in_tools_and_say_so() {
+    let gw = Gateway::start().await;
+    let body = json!({"model": "chat-model", "store": false, "include": ["reasoning.encrypted_content"],
+        "input": [
+            {"type": "message", "id": "msg_1", "role": "developer", "content": [{"type": "input_text", "text": "Be a coding agent."}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}],
+        "tools": [
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+             "tools": [{"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}]},
+            {"type": "web_search", "external_web_access": false}],
+        "tool_choice": "auto"});
+    let reply = post(&gw.url("/v1/responses"), &gw.key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.headers["x-airlock-dropped-tools"], "web_search");
+    let sent = common::last_upstream_request(gw.mock).await["body"].clone();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        sent["tools"][0]["function"]["name"],
+        "multi_agent_v1__spawn_agent"
+    );
+    assert_eq!(
+        common::audit_records(&gw).last().unwrap()["dropped_tools"],
+        json!(["web_search"])
+    );
+    gw.stop().await;
+
+    let extra = common::Extra {
+        top: "tools:\n  hosted: refuse\n".into(),
+        ..common::Extra::default()
+    };
+    let strict = Gateway::start_full("", &[], &extra).await;
+    let refused = post(&strict.url("/v1/responses"), &strict.key, &body).await;
+    refused.assert_error(400, "invalid_request");
+    let message = refused.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("tools[1]: `web_search` is a built-in tool of OpenAI's platform"),
+        "{message}"
+    );
+    strict.stop().await;
+}

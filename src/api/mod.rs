@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod chunk;
 pub mod gemini;
+pub mod hosted;
 pub mod openai;
 pub mod responses;
 

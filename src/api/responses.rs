@@ -2,15 +2,19 @@
 //! chat request (so it routes to any upstream), and the answer — a chat completion, or
 //! its stream (`stream::ResponsesStream`) — rewritten as a Response object and its events.
 //! What needs state kept between requests (`previous_response_id`, conversations,
-//! background runs, stored item references) and hosted tools are refused by name.
+//! background runs, stored item references) is refused by name; tools are translated by
+//! `tools` (OpenAI's built-in ones dropped or refused, `tools.hosted`).
 
 pub mod stream;
+pub mod tools;
 
 use super::chunk::ChunkUsage;
+use super::hosted::{DroppedTools, HostedTools};
 use super::openai::{ChatCompletionRequest, Extra};
 use super::{Invalid, invalid, text_of};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tools::{ToolMap, Tools};
 
 /// `POST /v1/responses`.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,13 +48,13 @@ const STATEFUL: &[&str] = &[
 ];
 
 /// Chat request fields taken over as they are.
-const PASSED: &[&str] = &[
-    "temperature",
-    "top_p",
-    "parallel_tool_calls",
-    "user",
-    "seed",
-];
+const PASSED: &[&str] = &["temperature", "top_p", "user", "seed"];
+
+// Fields accepted and not sent on: `store` (nothing is stored; answered `false`),
+// `include` (no encrypted reasoning comes back), `reasoning.summary` (no summaries),
+// `prompt_cache_key`, `client_metadata`, `metadata`, `safety_identifier`,
+// `service_tier`, `truncation` and `text.verbosity` (OpenAI's own settings; an
+// upstream that does not know them could refuse the request).
 
 /// A message's content as chat content: a string, or chat parts.
 fn chat_content(content: &Value, at: &str) -> Result<Value, Invalid> {
@@ -62,14 +66,15 @@ fn chat_content(content: &Value, at: &str) -> Result<Value, Invalid> {
     };
     let mut out = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
-        match part["type"].as_str() {
+        let at = format!("{at}.content[{i}]");
+        match part.get("type").and_then(Value::as_str) {
             Some("input_text" | "output_text") => {
-                out.push(json!({"type": "text", "text": part["text"]}));
+                out.push(json!({"type": "text", "text": item_str(part, "text", &at)?}));
             }
             Some("input_image") => {
                 let Some(url) = part["image_url"].as_str() else {
                     return Err(invalid(format!(
-                        "{at}.content[{i}]: images need an `image_url` (file ids need stored files, which Airlock does not keep)"
+                        "{at}: images need an `image_url` (file ids need stored files, which Airlock does not keep)"
                     )));
                 };
                 let mut image = json!({"url": url});
@@ -78,10 +83,22 @@ fn chat_content(content: &Value, at: &str) -> Result<Value, Invalid> {
                 }
                 out.push(json!({"type": "image_url", "image_url": image}));
             }
-            Some("refusal") => out.push(json!({"type": "text", "text": part["refusal"]})),
-            other => {
+            Some("refusal") => {
+                out.push(json!({"type": "text", "text": item_str(part, "refusal", &at)?}));
+            }
+            Some("input_file") => {
                 return Err(invalid(format!(
-                    "{at}.content[{i}]: content of type {other:?} is not supported"
+                    "{at}: `input_file` parts are not supported: send the file's text as `input_text`"
+                )));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{at}: content of type `{other}` is not supported"
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "{at}: a content part needs a `type` (a string)"
                 )));
             }
         }
@@ -104,8 +121,19 @@ fn push_tool_call(messages: &mut Vec<Value>, call: Value) {
     messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
 }
 
-/// The input as chat messages.
-fn messages(instructions: Option<&str>, input: &Value) -> Result<Vec<Value>, Invalid> {
+/// A string field of an input item.
+fn item_str<'a>(item: &'a Value, field: &str, at: &str) -> Result<&'a str, Invalid> {
+    item.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("{at}: `{field}` must be a string")))
+}
+
+/// The input as chat messages, tool names as `map` gives them.
+fn messages(
+    instructions: Option<&str>,
+    input: &Value,
+    map: &ToolMap,
+) -> Result<Vec<Value>, Invalid> {
     let mut messages = Vec::new();
     if let Some(instructions) = instructions.filter(|i| !i.is_empty()) {
         messages.push(json!({"role": "system", "content": instructions}));
@@ -120,29 +148,47 @@ fn messages(instructions: Option<&str>, input: &Value) -> Result<Vec<Value>, Inv
     };
     for (i, item) in items.iter().enumerate() {
         let at = format!("input[{i}]");
-        match item["type"].as_str() {
+        match item.get("type").and_then(Value::as_str) {
             None | Some("message") => {
-                let role = item["role"].as_str().unwrap_or("");
+                let role = item.get("role").and_then(Value::as_str).unwrap_or("");
                 if !matches!(role, "user" | "assistant" | "system" | "developer") {
-                    return Err(invalid(format!("{at}.role `{role}` is not supported")));
+                    return Err(invalid(format!(
+                        "{at}.role must be `user`, `assistant`, `system` or `developer`"
+                    )));
                 }
                 let content = chat_content(&item["content"], &at)?;
                 messages.push(json!({"role": role, "content": content}));
             }
-            Some("function_call") => {
-                let call = json!({"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"].as_str().unwrap_or("{}")}});
+            Some(kind @ ("function_call" | "custom_tool_call")) => {
+                let name = item_str(item, "name", &at)?;
+                let namespace = item.get("namespace").and_then(Value::as_str);
+                let arguments = match kind {
+                    "function_call" => item_str(item, "arguments", &at)?.to_string(),
+                    _ => tools::custom_arguments(item_str(item, "input", &at)?),
+                };
+                let call = json!({"id": item_str(item, "call_id", &at)?, "type": "function",
+                    "function": {"name": map.chat_name(namespace, name), "arguments": arguments}});
                 push_tool_call(&mut messages, call);
             }
-            Some("function_call_output") => {
-                messages.push(json!({"role": "tool", "tool_call_id": item["call_id"],
-                                     "content": text_of(&item["output"])}));
+            Some("function_call_output" | "custom_tool_call_output") => {
+                messages.push(
+                    json!({"role": "tool", "tool_call_id": item_str(item, "call_id", &at)?,
+                                     "content": text_of(&item["output"])}),
+                );
             }
-            // Reasoning a model produced earlier: opaque, and chat has no place for it.
+            // Their tools joined the request's (`declared_tools`).
+            Some("additional_tools") => {}
+            // Reasoning a model produced earlier: OpenAI's own (its `encrypted_content`
+            // only OpenAI can read), and chat has no place for it: left out.
             Some("reasoning") => {}
             Some("item_reference") => {
                 return Err(invalid(format!(
                     "{at}: item references need stored responses, which Airlock does not keep; send the items themselves"
+                )));
+            }
+            Some("compaction") => {
+                return Err(invalid(format!(
+                    "{at}: a compaction item holds history only OpenAI can read (encrypted); send the conversation itself"
                 )));
             }
             Some(other) => {
@@ -153,28 +199,6 @@ fn messages(instructions: Option<&str>, input: &Value) -> Result<Vec<Value>, Inv
         }
     }
     Ok(messages)
-}
-
-/// Function tools as chat tools; hosted tools are refused.
-fn chat_tools(tools: &[Value]) -> Result<Vec<Value>, Invalid> {
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| match tool["type"].as_str() {
-            Some("function") => {
-                let mut function = json!({"name": tool["name"]});
-                for field in ["description", "parameters", "strict"] {
-                    if let Some(value) = tool.get(field).filter(|v| !v.is_null()) {
-                        function[field] = value.clone();
-                    }
-                }
-                Ok(json!({"type": "function", "function": function}))
-            }
-            other => Err(invalid(format!(
-                "tools[{i}]: tools of type {other:?} are hosted by OpenAI and not available through Airlock; use function tools"
-            ))),
-        })
-        .collect()
 }
 
 /// `text.format` as a chat `response_format`.
@@ -200,8 +224,51 @@ impl ResponsesRequest {
         self.stream == Some(true)
     }
 
-    /// The equivalent chat request.
+    /// The equivalent chat request, OpenAI's built-in tools dropped.
     pub fn to_chat(&self) -> Result<ChatCompletionRequest, Invalid> {
+        self.translate(HostedTools::Drop).map(|(chat, _)| chat)
+    }
+
+    /// The tools the request declares, with where: `tools`, then the tools of its
+    /// `additional_tools` input items.
+    fn declared_tools(&self) -> Result<Vec<(String, &Value)>, Invalid> {
+        let mut declared: Vec<(String, &Value)> = self
+            .tools
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, tool)| (format!("tools[{i}]"), tool))
+            .collect();
+        for (i, item) in self.input.as_array().into_iter().flatten().enumerate() {
+            if item.get("type").and_then(Value::as_str) != Some("additional_tools") {
+                continue;
+            }
+            let Some(tools) = item.get("tools").and_then(Value::as_array) else {
+                return Err(invalid(format!(
+                    "input[{i}]: an `additional_tools` item needs `tools` (a list)"
+                )));
+            };
+            for (j, tool) in tools.iter().enumerate() {
+                declared.push((format!("input[{i}].tools[{j}]"), tool));
+            }
+        }
+        Ok(declared)
+    }
+
+    /// The chat names of the request's tools, both ways (empty if they do not translate:
+    /// such a request was refused before any answer).
+    pub fn tool_map(&self) -> ToolMap {
+        self.declared_tools()
+            .and_then(|declared| Tools::translate(declared, HostedTools::Drop))
+            .map(|tools| tools.map)
+            .unwrap_or_default()
+    }
+
+    /// The equivalent chat request, with the built-in tools left out under `hosted`.
+    pub fn translate(
+        &self,
+        hosted: HostedTools,
+    ) -> Result<(ChatCompletionRequest, DroppedTools), Invalid> {
         for field in STATEFUL {
             if self
                 .extra
@@ -213,11 +280,12 @@ impl ResponsesRequest {
                 )));
             }
         }
+        let tools = Tools::translate(self.declared_tools()?, hosted)?;
         let mut chat = Map::new();
         chat.insert("model".into(), self.model.clone().into());
         chat.insert(
             "messages".into(),
-            messages(self.instructions.as_deref(), &self.input)?.into(),
+            messages(self.instructions.as_deref(), &self.input, &tools.map)?.into(),
         );
         if self.is_stream() {
             chat.insert("stream".into(), true.into());
@@ -238,30 +306,33 @@ impl ResponsesRequest {
         {
             chat.insert("reasoning_effort".into(), effort.clone());
         }
-        if let Some(tools) = &self.tools
-            && !tools.is_empty()
-        {
-            chat.insert("tools".into(), chat_tools(tools)?.into());
-        }
-        if let Some(choice) = &self.tool_choice {
-            let choice = match choice {
-                Value::String(_) => choice.clone(),
-                named if named["type"] == "function" && named["name"].is_string() => {
-                    json!({"type": "function", "function": {"name": named["name"]}})
-                }
-                _ => {
-                    return Err(invalid(
-                        "`tool_choice` must be auto, none, required or a function",
-                    ));
-                }
-            };
-            chat.insert("tool_choice".into(), choice);
+        let choice = self
+            .tool_choice
+            .as_ref()
+            .map(|choice| tools::tool_choice(choice, &tools.map))
+            .transpose()?;
+        // Tool settings only with tools: OpenAI refuses them alone (all may have been
+        // built-in tools, dropped).
+        if !tools.chat.is_empty() {
+            if let Some(choice) = choice {
+                chat.insert("tool_choice".into(), choice);
+            }
+            if let Some(parallel) = self
+                .extra
+                .get("parallel_tool_calls")
+                .filter(|v| !v.is_null())
+            {
+                chat.insert("parallel_tool_calls".into(), parallel.clone());
+            }
+            chat.insert("tools".into(), tools.chat.into());
         }
         let format = self.text.as_ref().map(|t| &t["format"]);
         if let Some(format) = format.map(response_format).transpose()?.flatten() {
             chat.insert("response_format".into(), format);
         }
-        serde_json::from_value(Value::Object(chat)).map_err(|e| invalid(e.to_string()))
+        let chat =
+            serde_json::from_value(Value::Object(chat)).map_err(|e| invalid(e.to_string()))?;
+        Ok((chat, tools.dropped))
     }
 
     /// The request's settings as a Response object echoes them, before any output.
@@ -340,17 +411,6 @@ pub fn message_item(id: &str, text: &str, status: &str) -> Value {
            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
 }
 
-/// The item id of the function call `call_id`.
-pub fn call_item_id(call_id: &str) -> String {
-    format!("fc_{}", call_id.trim_start_matches("call_"))
-}
-
-/// A function call output item.
-pub fn function_call_item(call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
-    json!({"type": "function_call", "id": call_item_id(call_id),
-           "call_id": call_id, "name": name, "arguments": arguments, "status": status})
-}
-
 /// A chat completion as a Response object, from the request's template.
 pub fn from_chat(completion: &Value, request: &ResponsesRequest) -> Value {
     let suffix = id_suffix(completion["id"].as_str());
@@ -364,10 +424,12 @@ pub fn from_chat(completion: &Value, request: &ResponsesRequest) -> Value {
     if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
         output.push(message_item(&format!("msg_{suffix}"), text, "completed"));
     }
+    let map = request.tool_map();
     for call in message["tool_calls"].as_array().into_iter().flatten() {
-        output.push(function_call_item(
+        let tool = map.client_tool(call["function"]["name"].as_str().unwrap_or(""));
+        output.push(tools::call_item(
+            &tool,
             call["id"].as_str().unwrap_or(""),
-            call["function"]["name"].as_str().unwrap_or(""),
             call["function"]["arguments"].as_str().unwrap_or(""),
             "completed",
         ));

@@ -139,6 +139,10 @@ pub struct AuditRecord {
     /// Records whose stored payloads an erasure removed (erasure by a value found in them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub erased_records: Vec<u64>,
+    /// Provider-run tools the request declared and Airlock left out (`web_search`, …;
+    /// `tools.hosted: drop`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_tools: Vec<String>,
 }
 
 /// The encoding version written now.

@@ -47,6 +47,30 @@ pub struct Config {
     /// Where webhooks set through the admin API may point.
     #[serde(default)]
     pub webhooks: super::WebhooksConfig,
+    /// Tools clients declare that Airlock cannot offer to its models as they are.
+    #[serde(default)]
+    pub tools: ToolsConfig,
+}
+
+/// Tools clients declare (`tools.hosted`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Built-in tools a provider runs on its own side (OpenAI's `web_search`,
+    /// `file_search`, …): `drop` leaves them out (named in `x-airlock-dropped-tools` and
+    /// the audit record), `refuse` answers 400.
+    pub hosted: HostedTools,
+}
+
+/// What happens to a provider-run tool a client declares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostedTools {
+    /// Left out of the request; the response and the audit record say so.
+    #[default]
+    Drop,
+    /// The request is refused (400), naming the tool.
+    Refuse,
 }
 
 /// The audit trail: what is recorded and how durably.
@@ -325,6 +349,10 @@ pub struct UpstreamConfig {
     /// Probe the server in the background; while it fails, its targets are skipped.
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
+    /// The server accepts chat messages of role `developer` (OpenAI does); otherwise
+    /// (vLLM and most chat templates) they are sent as `system` messages.
+    #[serde(default)]
+    pub developer_role: bool,
 }
 
 /// An active health check: `GET path` every `interval_ms`.

@@ -350,3 +350,21 @@ fn an_upstream_ca_file_needs_https() {
         Some(Path::new("ca.pem"))
     );
 }
+
+#[test]
+fn hosted_tools_default_to_drop_and_developer_role_to_off() {
+    let loaded = load(GOOD).unwrap();
+    assert_eq!(loaded.config.tools.hosted, HostedTools::Drop);
+    assert!(!loaded.config.upstreams["vllm"].value.developer_role);
+    let text = format!(
+        "{}tools:\n  hosted: refuse\n",
+        GOOD.replace("    api_key_env: VLLM_KEY", "    developer_role: true")
+    );
+    let loaded = load(&text).unwrap();
+    assert_eq!(loaded.config.tools.hosted, HostedTools::Refuse);
+    assert!(loaded.config.upstreams["vllm"].value.developer_role);
+    let err = load(&format!("{GOOD}tools:\n  hosted: maybe\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tools.hosted"), "{err}");
+}

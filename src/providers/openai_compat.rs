@@ -62,6 +62,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheckConfig>,
     /// What the health check last concluded (healthy until it says otherwise).
     healthy: AtomicBool,
+    /// It takes chat messages of role `developer` (else they are sent as `system`).
+    pub developer_role: bool,
 }
 
 /// A response body from either transport.
@@ -202,6 +204,7 @@ impl Upstream {
             transport,
             health_check: cfg.health_check.clone(),
             healthy: AtomicBool::new(true),
+            developer_role: cfg.developer_role,
         })
     }
 

@@ -4,20 +4,25 @@
 use crate::api::openai::{ChatCompletionRequest, ForwardedRequest};
 use crate::api::{UpstreamEvents, anthropic, gemini};
 use crate::config::UpstreamKind;
-use crate::providers::openai_compat::UpstreamPath;
+use crate::providers::openai_compat::{Upstream, UpstreamPath};
 use crate::server::error::ApiError;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-/// The request body for an upstream of `kind`, naming `model` (the target's own name).
+/// The request body for `upstream`, naming `model` (the target's own name).
 pub fn request_body<T: ForwardedRequest>(
-    kind: UpstreamKind,
+    upstream: &Upstream,
     request: &T,
     model: &str,
 ) -> Result<Vec<u8>, ApiError> {
+    let kind = upstream.kind;
     let translated = match kind {
         UpstreamKind::OpenaiCompatible => {
-            return serde_json::to_vec(request).map_err(|e| ApiError::invalid_json(&e.to_string()));
+            let encoded = match developer_as_system(upstream.developer_role, request) {
+                Some(chat) => serde_json::to_vec(&chat),
+                None => serde_json::to_vec(request),
+            };
+            return encoded.map_err(|e| ApiError::invalid_json(&e.to_string()));
         }
         UpstreamKind::Anthropic => {
             anthropic::upstream::messages_request(chat(kind, request)?, model)
@@ -26,6 +31,26 @@ pub fn request_body<T: ForwardedRequest>(
     }
     .map_err(|e| ApiError::invalid_request(&e.0))?;
     serde_json::to_vec(&translated).map_err(|e| ApiError::invalid_json(&e.to_string()))
+}
+
+/// A chat request with `developer` messages, for an upstream that does not take that
+/// role (`developer_role: false`, vLLM's chat templates): a copy with them as `system`
+/// messages. `None` when the request can go as it is.
+fn developer_as_system<T: ForwardedRequest>(
+    developer_role: bool,
+    request: &T,
+) -> Option<ChatCompletionRequest> {
+    let chat = request.as_chat().filter(|_| !developer_role)?;
+    if !chat.messages.iter().any(|m| m.role == "developer") {
+        return None;
+    }
+    let mut chat = chat.clone();
+    for message in &mut chat.messages {
+        if message.role == "developer" {
+            message.role = "system".into();
+        }
+    }
+    Some(chat)
 }
 
 /// The request as a chat request: the only kind other formats are translated from.
@@ -166,4 +191,28 @@ pub fn counted_tokens(kind: UpstreamKind, body: &[u8]) -> Option<u64> {
         UpstreamKind::Gemini => "totalTokens",
     };
     answer[field].as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn developer_messages_become_system_messages_unless_the_upstream_takes_them() {
+        let chat: ChatCompletionRequest =
+            serde_json::from_value(json!({"model": "m", "messages": [
+            {"role": "developer", "content": "Be terse."},
+            {"role": "user", "content": "hi"}]}))
+            .unwrap();
+        let sent = developer_as_system(false, &chat).unwrap();
+        assert_eq!(sent.messages[0].role, "system");
+        assert_eq!(sent.messages[1].role, "user");
+        assert!(developer_as_system(true, &chat).is_none());
+        let plain: ChatCompletionRequest = serde_json::from_value(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+        assert!(developer_as_system(false, &plain).is_none());
+    }
 }

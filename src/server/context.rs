@@ -29,7 +29,8 @@ pub struct RequestContext {
     audited: bool,
     request_payload: Option<Bytes>,
     response_payload: Option<Bytes>,
-    /// The agent or conversation session the caller names (`x-session-id`).
+    /// The agent or conversation session the caller names (`x-session-id`, else
+    /// `session-id`).
     session_id: Option<String>,
     /// The natural person the caller acts for: the key's user, else `x-user-id`, else
     /// the request's `user`.
@@ -42,6 +43,8 @@ pub struct RequestContext {
     pub pii: super::pii_stage::PiiState,
     /// A policy rule sent the request to another model (the response says so).
     pub rerouted: Option<super::policy_stage::Rerouted>,
+    /// Provider-run tools left out of the request (the response and the record say so).
+    pub dropped_tools: crate::api::hosted::DroppedTools,
     /// A policy said to keep no payloads.
     payloads_dropped: bool,
     /// The request's reservation on its budgets, settled when it ends.
@@ -108,6 +111,7 @@ impl RequestContext {
             policy: Default::default(),
             pii: Default::default(),
             rerouted: None,
+            dropped_tools: Default::default(),
             payloads_dropped: false,
             budget_hold: None,
             rate_limits_taken: None,
@@ -117,7 +121,8 @@ impl RequestContext {
     /// Keeps the session and the user the caller names in headers, if sane.
     pub fn set_caller_labels(&mut self, headers: &http::HeaderMap) {
         let header = |name: &str| label(headers.get(name).and_then(|v| v.to_str().ok()));
-        self.session_id = header(SESSION_HEADER);
+        // Codex CLI names its session in `session-id`.
+        self.session_id = header(SESSION_HEADER).or_else(|| header("session-id"));
         if !self.user_bound {
             self.user_id = header(USER_HEADER);
         }
@@ -221,6 +226,15 @@ impl RequestContext {
         }
     }
 
+    /// Names the provider-run tools left out of the request (`x-airlock-dropped-tools`).
+    pub fn say_dropped_tools(&self, headers: &mut http::HeaderMap) {
+        if !self.dropped_tools.is_empty()
+            && let Ok(value) = http::HeaderValue::from_str(&self.dropped_tools.header_value())
+        {
+            headers.insert(crate::api::hosted::DROPPED_TOOLS_HEADER, value);
+        }
+    }
+
     /// Keeps the request body for the audit record (when payloads are recorded).
     pub fn set_request_payload(&mut self, body: &Bytes) {
         if self.state.audit_payloads {
@@ -291,6 +305,12 @@ impl RequestContext {
             team_id: text(&r.team_id),
             requested_model: text(&r.requested_model),
             pii_unscanned: self.pii.unscanned(),
+            dropped_tools: self
+                .dropped_tools
+                .kinds()
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             ..AuditRecord::default()
         };
         AuditEvent {

@@ -230,7 +230,7 @@ fn start<'a, T: ForwardedRequest>(
 ) -> Result<(Attempting<'a>, Vec<u8>), ApiError> {
     let target = &route.targets[index];
     request.set_model(target.upstream_model.to_string());
-    let body = wire_format::request_body(target.upstream.kind, &*request, &target.upstream_model)?;
+    let body = wire_format::request_body(&target.upstream, &*request, &target.upstream_model)?;
     ctx.record.attempts += 1;
     ctx.upstream_begin();
     Ok((

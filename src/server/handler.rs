@@ -100,6 +100,7 @@ pub async fn handle(
                         rerouted.say(response.headers_mut());
                     }
                     ctx.say_cost(response.headers_mut());
+                    ctx.say_dropped_tools(response.headers_mut());
                     ctx.pii.say_unscanned(response.headers_mut());
                     response
                 }
@@ -107,6 +108,7 @@ pub async fn handle(
                     let rerouted = ctx.rerouted.take();
                     let mut headers = http::HeaderMap::new();
                     ctx.pii.say_unscanned(&mut headers);
+                    ctx.say_dropped_tools(&mut headers);
                     // The relay records the stream when it ends, before its last bytes.
                     let mut relay = SseRelay::new(*stream, ctx);
                     relay.prime().await;
@@ -499,10 +501,16 @@ async fn responses(
     req: Request<Incoming>,
 ) -> Result<Outcome, ApiError> {
     let request = parsed_body::<ResponsesRequest>(ctx, req).await?;
+    let chat = request
+        .translate(ctx.state().hosted_tools)
+        .map(|(chat, dropped)| {
+            ctx.dropped_tools = dropped;
+            chat
+        });
     through_chat(
         ctx,
         principal,
-        request.to_chat(),
+        chat,
         |completion| responses::from_chat(completion, &request),
         || Box::new(ResponsesStream::new(&request)),
     )

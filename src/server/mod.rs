@@ -79,6 +79,8 @@ pub struct AppState {
     pub audit_payloads: bool,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    /// What happens to provider-run tools clients declare (`tools.hosted`).
+    pub hosted_tools: crate::config::HostedTools,
     pub started_unix: i64,
     /// The personal-data stage; `None` when `pii.enabled` is off.
     pub pii: Option<Arc<pii_stage::PiiEngine>>,
@@ -431,6 +433,7 @@ impl Gateway {
             audit_payloads: audit.is_some() && audit_config.store_payloads,
             audit,
             max_body_bytes: server.max_body_bytes,
+            hosted_tools: loaded.config.tools.hosted,
             body_timeout: Duration::from_secs(server.client_body_timeout_secs),
             started_unix: crate::store::now_unix(),
             pii,

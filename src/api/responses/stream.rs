@@ -1,14 +1,13 @@
 //! The Responses API's streaming events made from an OpenAI chat stream, chunk by chunk:
 //! `response.created`, `response.in_progress`, then per output item `output_item.added`,
-//! its deltas (`output_text.delta` inside a `content_part`, or
-//! `function_call_arguments.delta`) and its `.done` events, then `response.completed`
+//! its deltas (`output_text.delta` inside a `content_part`, `function_call_arguments.delta`,
+//! or for a custom tool one `custom_tool_call_input.delta` with the whole input once the
+//! call is complete) and its `.done` events, then `response.completed`
 //! (or `response.incomplete`) with the whole response. Every event carries its
 //! `sequence_number`.
 
-use super::{
-    ResponsesRequest, call_item_id, completion_status, function_call_item, id_suffix, message_item,
-    usage,
-};
+use super::tools::{self, ClientTool, ToolMap, call_item_id};
+use super::{ResponsesRequest, completion_status, id_suffix, message_item, usage};
 use crate::api::chunk::{Chunk, ToolCallDelta, json_string};
 use crate::api::{ClientEvents, emit_event};
 use bytes::BytesMut;
@@ -29,7 +28,8 @@ struct OpenCall {
     chat_index: u64,
     output_index: usize,
     call_id: String,
-    name: String,
+    /// The tool as the client declared it.
+    tool: ClientTool,
     arguments: String,
 }
 
@@ -43,6 +43,8 @@ pub struct ResponsesStream {
     next_index: usize,
     message: Option<OpenMessage>,
     calls: Vec<OpenCall>,
+    /// The client's tools behind the chat function names.
+    map: ToolMap,
     /// Finished items by output index.
     done: Vec<(usize, Value)>,
     finish_reason: Option<String>,
@@ -59,6 +61,7 @@ impl ResponsesStream {
             next_index: 0,
             message: None,
             calls: Vec::new(),
+            map: request.tool_map(),
             done: Vec::new(),
             finish_reason: None,
             usage: None,
@@ -139,14 +142,16 @@ impl ResponsesStream {
             self.close_message(out);
             let output_index = self.next_index;
             self.next_index += 1;
-            let name = call.function.name.as_deref().unwrap_or("").to_string();
-            let item = function_call_item(call_id, &name, "", "in_progress");
+            let tool = self
+                .map
+                .client_tool(call.function.name.as_deref().unwrap_or(""));
+            let item = tools::call_item(&tool, call_id, "", "in_progress");
             self.emit(out, json!({"type": "response.output_item.added", "output_index": output_index, "item": item}));
             self.calls.push(OpenCall {
                 chat_index,
                 output_index,
                 call_id: call_id.into(),
-                name,
+                tool,
                 arguments: String::new(),
             });
         }
@@ -163,8 +168,12 @@ impl ResponsesStream {
             return;
         }
         open.arguments.push_str(fragment);
+        // A custom tool's input is known once its JSON arguments are complete.
+        if open.tool.custom {
+            return;
+        }
         let event = json!({"type": "response.function_call_arguments.delta",
-            "item_id": call_item_id(&open.call_id),
+            "item_id": call_item_id(&open.call_id, false),
             "output_index": open.output_index, "delta": fragment});
         self.emit(out, event);
     }
@@ -191,12 +200,28 @@ impl ResponsesStream {
 
     fn close_calls(&mut self, out: &mut BytesMut) {
         for call in std::mem::take(&mut self.calls) {
-            let item = function_call_item(&call.call_id, &call.name, &call.arguments, "completed");
-            self.emit(
-                out,
-                json!({"type": "response.function_call_arguments.done", "item_id": item["id"],
-                "output_index": call.output_index, "name": call.name, "arguments": call.arguments}),
-            );
+            let item = tools::call_item(&call.tool, &call.call_id, &call.arguments, "completed");
+            let index = call.output_index;
+            if call.tool.custom {
+                let input = &item["input"];
+                self.emit(
+                    out,
+                    json!({"type": "response.custom_tool_call_input.delta",
+                    "item_id": item["id"], "output_index": index, "delta": input}),
+                );
+                self.emit(
+                    out,
+                    json!({"type": "response.custom_tool_call_input.done",
+                    "item_id": item["id"], "output_index": index, "input": input}),
+                );
+            } else {
+                self.emit(
+                    out,
+                    json!({"type": "response.function_call_arguments.done",
+                    "item_id": item["id"], "output_index": index, "name": call.tool.name,
+                    "arguments": call.arguments}),
+                );
+            }
             self.emit(out, json!({"type": "response.output_item.done", "output_index": call.output_index, "item": item}));
             self.done.push((call.output_index, item));
         }
