@@ -9,12 +9,15 @@ use crate::api::openai::ForwardedRequest;
 use crate::config::{OnNerUnavailable, PiiConfig};
 use crate::pii::ner::NerError;
 use crate::pii::scan::{ScanLimits, Scanner, Unread};
-use crate::pii::{ActionPlan, Finding, PiiAction, Session, SessionOwner, Vault, VaultWriter};
+use crate::pii::{
+    ActionPlan, Finding, PiiAction, RoleHandling, RolePlan, Session, SessionOwner, Vault,
+    VaultWriter,
+};
 use crate::policy::eval::Classes;
 use crate::providers::stream_restore::StreamRestore;
 use crate::store::instance_key::InstanceKey;
 use crate::tenancy::Principal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,8 @@ pub struct PiiEngine {
     pub scanner: Scanner,
     vault: Vault,
     plan: ActionPlan,
+    /// Which messages' findings are rewritten, only detected, or not looked for.
+    roles: RolePlan,
     mask_model_output: bool,
     on_ner_unavailable: OnNerUnavailable,
     /// How long one request may wait for the model.
@@ -65,6 +70,7 @@ impl PiiEngine {
             scanner,
             vault,
             plan: config.actions.clone(),
+            roles: config.roles.clone(),
             mask_model_output: config.mask_model_output,
             on_ner_unavailable: config.on_ner_unavailable,
             budget: Duration::from_millis(config.ner.request_budget_ms),
@@ -85,7 +91,7 @@ impl PiiEngine {
     pub fn degraded(&self) -> Option<(&str, bool)> {
         match &self.scanner.ner_status {
             crate::pii::scan::NerStatus::Degraded(why) => {
-                Some((why.as_str(), self.refuses_unread(&Default::default())))
+                Some((why.as_str(), self.refuses_unread(&Default::default(), true)))
             }
             _ => None,
         }
@@ -93,13 +99,16 @@ impl PiiEngine {
 
     /// Whether a prompt the model did not wholly read is refused, under the configured
     /// plan and what the policy `decided` (`redact` classes, `tokenise` classes): always
-    /// with `refuse`, never with `continue`, and with `protect` when any class only the
-    /// model finds gets an action other than `allow` (a policy acting on every class
-    /// found counts: the model could not say what it would have found).
-    fn refuses_unread(&self, decided: &(Classes, Classes)) -> bool {
+    /// with `refuse`, never with `continue`, and with `protect` when some of the unread
+    /// text is in a message the plan rewrites (`rewritten`: text only detected by its
+    /// role is forwarded as written anyway) and any class only the model finds gets an
+    /// action other than `allow` (a policy acting on every class found counts: the
+    /// model could not say what it would have found).
+    fn refuses_unread(&self, decided: &(Classes, Classes), rewritten: bool) -> bool {
         match self.on_ner_unavailable {
             OnNerUnavailable::Refuse => true,
             OnNerUnavailable::Continue => false,
+            OnNerUnavailable::Protect if !rewritten => false,
             OnNerUnavailable::Protect => {
                 let named = |classes: &Classes, class: &str| match classes {
                     Classes::None => false,
@@ -130,10 +139,16 @@ fn unread_refusal(unread: &Unread) -> ApiError {
 /// The stage's part of one request.
 #[derive(Default)]
 pub struct PiiState {
-    /// Findings per prompt text, in `texts_mut` order.
+    /// Findings per prompt text, in `texts_mut` order (none for texts not scanned).
     findings: Vec<Arc<[Finding]>>,
-    /// Classes found in the prompt and how often: for policy and the audit record.
+    /// Classes found in the prompt and how often, in messages of every role scanned: for
+    /// policy and the audit record.
     pub found: BTreeMap<String, u64>,
+    /// Classes found in messages whose role gets the plan (the others are forwarded as
+    /// written).
+    rewritable: BTreeSet<&'static str>,
+    /// Whether some text the model did not read is in a message whose role gets the plan.
+    unread_rewritable: bool,
     /// The session values were tokenised into (answers get them back).
     session: Option<Arc<Session>>,
     /// What the model did not read of the prompt, when it let it through all the same.
@@ -170,40 +185,60 @@ pub async fn inspect<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
-    let refuses = engine.refuses_unread(&Default::default());
     let limits = ScanLimits {
         // A budget too long to add to the clock is no limit at all.
         deadline: tokio::time::Instant::now().checked_add(engine.budget),
         max_bytes: engine.max_request_bytes,
-        all_or_nothing: refuses,
+        all_or_nothing: engine.refuses_unread(&Default::default(), true),
     };
     let texts = request.texts_mut();
-    let texts: Vec<&str> = texts.iter().map(|text| text.as_str()).collect();
+    let handling: Vec<RoleHandling> = texts
+        .iter()
+        .map(|(role, _)| engine.roles.handling(*role))
+        .collect();
+    let scanned: Vec<&str> = texts
+        .iter()
+        .zip(&handling)
+        .filter(|(_, handling)| **handling != RoleHandling::Skip)
+        .map(|((_, text), _)| text.as_str())
+        .collect();
     let scans = engine
         .scanner
-        .scan_all(&principal.tenant_id, &texts, &limits)
+        .scan_all(&principal.tenant_id, &scanned, &limits)
         .await;
     let unread = Unread::of(&scans, &engine.scanner);
-    if let Some(unread) = &unread {
-        ctx.state().metrics.pii.ner_missing.inc();
-        if refuses {
-            return Err(unread_refusal(unread));
-        }
-    }
-    let mut found = BTreeMap::<String, u64>::new();
-    let mut findings = Vec::with_capacity(scans.len());
-    for scan in scans {
+    let mut scans = scans.into_iter();
+    let mut state = PiiState::default();
+    for handling in handling {
+        let scan = match handling {
+            RoleHandling::Skip => None,
+            _ => scans.next(),
+        };
+        let Some(scan) = scan else {
+            state.findings.push(Arc::from([]));
+            continue;
+        };
         if scan.cached {
             ctx.state().metrics.pii.cache_hits.inc();
         }
+        let applies = handling == RoleHandling::Apply;
+        state.unread_rewritable |= applies && scan.ner_missing.is_some();
         for finding in scan.findings.iter() {
-            *found.entry(finding.class.to_string()).or_default() += 1;
+            *state.found.entry(finding.class.to_string()).or_default() += 1;
+            if applies {
+                state.rewritable.insert(finding.class);
+            }
         }
-        findings.push(scan.findings);
+        state.findings.push(scan.findings);
     }
-    ctx.pii.findings = findings;
-    ctx.pii.found = found;
-    ctx.pii.unread = unread;
+    if let Some(unread) = &unread {
+        ctx.state().metrics.pii.ner_missing.inc();
+        if engine.refuses_unread(&Default::default(), state.unread_rewritable) {
+            return Err(unread_refusal(unread));
+        }
+    }
+    state.unread = unread;
+    ctx.pii = state;
     Ok(())
 }
 
@@ -220,7 +255,7 @@ pub async fn transform<T: ForwardedRequest>(
     // The policy may act on classes the configuration allows: text the model did not
     // read may hold them unseen.
     if let Some(unread) = &ctx.pii.unread
-        && engine.refuses_unread(&ctx.policy.pii_decision)
+        && engine.refuses_unread(&ctx.policy.pii_decision, ctx.pii.unread_rewritable)
     {
         return Err(unread_refusal(unread));
     }
@@ -245,8 +280,8 @@ pub async fn transform<T: ForwardedRequest>(
     let plan = plan_for(&engine.plan, &ctx.policy.pii_decision, &ctx.pii.found);
     let acts = ctx
         .pii
-        .found
-        .keys()
+        .rewritable
+        .iter()
         .any(|class| plan.action_for(class) != PiiAction::Allow);
     let session = match (acts, named) {
         (true, named) => named.unwrap_or_else(|| engine.vault.ephemeral(tenant)),
@@ -255,8 +290,8 @@ pub async fn transform<T: ForwardedRequest>(
     };
     if acts {
         let findings = std::mem::take(&mut ctx.pii.findings);
-        for (text, findings) in request.texts_mut().into_iter().zip(&findings) {
-            if !findings.is_empty() {
+        for ((role, text), findings) in request.texts_mut().into_iter().zip(&findings) {
+            if !findings.is_empty() && engine.roles.handling(role) == RoleHandling::Apply {
                 *text = crate::pii::apply(text, findings, &plan, &session).text;
             }
         }
