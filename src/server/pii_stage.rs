@@ -196,24 +196,19 @@ pub async fn inspect<T: ForwardedRequest>(
         .iter()
         .map(|(role, _)| engine.roles.handling(*role))
         .collect();
-    let scanned: Vec<&str> = texts
-        .iter()
-        .zip(&handling)
-        .filter(|(_, handling)| **handling != RoleHandling::Skip)
-        .map(|((_, text), _)| text.as_str())
-        .collect();
+    let order = scan_order(&handling);
+    let scanned: Vec<&str> = order.iter().map(|&i| texts[i].1.as_str()).collect();
     let scans = engine
         .scanner
         .scan_all(&principal.tenant_id, &scanned, &limits)
         .await;
     let unread = Unread::of(&scans, &engine.scanner);
-    let mut scans = scans.into_iter();
+    let mut by_text: Vec<Option<crate::pii::scan::Scan>> = handling.iter().map(|_| None).collect();
+    for (i, scan) in order.into_iter().zip(scans) {
+        by_text[i] = Some(scan);
+    }
     let mut state = PiiState::default();
-    for handling in handling {
-        let scan = match handling {
-            RoleHandling::Skip => None,
-            _ => scans.next(),
-        };
+    for (handling, scan) in handling.into_iter().zip(by_text) {
         let Some(scan) = scan else {
             state.findings.push(Arc::from([]));
             continue;
@@ -240,6 +235,23 @@ pub async fn inspect<T: ForwardedRequest>(
     state.unread = unread;
     ctx.pii = state;
     Ok(())
+}
+
+/// The indices of the texts to scan, in the order the model reads them: the texts the
+/// plan rewrites first (within the byte limit and the time budget, what must be
+/// protected is read before what is only recorded), then those only detected; texts
+/// whose role is skipped are not scanned.
+fn scan_order(handling: &[RoleHandling]) -> Vec<usize> {
+    let of = |wanted: RoleHandling| {
+        handling
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| **h == wanted)
+            .map(|(i, _)| i)
+    };
+    of(RoleHandling::Apply)
+        .chain(of(RoleHandling::Detect))
+        .collect()
 }
 
 /// Rewrites the prompt's personal data by the plan: the configured actions, overridden
@@ -389,4 +401,42 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
 /// The rewriter of this request's streamed answer (see [`answer_rewriting`]).
 pub fn stream_rewriter(ctx: &RequestContext) -> Option<StreamRestore> {
     answer_rewriting(ctx).map(|(session, mask)| StreamRestore::new(session, mask))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RoleHandling::{Apply, Detect, Skip};
+
+    #[test]
+    fn the_model_reads_rewritten_texts_first_and_skipped_ones_never() {
+        // system, developer, user, assistant, tool, user.
+        assert_eq!(
+            scan_order(&[Detect, Detect, Apply, Skip, Apply, Apply]),
+            [2, 4, 5, 0, 1]
+        );
+        assert_eq!(scan_order(&[Skip, Skip]), Vec::<usize>::new());
+        assert_eq!(scan_order(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn policy_classes_override_the_configured_plan() {
+        let found = BTreeMap::from([("PERSON".to_string(), 1), ("IBAN".to_string(), 2)]);
+        let decided = (
+            Classes::Some(vec!["IBAN".into(), "NOT_A_CLASS".into()]),
+            Classes::All,
+        );
+        let plan = plan_for(&ActionPlan::new(PiiAction::Allow), &decided, &found);
+        // Tokenise (every class found) is applied after redact, so it wins for both.
+        assert_eq!(plan.action_for("PERSON"), PiiAction::Tokenise);
+        assert_eq!(plan.action_for("IBAN"), PiiAction::Tokenise);
+        assert_eq!(plan.action_for("EMAIL_ADDRESS"), PiiAction::Allow);
+        let plan = plan_for(
+            &ActionPlan::new(PiiAction::Allow),
+            &(Classes::Some(vec!["IBAN".into()]), Classes::None),
+            &found,
+        );
+        assert_eq!(plan.action_for("IBAN"), PiiAction::Mask);
+        assert_eq!(plan.action_for("PERSON"), PiiAction::Allow);
+    }
 }
