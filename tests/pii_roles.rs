@@ -145,6 +145,21 @@ async fn an_agents_own_prompt_is_recorded_but_forwarded_as_written_in_every_form
         }
     }
     assert!(restored >= 2, "the echo checked {restored} formats");
+    // The metrics count findings by role and handling.
+    let metrics = send("GET", &gw.url("/metrics"), &[], "").await.text();
+    let count = |labels: &str| -> u64 {
+        let name = format!("airlock_pii_findings_total{{{labels}}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name.as_str()))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    assert!(
+        count(r#"role="system",handling="detect""#) >= 4,
+        "{metrics}"
+    );
+    assert!(count(r#"role="developer",handling="detect""#) >= 1);
+    assert!(count(r#"role="user",handling="apply""#) >= 5);
     // Both mentions of the name are recorded, never the values.
     let records = audit_records(&gw);
     assert_eq!(records.len(), FORMATS.len());

@@ -10,12 +10,13 @@ use crate::config::{OnNerUnavailable, PiiConfig};
 use crate::pii::ner::NerError;
 use crate::pii::scan::{ScanLimits, Scanner, Unread};
 use crate::pii::{
-    ActionPlan, Finding, PiiAction, RoleHandling, RolePlan, Session, SessionOwner, Vault,
-    VaultWriter,
+    ActionPlan, Finding, MessageRole, PiiAction, RoleHandling, RolePlan, Session, SessionOwner,
+    Vault, VaultWriter,
 };
 use crate::policy::eval::Classes;
 use crate::providers::stream_restore::StreamRestore;
 use crate::store::instance_key::InstanceKey;
+use crate::telemetry::metrics::FindingLabels;
 use crate::tenancy::Principal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -192,9 +193,10 @@ pub async fn inspect<T: ForwardedRequest>(
         all_or_nothing: engine.refuses_unread(&Default::default(), true),
     };
     let texts = request.texts_mut();
-    let handling: Vec<RoleHandling> = texts
+    let roles: Vec<MessageRole> = texts.iter().map(|(role, _)| *role).collect();
+    let handling: Vec<RoleHandling> = roles
         .iter()
-        .map(|(role, _)| engine.roles.handling(*role))
+        .map(|role| engine.roles.handling(*role))
         .collect();
     let order = scan_order(&handling);
     let scanned: Vec<&str> = order.iter().map(|&i| texts[i].1.as_str()).collect();
@@ -208,13 +210,22 @@ pub async fn inspect<T: ForwardedRequest>(
         by_text[i] = Some(scan);
     }
     let mut state = PiiState::default();
-    for (handling, scan) in handling.into_iter().zip(by_text) {
+    for ((role, handling), scan) in roles.into_iter().zip(handling).zip(by_text) {
         let Some(scan) = scan else {
             state.findings.push(Arc::from([]));
             continue;
         };
+        let metrics = &ctx.state().metrics.pii;
         if scan.cached {
-            ctx.state().metrics.pii.cache_hits.inc();
+            metrics.cache_hits.inc();
+        }
+        if !scan.findings.is_empty() {
+            let labels = FindingLabels {
+                role: role.as_str(),
+                handling: handling.as_str(),
+            };
+            let count = u64::try_from(scan.findings.len()).unwrap_or(u64::MAX);
+            metrics.findings.get_or_create(&labels).inc_by(count);
         }
         let applies = handling == RoleHandling::Apply;
         state.unread_rewritable |= applies && scan.ner_missing.is_some();
