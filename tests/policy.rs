@@ -826,3 +826,22 @@ async fn header_conditions_see_headers_but_not_credentials() {
     assert_eq!(with_team("finance").await, 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_baseline_pack_lets_a_coding_agents_default_max_tokens_through() {
+    let gw = Gateway::start().await;
+    apply(&gw, airlock::policy::BASELINE_PACK);
+    // Claude Code asks for 32,000 tokens on every request by default.
+    let agent = |max_tokens: u64| {
+        json!({"model": "chat-model", "max_tokens": max_tokens, "stream": false,
+               "system": [{"type": "text", "text": "You are a coding agent. Be brief."}],
+               "messages": [{"role": "user", "content": "List the files here."}]})
+    };
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &agent(32_000)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = post(&gw.url("/v1/messages"), &gw.key, &agent(32_769)).await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert_eq!(reply.json()["type"], "error");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(message.contains("32,768"), "{message}");
+}

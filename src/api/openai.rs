@@ -2,6 +2,7 @@
 //! verbatim (vLLM extras like `top_k` or `chat_template_kwargs` pass through), the error
 //! shape, and the probes that read usage out of responses.
 
+use crate::pii::MessageRole;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -88,8 +89,9 @@ pub trait ForwardedRequest: Serialize {
     }
     /// The prompt's text (messages, prompt or input), for policy content rules.
     fn prompt_text(&self) -> String;
-    /// The prompt's text strings, to rewrite in place (personal data redaction).
-    fn texts_mut(&mut self) -> Vec<&mut String>;
+    /// The prompt's text strings with the role of the message each is in, to rewrite in
+    /// place (personal data redaction). A prompt or input without messages is the user's.
+    fn texts_mut(&mut self) -> Vec<(MessageRole, &mut String)>;
     /// The completion length the request asks for (0: unsaid).
     fn completion_budget(&self) -> u64 {
         completion_budget(self.extra())
@@ -232,10 +234,10 @@ macro_rules! streaming_request {
             fn prompt_text(&self) -> String {
                 $text(self)
             }
-            fn texts_mut(&mut self) -> Vec<&mut String> {
+            fn texts_mut(&mut self) -> Vec<(MessageRole, &mut String)> {
                 let mut texts = Vec::new();
-                for value in $texts(self) {
-                    crate::policy::facts::texts_mut(value, &mut texts);
+                for (role, value) in $texts(self) {
+                    role_texts_mut(role, value, &mut texts);
                 }
                 texts
             }
@@ -263,15 +265,28 @@ streaming_request!(
     CompletionRequest::prompt_mut
 );
 
+/// Every text string in `value` (see [`crate::policy::facts::texts_mut`]), each with `role`.
+fn role_texts_mut<'a>(
+    role: MessageRole,
+    value: &'a mut Value,
+    out: &mut Vec<(MessageRole, &'a mut String)>,
+) {
+    let mut texts = Vec::new();
+    crate::policy::facts::texts_mut(value, &mut texts);
+    out.extend(texts.into_iter().map(|text| (role, text)));
+}
+
 impl ChatCompletionRequest {
-    fn contents_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        self.messages.iter_mut().filter_map(|m| m.content.as_mut())
+    fn contents_mut(&mut self) -> impl Iterator<Item = (MessageRole, &mut Value)> {
+        self.messages
+            .iter_mut()
+            .filter_map(|m| Some((MessageRole::of(&m.role), m.content.as_mut()?)))
     }
 }
 
 impl CompletionRequest {
-    fn prompt_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        std::iter::once(&mut self.prompt)
+    fn prompt_mut(&mut self) -> impl Iterator<Item = (MessageRole, &mut Value)> {
+        std::iter::once((MessageRole::User, &mut self.prompt))
     }
 }
 
@@ -300,9 +315,9 @@ impl ForwardedRequest for EmbeddingRequest {
     fn prompt_text(&self) -> String {
         crate::policy::facts::chat_text(std::iter::once(&self.input))
     }
-    fn texts_mut(&mut self) -> Vec<&mut String> {
+    fn texts_mut(&mut self) -> Vec<(MessageRole, &mut String)> {
         let mut texts = Vec::new();
-        crate::policy::facts::texts_mut(&mut self.input, &mut texts);
+        role_texts_mut(MessageRole::User, &mut self.input, &mut texts);
         texts
     }
 }
@@ -381,6 +396,82 @@ pub fn upstream_error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The roles of a request's texts, in order, with the texts.
+    fn roles(request: &mut impl ForwardedRequest) -> Vec<(&'static str, String)> {
+        request
+            .texts_mut()
+            .into_iter()
+            .map(|(role, text)| (role.as_str(), text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn every_text_carries_the_role_of_its_message() {
+        let mut chat: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [
+                {"role": "system", "content": "sys"},
+                {"role": "developer", "content": [{"type": "text", "text": "dev"}]},
+                {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
+                {"role": "assistant", "content": null, "tool_calls": []},
+                {"role": "tool", "tool_call_id": "c", "content": "t"},
+                {"role": "function", "name": "f", "content": "f"},
+                {"role": "narrator", "content": "n"}]
+        }))
+        .unwrap();
+        let expected = [
+            ("system", "sys"),
+            ("developer", "dev"),
+            ("user", "u1"),
+            ("user", "u2"),
+            ("tool", "t"),
+            ("tool", "f"),
+            ("user", "n"),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(r, t)| (*r, t.to_string())).collect();
+        assert_eq!(roles(&mut chat), expected);
+        let mut completion: CompletionRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "prompt": ["a", "b"]}))
+                .unwrap();
+        assert_eq!(roles(&mut completion)[1], ("user", "b".to_string()));
+        let mut embedding: EmbeddingRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "input": "e"})).unwrap();
+        assert_eq!(roles(&mut embedding), vec![("user", "e".to_string())]);
+    }
+
+    #[test]
+    fn every_formats_system_prompt_becomes_a_system_or_developer_text() {
+        use serde_json::json;
+        let anthropic: crate::api::anthropic::MessagesRequest = serde_json::from_value(json!({
+            "model": "m", "max_tokens": 10,
+            "system": [{"type": "text", "text": "sys"}],
+            "messages": [{"role": "user", "content": "u"}]}))
+        .unwrap();
+        let gemini = json!({"systemInstruction": {"parts": [{"text": "sys"}]},
+            "contents": [{"role": "user", "parts": [{"text": "u"}]}]});
+        let gemini =
+            crate::api::gemini::ingress::to_chat(gemini.to_string().as_bytes(), "m", false);
+        let instructions: crate::api::responses::ResponsesRequest =
+            serde_json::from_value(json!({"model": "m", "instructions": "sys", "input": "u"}))
+                .unwrap();
+        let developer: crate::api::responses::ResponsesRequest = serde_json::from_value(json!({
+            "model": "m", "input": [
+                {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "sys"}]},
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u"}]}]}))
+        .unwrap();
+        let chats = [
+            ("anthropic", anthropic.to_chat(), "system"),
+            ("gemini", gemini, "system"),
+            ("responses instructions", instructions.to_chat(), "system"),
+            ("responses developer", developer.to_chat(), "developer"),
+        ];
+        for (format, chat, role) in chats {
+            let mut chat = chat.unwrap_or_else(|e| panic!("{format}: {}", e.0));
+            let texts = roles(&mut chat);
+            assert_eq!(texts.first(), Some(&(role, "sys".to_string())), "{format}");
+            assert_eq!(texts.last(), Some(&("user", "u".to_string())), "{format}");
+        }
+    }
 
     #[test]
     fn a_huge_completion_limit_saturates_the_context_estimate() {

@@ -1,7 +1,7 @@
 //! The `pii:` section of airlock.yaml: finding personal data in prompts and what happens
 //! to it when no policy rule says otherwise.
 
-use crate::pii::{ActionPlan, PiiAction};
+use crate::pii::{ActionPlan, PiiAction, RolePlan};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -14,6 +14,11 @@ pub struct PiiConfig {
     /// What happens to each class found, unless a policy's `redact`/`tokenise` rule
     /// decides. The default only detects and records (`allow`).
     pub actions: ActionPlan,
+    /// What happens by the role of the message a finding is in: `apply` the plan,
+    /// `detect` only (found, counted and seen by policy, the text forwarded as written),
+    /// or `skip` scanning. Default: `system` and `developer` (the application's own
+    /// prompt) `detect`, `user`, `assistant` and `tool` `apply`.
+    pub roles: RolePlan,
     /// Mask personal data the model wrote itself (values the caller tokenised are
     /// restored, not masked), in whole and streamed answers.
     pub mask_model_output: bool,
@@ -37,6 +42,7 @@ impl Default for PiiConfig {
         Self {
             enabled: true,
             actions: ActionPlan::new(PiiAction::Allow),
+            roles: RolePlan::default(),
             mask_model_output: false,
             on_ner_unavailable: OnNerUnavailable::Protect,
             ner: NerConfig::default(),

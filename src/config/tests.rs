@@ -309,6 +309,44 @@ fn personal_data_under_load_defaults_protect_and_keys_parse() {
 }
 
 #[test]
+fn personal_data_roles_default_to_detecting_the_applications_prompts_and_bad_ones_are_named() {
+    use crate::pii::{MessageRole, RoleHandling};
+    let roles = &load(GOOD).unwrap().config.pii.roles;
+    assert_eq!(roles.handling(MessageRole::System), RoleHandling::Detect);
+    assert_eq!(roles.handling(MessageRole::Developer), RoleHandling::Detect);
+    assert_eq!(roles.handling(MessageRole::Tool), RoleHandling::Apply);
+    let roles = &load(&format!(
+        "{GOOD}pii:\n  roles:\n    system: apply\n    tool: skip\n"
+    ))
+    .unwrap()
+    .config
+    .pii
+    .roles;
+    assert_eq!(roles.handling(MessageRole::System), RoleHandling::Apply);
+    assert_eq!(roles.handling(MessageRole::Developer), RoleHandling::Detect);
+    assert_eq!(roles.handling(MessageRole::Tool), RoleHandling::Skip);
+    for (roles, expected) in [
+        (
+            "{sytem: detect}",
+            "unknown message role `sytem` in pii.roles; known roles: system, developer, user, \
+             assistant, tool",
+        ),
+        (
+            "{system: allow}",
+            "unknown handling `allow` for role `system` in pii.roles; expected apply, detect \
+             or skip",
+        ),
+        ("[system]", "pii.roles"),
+    ] {
+        let err = load(&format!("{GOOD}pii:\n  roles: {roles}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/airlock/airlock.yaml:12:"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
 fn connection_limits_default_to_secure_values_and_timeouts_cannot_be_zero() {
     let server = &load(GOOD).unwrap().config.server;
     assert_eq!(server.header_timeout_secs.get(), 10);

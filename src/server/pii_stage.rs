@@ -9,12 +9,16 @@ use crate::api::openai::ForwardedRequest;
 use crate::config::{OnNerUnavailable, PiiConfig};
 use crate::pii::ner::NerError;
 use crate::pii::scan::{ScanLimits, Scanner, Unread};
-use crate::pii::{ActionPlan, Finding, PiiAction, Session, SessionOwner, Vault, VaultWriter};
+use crate::pii::{
+    ActionPlan, Finding, MessageRole, PiiAction, RoleHandling, RolePlan, Session, SessionOwner,
+    Vault, VaultWriter,
+};
 use crate::policy::eval::Classes;
 use crate::providers::stream_restore::StreamRestore;
 use crate::store::instance_key::InstanceKey;
+use crate::telemetry::metrics::FindingLabels;
 use crate::tenancy::Principal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,8 @@ pub struct PiiEngine {
     pub scanner: Scanner,
     vault: Vault,
     plan: ActionPlan,
+    /// Which messages' findings are rewritten, only detected, or not looked for.
+    roles: RolePlan,
     mask_model_output: bool,
     on_ner_unavailable: OnNerUnavailable,
     /// How long one request may wait for the model.
@@ -65,6 +71,7 @@ impl PiiEngine {
             scanner,
             vault,
             plan: config.actions.clone(),
+            roles: config.roles.clone(),
             mask_model_output: config.mask_model_output,
             on_ner_unavailable: config.on_ner_unavailable,
             budget: Duration::from_millis(config.ner.request_budget_ms),
@@ -85,7 +92,7 @@ impl PiiEngine {
     pub fn degraded(&self) -> Option<(&str, bool)> {
         match &self.scanner.ner_status {
             crate::pii::scan::NerStatus::Degraded(why) => {
-                Some((why.as_str(), self.refuses_unread(&Default::default())))
+                Some((why.as_str(), self.refuses_unread(&Default::default(), true)))
             }
             _ => None,
         }
@@ -93,13 +100,16 @@ impl PiiEngine {
 
     /// Whether a prompt the model did not wholly read is refused, under the configured
     /// plan and what the policy `decided` (`redact` classes, `tokenise` classes): always
-    /// with `refuse`, never with `continue`, and with `protect` when any class only the
-    /// model finds gets an action other than `allow` (a policy acting on every class
-    /// found counts: the model could not say what it would have found).
-    fn refuses_unread(&self, decided: &(Classes, Classes)) -> bool {
+    /// with `refuse`, never with `continue`, and with `protect` when some of the unread
+    /// text is in a message the plan rewrites (`rewritten`: text only detected by its
+    /// role is forwarded as written anyway) and any class only the model finds gets an
+    /// action other than `allow` (a policy acting on every class found counts: the
+    /// model could not say what it would have found).
+    fn refuses_unread(&self, decided: &(Classes, Classes), rewritten: bool) -> bool {
         match self.on_ner_unavailable {
             OnNerUnavailable::Refuse => true,
             OnNerUnavailable::Continue => false,
+            OnNerUnavailable::Protect if !rewritten => false,
             OnNerUnavailable::Protect => {
                 let named = |classes: &Classes, class: &str| match classes {
                     Classes::None => false,
@@ -130,10 +140,16 @@ fn unread_refusal(unread: &Unread) -> ApiError {
 /// The stage's part of one request.
 #[derive(Default)]
 pub struct PiiState {
-    /// Findings per prompt text, in `texts_mut` order.
+    /// Findings per prompt text, in `texts_mut` order (none for texts not scanned).
     findings: Vec<Arc<[Finding]>>,
-    /// Classes found in the prompt and how often: for policy and the audit record.
+    /// Classes found in the prompt and how often, in messages of every role scanned: for
+    /// policy and the audit record.
     pub found: BTreeMap<String, u64>,
+    /// Classes found in messages whose role gets the plan (the others are forwarded as
+    /// written).
+    rewritable: BTreeSet<&'static str>,
+    /// Whether some text the model did not read is in a message whose role gets the plan.
+    unread_rewritable: bool,
     /// The session values were tokenised into (answers get them back).
     session: Option<Arc<Session>>,
     /// What the model did not read of the prompt, when it let it through all the same.
@@ -170,41 +186,83 @@ pub async fn inspect<T: ForwardedRequest>(
     let Some(engine) = ctx.state().pii.clone() else {
         return Ok(());
     };
-    let refuses = engine.refuses_unread(&Default::default());
     let limits = ScanLimits {
         // A budget too long to add to the clock is no limit at all.
         deadline: tokio::time::Instant::now().checked_add(engine.budget),
         max_bytes: engine.max_request_bytes,
-        all_or_nothing: refuses,
+        all_or_nothing: engine.refuses_unread(&Default::default(), true),
     };
     let texts = request.texts_mut();
-    let texts: Vec<&str> = texts.iter().map(|text| text.as_str()).collect();
+    let roles: Vec<MessageRole> = texts.iter().map(|(role, _)| *role).collect();
+    let handling: Vec<RoleHandling> = roles
+        .iter()
+        .map(|role| engine.roles.handling(*role))
+        .collect();
+    let order = scan_order(&handling);
+    let scanned: Vec<&str> = order.iter().map(|&i| texts[i].1.as_str()).collect();
     let scans = engine
         .scanner
-        .scan_all(&principal.tenant_id, &texts, &limits)
+        .scan_all(&principal.tenant_id, &scanned, &limits)
         .await;
     let unread = Unread::of(&scans, &engine.scanner);
+    let mut by_text: Vec<Option<crate::pii::scan::Scan>> = handling.iter().map(|_| None).collect();
+    for (i, scan) in order.into_iter().zip(scans) {
+        by_text[i] = Some(scan);
+    }
+    let mut state = PiiState::default();
+    for ((role, handling), scan) in roles.into_iter().zip(handling).zip(by_text) {
+        let Some(scan) = scan else {
+            state.findings.push(Arc::from([]));
+            continue;
+        };
+        let metrics = &ctx.state().metrics.pii;
+        if scan.cached {
+            metrics.cache_hits.inc();
+        }
+        if !scan.findings.is_empty() {
+            let labels = FindingLabels {
+                role: role.as_str(),
+                handling: handling.as_str(),
+            };
+            let count = u64::try_from(scan.findings.len()).unwrap_or(u64::MAX);
+            metrics.findings.get_or_create(&labels).inc_by(count);
+        }
+        let applies = handling == RoleHandling::Apply;
+        state.unread_rewritable |= applies && scan.ner_missing.is_some();
+        for finding in scan.findings.iter() {
+            *state.found.entry(finding.class.to_string()).or_default() += 1;
+            if applies {
+                state.rewritable.insert(finding.class);
+            }
+        }
+        state.findings.push(scan.findings);
+    }
     if let Some(unread) = &unread {
         ctx.state().metrics.pii.ner_missing.inc();
-        if refuses {
+        if engine.refuses_unread(&Default::default(), state.unread_rewritable) {
             return Err(unread_refusal(unread));
         }
     }
-    let mut found = BTreeMap::<String, u64>::new();
-    let mut findings = Vec::with_capacity(scans.len());
-    for scan in scans {
-        if scan.cached {
-            ctx.state().metrics.pii.cache_hits.inc();
-        }
-        for finding in scan.findings.iter() {
-            *found.entry(finding.class.to_string()).or_default() += 1;
-        }
-        findings.push(scan.findings);
-    }
-    ctx.pii.findings = findings;
-    ctx.pii.found = found;
-    ctx.pii.unread = unread;
+    state.unread = unread;
+    ctx.pii = state;
     Ok(())
+}
+
+/// The indices of the texts to scan, in the order the model reads them: the texts the
+/// plan rewrites first (within the byte limit and the time budget, what must be
+/// protected is read before what is only recorded), then those only detected; texts
+/// whose role is skipped are not scanned.
+fn scan_order(handling: &[RoleHandling]) -> Vec<usize> {
+    let of = |wanted: RoleHandling| {
+        handling
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| **h == wanted)
+            .map(|(i, _)| i)
+    };
+    of(RoleHandling::Apply)
+        .chain(of(RoleHandling::Detect))
+        .collect()
 }
 
 /// Rewrites the prompt's personal data by the plan: the configured actions, overridden
@@ -220,7 +278,7 @@ pub async fn transform<T: ForwardedRequest>(
     // The policy may act on classes the configuration allows: text the model did not
     // read may hold them unseen.
     if let Some(unread) = &ctx.pii.unread
-        && engine.refuses_unread(&ctx.policy.pii_decision)
+        && engine.refuses_unread(&ctx.policy.pii_decision, ctx.pii.unread_rewritable)
     {
         return Err(unread_refusal(unread));
     }
@@ -245,8 +303,8 @@ pub async fn transform<T: ForwardedRequest>(
     let plan = plan_for(&engine.plan, &ctx.policy.pii_decision, &ctx.pii.found);
     let acts = ctx
         .pii
-        .found
-        .keys()
+        .rewritable
+        .iter()
         .any(|class| plan.action_for(class) != PiiAction::Allow);
     let session = match (acts, named) {
         (true, named) => named.unwrap_or_else(|| engine.vault.ephemeral(tenant)),
@@ -255,8 +313,8 @@ pub async fn transform<T: ForwardedRequest>(
     };
     if acts {
         let findings = std::mem::take(&mut ctx.pii.findings);
-        for (text, findings) in request.texts_mut().into_iter().zip(&findings) {
-            if !findings.is_empty() {
+        for ((role, text), findings) in request.texts_mut().into_iter().zip(&findings) {
+            if !findings.is_empty() && engine.roles.handling(role) == RoleHandling::Apply {
                 *text = crate::pii::apply(text, findings, &plan, &session).text;
             }
         }
@@ -354,4 +412,42 @@ pub fn rewrite_answer(ctx: &RequestContext, body: bytes::Bytes) -> bytes::Bytes 
 /// The rewriter of this request's streamed answer (see [`answer_rewriting`]).
 pub fn stream_rewriter(ctx: &RequestContext) -> Option<StreamRestore> {
     answer_rewriting(ctx).map(|(session, mask)| StreamRestore::new(session, mask))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RoleHandling::{Apply, Detect, Skip};
+
+    #[test]
+    fn the_model_reads_rewritten_texts_first_and_skipped_ones_never() {
+        // system, developer, user, assistant, tool, user.
+        assert_eq!(
+            scan_order(&[Detect, Detect, Apply, Skip, Apply, Apply]),
+            [2, 4, 5, 0, 1]
+        );
+        assert_eq!(scan_order(&[Skip, Skip]), Vec::<usize>::new());
+        assert_eq!(scan_order(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn policy_classes_override_the_configured_plan() {
+        let found = BTreeMap::from([("PERSON".to_string(), 1), ("IBAN".to_string(), 2)]);
+        let decided = (
+            Classes::Some(vec!["IBAN".into(), "NOT_A_CLASS".into()]),
+            Classes::All,
+        );
+        let plan = plan_for(&ActionPlan::new(PiiAction::Allow), &decided, &found);
+        // Tokenise (every class found) is applied after redact, so it wins for both.
+        assert_eq!(plan.action_for("PERSON"), PiiAction::Tokenise);
+        assert_eq!(plan.action_for("IBAN"), PiiAction::Tokenise);
+        assert_eq!(plan.action_for("EMAIL_ADDRESS"), PiiAction::Allow);
+        let plan = plan_for(
+            &ActionPlan::new(PiiAction::Allow),
+            &(Classes::Some(vec!["IBAN".into()]), Classes::None),
+            &found,
+        );
+        assert_eq!(plan.action_for("IBAN"), PiiAction::Mask);
+        assert_eq!(plan.action_for("PERSON"), PiiAction::Allow);
+    }
 }

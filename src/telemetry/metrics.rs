@@ -95,6 +95,19 @@ pub struct PiiMetrics {
     pub ner_missing: Counter,
     /// Prompt texts answered from the scan-once cache.
     pub cache_hits: Counter,
+    /// Findings in prompts, by the role of their message and its handling.
+    pub findings: Family<FindingLabels, Counter>,
+}
+
+/// Labels of personal data found in a prompt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    /// The role of the message it was in: `system`, `developer`, `user`, `assistant`,
+    /// `tool`.
+    pub role: &'static str,
+    /// What `pii.roles` says for that role: `apply` (the plan rewrites it where it acts)
+    /// or `detect` (recorded, forwarded as written).
+    pub handling: &'static str,
 }
 
 /// Labels of a connection the listener refused or closed: why.
@@ -356,6 +369,11 @@ impl PiiMetrics {
             "pii_scan_cache_hits",
             "Prompt texts whose findings came from the scan-once cache",
             group.cache_hits.clone(),
+        );
+        registry.register(
+            "pii_findings",
+            "Personal data found in prompts, by the role of the message it was in and that role's handling (apply: rewritten where the plan acts; detect: recorded, forwarded as written)",
+            group.findings.clone(),
         );
         group
     }

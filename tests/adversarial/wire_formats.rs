@@ -32,7 +32,7 @@ fn forwarded(mut request: impl ForwardedRequest) -> TestCaseResult {
     let _ = request.prompt_text();
     let _ = request.completion_budget();
     let _ = request.end_user();
-    for text in request.texts_mut() {
+    for (_, text) in request.texts_mut() {
         text.push_str(" <PERSON_1>");
     }
     request.request_stream_usage();
