@@ -17,7 +17,14 @@ pub fn request_body<T: ForwardedRequest>(
 ) -> Result<Vec<u8>, ApiError> {
     let translated = match kind {
         UpstreamKind::OpenaiCompatible => {
-            return serde_json::to_vec(request).map_err(|e| ApiError::invalid_json(&e.to_string()));
+            let body = match request
+                .as_chat()
+                .and_then(ChatCompletionRequest::for_openai_upstream)
+            {
+                Some(clean) => serde_json::to_vec(&clean),
+                None => serde_json::to_vec(request),
+            };
+            return body.map_err(|e| ApiError::invalid_json(&e.to_string()));
         }
         UpstreamKind::Anthropic => {
             anthropic::upstream::messages_request(chat(kind, request)?, model)
