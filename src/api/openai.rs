@@ -280,14 +280,20 @@ fn has_cache_control(value: &Value) -> bool {
 
 impl ChatCompletionRequest {
     /// The request as an OpenAI-compatible upstream takes it, when that differs from what
-    /// the client sent: without an empty `tools` list (OpenAI refuses one), and with it a
-    /// `tool_choice` or `parallel_tool_calls` among no tools; and without the
-    /// `cache_control` marks an Anthropic client's prompt caching leaves on parts and
-    /// tools (only an Anthropic upstream uses them; OpenAI refuses unknown fields), a
-    /// content of text parts becoming the one string it was before the marks.
+    /// the client sent: without an empty `tools` list (OpenAI refuses one), nor a
+    /// `tool_choice` or `parallel_tool_calls` among no tools (refused too; a Responses or
+    /// Gemini client with no tools may send them); and without the `cache_control` marks
+    /// an Anthropic client's prompt caching leaves on parts and tools (only an Anthropic
+    /// upstream uses them; OpenAI refuses unknown fields), a content of text parts
+    /// becoming the one string it was before the marks.
     pub fn for_openai_upstream(&self) -> Option<Self> {
         let tools = self.extra.get("tools").and_then(Value::as_array);
-        let empty_tools = tools.is_some_and(Vec::is_empty);
+        const TOOL_SETTINGS: [&str; 3] = ["tools", "tool_choice", "parallel_tool_calls"];
+        let no_tools = match self.extra.get("tools") {
+            None => true,
+            Some(listed) => listed.as_array().is_some_and(Vec::is_empty),
+        };
+        let pointless_tools = no_tools && TOOL_SETTINGS.iter().any(|k| self.extra.contains_key(*k));
         let marked_tools = tools.is_some_and(|t| t.iter().any(has_cache_control));
         let marked = |m: &ChatMessage| {
             m.content
@@ -296,12 +302,12 @@ impl ChatCompletionRequest {
                 .is_some_and(|parts| parts.iter().any(has_cache_control))
         };
         let marked_messages = self.messages.iter().any(marked);
-        if !empty_tools && !marked_tools && !marked_messages {
+        if !pointless_tools && !marked_tools && !marked_messages {
             return None;
         }
         let mut clean = self.clone();
-        if empty_tools {
-            for key in ["tools", "tool_choice", "parallel_tool_calls"] {
+        if pointless_tools {
+            for key in TOOL_SETTINGS {
                 clean.extra.remove(key);
             }
         }
