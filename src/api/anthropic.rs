@@ -97,8 +97,8 @@ pub enum Role {
     System,
 }
 
-/// A tool the model may call. Anthropic's tool-search fields (`defer_loading`,
-/// `input_examples`) are advisory and dropped: every tool is offered up front.
+/// A tool the model may call. `input_examples` (Anthropic's advanced tool use, under a
+/// beta Airlock does not forward) is advisory and dropped.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Tool {
     pub name: String,
@@ -110,6 +110,12 @@ pub struct Tool {
     pub strict: Option<bool>,
     #[serde(default)]
     pub cache_control: Option<Value>,
+    /// A tool Anthropic keeps out of the model's view until its tool search finds it
+    /// (Claude Code sends a placeholder that must never be called this way). No other
+    /// upstream has tool search, and Airlock does not forward the beta it needs, so the
+    /// tool is left out, as the model would not have seen it.
+    #[serde(default)]
+    pub defer_loading: Option<bool>,
 }
 
 /// How the model may use tools.
@@ -443,19 +449,18 @@ impl MessagesRequest {
         Ok(())
     }
 
-    /// `tools` and `tool_choice` as OpenAI's; an empty list of tools is left out (OpenAI
-    /// refuses one), and with it a `tool_choice` that has nothing to choose from.
+    /// `tools` and `tool_choice` as OpenAI's, deferred tools left out; an empty list of
+    /// tools is left out too (OpenAI refuses one), and with it a `tool_choice` that has
+    /// nothing to choose from.
     fn tools_to_chat(&self, chat: &mut Value) -> Result<(), Invalid> {
         let choice = self
             .tool_choice
             .as_ref()
             .map(chat_tool_choice)
             .transpose()?;
-        let Some(tools) = self.tools.as_ref().filter(|t| !t.is_empty()) else {
-            return Ok(());
-        };
-        let mut chat_tools = Vec::with_capacity(tools.len());
-        for tool in tools {
+        let tools = self.tools.iter().flatten();
+        let mut chat_tools = Vec::new();
+        for tool in tools.filter(|t| t.defer_loading != Some(true)) {
             let mut function = json!({
                 "name": tool.name,
                 "description": tool.description.clone().unwrap_or_default(),
@@ -469,6 +474,9 @@ impl MessagesRequest {
                 chat_tool["cache_control"] = cache.clone();
             }
             chat_tools.push(chat_tool);
+        }
+        if chat_tools.is_empty() {
+            return Ok(());
         }
         chat["tools"] = chat_tools.into();
         if let Some((choice, parallel)) = choice {

@@ -131,6 +131,8 @@ pub fn count_request(
     let invalid = |e: crate::api::Invalid| ApiError::invalid_request(&e.0);
     let (from_root, path, body) = match kind {
         UpstreamKind::OpenaiCompatible => {
+            let clean = chat.for_openai_upstream();
+            let chat = clean.as_ref().unwrap_or(chat);
             let mut body = serde_json::json!({"model": model, "messages": chat.messages,
                                               "add_generation_prompt": true});
             if let Some(tools) = chat.extra.get("tools") {

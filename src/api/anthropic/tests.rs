@@ -230,8 +230,10 @@ fn claude_code_request() -> Value {
         ],
         "tools": [
             {"name": "Bash", "description": "Run", "input_schema": {"type": "object"}, "strict": true},
+            {"name": "Read", "description": "Read", "input_schema": {"type": "object"},
+             "input_examples": [{}], "cache_control": {"type": "ephemeral"}},
             {"name": "DeferredToolPlaceholder", "description": "never call", "input_schema": {"type": "object"},
-             "defer_loading": true, "input_examples": [{}], "cache_control": {"type": "ephemeral"}}
+             "defer_loading": true}
         ],
         "metadata": {"user_id": "{\"device_id\":\"dev-1\",\"account_uuid\":\"\",\"session_id\":\"sess-1\"}"},
         "thinking": {"type": "adaptive", "display": "omitted"},
@@ -292,7 +294,11 @@ fn end_users_thinking_blocks_and_empty_tools() {
             {"type": "text", "text": "Hello."}
         ]}
     ]);
-    // An empty list of tools goes nowhere, nor does a choice among none.
+    // An empty list of tools goes nowhere, nor does a choice among none; nor a list of
+    // deferred tools only.
+    let mut deferred_only = request.clone();
+    deferred_only["tools"] = json!([{"name": "D", "input_schema": {}, "defer_loading": true}]);
+    assert!(translate(deferred_only).get("tools").is_none());
     request["tools"] = json!([]);
     request["tool_choice"] = json!({"type": "any", "disable_parallel_tool_use": true});
     let chat = translate(request);
