@@ -1,6 +1,11 @@
 //! Anthropic's Messages API (`POST /v1/messages`): the request as Anthropic's clients send
 //! it, its translation to an OpenAI chat request for OpenAI-compatible upstreams, the
 //! answer translated back, and Anthropic's error shape.
+//!
+//! Claude Code's `?beta=true` and its `anthropic-beta` header are accepted and not passed
+//! on: a beta changes the API an upstream speaks, which is the operator's choice (and
+//! Airlock's translation's), not a client's. The fields those betas enable are each
+//! handled below: translated, or checked and dropped with the reason.
 
 pub mod stream;
 pub mod upstream;
