@@ -206,3 +206,81 @@ async fn count_tokens_asks_the_first_target_that_can_count() {
     let rows = gw.stop().await;
     assert_eq!(rows[0].endpoint, "count_tokens");
 }
+
+/// Every request body the mock-upstream at `addr` received.
+async fn upstream_bodies(addr: std::net::SocketAddr) -> Vec<Value> {
+    let url = format!("http://{addr}/mock/requests");
+    send("GET", &url, &[], "")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_codes_request_reaches_every_upstream_kind() {
+    let (anthropic, _a) = start_mock(&["--flavor", "anthropic", "--record-requests"]).await;
+    let extra = Extra {
+        upstreams: format!("  anth:\n    kind: anthropic\n    base_url: http://{anthropic}/v1\n"),
+        models: "  via-anthropic:\n    upstream: anth\n    model: mock-llama\n".into(),
+        ..Extra::default()
+    };
+    let gw = Gateway::start_full("", &["--record-requests"], &extra).await;
+    let mut request: Value =
+        serde_json::from_str(include_str!("golden/anthropic_to_chat/claude_code.in.json")).unwrap();
+    request["max_tokens"] = 64.into();
+    for model in ["chat-model", "via-anthropic"] {
+        request["model"] = model.into();
+        let reply = messages(&gw, &gw.key, &request).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+    }
+
+    // vLLM: the system message at its place, the cache marks gone, effort kept.
+    let chat = upstream_bodies(gw.mock).await.pop().unwrap();
+    let roles: Vec<&str> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "system", "assistant", "tool"]);
+    assert!(
+        chat["messages"][2]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("# Environment")
+    );
+    assert!(!chat.to_string().contains("cache_control"));
+    assert_eq!(chat["reasoning_effort"], "high");
+    for dropped in [
+        "thinking",
+        "context_management",
+        "output_config",
+        "metadata",
+    ] {
+        assert!(chat.get(dropped).is_none(), "{dropped}");
+    }
+
+    // Anthropic: the cache marks re-emitted, the environment a note at its place.
+    let messages_request = upstream_bodies(anthropic).await.pop().unwrap();
+    assert_eq!(
+        messages_request["system"][1]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    let first_turn = &messages_request["messages"][0]["content"];
+    assert!(
+        first_turn[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("<system-reminder>\n# Environment")
+    );
+    assert_eq!(first_turn[2]["cache_control"], json!({"type": "ephemeral"}));
+
+    let rows = gw.stop().await;
+    assert!(
+        rows.iter()
+            .all(|r| r.user_id.as_deref() == Some("0123456789abcdef")),
+        "Claude Code's device is the end user"
+    );
+}

@@ -9,7 +9,7 @@ pub mod schema;
 pub mod stream;
 
 use super::openai::ChatCompletionRequest;
-use super::{Invalid, invalid, response_schema, text_of, tool_input};
+use super::{Invalid, invalid, response_schema, system_note, text_of, tool_input};
 use native::Native;
 use serde_json::{Map, Value, json};
 
@@ -260,6 +260,16 @@ pub fn generate_content_request(chat: &ChatCompletionRequest) -> Result<Value, I
     let mut calls: Vec<(String, String)> = Vec::new();
     for (index, message) in chat.messages.iter().enumerate() {
         match message.role.as_str() {
+            // Gemini's system instruction is set once, ahead of the conversation: a
+            // system message that comes later stays at its place as a user-turn note.
+            "system" | "developer" if !contents.is_empty() => {
+                let text = text_of(message.content.as_ref().unwrap_or(&Value::Null));
+                push_turn(
+                    &mut contents,
+                    "user",
+                    vec![json!({"text": system_note(&text)})],
+                );
+            }
             "system" | "developer" => system.extend(parts(message.content.as_ref())?),
             "user" => push_turn(&mut contents, "user", parts(message.content.as_ref())?),
             "assistant" => {
@@ -295,11 +305,16 @@ pub fn generate_content_request(chat: &ChatCompletionRequest) -> Result<Value, I
     }
     let no_native = Native::default();
     let native = chat.gemini_native.as_deref().unwrap_or(&no_native);
-    if let Some(tools) = extra.get("tools").and_then(Value::as_array) {
+    // An empty list of tools is left out, and with it a choice among none.
+    if let Some(tools) = extra
+        .get("tools")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty())
+    {
         request.insert("tools".into(), function_declarations(tools, native)?);
-    }
-    if let Some(choice) = extra.get("tool_choice") {
-        request.insert("toolConfig".into(), tool_config(choice)?);
+        if let Some(choice) = extra.get("tool_choice") {
+            request.insert("toolConfig".into(), tool_config(choice)?);
+        }
     }
     let config = generation_config(extra, native)?;
     if !config.is_empty() {

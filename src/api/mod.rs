@@ -66,6 +66,14 @@ pub(crate) fn text_of(content: &Value) -> String {
     }
 }
 
+/// A system message that comes after the conversation started, as text inside a user
+/// turn, for upstreams that take a system prompt only ahead of the conversation
+/// (Anthropic, Gemini): marked as Claude Code marks the notes it adds to user turns, so
+/// the model reads it as the system's words, not the user's.
+pub(crate) fn system_note(text: &str) -> String {
+    format!("<system-reminder>\n{text}\n</system-reminder>")
+}
+
 /// A tool call's JSON-text arguments as an object (`{}` if they are not a JSON object).
 pub fn tool_input(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {

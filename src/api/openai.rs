@@ -276,7 +276,72 @@ fn role_texts_mut<'a>(
     out.extend(texts.into_iter().map(|text| (role, text)));
 }
 
+/// A content without `cache_control` marks: text parts only become one string.
+fn unmark(content: &mut Value) {
+    let Some(parts) = content.as_array_mut() else {
+        return;
+    };
+    for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+        part.remove("cache_control");
+    }
+    if parts.iter().all(|p| p["type"] == "text") {
+        let text: String = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        *content = text.into();
+    }
+}
+
+/// Whether a chat value (a content part, a tool) carries Anthropic's `cache_control`.
+fn has_cache_control(value: &Value) -> bool {
+    value.get("cache_control").is_some()
+}
+
 impl ChatCompletionRequest {
+    /// The request as an OpenAI-compatible upstream takes it, when that differs from what
+    /// the client sent: without an empty `tools` list (OpenAI refuses one), nor a
+    /// `tool_choice` or `parallel_tool_calls` among no tools (refused too; a Responses or
+    /// Gemini client with no tools may send them); and without the `cache_control` marks
+    /// an Anthropic client's prompt caching leaves on parts and tools (only an Anthropic
+    /// upstream uses them; OpenAI refuses unknown fields), a content of text parts
+    /// becoming the one string it was before the marks.
+    pub fn for_openai_upstream(&self) -> Option<Self> {
+        let tools = self.extra.get("tools").and_then(Value::as_array);
+        const TOOL_SETTINGS: [&str; 3] = ["tools", "tool_choice", "parallel_tool_calls"];
+        let no_tools = match self.extra.get("tools") {
+            None => true,
+            Some(listed) => listed.as_array().is_some_and(Vec::is_empty),
+        };
+        let pointless_tools = no_tools && TOOL_SETTINGS.iter().any(|k| self.extra.contains_key(*k));
+        let marked_tools = tools.is_some_and(|t| t.iter().any(has_cache_control));
+        let marked = |m: &ChatMessage| {
+            m.content
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|parts| parts.iter().any(has_cache_control))
+        };
+        let marked_messages = self.messages.iter().any(marked);
+        if !pointless_tools && !marked_tools && !marked_messages {
+            return None;
+        }
+        let mut clean = self.clone();
+        if pointless_tools {
+            for key in TOOL_SETTINGS {
+                clean.extra.remove(key);
+            }
+        }
+        let tools = clean.extra.get_mut("tools").and_then(Value::as_array_mut);
+        for tool in tools.into_iter().flatten().filter_map(Value::as_object_mut) {
+            tool.remove("cache_control");
+        }
+        for message in clean.messages.iter_mut() {
+            if marked(message)
+                && let Some(content) = message.content.as_mut()
+            {
+                unmark(content);
+            }
+        }
+        Some(clean)
+    }
+
     fn contents_mut(&mut self) -> impl Iterator<Item = (MessageRole, &mut Value)> {
         self.messages
             .iter_mut()
@@ -471,6 +536,46 @@ mod tests {
             assert_eq!(texts.first(), Some(&(role, "sys".to_string())), "{format}");
             assert_eq!(texts.last(), Some(&("user", "u".to_string())), "{format}");
         }
+    }
+
+    #[test]
+    fn an_openai_upstream_gets_no_empty_tools_and_no_cache_marks() {
+        let plain: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "t"}}]
+        }))
+        .unwrap();
+        assert!(plain.for_openai_upstream().is_none(), "sent as it came");
+        let marked: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": [{"type": "text", "text": "A"},
+                    {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "user", "content": [{"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}
+            ],
+            "tools": [], "tool_choice": "auto", "parallel_tool_calls": false
+        }))
+        .unwrap();
+        let clean = serde_json::to_value(marked.for_openai_upstream().unwrap()).unwrap();
+        assert_eq!(
+            clean,
+            serde_json::json!({"model": "m", "messages": [
+                {"role": "system", "content": "AB"},
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}
+            ]})
+        );
+        let tools: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [],
+            "tools": [{"type": "function", "function": {"name": "t"}, "cache_control": {"type": "ephemeral"}}]
+        }))
+        .unwrap();
+        let clean = serde_json::to_value(tools.for_openai_upstream().unwrap()).unwrap();
+        assert_eq!(
+            clean["tools"],
+            serde_json::json!([{"type": "function", "function": {"name": "t"}}])
+        );
     }
 
     #[test]

@@ -18,11 +18,11 @@ pub fn request_body<T: ForwardedRequest>(
     let kind = upstream.kind;
     let translated = match kind {
         UpstreamKind::OpenaiCompatible => {
-            let encoded = match developer_as_system(upstream.developer_role, request) {
+            let body = match openai_compatible_chat(upstream.developer_role, request) {
                 Some(chat) => serde_json::to_vec(&chat),
                 None => serde_json::to_vec(request),
             };
-            return encoded.map_err(|e| ApiError::invalid_json(&e.to_string()));
+            return body.map_err(|e| ApiError::invalid_json(&e.to_string()));
         }
         UpstreamKind::Anthropic => {
             anthropic::upstream::messages_request(chat(kind, request)?, model)
@@ -33,18 +33,20 @@ pub fn request_body<T: ForwardedRequest>(
     serde_json::to_vec(&translated).map_err(|e| ApiError::invalid_json(&e.to_string()))
 }
 
-/// A chat request with `developer` messages, for an upstream that does not take that
-/// role (`developer_role: false`, vLLM's chat templates): a copy with them as `system`
-/// messages. `None` when the request can go as it is.
-fn developer_as_system<T: ForwardedRequest>(
+/// The chat request as an OpenAI-compatible upstream takes it, when that differs from what
+/// the client sent: cleaned as [`ChatCompletionRequest::for_openai_upstream`] says, and its
+/// `developer` messages sent as `system` unless the upstream takes that role
+/// (`developer_role`; vLLM's chat templates mostly do not).
+fn openai_compatible_chat<T: ForwardedRequest>(
     developer_role: bool,
     request: &T,
 ) -> Option<ChatCompletionRequest> {
-    let chat = request.as_chat().filter(|_| !developer_role)?;
-    if !chat.messages.iter().any(|m| m.role == "developer") {
-        return None;
+    let original = request.as_chat()?;
+    let cleaned = original.for_openai_upstream();
+    if developer_role || !original.messages.iter().any(|m| m.role == "developer") {
+        return cleaned;
     }
-    let mut chat = chat.clone();
+    let mut chat = cleaned.unwrap_or_else(|| original.clone());
     for message in &mut chat.messages {
         if message.role == "developer" {
             message.role = "system".into();
@@ -149,6 +151,8 @@ pub fn count_request(
     let invalid = |e: crate::api::Invalid| ApiError::invalid_request(&e.0);
     let (from_root, path, body) = match kind {
         UpstreamKind::OpenaiCompatible => {
+            let clean = chat.for_openai_upstream();
+            let chat = clean.as_ref().unwrap_or(chat);
             let mut body = serde_json::json!({"model": model, "messages": chat.messages,
                                               "add_generation_prompt": true});
             if let Some(tools) = chat.extra.get("tools") {
@@ -205,14 +209,14 @@ mod tests {
             {"role": "developer", "content": "Be terse."},
             {"role": "user", "content": "hi"}]}))
             .unwrap();
-        let sent = developer_as_system(false, &chat).unwrap();
+        let sent = openai_compatible_chat(false, &chat).unwrap();
         assert_eq!(sent.messages[0].role, "system");
         assert_eq!(sent.messages[1].role, "user");
-        assert!(developer_as_system(true, &chat).is_none());
+        assert!(openai_compatible_chat(true, &chat).is_none());
         let plain: ChatCompletionRequest = serde_json::from_value(
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
         )
         .unwrap();
-        assert!(developer_as_system(false, &plain).is_none());
+        assert!(openai_compatible_chat(false, &plain).is_none());
     }
 }

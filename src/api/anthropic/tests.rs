@@ -101,6 +101,7 @@ fn tools_calls_and_results() {
         ])
     );
     let named = translate(json!({"model": "m", "max_tokens": 1, "messages": [],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "tool", "name": "get_weather"}}));
     assert_eq!(
         named["tool_choice"],
@@ -139,7 +140,7 @@ fn malformed_requests_are_refused_with_a_reason() {
     );
     assert!(
         serde_json::from_value::<MessagesRequest>(
-            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]})
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "developer", "content": "x"}]})
         )
         .is_err()
     );
@@ -211,4 +212,196 @@ fn the_translated_request_routes_like_a_chat_request() {
     assert!(chat.is_stream());
     let features = chat.features();
     assert!(features.tools && features.streaming);
+}
+
+/// Claude Code's request for a model name it does not know, trimmed.
+fn claude_code_request() -> Value {
+    json!({
+        "model": "onprem-coder",
+        "max_tokens": 32000,
+        "stream": true,
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.337;"},
+            {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>notes</system-reminder>"}, {"type": "text", "text": "say hi"}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]}
+        ],
+        "tools": [
+            {"name": "Bash", "description": "Run", "input_schema": {"type": "object"}, "strict": true},
+            {"name": "Read", "description": "Read", "input_schema": {"type": "object"},
+             "input_examples": [{}], "cache_control": {"type": "ephemeral"}},
+            {"name": "DeferredToolPlaceholder", "description": "never call", "input_schema": {"type": "object"},
+             "defer_loading": true}
+        ],
+        "metadata": {"user_id": "{\"device_id\":\"dev-1\",\"account_uuid\":\"\",\"session_id\":\"sess-1\"}"},
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"}
+    })
+}
+
+#[test]
+fn claude_codes_request_is_translated_with_its_system_message_in_place() {
+    let chat = translate(claude_code_request());
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "system", "content": [
+                {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.337;"},
+                {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>notes</system-reminder>"},
+                {"type": "text", "text": "say hi"}
+            ]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]}
+        ])
+    );
+    assert_eq!(chat["user"], "dev-1", "the device, not the session");
+    assert_eq!(chat["reasoning_effort"], "high");
+    assert_eq!(chat["tools"][0]["function"]["strict"], true);
+    assert_eq!(
+        chat["tools"][1]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    for dropped in [
+        "thinking",
+        "context_management",
+        "output_config",
+        "metadata",
+    ] {
+        assert!(chat.get(dropped).is_none(), "{dropped}");
+    }
+    assert!(chat["tools"][1].get("defer_loading").is_none());
+}
+
+#[test]
+fn end_users_thinking_blocks_and_empty_tools() {
+    let mut request = claude_code_request();
+    request["metadata"]["user_id"] =
+        json!("{\"device_id\":\"dev-1\",\"account_uuid\":\"acct-9\",\"session_id\":\"s\"}");
+    assert_eq!(translate(request.clone())["user"], "acct-9");
+    request["metadata"]["user_id"] = json!("plain-user");
+    assert_eq!(translate(request.clone())["user"], "plain-user");
+    // A thinking block an Anthropic model wrote earlier is left out of the history.
+    request["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "x"},
+            {"type": "text", "text": "Hello."}
+        ]}
+    ]);
+    // An empty list of tools goes nowhere, nor does a choice among none; nor a list of
+    // deferred tools only.
+    let mut deferred_only = request.clone();
+    deferred_only["tools"] = json!([{"name": "D", "input_schema": {}, "defer_loading": true}]);
+    assert!(translate(deferred_only).get("tools").is_none());
+    request["tools"] = json!([]);
+    request["tool_choice"] = json!({"type": "any", "disable_parallel_tool_use": true});
+    let chat = translate(request);
+    assert_eq!(
+        chat["messages"][2],
+        json!({"role": "assistant", "content": "Hello."})
+    );
+    for absent in ["tools", "tool_choice", "parallel_tool_calls"] {
+        assert!(chat.get(absent).is_none(), "{absent}");
+    }
+}
+
+#[test]
+fn hostile_claude_code_fields_are_refused_not_panicked_on() {
+    let refused_at_parse = [
+        ("thinking", json!({"type": "ultra"})),
+        ("thinking", json!({"type": "enabled"})),
+        ("thinking", json!("adaptive")),
+        ("context_management", json!([1, 2])),
+        ("output_config", json!("high")),
+        ("metadata", json!({"user_id": 5})),
+    ];
+    for (field, value) in refused_at_parse {
+        let mut request = claude_code_request();
+        request[field] = value;
+        assert!(
+            serde_json::from_value::<MessagesRequest>(request).is_err(),
+            "{field}"
+        );
+    }
+    let mut deep = json!("leaf");
+    for _ in 0..200 {
+        deep = json!({"edits": deep});
+    }
+    let text = claude_code_request().to_string().replacen(
+        "\"context_management\":",
+        &format!("\"context_management\":{deep},\"x\":"),
+        1,
+    );
+    assert!(
+        serde_json::from_str::<MessagesRequest>(&text).is_err(),
+        "recursion limit"
+    );
+
+    let refused_at_translation: [(&str, Value, &str); 7] = [
+        (
+            "output_config",
+            json!({"effort": "ludicrous"}),
+            "output_config.effort",
+        ),
+        (
+            "output_config",
+            json!({"format": {"type": "xml"}}),
+            "json_schema",
+        ),
+        (
+            "output_config",
+            json!({"format": {"type": "json_schema", "schema": 1}}),
+            "schema",
+        ),
+        (
+            "metadata",
+            json!({"user_id": "u".repeat(257)}),
+            "longer than 256",
+        ),
+        (
+            "system",
+            json!([{"type": "text", "text": "x", "cache_control": "yes"}]),
+            "cache_control",
+        ),
+        (
+            "system",
+            json!([{"type": "image", "source": {}}]),
+            "text blocks only",
+        ),
+        (
+            "tools",
+            json!([{"name": "t", "input_schema": {}, "cache_control": []}]),
+            "cache_control",
+        ),
+    ];
+    for (field, value, expected) in refused_at_translation {
+        let mut request = claude_code_request();
+        request[field] = value;
+        let parsed: MessagesRequest = serde_json::from_value(request).unwrap();
+        let err = parsed.to_chat().unwrap_err().to_string();
+        assert!(err.contains(expected), "{field}: {err}");
+    }
+    let mut request = claude_code_request();
+    request["messages"][1]["content"] = json!([{"type": "tool_use", "id": "t", "name": "n"}]);
+    let parsed: MessagesRequest = serde_json::from_value(request).unwrap();
+    assert!(parsed.to_chat().unwrap_err().0.contains("text blocks only"));
+}
+
+#[test]
+fn structured_output_becomes_a_response_format() {
+    let mut request = claude_code_request();
+    request["output_config"] =
+        json!({"effort": "max", "format": {"type": "json_schema", "schema": {"type": "object"}}});
+    let chat = translate(request);
+    assert_eq!(chat["reasoning_effort"], "high");
+    assert_eq!(
+        chat["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}}})
+    );
 }

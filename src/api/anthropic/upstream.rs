@@ -3,7 +3,9 @@
 
 use crate::api::chunk::{ChunkOut, ChunkWriter, json_string};
 use crate::api::openai::{ChatCompletionRequest, Usage};
-use crate::api::{Invalid, UpstreamEvents, invalid, response_schema, text_of, tool_input};
+use crate::api::{
+    Invalid, UpstreamEvents, invalid, response_schema, system_note, text_of, tool_input,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -31,7 +33,13 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, Invalid> {
     parts
         .iter()
         .map(|part| match part.get("type").and_then(Value::as_str) {
-            Some("text") => Ok(json!({"type": "text", "text": part["text"]})),
+            Some("text") => {
+                let mut block = json!({"type": "text", "text": part["text"]});
+                if let Some(cache) = part.get("cache_control") {
+                    block["cache_control"] = cache.clone();
+                }
+                Ok(block)
+            }
             Some("image_url") => {
                 let url = part["image_url"]["url"].as_str().unwrap_or("");
                 Ok(
@@ -53,7 +61,8 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, Invalid> {
 }
 
 /// Appends blocks to the conversation, merging into the previous turn of the same role
-/// (Anthropic wants the roles to alternate).
+/// (Anthropic wants the roles to alternate). In a user turn the tool results come first,
+/// as Anthropic requires after a turn of tool calls.
 fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
     if blocks.is_empty() {
         return;
@@ -63,9 +72,61 @@ fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
         && let Some(content) = last["content"].as_array_mut()
     {
         content.extend(blocks);
+        if role == "user" {
+            content.sort_by_key(|block| block["type"] != "tool_result");
+        }
         return;
     }
     messages.push(json!({"role": role, "content": blocks}));
+}
+
+/// The `cache_control` of the last part that has one, if content is a list of parts.
+fn last_cache_control(content: &Value) -> Option<&Value> {
+    content
+        .as_array()?
+        .iter()
+        .rev()
+        .find_map(|part| part.get("cache_control"))
+}
+
+/// A system (or developer) message. Anthropic takes system prompts only ahead of the
+/// conversation (`system`; its `messages` hold user and assistant turns only), so one
+/// that comes before any turn joins `system`, and one that comes later stays at its
+/// place as a note in a user turn: moving it into `system` would change its meaning
+/// (what it follows) and, as Claude Code's notes change from turn to turn, invalidate
+/// the prompt cache of the whole conversation.
+fn push_system(
+    system: &mut Vec<Value>,
+    messages: &mut Vec<Value>,
+    content: &Value,
+) -> Result<(), Invalid> {
+    if !messages.is_empty() {
+        let mut note = json!({"type": "text", "text": system_note(&text_of(content))});
+        if let Some(cache) = last_cache_control(content) {
+            note["cache_control"] = cache.clone();
+        }
+        push_turn(messages, "user", vec![note]);
+        return Ok(());
+    }
+    system.extend(
+        content_blocks(content)?
+            .into_iter()
+            .filter(|b| b["type"] == "text"),
+    );
+    Ok(())
+}
+
+/// The top-level `system`: blocks when one carries `cache_control` (so it reaches
+/// Anthropic), else the texts joined into one string.
+fn system_field(system: Vec<Value>) -> Option<Value> {
+    if system.is_empty() {
+        return None;
+    }
+    if system.iter().any(|b| b.get("cache_control").is_some()) {
+        return Some(system.into());
+    }
+    let texts: Vec<&str> = system.iter().filter_map(|b| b["text"].as_str()).collect();
+    Some(texts.join("\n\n").into())
 }
 
 /// An OpenAI chat request as an Anthropic Messages request for `model`.
@@ -75,7 +136,7 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
     for message in &chat.messages {
         let content = message.content.clone().unwrap_or(Value::Null);
         match message.role.as_str() {
-            "system" | "developer" => system.push(text_of(&content)),
+            "system" | "developer" => push_system(&mut system, &mut messages, &content)?,
             "user" => push_turn(&mut messages, "user", content_blocks(&content)?),
             "assistant" => {
                 let mut blocks = content_blocks(&content)?;
@@ -97,8 +158,11 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
                     .get("tool_call_id")
                     .cloned()
                     .unwrap_or(Value::Null);
-                let result =
+                let mut result =
                     json!({"type": "tool_result", "tool_use_id": id, "content": text_of(&content)});
+                if let Some(cache) = last_cache_control(&content) {
+                    result["cache_control"] = cache.clone();
+                }
                 push_turn(&mut messages, "user", vec![result]);
             }
             other => return Err(invalid(format!("message role `{other}` is not supported"))),
@@ -113,8 +177,8 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
     request.insert("model".into(), model.into());
     request.insert("max_tokens".into(), max_tokens.into());
     request.insert("messages".into(), messages.into());
-    if !system.is_empty() {
-        request.insert("system".into(), system.join("\n\n").into());
+    if let Some(system) = system_field(system) {
+        request.insert("system".into(), system);
     }
     if chat.stream == Some(true) {
         request.insert("stream".into(), true.into());
@@ -140,7 +204,12 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
     if let Some(user) = extra.get("user").and_then(Value::as_str) {
         request.insert("metadata".into(), json!({"user_id": user}));
     }
-    if let Some(tools) = extra.get("tools").and_then(Value::as_array) {
+    // An empty list of tools is left out, and with it a choice among none.
+    let tools = extra
+        .get("tools")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty());
+    if let Some(tools) = tools {
         if tools
             .iter()
             .any(|t| t["function"]["name"] == STRUCTURED_OUTPUT_TOOL)
@@ -153,13 +222,18 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
             .iter()
             .map(|t| {
                 let f = &t["function"];
-                json!({"name": f["name"], "description": f["description"].as_str().unwrap_or(""),
-                       "input_schema": if f["parameters"].is_object() { f["parameters"].clone() } else { json!({"type": "object"}) }})
+                // `strict` is left out: Anthropic takes it only under a beta.
+                let mut tool = json!({"name": f["name"], "description": f["description"].as_str().unwrap_or(""),
+                       "input_schema": if f["parameters"].is_object() { f["parameters"].clone() } else { json!({"type": "object"}) }});
+                if let Some(cache) = t.get("cache_control") {
+                    tool["cache_control"] = cache.clone();
+                }
+                tool
             })
             .collect();
         request.insert("tools".into(), tools.into());
     }
-    let mut choice = match extra.get("tool_choice") {
+    let mut choice = match extra.get("tool_choice").filter(|_| tools.is_some()) {
         None => None,
         Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
         Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
@@ -169,7 +243,7 @@ pub fn messages_request(chat: &ChatCompletionRequest, model: &str) -> Result<Val
         }
         Some(_) => return Err(invalid("`tool_choice` is not one Anthropic understands")),
     };
-    if extra.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+    if tools.is_some() && extra.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
         let choice = choice.get_or_insert_with(|| json!({"type": "auto"}));
         choice["disable_parallel_tool_use"] = true.into();
     }
@@ -480,6 +554,68 @@ mod tests {
 
     fn chat(body: Value) -> ChatCompletionRequest {
         serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn system_messages_stay_in_place_and_cache_marks_reach_anthropic() {
+        let cached = json!({"type": "ephemeral"});
+        let request = messages_request(
+            &chat(json!({
+                "model": "m",
+                "messages": [
+                    {"role": "system", "content": [{"type": "text", "text": "A"},
+                        {"type": "text", "text": "B", "cache_control": cached}]},
+                    {"role": "user", "content": "hi"},
+                    {"role": "system", "content": [{"type": "text", "text": "env", "cache_control": cached}]},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                        "function": {"name": "ls", "arguments": "{}"}}]},
+                    {"role": "developer", "content": "late note"},
+                    {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "a.txt", "cache_control": cached}]}
+                ],
+                "tools": [{"type": "function", "function": {"name": "ls", "parameters": {"type": "object"}, "strict": true},
+                           "cache_control": cached}]
+            })),
+            "claude",
+        )
+        .unwrap();
+        assert_eq!(
+            request["system"],
+            json!([{"type": "text", "text": "A"}, {"type": "text", "text": "B", "cache_control": cached}])
+        );
+        assert_eq!(
+            request["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "text", "text": "<system-reminder>\nenv\n</system-reminder>", "cache_control": cached}
+                ]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "ls", "input": {}}]},
+                // The tool result first, as Anthropic requires after tool calls.
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "c1", "content": "a.txt", "cache_control": cached},
+                    {"type": "text", "text": "<system-reminder>\nlate note\n</system-reminder>"}
+                ]}
+            ])
+        );
+        assert_eq!(
+            request["tools"],
+            json!([{"name": "ls", "description": "", "input_schema": {"type": "object"}, "cache_control": cached}])
+        );
+    }
+
+    #[test]
+    fn an_empty_tool_list_is_not_sent() {
+        let request = messages_request(
+            &chat(
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                         "tools": [], "tool_choice": "required", "parallel_tool_calls": false}),
+            ),
+            "claude",
+        )
+        .unwrap();
+        for absent in ["tools", "tool_choice"] {
+            assert!(request.get(absent).is_none(), "{absent}");
+        }
     }
 
     #[test]

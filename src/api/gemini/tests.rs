@@ -425,3 +425,26 @@ fn a_body_model_must_be_a_string_naming_the_path_model() {
             .unwrap();
     assert!(ingress::to_chat(&counted, "m", false).is_err());
 }
+
+#[test]
+fn a_late_system_message_stays_in_place_and_empty_tools_are_left_out() {
+    let request = generate_content_request(&chat(json!({
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "env"}
+        ],
+        "tools": [], "tool_choice": "auto"
+    })))
+    .unwrap();
+    assert_eq!(
+        request["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert_eq!(
+        request["contents"],
+        json!([{"role": "user", "parts": [{"text": "hi"}, {"text": "<system-reminder>\nenv\n</system-reminder>"}]}])
+    );
+    assert!(request.get("tools").is_none() && request.get("toolConfig").is_none());
+}
