@@ -125,3 +125,52 @@ async fn codex_requests_lose_built_in_tools_and_say_so() {
     );
     strict.stop().await;
 }
+
+/// Anthropic's server tools and Google's own tools are dropped and said to be the same
+/// way, from the Messages and generateContent endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_run_tools_of_every_format_are_dropped_and_named() {
+    let gw = Gateway::start().await;
+    let read = json!({"type": "object", "properties": {"path": {"type": "string"}}});
+    let anthropic = json!({"model": "chat-model", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"},
+                  {"name": "read", "input_schema": read}]});
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": [{"googleSearch": {}},
+                  {"functionDeclarations": [{"name": "read", "parametersJsonSchema": read}]}]});
+    let body = |value: &serde_json::Value| serde_json::to_vec(value).unwrap();
+    let key = gw.key.clone();
+    let calls = [
+        (
+            "/v1/messages",
+            vec![
+                ("x-api-key", key.as_str()),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            body(&anthropic),
+            "web_search",
+        ),
+        (
+            "/v1beta/models/chat-model:generateContent",
+            vec![("x-goog-api-key", key.as_str())],
+            body(&gemini),
+            "googleSearch",
+        ),
+    ];
+    for (path, mut headers, body, dropped) in calls {
+        headers.push(("content-type", "application/json"));
+        let reply = common::send("POST", &gw.url(path), &headers, body).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        assert_eq!(reply.headers["x-airlock-dropped-tools"], dropped);
+        let sent = common::last_upstream_request(gw.mock).await["body"].clone();
+        let tools = sent["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 1, "{path}");
+        assert_eq!(tools[0]["function"]["name"], "read");
+        assert_eq!(
+            common::audit_records(&gw).last().unwrap()["dropped_tools"],
+            json!([dropped])
+        );
+    }
+    gw.stop().await;
+}

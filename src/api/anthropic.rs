@@ -10,6 +10,7 @@
 pub mod stream;
 pub mod upstream;
 
+use super::hosted::{DroppedTools, HostedTools};
 use super::invalid;
 use super::openai::{ChatCompletionRequest, Extra};
 pub use super::{Invalid, tool_input};
@@ -107,9 +108,15 @@ pub enum Role {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Tool {
     pub name: String,
+    /// `custom` (or absent) for a tool the client defines; otherwise a versioned type of
+    /// Anthropic's own (`web_search_20250305`, `bash_20250124`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-    pub input_schema: Value,
+    /// Required of a custom tool; Anthropic's own tools have theirs built in.
+    #[serde(default)]
+    pub input_schema: Option<Value>,
     /// Strict schema adherence: OpenAI's `function.strict`.
     #[serde(default)]
     pub strict: Option<bool>,
@@ -394,8 +401,17 @@ impl MessagesRequest {
         self.stream == Some(true)
     }
 
-    /// The same request in OpenAI's chat format.
+    /// The same request in OpenAI's chat format, tools Anthropic runs itself dropped.
     pub fn to_chat(&self) -> Result<ChatCompletionRequest, Invalid> {
+        self.translate(HostedTools::Drop).map(|(chat, _)| chat)
+    }
+
+    /// The same request in OpenAI's chat format, with the tools Anthropic runs on its own
+    /// side dropped (and named) or refused, as `hosted` says.
+    pub fn translate(
+        &self,
+        hosted: HostedTools,
+    ) -> Result<(ChatCompletionRequest, DroppedTools), Invalid> {
         let mut messages = Vec::new();
         match &self.system {
             None | Some(Value::Null) => {}
@@ -436,8 +452,9 @@ impl MessagesRequest {
             chat["stream"] = true.into();
         }
         self.output_config_to_chat(&mut chat)?;
-        self.tools_to_chat(&mut chat)?;
-        serde_json::from_value(chat).map_err(|e| invalid(e.to_string()))
+        let dropped = self.tools_to_chat(&mut chat, hosted)?;
+        let chat = serde_json::from_value(chat).map_err(|e| invalid(e.to_string()))?;
+        Ok((chat, dropped))
     }
 
     /// `output_config` as `reasoning_effort` and `response_format`.
@@ -457,19 +474,31 @@ impl MessagesRequest {
     /// `tools` and `tool_choice` as OpenAI's, deferred tools left out; an empty list of
     /// tools is left out too (OpenAI refuses one), and with it a `tool_choice` that has
     /// nothing to choose from.
-    fn tools_to_chat(&self, chat: &mut Value) -> Result<(), Invalid> {
+    fn tools_to_chat(
+        &self,
+        chat: &mut Value,
+        hosted: HostedTools,
+    ) -> Result<DroppedTools, Invalid> {
         let choice = self
             .tool_choice
             .as_ref()
             .map(chat_tool_choice)
             .transpose()?;
-        let tools = self.tools.iter().flatten();
+        let mut dropped = DroppedTools::default();
         let mut chat_tools = Vec::new();
-        for tool in tools.filter(|t| t.defer_loading != Some(true)) {
+        for (i, tool) in self.tools.iter().flatten().enumerate() {
+            let Some(schema) =
+                custom_tool_schema(tool, &format!("tools[{i}]"), hosted, &mut dropped)?
+            else {
+                continue;
+            };
+            if tool.defer_loading == Some(true) {
+                continue;
+            }
             let mut function = json!({
                 "name": tool.name,
                 "description": tool.description.clone().unwrap_or_default(),
-                "parameters": tool.input_schema,
+                "parameters": schema,
             });
             if let Some(strict) = tool.strict {
                 function["strict"] = strict.into();
@@ -481,7 +510,7 @@ impl MessagesRequest {
             chat_tools.push(chat_tool);
         }
         if chat_tools.is_empty() {
-            return Ok(());
+            return Ok(dropped);
         }
         chat["tools"] = chat_tools.into();
         if let Some((choice, parallel)) = choice {
@@ -490,7 +519,47 @@ impl MessagesRequest {
                 chat["parallel_tool_calls"] = false.into();
             }
         }
-        Ok(())
+        Ok(dropped)
+    }
+}
+
+/// Anthropic's server tools, which run on Anthropic's side, by the prefix of their
+/// versioned type, with the name they are reported by.
+const SERVER_TOOLS: &[(&str, &str)] = &[
+    ("web_search_", "web_search"),
+    ("web_fetch_", "web_fetch"),
+    ("code_execution_", "code_execution"),
+    ("tool_search_tool_", "tool_search"),
+    ("mcp_toolset", "mcp_toolset"),
+];
+
+/// A custom tool's input schema; `None` for a server tool, dropped (and noted) or
+/// refused as `hosted` says. Anthropic's client tools with built-in schemas (`bash_…`,
+/// `text_editor_…`, `computer_…`) are refused: no other model knows their schema.
+fn custom_tool_schema<'t>(
+    tool: &'t Tool,
+    at: &str,
+    hosted: HostedTools,
+    dropped: &mut DroppedTools,
+) -> Result<Option<&'t Value>, Invalid> {
+    match tool.kind.as_deref() {
+        None | Some("custom") => tool.input_schema.as_ref().map(Some).ok_or_else(|| {
+            invalid(format!(
+                "{at}.input_schema: Field required (tool `{}`)",
+                tool.name
+            ))
+        }),
+        Some(kind) => match SERVER_TOOLS
+            .iter()
+            .find(|(prefix, _)| kind.starts_with(prefix))
+        {
+            Some((_, name)) => dropped.hosted(hosted, at, name, "Anthropic").map(|()| None),
+            None => Err(invalid(format!(
+                "{at}: `{}` is one of Anthropic's tools whose schema only Anthropic's models \
+                 know; declare `{}` as a custom tool with an `input_schema` instead",
+                kind, tool.name
+            ))),
+        },
     }
 }
 

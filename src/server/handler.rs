@@ -15,6 +15,7 @@ use super::{AppState, Endpoint};
 use crate::api::anthropic::stream::AnthropicStream;
 use crate::api::anthropic::{self, MessagesRequest};
 use crate::api::gemini::ingress::{self, GeminiEvents};
+use crate::api::hosted::DroppedTools;
 use crate::api::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ForwardedRequest,
 };
@@ -483,10 +484,12 @@ async fn messages(
     req: Request<Incoming>,
 ) -> Result<Outcome, ApiError> {
     let request = parsed_body::<MessagesRequest>(ctx, req).await?;
+    let hosted = ctx.state().hosted_tools;
+    let chat = with_dropped_tools(ctx, request.translate(hosted));
     through_chat(
         ctx,
         principal,
-        request.to_chat(),
+        chat,
         |completion| anthropic::from_chat(completion, &request.model),
         || Box::new(AnthropicStream::new(&request.model)),
     )
@@ -501,12 +504,8 @@ async fn responses(
     req: Request<Incoming>,
 ) -> Result<Outcome, ApiError> {
     let request = parsed_body::<ResponsesRequest>(ctx, req).await?;
-    let chat = request
-        .translate(ctx.state().hosted_tools)
-        .map(|(chat, dropped)| {
-            ctx.dropped_tools = dropped;
-            chat
-        });
+    let hosted = ctx.state().hosted_tools;
+    let chat = with_dropped_tools(ctx, request.translate(hosted));
     through_chat(
         ctx,
         principal,
@@ -557,14 +556,28 @@ async fn generate_content(
         ));
     }
     let body = request_body(ctx, req).await?;
+    let hosted = ctx.state().hosted_tools;
+    let chat = with_dropped_tools(ctx, ingress::translate(&body, model, stream, hosted));
     through_chat(
         ctx,
         principal,
-        ingress::to_chat(&body, model, stream),
+        chat,
         |completion| ingress::from_chat(completion, model),
         || Box::new(GeminiEvents::new(model, None)),
     )
     .await
+}
+
+/// A translated request's chat form, the provider-run tools it left out kept for the
+/// response header and the audit record.
+fn with_dropped_tools(
+    ctx: &mut RequestContext,
+    translated: Result<(ChatCompletionRequest, DroppedTools), Invalid>,
+) -> Result<ChatCompletionRequest, Invalid> {
+    translated.map(|(chat, dropped)| {
+        ctx.dropped_tools = dropped;
+        chat
+    })
 }
 
 /// Routes a chat request made from another format and turns the answer back into that

@@ -61,7 +61,10 @@ def mock_upstream():
     stop(proc)
 
 
-def make_instance(mock_addr, directory, model="chat-model", upstream_model="mock-llama"):
+def make_instance(mock_addr, directory, model="chat-model", upstream_model="mock-llama",
+                  extra_config="", policy=None):
+    """An initialised instance serving `model`; `extra_config` is appended to its
+    airlock.yaml and `policy` (a file) applied before it starts."""
     run([
         "init", "--dir", directory,
         "--upstream-url", f"http://{mock_addr}/v1",
@@ -70,7 +73,9 @@ def make_instance(mock_addr, directory, model="chat-model", upstream_model="mock
     config = Path(directory) / "airlock.yaml"
     text = config.read_text().replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
     text = text.replace("shutdown_grace_secs: 30", "shutdown_grace_secs: 10")
-    config.write_text(text)
+    config.write_text(text + extra_config)
+    if policy:
+        run(["policy", "apply", "--config", str(config), "-m", "interop", str(policy)])
     created = run(["keys", "create", "--config", str(config), "--tenant", "interop", "--json"])
     key = json.loads(created)["key"]
     gateway, addr = start(["serve", "--config", str(config)], r"listening on http://(\S+)")

@@ -21,7 +21,9 @@ MODEL = "onprem-coder"
 TEXT_ANSWER = "Greetings from the on-prem model."
 TOOL_ANSWER = "Listing received, two files."
 # The files in the listed directory; the second request carries them in a tool result.
-FILES = ("zebra-quartz.txt", "walrus-ember.txt")
+# Names the NER model does not take for a person even when glued to an escaped newline
+# (`\\nzebra` from a JSON-encoded tool result was, in some runs), so they are not tokenised.
+FILES = ("4471-build.log", "5582-notes.log")
 
 pytestmark = pytest.mark.skipif(
     not AGENTS_BIN, reason="tests/interop/run.sh installs the CLIs and sets AIRLOCK_AGENTS_BIN"
@@ -77,7 +79,12 @@ def scripted():
              "--script", str(script_path), "--record-requests"],
             r"listening on http://(\S+)",
         )
-        instance = make_instance(mock_addr, str(Path(workdir) / "airlock"), MODEL, MODEL)
+        # Governed as `airlock demo` governs: personal data tokenised, the baseline pack.
+        instance = make_instance(
+            mock_addr, str(Path(workdir) / "airlock"), MODEL, MODEL,
+            extra_config="pii:\n  actions: {default: tokenise, by_class: {SECRET: mask}}\n",
+            policy=Path(__file__).parents[2] / "policies/baseline/policy.yaml",
+        )
         yield Scripted(instance, mock_addr, workdir)
         stop(instance.gateway)
         stop(mock)
@@ -161,7 +168,12 @@ def test_text_turn(scripted, agent):
     turn = next(r for r in received if "marker-text-turn" in json.dumps(r))
     # The on-prem name reached the upstream, in the upstream's (chat) format, tools as functions.
     assert turn["model"] == MODEL
-    assert turn["messages"][0]["role"] == "system"
+    # The CLI's own system prompt is found but not rewritten (pii.roles), so the agent
+    # keeps its instructions; Claude Code's names its maker, which NER takes for a name.
+    system = text_of(turn["messages"][0]["content"])
+    assert turn["messages"][0]["role"] == "system" and "<PERSON" not in system
+    if agent == "claude":
+        assert "built on Anthropic's Claude Agent SDK" in system
     assert turn["tools"] and all(t["type"] == "function" for t in turn["tools"])
 
 
@@ -169,13 +181,13 @@ def test_text_turn(scripted, agent):
 def test_tool_turn(scripted, agent):
     before = len(scripted.upstream_requests())
     printed = run_agent(scripted, agent, f"List the files in {scripted.listing}. marker-tool-turn")
-    assert TOOL_ANSWER in printed
     received = requests_since(scripted, before)
+    assert TOOL_ANSWER in printed, (printed, [r["messages"][-2:] for r in received])
     # The CLI ran its own tool and sent the listing back as a tool result.
     answered = [r for r in received if r["messages"][-1]["role"] == "tool"]
     assert answered, [m["role"] for r in received for m in r["messages"]]
     messages = answered[-1]["messages"]
-    assert all(name in text_of(messages[-1]["content"]) for name in FILES)
+    assert all(name in text_of(messages[-1]["content"]) for name in FILES), messages[-3:]
     call = next(m for m in reversed(messages) if m.get("tool_calls"))["tool_calls"][0]
     assert call["function"]["name"] in ("Bash", "exec_command", "list_directory")
     assert call["id"] == messages[-1]["tool_call_id"]

@@ -405,3 +405,38 @@ fn structured_output_becomes_a_response_format() {
         json!({"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}}})
     );
 }
+
+#[test]
+fn server_tools_are_dropped_and_named_or_refused_and_built_in_schemas_refused() {
+    let mut request = claude_code_request();
+    request["tools"] = json!([
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+        {"name": "Read", "input_schema": {"type": "object"}},
+        {"type": "web_fetch_20250910", "name": "web_fetch"}
+    ]);
+    let parsed: MessagesRequest = serde_json::from_value(request.clone()).unwrap();
+    let (chat, dropped) = parsed.translate(HostedTools::Drop).unwrap();
+    assert_eq!(dropped.header_value(), "web_search, web_fetch");
+    let tools = chat.extra["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["function"]["name"], "Read");
+    let refused = parsed.translate(HostedTools::Refuse).unwrap_err().0;
+    assert!(
+        refused.starts_with("tools[0]: `web_search` is a built-in tool of Anthropic's platform"),
+        "{refused}"
+    );
+    request["tools"] = json!([{"type": "bash_20250124", "name": "bash"}]);
+    let parsed: MessagesRequest = serde_json::from_value(request.clone()).unwrap();
+    let err = parsed.to_chat().unwrap_err().0;
+    assert!(
+        err.contains("`bash_20250124` is one of Anthropic's tools"),
+        "{err}"
+    );
+    request["tools"] = json!([{"name": "no_schema"}]);
+    let parsed: MessagesRequest = serde_json::from_value(request).unwrap();
+    let err = parsed.to_chat().unwrap_err().0;
+    assert_eq!(
+        err,
+        "tools[0].input_schema: Field required (tool `no_schema`)"
+    );
+}

@@ -6,6 +6,7 @@
 
 use super::native::{self, Native};
 use crate::api::chunk::{Chunk, json_string};
+use crate::api::hosted::{DroppedTools, HostedTools};
 use crate::api::openai::ChatCompletionRequest;
 use crate::api::{ClientEvents, Invalid, invalid};
 use bytes::BytesMut;
@@ -189,31 +190,35 @@ const HOSTED_TOOLS: &[&str] = &[
     "enterpriseWebSearch",
 ];
 
-/// Each entry of `tools` holds only function declarations; a tool Google hosts is
-/// refused by name.
-fn check_tools(tools: Option<&Value>) -> Result<(), Invalid> {
-    for (i, tool) in tools
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for key in tool
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| camel_case(k))
-        {
-            if HOSTED_TOOLS.contains(&key.as_str()) {
-                return Err(invalid(format!(
-                    "tools[{i}]: `{key}` is a tool Google runs itself; the models behind \
-                     Airlock cannot run it (declare functions in `functionDeclarations` \
-                     instead)"
-                )));
+/// Takes the tools Google runs itself out of `tools` (an entry left empty goes too):
+/// dropped and noted, or refused by name, as `policy` says.
+fn take_hosted_tools(
+    tools: Option<&mut Value>,
+    policy: HostedTools,
+) -> Result<DroppedTools, Invalid> {
+    let mut dropped = DroppedTools::default();
+    let Some(entries) = tools.and_then(Value::as_array_mut) else {
+        return Ok(dropped);
+    };
+    for (i, tool) in entries.iter_mut().enumerate() {
+        let Some(fields) = tool.as_object_mut() else {
+            continue;
+        };
+        let hosted: Vec<String> = fields
+            .keys()
+            .filter(|k| HOSTED_TOOLS.contains(&camel_case(k).as_str()))
+            .cloned()
+            .collect();
+        for key in hosted {
+            let camel = camel_case(&key);
+            if let Some(kind) = HOSTED_TOOLS.iter().find(|h| **h == camel) {
+                dropped.hosted(policy, &format!("tools[{i}]"), kind, "Google")?;
             }
+            fields.remove(&key);
         }
     }
-    Ok(())
+    entries.retain(|t| t.as_object().is_none_or(|fields| !fields.is_empty()));
+    Ok(dropped)
 }
 
 /// One function declaration as a chat tool; what only a Gemini upstream can take is
@@ -612,9 +617,21 @@ const REQUEST_FIELDS: &[&str] = &[
     "model",
 ];
 
-/// A Gemini request for `model` (streaming or not) as an OpenAI chat request.
+/// A Gemini request for `model` (streaming or not) as an OpenAI chat request, tools
+/// Google runs itself dropped.
 pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionRequest, Invalid> {
-    let fields: Map<String, Value> = serde_json::from_slice(body)
+    translate(body, model, stream, HostedTools::Drop).map(|(chat, _)| chat)
+}
+
+/// A Gemini request for `model` (streaming or not) as an OpenAI chat request, with the
+/// tools Google runs itself dropped (and named) or refused, as `hosted` says.
+pub fn translate(
+    body: &[u8],
+    model: &str,
+    stream: bool,
+    hosted: HostedTools,
+) -> Result<(ChatCompletionRequest, DroppedTools), Invalid> {
+    let mut fields: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("Invalid JSON payload received. {e}")))?;
     for name in fields.keys() {
         match camel_case(name).as_str() {
@@ -630,7 +647,7 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
     if let Some(named) = fields.get("model") {
         check_body_model(named, model)?;
     }
-    check_tools(fields.get("tools"))?;
+    let dropped = take_hosted_tools(fields.get_mut("tools"), hosted)?;
     let request: GenerateContentRequest = serde_json::from_value(Value::Object(fields))
         .map_err(|e| invalid(format!("Invalid JSON payload received. {e}")))?;
     let mut chat = json!({"model": model, "messages": messages(&request)?});
@@ -659,7 +676,7 @@ pub fn to_chat(body: &[u8], model: &str, stream: bool) -> Result<ChatCompletionR
     if !native.is_empty() {
         chat.gemini_native = Some(Box::new(native));
     }
-    Ok(chat)
+    Ok((chat, dropped))
 }
 
 /// A body's `model`, which Google types as a string (`models/NAME`): it must be one,

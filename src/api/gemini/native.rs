@@ -424,17 +424,27 @@ mod tests {
             ))
             .contains("behavior: non-blocking functions")
         );
-        let search = json!({"contents": [{"parts": [{"text": "x"}]}],
-                            "tools": [{"googleSearch": {}}]});
-        assert_eq!(
-            refused(search),
-            "tools[0]: `googleSearch` is a tool Google runs itself; the models behind Airlock \
-             cannot run it (declare functions in `functionDeclarations` instead)"
-        );
+    }
+
+    #[test]
+    fn tools_google_runs_are_dropped_and_named_or_refused() {
+        use crate::api::hosted::HostedTools;
+        let body = json!({"contents": [{"parts": [{"text": "x"}]}],
+                          "tools": [{"googleSearch": {}},
+                                    {"url_context": {}, "functionDeclarations": [{"name": "f"}]}]})
+        .to_string();
+        let (chat, dropped) =
+            ingress::translate(body.as_bytes(), "m", false, HostedTools::Drop).unwrap();
+        assert_eq!(dropped.header_value(), "googleSearch, urlContext");
+        let tools = chat.extra["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 1);
+        assert_eq!(tools[0]["function"]["name"], "f");
+        let refused = ingress::translate(body.as_bytes(), "m", false, HostedTools::Refuse)
+            .unwrap_err()
+            .0;
         assert!(
-            refused(json!({"contents": [{"parts": [{"text": "x"}]}],
-                           "tools": [{"url_context": {}}]}))
-            .contains("`urlContext` is a tool Google runs itself")
+            refused.starts_with("tools[0]: `googleSearch` is a built-in tool of Google's platform"),
+            "{refused}"
         );
     }
 }
