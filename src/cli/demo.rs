@@ -35,6 +35,9 @@ fn demo_mock(listen: SocketAddr) -> MockArgs {
         // The demo model repeats the message, so what personal-data tokenisation does
         // is visible in the answer.
         echo: true,
+        // A coding agent pointed at the demo gets its message back as text instead of
+        // calls to its own tools, which it would run and answer without end.
+        text_only: true,
         ..MockArgs::default()
     }
 }
@@ -190,6 +193,10 @@ and the policy that decided:
   airlock audit search Hello --config {config}
   airlock audit verify --config {config}
   airlock policy history --config {config}
+
+Coding agents work through it too, with the model name {DEMO_MODEL} (docs/agents.md):
+
+  ANTHROPIC_BASE_URL=http://{addr} ANTHROPIC_API_KEY=$OPENAI_API_KEY claude -p "Hello" --model {DEMO_MODEL}
 
 Press Ctrl-C to stop."#,
         dir = dir.display(),
