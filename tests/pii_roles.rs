@@ -72,19 +72,7 @@ const FORMATS: [&str; 5] = [
 
 async fn ask(gw: &Gateway, format: &str) -> common::Reply {
     let (path, body) = request(format);
-    let bearer = format!("Bearer {}", gw.key);
-    let auth = match format {
-        "gemini" => ("x-goog-api-key", gw.key.as_str()),
-        _ => ("authorization", bearer.as_str()),
-    };
-    let headers = [("content-type", "application/json"), auth];
-    send(
-        "POST",
-        &gw.url(&path),
-        &headers,
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await
+    common::formats::send_in_format(gw, format, &gw.key, &path, &body, &[]).await
 }
 
 /// The text of the upstream's messages, by role, as the model received them.

@@ -37,6 +37,19 @@ pub async fn ask_in_format(
         ),
         other => panic!("no wire format {other}"),
     };
+    send_in_format(gw, format, key, &path, &body, extra).await
+}
+
+/// Posts `body` to `path` with `key` where `format`'s clients put it (`x-goog-api-key`
+/// for Gemini's, a bearer token for the others), with `extra` headers.
+pub async fn send_in_format(
+    gw: &Gateway,
+    format: &str,
+    key: &str,
+    path: &str,
+    body: &Value,
+    extra: &[(&str, &str)],
+) -> Reply {
     let bearer = format!("Bearer {key}");
     let mut headers = vec![("content-type", "application/json")];
     if format == "gemini" {
@@ -47,9 +60,9 @@ pub async fn ask_in_format(
     headers.extend_from_slice(extra);
     send(
         "POST",
-        &gw.url(&path),
+        &gw.url(path),
         &headers,
-        serde_json::to_vec(&body).unwrap(),
+        serde_json::to_vec(body).unwrap(),
     )
     .await
 }
