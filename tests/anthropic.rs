@@ -230,10 +230,23 @@ async fn claude_codes_request_reaches_every_upstream_kind() {
     let mut request: Value =
         serde_json::from_str(include_str!("golden/anthropic_to_chat/claude_code.in.json")).unwrap();
     request["max_tokens"] = 64.into();
+    const SESSION: &str = "f56cc56c-dee7-47b1-9c1a-10df75329a9a";
     for model in ["chat-model", "via-anthropic"] {
         request["model"] = model.into();
-        let reply = messages(&gw, &gw.key, &request).await;
+        let headers = [
+            ("x-api-key", gw.key.as_str()),
+            ("anthropic-version", "2023-06-01"),
+            ("content-type", "application/json"),
+            ("x-claude-code-session-id", SESSION),
+        ];
+        let body = serde_json::to_vec(&request).unwrap();
+        let reply = send("POST", &gw.url("/v1/messages"), &headers, body).await;
         assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        // Claude Code's session header names the audit trail's session.
+        assert_eq!(
+            common::audit_records(&gw).last().unwrap()["session_id"],
+            SESSION
+        );
     }
 
     // vLLM: the system message at its place, the cache marks gone, effort kept.

@@ -29,8 +29,8 @@ pub struct RequestContext {
     audited: bool,
     request_payload: Option<Bytes>,
     response_payload: Option<Bytes>,
-    /// The agent or conversation session the caller names (`x-session-id`, else
-    /// `session-id`).
+    /// The agent or conversation session the caller names (`x-session-id`, else the
+    /// header a coding agent names its session in).
     session_id: Option<String>,
     /// The natural person the caller acts for: the key's user, else `x-user-id`, else
     /// the request's `user`.
@@ -58,6 +58,10 @@ pub const COST_HEADER: &str = "x-airlock-cost-usd";
 
 /// The header a caller names its session with (an agent run, a conversation).
 pub const SESSION_HEADER: &str = "x-session-id";
+
+/// Where coding agents name their session when the caller sets no `x-session-id`:
+/// Codex CLI's `session-id`, Claude Code's `x-claude-code-session-id`.
+const AGENT_SESSION_HEADERS: [&str; 2] = ["session-id", "x-claude-code-session-id"];
 
 /// The header a caller names the person it acts for with (their payloads are sealed
 /// with that person's key, so they can be erased on request).
@@ -121,8 +125,8 @@ impl RequestContext {
     /// Keeps the session and the user the caller names in headers, if sane.
     pub fn set_caller_labels(&mut self, headers: &http::HeaderMap) {
         let header = |name: &str| label(headers.get(name).and_then(|v| v.to_str().ok()));
-        // Codex CLI names its session in `session-id`.
-        self.session_id = header(SESSION_HEADER).or_else(|| header("session-id"));
+        self.session_id = header(SESSION_HEADER)
+            .or_else(|| AGENT_SESSION_HEADERS.iter().find_map(|name| header(name)));
         if !self.user_bound {
             self.user_id = header(USER_HEADER);
         }
