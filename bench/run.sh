@@ -5,7 +5,9 @@
 # primary (bench/failover.py) and the cost of translating to Anthropic- and
 # Gemini-format upstreams (bench/translation.py), and the audit trail's append, index and
 # search over 1,000,000 seeded records (bench/audit.py), provider credential revocation
-# propagation (bench/credentials.py), and policy evaluation latency (bench/policy.py).
+# propagation (bench/credentials.py), the default and a governed configuration with a
+# different prompt per request (bench/unique.py), and policy evaluation latency
+# (bench/policy.py).
 # Prints the results and writes docs/benchmarks.md (not with --no-write). Not a test:
 # numbers on shared machines are noisy.
 #
@@ -28,4 +30,5 @@ python3 bench/failover.py "${failover_args[@]}"
 python3 bench/translation.py "${failover_args[@]}"
 python3 bench/audit.py "${failover_args[@]}"
 python3 bench/credentials.py "${failover_args[@]}"
+python3 bench/unique.py "${failover_args[@]}"
 exec python3 bench/policy.py "${failover_args[@]}"
