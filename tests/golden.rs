@@ -61,6 +61,14 @@ const TRANSLATIONS: &[Translation] = &[
         dir: "chat_stream_to_responses_events",
         run: chat_stream_to_responses_events,
     },
+    Translation {
+        dir: "chat_stream_to_anthropic_events",
+        run: chat_stream_to_anthropic_events,
+    },
+    Translation {
+        dir: "chat_stream_to_gemini_events",
+        run: chat_stream_to_gemini_events,
+    },
 ];
 
 fn parsed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
@@ -117,6 +125,7 @@ fn stream_events(mut events: impl airlock::api::ClientEvents, chunks: &Value) ->
     }
     events.finish(&mut out);
     String::from_utf8_lossy(&out)
+        .replace("\r\n", "\n")
         .split("\n\n")
         .filter_map(|event| event.split_once("data: "))
         .map(|(_, data)| serde_json::from_str(data).unwrap_or(Value::Null))
@@ -126,6 +135,17 @@ fn stream_events(mut events: impl airlock::api::ClientEvents, chunks: &Value) ->
 fn chat_stream_to_responses_events(input: Value) -> Result<Value, String> {
     let request: responses::ResponsesRequest = parsed(input["request"].clone())?;
     let events = responses::stream::ResponsesStream::new(&request);
+    Ok(stream_events(events, &input["chunks"]))
+}
+
+fn chat_stream_to_anthropic_events(input: Value) -> Result<Value, String> {
+    let model = input["request"]["model"].as_str().unwrap_or(MODEL);
+    let events = anthropic::stream::AnthropicStream::new(model);
+    Ok(stream_events(events, &input["chunks"]))
+}
+
+fn chat_stream_to_gemini_events(input: Value) -> Result<Value, String> {
+    let events = gemini::ingress::GeminiEvents::new(MODEL, None);
     Ok(stream_events(events, &input["chunks"]))
 }
 
