@@ -207,17 +207,6 @@ async fn count_tokens_asks_the_first_target_that_can_count() {
     assert_eq!(rows[0].endpoint, "count_tokens");
 }
 
-/// Every request body the mock-upstream at `addr` received.
-async fn upstream_bodies(addr: std::net::SocketAddr) -> Vec<Value> {
-    let url = format!("http://{addr}/mock/requests");
-    send("GET", &url, &[], "")
-        .await
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_codes_request_reaches_every_upstream_kind() {
     let (anthropic, _a) = start_mock(&["--flavor", "anthropic", "--record-requests"]).await;
@@ -250,7 +239,7 @@ async fn claude_codes_request_reaches_every_upstream_kind() {
     }
 
     // vLLM: the system message at its place, the cache marks gone, effort kept.
-    let chat = upstream_bodies(gw.mock).await.pop().unwrap();
+    let chat = common::upstream_bodies(gw.mock).await.pop().unwrap();
     let roles: Vec<&str> = chat["messages"]
         .as_array()
         .unwrap()
@@ -276,7 +265,7 @@ async fn claude_codes_request_reaches_every_upstream_kind() {
     }
 
     // Anthropic: the cache marks re-emitted, the environment a note at its place.
-    let messages_request = upstream_bodies(anthropic).await.pop().unwrap();
+    let messages_request = common::upstream_bodies(anthropic).await.pop().unwrap();
     assert_eq!(
         messages_request["system"][1]["cache_control"],
         json!({"type": "ephemeral"})

@@ -461,17 +461,6 @@ async fn gateway_with(pii: &str) -> Gateway {
     Gateway::start_full("", &["--echo", "--record-requests"], &extra).await
 }
 
-/// Every request body mock-upstream received.
-async fn upstream_bodies(gw: &Gateway) -> Vec<Value> {
-    let url = format!("http://{}/mock/requests", gw.mock);
-    send("GET", &url, &[], "")
-        .await
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 #[tokio::test]
 async fn a_prompt_the_model_cannot_read_within_the_budget_is_refused_in_every_format() {
     let gw = gateway_with("  actions: {default: tokenise}\n  ner: {request_budget_ms: 1}\n").await;
@@ -481,7 +470,7 @@ async fn a_prompt_the_model_cannot_read_within_the_budget_is_refused_in_every_fo
         assert_error_in(&reply, format, 503, "pii_unavailable");
     }
     assert_eq!(
-        upstream_bodies(&gw).await,
+        common::upstream_bodies(gw.mock).await,
         Vec::<Value>::new(),
         "nothing unread went out"
     );
@@ -549,7 +538,7 @@ async fn a_policy_protecting_what_the_model_did_not_read_refuses_the_prompt() {
     let reply = post(&gw.url("/v1/chat/completions"), &gw.key, &chat(&plain)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(reply.headers.contains_key("x-airlock-pii-unscanned"));
-    assert_eq!(upstream_bodies(&gw).await.len(), 1);
+    assert_eq!(common::upstream_bodies(gw.mock).await.len(), 1);
 }
 
 #[tokio::test]
@@ -565,7 +554,7 @@ async fn a_prompt_over_the_byte_limit_is_refused_in_every_format_or_read_in_part
         let reply = ask_in_format(&gw, format, &gw.key, "chat-model", &over, &[]).await;
         assert_error_in(&reply, format, 413, "pii_text_too_large");
     }
-    assert!(upstream_bodies(&gw).await.is_empty());
+    assert!(common::upstream_bodies(gw.mock).await.is_empty());
     let reply = ask_in_format(&gw, "openai", &gw.key, "chat-model", within, &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(model_saw(&gw).await, "Please ask <PERSON_1> to call back.");

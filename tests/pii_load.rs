@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Extra, Gateway, post, send};
+use common::{Extra, Gateway, post};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -119,10 +119,8 @@ async fn a_long_prompt_neither_lets_another_tenants_names_through_nor_holds_them
     let (long_status, long_took) = long.await.unwrap();
 
     // Nothing the model did not read reached it: every body the upstream got.
-    let all = send("GET", &format!("http://{}/mock/requests", gw.mock), &[], "").await;
-    let bodies = all.json();
-    let bodies = bodies.as_array().unwrap();
-    for body in bodies {
+    let bodies = common::upstream_bodies(gw.mock).await;
+    for body in &bodies {
         let text = body.to_string();
         if let Some(name) = NAMES.iter().find(|name| text.contains(*name)) {
             panic!("{name} reached the model in clear: {text}");

@@ -536,6 +536,15 @@ pub async fn wait_for_upstream_cancellation(mock: SocketAddr) {
     }
 }
 
+/// Every request body the mock-upstream at `mock` kept (`--record-requests`), oldest first.
+pub async fn upstream_bodies(mock: SocketAddr) -> Vec<Value> {
+    let url = format!("http://{mock}/mock/requests");
+    let kept = send("GET", &url, &[], Bytes::new()).await.json();
+    kept.as_array()
+        .cloned()
+        .expect("GET /mock/requests answers a list (is --record-requests on?)")
+}
+
 /// What mock-upstream last received.
 pub async fn last_upstream_request(mock: SocketAddr) -> Value {
     send(
